@@ -1,0 +1,155 @@
+"""The ``sealhub`` server command. Local access to the data directory is the trust anchor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from tqdm import tqdm
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.logs import configure_logging
+from gateway.orgs import OrgFileError, parse_orgs_csv
+from storage.directory import Department
+
+IMPORT_BATCH = 50
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sealhub", description=__doc__)
+    parser.add_argument("--data-dir", help="data directory (SEALHUB_DATA_DIR)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTPS gateway")
+    serve.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
+    serve.add_argument("--host", help="listen address (SEALHUB_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", help="listen port (SEALHUB_PORT, default 8443)")
+    serve.add_argument("--demo", action="store_true", help="load the Yulin organisation units")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
+
+    import_orgs = commands.add_parser("import-orgs", help="load organisation units from a CSV")
+    import_orgs.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
+    import_orgs.add_argument("file", type=Path, help="CSV: code,name,name_en,parent,kind")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "SEALHUB_DATA_DIR": getattr(args, "sub_data_dir", None) or args.data_dir,
+        "SEALHUB_HOST": getattr(args, "host", None),
+        "SEALHUB_PORT": getattr(args, "port", None),
+    }
+    return load_settings(overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"sealhub: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(settings, demo=args.demo))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "import-orgs":
+            asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
+    except (ConfigError, OrgFileError) as exc:
+        print(f"sealhub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve(settings: Settings, *, demo: bool) -> None:
+    from gateway.app import create_app
+    from gateway.runtime import open_runtime
+
+    async with open_runtime(settings, demo=demo) as runtime:
+        runner = web.AppRunner(create_app(runtime), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        site = web.TCPSite(
+            runner, settings.host, settings.port, ssl_context=runtime.pki.ssl_context()
+        )
+        await site.start()
+        print(f"sealhub is ready at {settings.public_origin}", flush=True)
+        print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+async def _migrate(settings: Settings) -> None:
+    from gateway.runtime import database_url, prepare_data_dir
+    from storage.migrate import migrate
+
+    prepare_data_dir(settings)
+    async with database_url(settings) as url:
+        applied = await migrate(url)
+    print("applied: " + (", ".join(applied) if applied else "nothing, the schema is current"))
+
+
+def _read_orgs(path: Path) -> list[Department]:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OrgFileError(f"cannot read {path}: {exc}") from None
+    return parse_orgs_csv(text)
+
+
+async def _import_orgs(settings: Settings, departments: list[Department]) -> None:
+    from gateway.runtime import database_url, prepare_data_dir
+    from storage import directory
+    from storage.db import connect
+    from storage.migrate import migrate
+
+    prepare_data_dir(settings)
+    async with database_url(settings) as url:
+        await migrate(url)
+        connection = await connect(url)
+        try:
+            inserted = updated = 0
+            with tqdm(
+                total=len(departments), unit="unit", desc="importing", file=sys.stderr
+            ) as bar:
+                # One transaction for the whole file keeps the import all-or-nothing;
+                # batches only pace the progress bar.
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    for start in range(0, len(departments), IMPORT_BATCH):
+                        batch = departments[start : start + IMPORT_BATCH]
+                        new, changed = await directory.upsert_departments(connection, batch)
+                        inserted += new
+                        updated += changed
+                        bar.update(len(batch))
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                try:
+                    await transaction.commit()
+                except asyncpg.ForeignKeyViolationError as exc:
+                    raise OrgFileError(
+                        f"a parent code is in neither the file nor the directory: {exc.detail}"
+                    ) from None
+        finally:
+            await connection.close()
+    print(f"imported {len(departments)} units: {inserted} new, {updated} updated")

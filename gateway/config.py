@@ -1,0 +1,331 @@
+"""All configuration in one place: environment (and an optional TOML file) into frozen dataclasses.
+
+Every setting is declared once in :data:`SETTINGS`, with its parser and its documentation;
+the README table is checked against that list by a test, so the two cannot drift. A bad
+value stops start-up with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+    code = "config_error"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    bucket: str
+    region: str
+    secure: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str
+    port: int
+    public_url: str
+    database_url: str | None = field(repr=False)
+    s3: S3Settings | None
+    master_key: str | None = field(repr=False)
+    max_document_bytes: int
+    max_json_bytes: int
+    log_level: str
+    log_format: str
+    seal_workers: int
+
+    @property
+    def public_origin(self) -> str:
+        """The public URL without a trailing slash: prefix of token `aud`, DPoP `htu`, CRL URLs."""
+        return self.public_url.rstrip("/")
+
+    @property
+    def public_hostnames(self) -> list[str]:
+        """Names the TLS certificate must cover: the public host plus the listening host."""
+        names = [urlsplit(self.public_url).hostname or "localhost"]
+        for extra in (self.host, "localhost", "127.0.0.1"):
+            if extra not in names and extra not in ("0.0.0.0", "::"):  # noqa: S104
+                names.append(extra)
+        return names
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration knob: where it comes from, how it is parsed, what it means."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return port
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _host(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError("must be an IP address or a host name") from None
+    return value
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _postgres_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError("must be one of " + ", ".join(allowed))
+        return value.lower()
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SEALHUB_DATA_DIR",
+        "data_dir",
+        Path,
+        Path("sealhub-data"),
+        "Data directory: embedded PostgreSQL, object files, keys, `pki/ca.pem`.",
+    ),
+    Setting("SEALHUB_HOST", "host", _host, "127.0.0.1", "Address the HTTPS server listens on."),
+    Setting("SEALHUB_PORT", "port", _port, 8443, "Port the HTTPS server listens on."),
+    Setting(
+        "SEALHUB_PUBLIC_URL",
+        "public_url",
+        _https_url,
+        None,
+        "The one public origin (token `aud`, DPoP `htu`, CRL URLs, webhooks); "
+        "default `https://<host>:<port>`.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "database_url",
+        _postgres_url,
+        None,
+        "PostgreSQL URL (a role that may create the schema); unset: embedded PostgreSQL "
+        "in the data directory.",
+        secret=True,
+    ),
+    Setting(
+        "S3_ENDPOINT",
+        "s3_endpoint",
+        _http_url,
+        None,
+        "S3/MinIO endpoint URL; unset: encrypted files in the data directory.",
+    ),
+    Setting("S3_ACCESS_KEY", "s3_access_key", _text, None, "S3 access key.", secret=True),
+    Setting("S3_SECRET_KEY", "s3_secret_key", _text, None, "S3 secret key.", secret=True),
+    Setting("S3_BUCKET", "s3_bucket", _text, "sealhub", "S3 bucket, created if missing."),
+    Setting("S3_REGION", "s3_region", _text, "us-east-1", "S3 region."),
+    Setting(
+        "SEALHUB_MASTER_KEY",
+        "master_key",
+        _text,
+        None,
+        "Base64 of 32 bytes that encrypt every key and object at rest; unset: "
+        "`<data dir>/secrets/master.key` (0600), created on first start.",
+        secret=True,
+    ),
+    Setting(
+        "SEALHUB_MAX_DOCUMENT_BYTES",
+        "max_document_bytes",
+        _positive_int,
+        256 * MIB,
+        "Largest accepted document, in bytes.",
+    ),
+    Setting(
+        "SEALHUB_MAX_JSON_BYTES",
+        "max_json_bytes",
+        _positive_int,
+        1 * MIB,
+        "Largest accepted JSON body, in bytes.",
+    ),
+    Setting(
+        "SEALHUB_LOG_LEVEL",
+        "log_level",
+        _choice("debug", "info", "warning", "error"),
+        "info",
+        "Log level.",
+    ),
+    Setting(
+        "SEALHUB_LOG_FORMAT",
+        "log_format",
+        _choice("json", "text"),
+        "json",
+        "`json` (one object a line, with the request id) or `text`.",
+    ),
+    Setting(
+        "SEALHUB_SEAL_WORKERS",
+        "seal_workers",
+        _positive_int,
+        2,
+        "Worker processes that parse and seal PDFs (memory and CPU limited).",
+    ),
+)
+
+_BY_ENV = {setting.env: setting for setting in SETTINGS}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from defaults < TOML file (``SEALHUB_CONFIG``) < env < overrides.
+
+    *overrides* are keyed by environment name and come from command-line flags.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    config_file = environ.get("SEALHUB_CONFIG")
+    if config_file:
+        raw.update(_read_toml(Path(config_file)))
+    raw.update({name: value for name, value in environ.items() if name in _BY_ENV and value})
+    raw.update({name: value for name, value in (overrides or {}).items() if value is not None})
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = raw.get(setting.env)
+        if value is None:
+            values[setting.attr] = setting.default
+            continue
+        try:
+            values[setting.attr] = setting.parse(str(value))
+        except ValueError as exc:
+            shown = "(hidden)" if setting.secret else repr(value)
+            raise ConfigError(f"{setting.env}: {exc} (got {shown})") from None
+    return _assemble(values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file uses the environment names as keys (``SEALHUB_PORT = 9443``)."""
+    try:
+        document = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"SEALHUB_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SEALHUB_CONFIG: {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - set(_BY_ENV))
+    if unknown:
+        raise ConfigError(f"SEALHUB_CONFIG: unknown setting(s) {', '.join(unknown)} in {path}")
+    return document
+
+
+def _assemble(values: dict[str, Any]) -> Settings:
+    s3: S3Settings | None = None
+    if values["s3_endpoint"]:
+        for attr, env in (("s3_access_key", "S3_ACCESS_KEY"), ("s3_secret_key", "S3_SECRET_KEY")):
+            if not values[attr]:
+                raise ConfigError(f"{env}: required when S3_ENDPOINT is set")
+        endpoint = urlsplit(values["s3_endpoint"])
+        s3 = S3Settings(
+            endpoint=endpoint.netloc,
+            access_key=values["s3_access_key"],
+            secret_key=values["s3_secret_key"],
+            bucket=values["s3_bucket"],
+            region=values["s3_region"],
+            secure=endpoint.scheme == "https",
+        )
+    public_url = values["public_url"]
+    if public_url is None:
+        host = values["host"]
+        shown_host = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"
+        public_url = f"https://{shown_host}:{values['port']}"
+    return Settings(
+        data_dir=Path(values["data_dir"]).expanduser().resolve(),
+        host=values["host"],
+        port=values["port"],
+        public_url=public_url,
+        database_url=values["database_url"],
+        s3=s3,
+        master_key=values["master_key"],
+        max_document_bytes=values["max_document_bytes"],
+        max_json_bytes=values["max_json_bytes"],
+        log_level=values["log_level"],
+        log_format=values["log_format"],
+        seal_workers=values["seal_workers"],
+    )
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated from :data:`SETTINGS`."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = "—" if setting.default is None else f"`{setting.default}`"
+        lines.append(f"| `{setting.env}` | {default} | {setting.doc} |")
+    return "\n".join(lines)

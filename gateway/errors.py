@@ -1,0 +1,97 @@
+"""The one place where errors become HTTP: RFC 9457 problem+json with a stable ``code``.
+
+Domain packages raise their own exceptions carrying a ``code`` class attribute; this
+module knows which HTTP status each code means. Anything else is a bug: logged with
+its traceback under the request id, answered as a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+PROBLEM_TYPE_BASE = "https://sealhub.invalid/problems/"
+
+# code -> HTTP status. Codes not listed here are treated as bugs (500).
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_json": 400,
+    "invalid_cursor": 400,
+    "invalid_org_file": 400,
+    "not_a_pdf": 415,
+    "unsupported_media_type": 415,
+    "pdf_malformed": 422,
+    "pdf_encrypted": 422,
+    "pdf_too_complex": 422,
+    "classified_not_allowed": 422,
+    "recipient_unknown": 422,
+    "parent_unknown": 422,
+    "invalid_token": 401,
+    "invalid_dpop": 401,
+    "replayed_assertion": 401,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "seal_requires_approval": 403,
+    "seal_revoked": 409,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "already_exists": 409,
+    "conflict": 409,
+    "idempotency_conflict": 409,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "object_corrupt": 500,
+    "storage_unavailable": 503,
+    "database_unavailable": 503,
+    "not_ready": 503,
+}
+
+
+class ApiError(Exception):
+    """An error decided at the HTTP edge (bad parameters, unknown route, ...)."""
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status or STATUS_BY_CODE.get(code, 400)
+
+
+def status_for(exc: BaseException) -> tuple[int, str] | None:
+    """(status, code) for a known domain error, else None (a bug)."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code
+    code = getattr(type(exc), "code", None)
+    if isinstance(code, str) and code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[code], code
+    return None
+
+
+def problem_response(
+    status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return web.Response(
+        status=status,
+        body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        content_type="application/problem+json",
+        charset="utf-8",
+    )
+
+
+def detail_of(exc: BaseException) -> str:
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, str) and detail:
+        return detail
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,81 @@
+"""Service endpoints: liveness, readiness, metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from gateway.errors import problem_response
+from gateway.http import json_response
+from gateway.middleware import METRICS
+from gateway.openapi import build_openapi, json_content
+from gateway.routes_table import routes
+from gateway.runtime import RUNTIME
+
+READY_TIMEOUT_SECONDS = 2.0
+OPENAPI_DOCUMENT: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
+
+
+@routes.add(
+    "GET",
+    "/healthz",
+    summary="The process is up.",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.add(
+    "GET",
+    "/readyz",
+    summary="Database and object store are reachable (else 503).",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            async with runtime.pool.acquire() as connection:
+                await connection.fetchval("SELECT 1")
+    except Exception:  # any failure at all means "not ready", never a 500
+        return problem_response(503, "not_ready", "the database is not reachable")
+    return json_response({"status": "ready", "checks": {"database": "ok"}})
+
+
+@routes.add(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics.",
+    access="public",
+    tag="service",
+    responses={"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+@routes.add(
+    "GET",
+    "/openapi.json",
+    summary="This API as OpenAPI 3.1.",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def openapi(request: web.Request) -> web.Response:
+    if OPENAPI_DOCUMENT not in request.app:
+        raise web.HTTPNotFound()
+    return json_response(request.app[OPENAPI_DOCUMENT])
+
+
+def openapi_document(server_url: str, version: str) -> dict[str, object]:
+    return build_openapi(routes.routes, server_url=server_url, version=version)

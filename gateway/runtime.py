@@ -1,0 +1,92 @@
+"""Everything a running gateway holds: settings, database pool, keys. Opened once, closed once."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.orgs import (
+    DEMO_GROUP_CODE,
+    DEMO_GROUP_NAME,
+    county_governments,
+    demo_orgs_csv,
+    parse_orgs_csv,
+)
+from keys.master import MasterKey, load_or_create_master_key
+from keys.platform import PlatformPki, ensure_platform_pki
+from storage import directory
+from storage.db import create_pool
+from storage.embedded import embedded_postgres
+from storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    master_key: MasterKey
+    pki: PlatformPki
+
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+
+
+@contextlib.asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """``DATABASE_URL``, or the embedded server started for as long as the block runs."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    with embedded_postgres(settings.data_dir) as url:
+        yield url
+
+
+async def load_demo_data(pool: asyncpg.Pool) -> None:
+    departments = parse_orgs_csv(demo_orgs_csv())
+    async with pool.acquire() as connection:
+        inserted, _ = await directory.upsert_departments(connection, departments)
+        await directory.ensure_group(
+            connection, DEMO_GROUP_CODE, DEMO_GROUP_NAME, county_governments(departments)
+        )
+    log.info("demo data loaded", extra={"departments": len(departments), "new": inserted})
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runtime]:
+    prepare_data_dir(settings)
+    master_key = load_or_create_master_key(
+        settings.data_dir / "secrets" / "master.key", settings.master_key
+    )
+    pki = ensure_platform_pki(
+        settings.data_dir,
+        public_url=settings.public_origin,
+        hostnames=settings.public_hostnames,
+        master_key=master_key,
+        now=datetime.now(UTC),
+    )
+    async with database_url(settings) as url:
+        applied = await migrate(url)
+        if applied:
+            log.info("migrations applied", extra={"migrations": ",".join(applied)})
+        pool = await create_pool(url)
+        try:
+            if demo:
+                await load_demo_data(pool)
+            yield Runtime(settings=settings, pool=pool, master_key=master_key, pki=pki)
+        finally:
+            await pool.close()

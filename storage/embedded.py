@@ -1,0 +1,40 @@
+"""An embedded PostgreSQL for the zero-configuration start (no ``DATABASE_URL``).
+
+pgserver ships real PostgreSQL binaries in a wheel; the server lives in the data
+directory and stops when the last handle in this process is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgresError(Exception):
+    code = "database_unavailable"
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """Start (or join) the server in ``data_dir/postgres`` and yield its asyncpg URI."""
+    try:
+        from pgserver.postgres_server import get_server
+    except ImportError:  # pragma: no cover - only on Pythons without pgserver wheels
+        raise EmbeddedPostgresError(
+            "no embedded PostgreSQL for this Python (pgserver has wheels for 3.9-3.12); "
+            "set DATABASE_URL to an existing server"
+        ) from None
+    pgdata = data_dir / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server: Any = get_server(pgdata, cleanup_mode="stop")
+    try:
+        uri: str = server.get_uri()
+        log.info("embedded PostgreSQL ready", extra={"pgdata": str(pgdata)})
+        yield uri
+    finally:
+        server.cleanup()

@@ -1,0 +1,110 @@
+"""Versioned SQL migrations, applied in order, once, under an advisory lock.
+
+Files are ``storage/migrations/NNNN_name.sql``. Each runs in its own transaction as the
+schema owner; ``schema_migrations`` records what ran. Concurrent gateway replicas
+starting together serialize on the lock, so each migration runs exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from storage.db import APP_ROLE, OWNER_ROLE, SCHEMA, DbConnection, connect
+
+_MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+_LOCK_KEY = 0x5EA1_0001
+
+
+class MigrationError(Exception):
+    code = "migration_failed"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        match = _MIGRATION_FILE.fullmatch(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration versions must be 1..n without gaps, found {versions}")
+    return found
+
+
+# The role names are the constants of storage.db, spelled out: DDL takes no parameters.
+_ROLES_SQL = """
+DO $$
+BEGIN
+    BEGIN
+        CREATE ROLE sealhub_owner NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    BEGIN
+        CREATE ROLE sealhub_app NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT sealhub_owner, sealhub_app TO %I', current_user);
+    END IF;
+END $$;
+"""
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Bring the database at *dsn* to the newest schema; returns the names applied now."""
+    migrations = available_migrations()
+    connection = await connect(dsn, role=None)
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        try:
+            return await _apply(connection, migrations)
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    finally:
+        await connection.close()
+
+
+async def _apply(connection: DbConnection, migrations: list[Migration]) -> list[str]:
+    await connection.execute(_ROLES_SQL)
+    await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {OWNER_ROLE}")
+    await connection.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}")
+    await connection.execute(f"SET ROLE {OWNER_ROLE}")
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    applied = {
+        row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")
+    }
+    done = []
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        try:
+            async with connection.transaction():
+                await connection.execute(migration.sql)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+        except asyncpg.PostgresError as exc:
+            raise MigrationError(
+                f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+            ) from exc
+        done.append(f"{migration.version:04d}_{migration.name}")
+    await connection.execute("RESET ROLE")
+    return done

@@ -1,0 +1,85 @@
+"""Configuration: precedence, validation that names the setting, docs in step with code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import SETTINGS, ConfigError, load_settings, settings_table_markdown
+from tests.conftest import REPO
+
+
+def test_defaults_give_a_local_https_gateway(tmp_path: Path) -> None:
+    settings = load_settings({"SEALHUB_DATA_DIR": str(tmp_path)})
+    assert settings.public_url == "https://127.0.0.1:8443"
+    assert settings.database_url is None and settings.s3 is None
+    assert settings.max_document_bytes == 256 * 1024 * 1024
+    assert settings.max_json_bytes == 1024 * 1024
+    assert settings.data_dir == tmp_path.resolve()
+
+
+def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "sealhub.toml"
+    config.write_text(
+        'SEALHUB_PORT = 9000\nSEALHUB_HOST = "0.0.0.0"\nSEALHUB_LOG_LEVEL = "debug"\n'
+    )
+    settings = load_settings(
+        {"SEALHUB_CONFIG": str(config), "SEALHUB_PORT": "9100"}, overrides={"SEALHUB_PORT": "9200"}
+    )
+    assert settings.port == 9200
+    assert settings.log_level == "debug"
+    assert settings.public_url == "https://localhost:9200"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SEALHUB_PORT": "http"}, "SEALHUB_PORT"),
+        ({"SEALHUB_PORT": "70000"}, "SEALHUB_PORT"),
+        ({"SEALHUB_PUBLIC_URL": "http://plain.example"}, "SEALHUB_PUBLIC_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"S3_ENDPOINT": "http://minio:9000"}, "S3_ACCESS_KEY"),
+        ({"SEALHUB_MAX_DOCUMENT_BYTES": "-1"}, "SEALHUB_MAX_DOCUMENT_BYTES"),
+        ({"SEALHUB_LOG_LEVEL": "loud"}, "SEALHUB_LOG_LEVEL"),
+        ({"SEALHUB_HOST": "bad host!"}, "SEALHUB_HOST"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(environ)
+
+
+def test_secret_values_are_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DATABASE_URL": "mysql://user:hunter2@db"})
+    assert "hunter2" not in str(caught.value)
+    settings = load_settings(
+        {
+            "S3_ENDPOINT": "https://s3.example:9000",
+            "S3_ACCESS_KEY": "AK",
+            "S3_SECRET_KEY": "s3cr3t",
+            "SEALHUB_MASTER_KEY": "bWFzdGVy",
+            "DATABASE_URL": "postgresql://u:pw@db/x",
+        }
+    )
+    assert "s3cr3t" not in repr(settings) and "pw@db" not in repr(settings)
+    assert (
+        settings.s3 is not None and settings.s3.secure and settings.s3.endpoint == "s3.example:9000"
+    )
+
+
+def test_unknown_toml_key_and_bad_toml_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "sealhub.toml"
+    config.write_text("SEALHUB_PROT = 1\n")
+    with pytest.raises(ConfigError, match="SEALHUB_PROT"):
+        load_settings({"SEALHUB_CONFIG": str(config)})
+    config.write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match="SEALHUB_CONFIG"):
+        load_settings({"SEALHUB_CONFIG": str(config)})
+
+
+def test_readme_table_lists_every_setting() -> None:
+    readme = (REPO / "README.md").read_text("utf-8")
+    assert settings_table_markdown() in readme
+    assert len(SETTINGS) >= 10
