@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from aiohttp import web
 
-from gateway import __version__
-from gateway.handlers import directory, service
+from gateway import __version__, handlers
+from gateway.handlers import service
 from gateway.metrics import Metrics
 from gateway.middleware import METRICS, observe
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
 
-HANDLER_MODULES = (service, directory)
+
+def _load_handler_modules() -> None:
+    """Every module in gateway/handlers registers its routes on import."""
+    for module in pkgutil.iter_modules(handlers.__path__):
+        importlib.import_module(f"{handlers.__name__}.{module.name}")
 
 
 def create_app(runtime: Runtime) -> web.Application:
+    _load_handler_modules()
     app = web.Application(middlewares=[observe], client_max_size=runtime.settings.max_json_bytes)
     app[RUNTIME] = runtime
     app[METRICS] = Metrics()

@@ -5,7 +5,12 @@ Layout under ``DATA_DIR/pki``::
     ca.pem              root certificate (what clients trust); written last, marks completion
     chain.pem           seal CA, TLS CA and TSA certificates (untrusted intermediates)
     certs/*.pem         each certificate alone; tls-server-chain.pem = server + TLS CA
-    private/            private keys, each wrapped under the master key (mode 0700/0600)
+    crl/root.crl        the root's CRL (DER), long-lived because the root key may be offline
+    private/            scratch space for the TLS key handed to ``ssl`` (mode 0700)
+
+Private keys live in the :class:`~keys.keystore.KeyStore` (``DATA_DIR/keystore`` by default),
+under the purposes ``pki:root``, ``pki:seal-ca``, ``pki:tls-ca``, ``tsa`` and ``tls-server``; the
+key of a certificate is found by its kid, the RFC 7638 thumbprint of the certificate's key.
 
 Several gateway processes may start at once on one data directory: a file lock serialises the
 first-start creation so they all end up with the same hierarchy.
@@ -18,9 +23,9 @@ import os
 import secrets
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,16 +33,40 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keys import pki
-from keys.master import MasterKey, MasterKeyError
+from keys import crl, pki
+from keys.keystore import (
+    FileKeyStore,
+    KeyNotFoundError,
+    KeyStore,
+    KeyStoreError,
+    jwk_thumbprint,
+)
+from keys.master import MasterKey
 
 TLS_RENEW_BEFORE = timedelta(days=30)
+# The root signs its CRL rarely (it only certifies three certificates) and may be offline, so
+# its CRL is valid for a year; re-sign it with the exported key before then.
+ROOT_CRL_VALIDITY = timedelta(days=365)
+MIN_EXPORT_PASSPHRASE = 12
+
+ROOT_PURPOSE = "pki:root"
+SEAL_CA_PURPOSE = "pki:seal-ca"
+TLS_CA_PURPOSE = "pki:tls-ca"
+TSA_PURPOSE = "tsa"
+TLS_SERVER_PURPOSE = "tls-server"
 
 _ROOT = "root"
 _SEAL_CA = "seal-ca"
 _TLS_CA = "tls-ca"
 _TSA = "tsa"
 _TLS_SERVER = "tls-server"
+_PURPOSES = {
+    _ROOT: ROOT_PURPOSE,
+    _SEAL_CA: SEAL_CA_PURPOSE,
+    _TLS_CA: TLS_CA_PURPOSE,
+    _TSA: TSA_PURPOSE,
+    _TLS_SERVER: TLS_SERVER_PURPOSE,
+}
 
 
 class PlatformPkiError(Exception):
@@ -69,6 +98,7 @@ class PlatformPki:
     tls_ca: CertifiedKey
     tsa: CertifiedKey
     tls_server: CertifiedKey
+    keystore: KeyStore = field(repr=False)
     root_key: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -91,6 +121,10 @@ class PlatformPki:
         """Server certificate followed by the TLS CA (what a TLS server sends)."""
         return self.pki_dir / "certs" / "tls-server-chain.pem"
 
+    @property
+    def root_crl_path(self) -> Path:
+        return self.pki_dir / "crl" / "root.crl"
+
     def cert_path(self, name: str) -> Path:
         """``root``, ``seal-ca``, ``tls-ca``, ``tsa`` or ``tls-server``."""
         return self.pki_dir / "certs" / f"{name}.pem"
@@ -101,6 +135,56 @@ class PlatformPki:
     @property
     def chain_certs(self) -> list[x509.Certificate]:
         return [self.seal_ca.cert, self.tls_ca.cert, self.tsa.cert]
+
+    def issue_seal_certificate(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        department_name_zh: str,
+        department_code: str,
+        seal_id: str,
+        now: datetime,
+        validity_days: int = pki.SEAL_VALIDITY_DAYS,
+        seal_name: str | None = None,
+    ) -> x509.Certificate:
+        """A seal certificate from the seal CA (never the root), naming the seal CA's CRL."""
+        return pki.issue_seal_certificate(
+            self.seal_ca.key,
+            self.seal_ca.cert,
+            public_key,
+            department_name_zh=department_name_zh,
+            department_code=department_code,
+            seal_id=seal_id,
+            crl_url=self.crl_url(pki.SEAL_CA_NAME),
+            now=now,
+            validity_days=validity_days,
+            seal_name=seal_name,
+        )
+
+    def build_crl(
+        self,
+        ca_name: str,
+        revoked: Iterable[crl.RevokedCertificate],
+        *,
+        now: datetime,
+        previous_number: int | None = None,
+    ) -> bytes:
+        """A fresh DER CRL of ``seal-ca`` or ``tls-ca`` (the root's is :meth:`root_crl`)."""
+        issuers = {pki.SEAL_CA_NAME: self.seal_ca, pki.TLS_CA_NAME: self.tls_ca}
+        if ca_name not in issuers:
+            raise PlatformPkiError(f"no online CA named {ca_name!r}")
+        issuer = issuers[ca_name]
+        return crl.build_crl(
+            issuer.key,
+            issuer.cert,
+            revoked,
+            crl_number=crl.next_crl_number(now, previous_number),
+            now=now,
+        )
+
+    def root_crl(self) -> bytes:
+        """The root's CRL as last signed (at set-up, on start while the key is here, at export)."""
+        return self.root_crl_path.read_bytes()
 
     def ssl_context(self) -> ssl.SSLContext:
         """A TLS 1.2+ server context.
@@ -127,6 +211,46 @@ class PlatformPki:
             Path(tmp_name).unlink(missing_ok=True)
         return context
 
+    def export_root_key(
+        self, path: Path, passphrase: bytes, *, now: datetime | None = None
+    ) -> PlatformPki:
+        """Write the root key to *path* (encrypted PKCS#8 PEM), then delete it from the key store.
+
+        Before the key goes, the root signs a CRL valid for a year (nothing it issued is
+        revoked). Returns the platform without the root key; everything else keeps working.
+        """
+        if self.root_key is None:
+            raise PlatformPkiError("the root key is not in the key store (already exported?)")
+        if len(passphrase) < MIN_EXPORT_PASSPHRASE:
+            raise PlatformPkiError(
+                f"the export passphrase needs at least {MIN_EXPORT_PASSPHRASE} bytes"
+            )
+        if path.exists():
+            raise PlatformPkiError(f"{path} exists; refusing to overwrite it")
+        now = now or datetime.now(UTC)
+        encrypted = self.root_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+        _atomic_write(path, encrypted, 0o600)
+        if load_exported_root_key(path, passphrase).public_key() != self.root_cert.public_key():
+            raise PlatformPkiError("the exported root key does not read back; key store kept")
+        _write_root_crl(self.pki_dir, self.root_key, self.root_cert, now)
+        self.keystore.delete(ROOT_PURPOSE, jwk_thumbprint(self.root_key.public_key()))
+        return replace(self, root_key=None)
+
+
+def load_exported_root_key(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
+    """Read back what :meth:`PlatformPki.export_root_key` wrote (offline re-signing)."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+    except (OSError, ValueError, TypeError):
+        raise PlatformPkiError("cannot open the exported root key (wrong passphrase?)") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PlatformPkiError("the exported root key is not an EC key")
+    return key
+
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -151,49 +275,6 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-class _WrappedKeyFiles:
-    """Private keys as PKCS#8 DER wrapped under the master key, one file per key."""
-
-    def __init__(self, directory: Path, master_key: MasterKey) -> None:
-        self._dir = directory
-        self._master = master_key
-
-    def __repr__(self) -> str:
-        return f"_WrappedKeyFiles({str(self._dir)!r})"
-
-    def _path(self, name: str) -> Path:
-        return self._dir / f"{name}.key.wrapped"
-
-    @staticmethod
-    def _context(name: str) -> bytes:
-        return b"sealhub platform pki key:" + name.encode("ascii")
-
-    def put(self, name: str, key: ec.EllipticCurvePrivateKey) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        der = key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _atomic_write(self._path(name), self._master.wrap(der, self._context(name)), 0o600)
-
-    def get(self, name: str) -> ec.EllipticCurvePrivateKey | None:
-        path = self._path(name)
-        if not path.exists():
-            return None
-        try:
-            der = self._master.unwrap(path.read_bytes(), self._context(name))
-        except MasterKeyError:
-            raise PlatformPkiError(f"the {name} key does not open with this master key") from None
-        key = serialization.load_der_private_key(der, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise PlatformPkiError(f"the {name} key is not an EC key")
-        return key
-
-    def delete(self, name: str) -> None:
-        self._path(name).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -228,8 +309,31 @@ def _write_public_files(pki_dir: Path, certs: dict[str, x509.Certificate]) -> No
     _atomic_write(pki_dir / "ca.pem", _pem(certs[_ROOT]))
 
 
+def _write_root_crl(
+    pki_dir: Path, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate, now: datetime
+) -> None:
+    path = pki_dir / "crl" / "root.crl"
+    previous = crl.crl_number_of(crl.load_crl(path.read_bytes())) if path.exists() else None
+    der = crl.build_crl(
+        root_key,
+        root,
+        [],
+        crl_number=crl.next_crl_number(now, previous),
+        now=now,
+        next_update_in=ROOT_CRL_VALIDITY,
+    )
+    _atomic_write(path, der)
+
+
+def _store(keystore: KeyStore, name: str, key: ec.EllipticCurvePrivateKey, now: datetime) -> None:
+    try:
+        keystore.import_key(_PURPOSES[name], key, now=now)
+    except KeyStoreError:
+        raise PlatformPkiError(f"cannot store the {name} key") from None
+
+
 def _create(
-    pki_dir: Path, keys: _WrappedKeyFiles, public_url: str, hostnames: list[str], now: datetime
+    pki_dir: Path, keystore: KeyStore, public_url: str, hostnames: list[str], now: datetime
 ) -> None:
     root_key, root = pki.new_root_ca("sealhub Root CA", now=now)
     root_crl = pki.crl_url(public_url, pki.ROOT_CA_NAME)
@@ -251,19 +355,36 @@ def _create(
         (_TSA, tsa_key),
         (_TLS_SERVER, server_key),
     ):
-        keys.put(name, key)
+        _store(keystore, name, key, now)
+    _write_root_crl(pki_dir, root_key, root, now)
     _write_public_files(
         pki_dir,
         {_ROOT: root, _SEAL_CA: seal_ca, _TLS_CA: tls_ca, _TSA: tsa, _TLS_SERVER: server},
     )
 
 
-def _certified(keys: _WrappedKeyFiles, name: str, cert: x509.Certificate) -> CertifiedKey:
-    key = keys.get(name)
+def _key_for(
+    keystore: KeyStore, name: str, cert: x509.Certificate
+) -> ec.EllipticCurvePrivateKey | None:
+    """The stored key whose kid is the thumbprint of *cert*'s public key, if any."""
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise PlatformPkiError(f"the {name} certificate does not hold an EC key")
+    try:
+        key = keystore.get_private(_PURPOSES[name], jwk_thumbprint(public))
+    except KeyNotFoundError:
+        return None
+    except KeyStoreError as exc:
+        raise PlatformPkiError(f"the {name} key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != public:
+        raise PlatformPkiError(f"the {name} private key does not match its certificate")
+    return key
+
+
+def _certified(keystore: KeyStore, name: str, cert: x509.Certificate) -> CertifiedKey:
+    key = _key_for(keystore, name, cert)
     if key is None:
         raise PlatformPkiError(f"the {name} private key is missing")
-    if key.public_key() != cert.public_key():
-        raise PlatformPkiError(f"the {name} private key does not match its certificate")
     return CertifiedKey(name=name, cert=cert, key=key)
 
 
@@ -282,54 +403,75 @@ def _tls_needs_renewal(
     )
 
 
+def _renew_tls_server(
+    keystore: KeyStore, tls_ca: CertifiedKey, hostnames: list[str], public_url: str, now: datetime
+) -> x509.Certificate:
+    """New key and certificate (the caller removes the old key once the files are written)."""
+    server_key, server = pki.issue_tls_server(
+        tls_ca.key,
+        tls_ca.cert,
+        hostnames,
+        crl_url=pki.crl_url(public_url, pki.TLS_CA_NAME),
+        now=now,
+    )
+    _store(keystore, _TLS_SERVER, server_key, now)
+    return server
+
+
 def ensure_platform_pki(
     data_dir: Path,
     *,
     public_url: str,
     hostnames: list[str],
-    master_key: MasterKey,
+    master_key: MasterKey | None = None,
+    keystore: KeyStore | None = None,
     now: datetime | None = None,
 ) -> PlatformPki:
     """Create the hierarchy on first start, load it afterwards; renew the TLS server certificate
-    when the host names or the public URL changed or it is within 30 days of expiry."""
+    when the host names or the public URL changed or it is within 30 days of expiry.
+
+    Keys go to *keystore*, or to a :class:`FileKeyStore` in ``DATA_DIR/keystore`` opened with
+    *master_key*.
+    """
     now = now or datetime.now(UTC)
     if not hostnames:
         raise PlatformPkiError("at least one host name is needed for the TLS certificate")
     pki.normalize_hostnames(hostnames)  # refuse bad names before touching the disk
+    if keystore is None:
+        if master_key is None:
+            raise PlatformPkiError("a master key or a key store is needed")
+        keystore = FileKeyStore(data_dir / "keystore", master_key)
     pki_dir = data_dir / "pki"
-    keys = _WrappedKeyFiles(pki_dir / "private", master_key)
     with _locked(pki_dir):
         (pki_dir / "private").mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(pki_dir / "private", 0o700)
         if not (pki_dir / "ca.pem").exists():
-            _create(pki_dir, keys, public_url, hostnames, now)
+            _create(pki_dir, keystore, public_url, hostnames, now)
         root = _load_cert(pki_dir / "ca.pem")
         certs = {
             name: _load_cert(pki_dir / "certs" / f"{name}.pem")
             for name in (_SEAL_CA, _TLS_CA, _TSA, _TLS_SERVER)
         }
-        tls_ca = _certified(keys, _TLS_CA, certs[_TLS_CA])
+        tls_ca = _certified(keystore, _TLS_CA, certs[_TLS_CA])
         if _tls_needs_renewal(certs[_TLS_SERVER], tls_ca.cert, hostnames, public_url, now):
-            server_key, server = pki.issue_tls_server(
-                tls_ca.key,
-                tls_ca.cert,
-                hostnames,
-                crl_url=pki.crl_url(public_url, pki.TLS_CA_NAME),
-                now=now,
-            )
-            keys.put(_TLS_SERVER, server_key)
-            certs[_TLS_SERVER] = server
+            old_kids = [info.kid for info in keystore.infos(TLS_SERVER_PURPOSE)]
+            certs[_TLS_SERVER] = _renew_tls_server(keystore, tls_ca, hostnames, public_url, now)
             _write_public_files(pki_dir, {_ROOT: root, **certs})
-        root_key = keys.get(_ROOT)
-        if root_key is not None and root_key.public_key() != root.public_key():
-            raise PlatformPkiError("the root private key does not match the root certificate")
+            for kid in old_kids:  # only now is the new certificate on disk
+                keystore.delete(TLS_SERVER_PURPOSE, kid)
+        root_key = _key_for(keystore, _ROOT, root)
+        if root_key is not None:
+            root_crl = crl.load_crl((pki_dir / "crl" / "root.crl").read_bytes())
+            if crl.needs_refresh(root_crl, now, margin=timedelta(days=30)):
+                _write_root_crl(pki_dir, root_key, root, now)
         return PlatformPki(
             pki_dir=pki_dir,
             public_url=public_url,
             root_cert=root,
-            seal_ca=_certified(keys, _SEAL_CA, certs[_SEAL_CA]),
+            seal_ca=_certified(keystore, _SEAL_CA, certs[_SEAL_CA]),
             tls_ca=tls_ca,
-            tsa=_certified(keys, _TSA, certs[_TSA]),
-            tls_server=_certified(keys, _TLS_SERVER, certs[_TLS_SERVER]),
+            tsa=_certified(keystore, _TSA, certs[_TSA]),
+            tls_server=_certified(keystore, _TLS_SERVER, certs[_TLS_SERVER]),
+            keystore=keystore,
             root_key=root_key,
         )

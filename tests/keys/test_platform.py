@@ -11,12 +11,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from asn1crypto import tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from keys import pki
+from keys import crl, pki
+from keys.keystore import jwk_thumbprint
 from keys.master import MasterKey
-from keys.platform import PlatformPki, PlatformPkiError, ensure_platform_pki
+from keys.platform import (
+    PlatformPki,
+    PlatformPkiError,
+    ensure_platform_pki,
+    load_exported_root_key,
+)
+from keys.tsa import TimeStampAuthority, respond, token_from_response
 
 from .conftest import OpenSsl
 
@@ -45,17 +53,22 @@ def test_first_start_writes_root_chain_and_wrapped_keys(platform: PlatformPki) -
         platform.tsa.cert,
     ]
     assert platform.has_root_key
-    private = platform.pki_dir / "private"
-    assert private.stat().st_mode & 0o777 == 0o700
-    wrapped = sorted(private.iterdir())
-    assert len(wrapped) == 5
-    for path in wrapped:
-        assert path.stat().st_mode & 0o777 == 0o600
+    assert (platform.pki_dir / "private").stat().st_mode & 0o777 == 0o700
+    keystore_dir = platform.pki_dir.parent / "keystore"
+    assert sorted(p.name for p in keystore_dir.iterdir()) == [
+        "pki%3Aroot",
+        "pki%3Aseal-ca",
+        "pki%3Atls-ca",
+        "tls-server",
+        "tsa",
+    ]
+    for path in keystore_dir.rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0
     scalars = [
         ck.key.private_numbers().private_value.to_bytes(32, "big")
         for ck in (platform.seal_ca, platform.tls_ca, platform.tsa, platform.tls_server)
     ]
-    everything = b"".join(p.read_bytes() for p in platform.pki_dir.rglob("*") if p.is_file())
+    everything = b"".join(p.read_bytes() for p in platform.pki_dir.parent.rglob("*") if p.is_file())
     for scalar in scalars:
         assert scalar not in everything
         assert scalar.hex() not in repr(platform) + repr(platform.seal_ca) + str(platform.tsa)
@@ -201,3 +214,92 @@ async def test_https_client_refuses_wrong_name_and_unknown_root(
 
 def test_tls_context_refuses_tls_1_1(platform: PlatformPki) -> None:
     assert platform.ssl_context().minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_tls_renewal_replaces_the_old_server_key(
+    tmp_path: Path, master_key: MasterKey, platform: PlatformPki
+) -> None:
+    renewed = _ensure(tmp_path / "data", master_key, ["other.test"])
+    infos = renewed.keystore.infos("tls-server")
+    assert [i.kid for i in infos] == [jwk_thumbprint(renewed.tls_server.key.public_key())]
+    assert renewed.tls_server.key.public_key() != platform.tls_server.key.public_key()
+
+
+def test_root_key_export_then_the_platform_keeps_working(
+    tmp_path: Path, master_key: MasterKey, platform: PlatformPki, openssl: OpenSsl
+) -> None:
+    exported = tmp_path / "offline" / "root-key.pem"
+    passphrase = b"correct horse battery staple"
+    with pytest.raises(PlatformPkiError, match="passphrase"):
+        platform.export_root_key(exported, b"short")
+    after = platform.export_root_key(exported, passphrase)
+    assert not after.has_root_key
+    assert exported.stat().st_mode & 0o777 == 0o600
+    assert b"ENCRYPTED PRIVATE KEY" in exported.read_bytes()
+    back = load_exported_root_key(exported, passphrase)
+    assert platform.root_key is not None
+    assert back.private_numbers() == platform.root_key.private_numbers()
+    with pytest.raises(PlatformPkiError, match="passphrase"):
+        load_exported_root_key(exported, b"wrong passphrase!!")
+    # The key store no longer holds the root key, not even on disk.
+    assert after.keystore.infos("pki:root") == []
+    root_scalar = platform.root_key.private_numbers().private_value.to_bytes(32, "big")
+    assert not list((tmp_path / "data" / "keystore" / "pki%3Aroot").glob("*.json"))
+    with pytest.raises(PlatformPkiError, match="already exported"):
+        after.export_root_key(tmp_path / "again.pem", passphrase)
+
+    # A restart (new process) works without the root key: HTTPS, renewal, seals, TSA, CRLs.
+    restarted = _ensure(tmp_path / "data", master_key, ["localhost", "renamed.test"])
+    assert not restarted.has_root_key
+    assert restarted.root_cert == platform.root_cert
+    assert "renamed.test" in pki.subject_alternative_names(restarted.tls_server.cert)
+    assert isinstance(restarted.ssl_context(), ssl.SSLContext)
+    seal = restarted.issue_seal_certificate(
+        pki.new_private_key().public_key(),
+        department_name_zh="玉林市审计局",
+        department_code="450900-044",
+        seal_id="after-export",
+        now=datetime.now(UTC),
+    )
+    assert seal.issuer == restarted.seal_ca.cert.subject
+    seal_pem = tmp_path / "seal.pem"
+    seal_pem.write_bytes(seal.public_bytes(serialization.Encoding.PEM))
+    result = openssl(
+        "verify", "-CAfile", restarted.ca_pem_path, "-untrusted", restarted.chain_pem_path, seal_pem
+    )
+    assert result.stdout.strip() == f"{seal_pem}: OK", result.stderr
+    tsa = TimeStampAuthority(cert=restarted.tsa.cert, key=restarted.tsa.key)
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "hashed_message": bytes(32),
+            },
+            "cert_req": True,
+        }
+    )
+    assert token_from_response(respond(tsa, request.dump(), serial_number=1, now=datetime.now(UTC)))
+    seal_crl = restarted.build_crl(
+        pki.SEAL_CA_NAME,
+        [crl.RevokedCertificate(seal.serial_number, datetime.now(UTC))],
+        now=datetime.now(UTC),
+    )
+    assert crl.load_crl(seal_crl).get_revoked_certificate_by_serial_number(seal.serial_number)
+    root_crl = crl.load_crl(restarted.root_crl())
+    assert root_crl.is_signature_valid(back.public_key())
+    assert root_crl.next_update_utc is not None
+    assert root_crl.next_update_utc > datetime.now(UTC) + timedelta(days=300)
+    with pytest.raises(PlatformPkiError):
+        restarted.build_crl("root", [], now=datetime.now(UTC))
+    everything = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert root_scalar not in everything
+
+
+def test_root_crl_written_at_setup_and_parsed_by_openssl(
+    platform: PlatformPki, openssl: OpenSsl
+) -> None:
+    result = openssl("crl", "-inform", "DER", "-in", platform.root_crl_path, "-noout", "-text")
+    assert result.returncode == 0, result.stderr
+    assert "sealhub Root CA" in result.stdout
+    assert "No Revoked Certificates." in result.stdout
