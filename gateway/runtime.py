@@ -26,6 +26,13 @@ from storage import directory
 from storage.db import create_pool
 from storage.embedded import embedded_postgres
 from storage.migrate import migrate
+from storage.objects import (
+    FilesystemStoreConfig,
+    ObjectStore,
+    S3StoreConfig,
+    StoreConfig,
+    open_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ class Runtime:
     pool: asyncpg.Pool
     master_key: MasterKey
     pki: PlatformPki
+    objects: ObjectStore
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -44,6 +52,20 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 def prepare_data_dir(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
+
+
+def object_store_config(settings: Settings) -> StoreConfig:
+    """S3/MinIO when ``S3_ENDPOINT`` is set, else encrypted files in the data directory."""
+    if settings.s3 is None:
+        return FilesystemStoreConfig(root=settings.data_dir / "objects")
+    return S3StoreConfig(
+        endpoint=settings.s3.endpoint,
+        access_key=settings.s3.access_key,
+        secret_key=settings.s3.secret_key,
+        bucket=settings.s3.bucket,
+        region=settings.s3.region,
+        secure=settings.s3.secure,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -83,10 +105,14 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
         applied = await migrate(url)
         if applied:
             log.info("migrations applied", extra={"migrations": ",".join(applied)})
+        objects = await open_store(object_store_config(settings), master_key)
         pool = await create_pool(url)
         try:
             if demo:
                 await load_demo_data(pool)
-            yield Runtime(settings=settings, pool=pool, master_key=master_key, pki=pki)
+            yield Runtime(
+                settings=settings, pool=pool, master_key=master_key, pki=pki, objects=objects
+            )
         finally:
             await pool.close()
+            await objects.aclose()

@@ -29,6 +29,8 @@ import pytest
 
 from storage.migrate import migrate
 
+pytest_plugins = ["tests.s3server"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 TEMPLATE_DB = "sealhub_test_template"

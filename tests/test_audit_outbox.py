@@ -42,4 +42,4 @@ def test_events_are_validated() -> None:
     with pytest.raises(ValueError):
         AuditEvent("Bad Type", datetime.now(UTC))
     with pytest.raises(ValueError):
-        AuditEvent("login.failed", datetime(2026, 1, 1))  # noqa: DTZ001
+        AuditEvent("login.failed", datetime(2026, 1, 1))

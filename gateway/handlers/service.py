@@ -12,8 +12,10 @@ from gateway.middleware import METRICS
 from gateway.openapi import build_openapi, json_content
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
+from storage.objects import ObjectNotFound
 
 READY_TIMEOUT_SECONDS = 2.0
+PROBE_OBJECT_KEY = "0" * 32
 OPENAPI_DOCUMENT: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
 
 
@@ -45,7 +47,15 @@ async def readyz(request: web.Request) -> web.Response:
                 await connection.fetchval("SELECT 1")
     except Exception:  # any failure at all means "not ready", never a 500
         return problem_response(503, "not_ready", "the database is not reachable")
-    return json_response({"status": "ready", "checks": {"database": "ok"}})
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            # A well-formed key that is never issued: "not found" proves the store answers.
+            await runtime.objects.stat(PROBE_OBJECT_KEY)
+    except ObjectNotFound:
+        pass
+    except Exception:
+        return problem_response(503, "not_ready", "the object store is not reachable")
+    return json_response({"status": "ready", "checks": {"database": "ok", "objects": "ok"}})
 
 
 @routes.add(
