@@ -8,7 +8,7 @@ import pkgutil
 from aiohttp import web
 
 from gateway import __version__, handlers
-from gateway.handlers import service
+from gateway.handlers import pki, service
 from gateway.metrics import Metrics
 from gateway.middleware import METRICS, observe
 from gateway.routes_table import routes
@@ -29,5 +29,6 @@ def create_app(runtime: Runtime) -> web.Application:
     app[service.OPENAPI_DOCUMENT] = service.openapi_document(
         runtime.settings.public_origin, __version__
     )
+    app[pki.CRLS] = pki.CrlCache()
     routes.install(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from tqdm import tqdm
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.logs import configure_logging
 from gateway.orgs import OrgFileError, parse_orgs_csv
+from keys.master import MasterKeyError, load_or_create_master_key
+from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
 
 IMPORT_BATCH = 50
@@ -39,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     import_orgs = commands.add_parser("import-orgs", help="load organisation units from a CSV")
     import_orgs.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
     import_orgs.add_argument("file", type=Path, help="CSV: code,name,name_en,parent,kind")
+
+    pki = commands.add_parser("pki", help="platform PKI administration")
+    pki_commands = pki.add_subparsers(dest="pki_command", required=True, metavar="PKI_COMMAND")
+    export_root = pki_commands.add_parser(
+        "export-root", help="write the root CA key encrypted to a file and remove it here"
+    )
+    export_root.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
+    export_root.add_argument("--out", type=Path, required=True, help="file to create (0600)")
+    export_root.add_argument(
+        "--passphrase-file", type=Path, help="read the passphrase from this file, not a prompt"
+    )
     return parser
 
 
@@ -66,12 +80,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "import-orgs":
             asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
-    except (ConfigError, OrgFileError) as exc:
+        elif args.command == "pki" and args.pki_command == "export-root":
+            _export_root(settings, args.out, _passphrase(args.passphrase_file))
+    except (ConfigError, OrgFileError, PlatformPkiError, MasterKeyError) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _passphrase(path: Path | None) -> bytes:
+    if path is not None:
+        return path.read_bytes().rstrip(b"\r\n")
+    first = getpass.getpass("passphrase for the exported root key: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passphrases differ")
+    return first.encode("utf-8")
+
+
+def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
+    """After this the root key lives only in *out*: keep it offline. Issuing CAs keep working."""
+    from gateway.runtime import prepare_data_dir
+
+    prepare_data_dir(settings)
+    master_key = load_or_create_master_key(
+        settings.data_dir / "secrets" / "master.key", settings.master_key
+    )
+    platform = ensure_platform_pki(
+        settings.data_dir,
+        public_url=settings.public_origin,
+        hostnames=settings.public_hostnames,
+        master_key=master_key,
+    )
+    platform.export_root_key(out, passphrase)
+    print(f"root CA key written to {out} (encrypted) and removed from {settings.data_dir}")
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
