@@ -1,0 +1,409 @@
+"""PAdES sealing: the first seal certifies the document, later seals are approval signatures.
+
+Each seal is one incremental update with a visible field showing the red seal image. For
+B-LT the revocation data goes into the DSS of the same revision as the signature, so the
+last seal still covers the whole file as pdfsig and Acrobat report it.
+
+Speed: the CMS container size is fixed from the certificates instead of pyhanko's dry-run
+estimate, and the seal image is compressed once per seal and copied into each document.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import io
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from PIL import Image, ImageStat
+from pyhanko.pdf_utils import generic, layout
+from pyhanko.pdf_utils.content import PdfContent, ResourceType
+from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
+from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.stamp import StaticStampStyle
+from pyhanko_certvalidator import ValidationContext
+
+from seals._aio import run_sync
+from seals.errors import CertificationForbids, PdfMalformed, SealingError
+from seals.pdfcheck import (
+    DEFAULT_MAX_BYTES,
+    PdfInfo,
+    get_object,
+    open_pdf,
+)
+from seals.signer import SealSigner
+
+# A real seal is 42 mm across, 119 pt.
+DEFAULT_SEAL_SIZE = 119.0
+DEFAULT_MARGIN = 56.0
+_GAP = 12.0
+_CMS_OVERHEAD = 1024
+_TST_ALLOWANCE = 4096
+
+
+class Level(enum.StrEnum):
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+
+
+@dataclass(frozen=True)
+class FieldPlacement:
+    """Where the seal goes: a page index (negative counts from the end) and an optional box.
+
+    Without a box the seal sits in the lower right corner, moved left for each seal already
+    on the document so joint documents show the departments side by side.
+    """
+
+    page: int = -1
+    box: tuple[float, float, float, float] | None = None
+    size: float = DEFAULT_SEAL_SIZE
+    margin: float = DEFAULT_MARGIN
+
+
+class SealAppearance:
+    """The seal image compressed once; every document gets a copy of the ready streams."""
+
+    def __init__(self, png: bytes) -> None:
+        with Image.open(io.BytesIO(png)) as img:
+            rgba = img.convert("RGBA")
+        self.width, self.height = rgba.size
+        rgb = rgba.convert("RGB")
+        opaque = rgba.getchannel("A").point(lambda a: 255 if a > 128 else 0)
+        stat = ImageStat.Stat(rgb, mask=opaque)
+        if stat.count[0] and max(stat.stddev) < 40:
+            # A one-colour seal: the alpha channel carries the shape, so a flat colour
+            # plane (a few hundred bytes compressed) replaces the full RGB image.
+            colour = tuple(round(c) for c in stat.mean)
+            rgb = Image.new("RGB", rgba.size, colour)
+        self._rgb = zlib.compress(rgb.tobytes(), 6)
+        self._alpha = zlib.compress(rgba.getchannel("A").tobytes(), 6)
+
+    def _image_stream(self, data: bytes, colour_space: str) -> generic.StreamObject:
+        stream = generic.StreamObject(
+            {
+                pdf_name("/Type"): pdf_name("/XObject"),
+                pdf_name("/Subtype"): pdf_name("/Image"),
+                pdf_name("/Width"): _number(self.width),
+                pdf_name("/Height"): _number(self.height),
+                pdf_name("/ColorSpace"): pdf_name(colour_space),
+                pdf_name("/BitsPerComponent"): _number(8),
+                pdf_name("/Filter"): pdf_name("/FlateDecode"),
+            },
+            encoded_data=data,
+        )
+        return stream
+
+    def add_to(self, writer: BasePdfFileWriter) -> generic.IndirectObject:
+        smask = writer.add_object(self._image_stream(self._alpha, "/DeviceGray"))
+        image = self._image_stream(self._rgb, "/DeviceRGB")
+        image[pdf_name("/SMask")] = smask
+        ref: generic.IndirectObject = writer.add_object(image)
+        return ref
+
+    def stamp_style(self) -> StaticStampStyle:
+        return StaticStampStyle(
+            border_width=0,
+            background=_SealContent(self),
+            background_opacity=1.0,
+            background_layout=layout.SimpleBoxLayoutRule(
+                x_align=layout.AxisAlignment.ALIGN_MID,
+                y_align=layout.AxisAlignment.ALIGN_MID,
+                margins=layout.Margins(0, 0, 0, 0),
+            ),
+        )
+
+
+class _SealContent(PdfContent):
+    def __init__(self, appearance: SealAppearance) -> None:
+        super().__init__(
+            box=layout.BoxConstraints(width=appearance.width, height=appearance.height)
+        )
+        self._appearance = appearance
+
+    def render(self) -> bytes:
+        ref = self._appearance.add_to(self._ensure_writer)
+        self.set_resource(ResourceType.XOBJECT, pdf_name("/Seal"), ref)
+        return b"q %d 0 0 %d 0 0 cm /Seal Do Q" % (self._appearance.width, self._appearance.height)
+
+
+def _number(value: int) -> generic.NumberObject:
+    number: generic.NumberObject = generic.NumberObject(value)  # type: ignore[no-untyped-call]
+    return number
+
+
+def _reserve(signer: SealSigner, timestamped: bool) -> int:
+    """Bytes for the CMS container: the certificates, the issuer name twice (sid and
+    signing-certificate-v2), fixed attributes, and room for a timestamp token."""
+    issuer = len(signer.issuer_der)
+    size = (
+        _CMS_OVERHEAD
+        + 2 * issuer
+        + len(signer.certificate_der)
+        + sum(len(c) for c in signer.chain_der)
+    )
+    if timestamped:
+        size += _TST_ALLOWANCE
+    # pyhanko counts the hex digits of /Contents, two per byte.
+    return 2 * size
+
+
+def _field_box(
+    info: PdfInfo, page_index: int, placement: FieldPlacement
+) -> tuple[float, float, float, float]:
+    if placement.box is not None:
+        return placement.box
+    page = get_object(info.reader, info.page_refs[page_index])
+    assert isinstance(page, generic.DictionaryObject)
+    media = page.get("/MediaBox") or [0, 0, 595, 842]
+    x0, y0, x1, _ = (float(v) for v in media)
+    size, margin = placement.size, placement.margin
+    slot = info.signature_count
+    per_row = max(1, int((x1 - x0 - 2 * margin + _GAP) // (size + _GAP)))
+    row, col = divmod(slot, per_row)
+    right = x1 - margin - col * (size + _GAP)
+    bottom = y0 + margin + row * (size + _GAP)
+    return (right - size, bottom, right, bottom + size)
+
+
+def _field_name(info: PdfInfo) -> str:
+    taken = {name for name, _, _ in fields.enumerate_sig_fields(info.reader)}
+    n = info.signature_count + 1
+    while f"Seal{n}" in taken:
+        n += 1
+    return f"Seal{n}"
+
+
+def validation_context(
+    trust_roots: Sequence[bytes], crls: Sequence[bytes], other_certs: Sequence[bytes] = ()
+) -> ValidationContext:
+    """A context that never fetches: only the given roots, certificates and CRLs count."""
+    return ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(r) for r in trust_roots],
+        other_certs=[asn1_x509.Certificate.load(c) for c in other_certs],
+        crls=[asn1_crl.CertificateList.load(c) for c in crls],
+        allow_fetching=False,
+        revocation_mode="require",
+    )
+
+
+@dataclass(frozen=True)
+class SealRequest:
+    """Everything the document side of sealing needs, without the key (crosses processes)."""
+
+    certificate_der: bytes = field(repr=False)
+    chain_der: tuple[bytes, ...] = field(repr=False)
+    appearance: SealAppearance = field(repr=False)
+    level: Level = Level.B_B
+    trust_roots: tuple[bytes, ...] = field(default=(), repr=False)
+    crls: tuple[bytes, ...] = field(default=(), repr=False)
+    placement: FieldPlacement = field(default_factory=FieldPlacement)
+    field_name: str | None = None
+    reason: str | None = None
+    max_bytes: int | None = DEFAULT_MAX_BYTES
+    bytes_reserved: int | None = None
+
+    @classmethod
+    def for_signer(cls, signer: SealSigner, appearance: SealAppearance, **kw: Any) -> SealRequest:
+        return cls(signer.certificate_der, tuple(signer.chain_der), appearance, **kw)
+
+
+@dataclass(frozen=True)
+class PreparedSeal:
+    """The sealed document minus its CMS: the digest to sign and where the CMS goes."""
+
+    document: bytes = field(repr=False)
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+
+
+class _CertificateOnlySigner(SealSigner):
+    """Gives pyhanko the certificates while the document is prepared; it cannot sign."""
+
+    def __init__(self, certificate_der: bytes, chain_der: Sequence[bytes]) -> None:
+        super().__init__(_NoKey(), certificate_der, chain_der)
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate_only_signer(
+    certificate_der: bytes, chain_der: tuple[bytes, ...]
+) -> _CertificateOnlySigner:
+    return _CertificateOnlySigner(certificate_der, chain_der)
+
+
+class _NoKey:
+    def sign_sha256_digest(self, digest: bytes) -> bytes:
+        raise SealingError("the document side of sealing never holds a key")
+
+
+def prepare_seal(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
+    """Parse, check and lay out the sealed revision; runs where hostile input may run."""
+    return run_sync(_prepare(pdf, request))
+
+
+async def _prepare(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
+    info = pdf if isinstance(pdf, PdfInfo) else open_pdf(pdf, max_bytes=request.max_bytes)
+    level = Level(request.level)
+    if level is Level.B_LT and not request.trust_roots:
+        raise SealingError("level B-LT needs the trust roots to collect validation data")
+    placement = request.placement
+    page_index = placement.page % len(info.page_refs)
+    name = request.field_name or _field_name(info)
+    certify = info.signature_count == 0
+    signer = _certificate_only_signer(request.certificate_der, tuple(request.chain_der))
+    lt: dict[str, Any] = {}
+    if level is Level.B_LT:
+        lt = {
+            "embed_validation_info": True,
+            "use_pades_lta": False,
+            "validation_context": validation_context(
+                request.trust_roots, request.crls, request.chain_der
+            ),
+            "dss_settings": DSSContentSettings(
+                placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE,
+                include_vri=False,
+            ),
+        }
+    meta = signers.PdfSignatureMetadata(
+        field_name=name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        certify=certify,
+        docmdp_permissions=fields.MDPPerm.FILL_FORMS,
+        reason=request.reason,
+        **lt,
+    )
+    box = _field_box(info, page_index, placement)
+    field_spec = fields.SigFieldSpec(
+        sig_field_name=name,
+        on_page=page_index,
+        box=(round(box[0]), round(box[1]), round(box[2]), round(box[3])),
+    )
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer,
+        stamp_style=request.appearance.stamp_style(),
+        new_field_spec=field_spec,
+    )
+    reserved = request.bytes_reserved or _reserve(signer, level is not Level.B_B)
+    writer = IncrementalPdfFileWriter.from_reader(info.reader)
+    try:
+        session = pdf_signer.init_signing_session(writer)
+        validation_info = await session.perform_presign_validation(writer)
+        tbs = session.prepare_tbs_document(validation_info, bytes_reserved=reserved)
+        buffer = io.BytesIO()
+        digest, _ = tbs.digest_tbs_document(output=buffer)
+    except SigningError as exc:
+        text = str(exc).lower()
+        if "certif" in text or "permission" in text or "locked" in text:
+            raise CertificationForbids(str(exc)) from None
+        raise SealingError(str(exc)) from None
+    except PdfError as exc:
+        raise PdfMalformed(f"the document cannot be extended: {exc}") from None
+    return PreparedSeal(
+        document=buffer.getvalue(),
+        document_digest=digest.document_digest,
+        reserved_start=digest.reserved_region_start,
+        reserved_end=digest.reserved_region_end,
+    )
+
+
+class ReservedSpaceTooSmall(SealingError):
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"the signature container needs {needed} hex digits")
+        self.needed = needed
+
+
+async def async_finish_seal(
+    prepared: PreparedSeal, signer: SealSigner, timestamper: TimeStamper | None = None
+) -> bytes:
+    """Sign the prepared digest and splice the CMS in; no PDF parsing happens here."""
+    container = await signer.async_sign(
+        prepared.document_digest, "sha256", use_pades=True, timestamper=timestamper
+    )
+    der = container.dump()
+    room = prepared.reserved_end - prepared.reserved_start - 2
+    if 2 * len(der) > room:
+        raise ReservedSpaceTooSmall(2 * len(der))
+    out = io.BytesIO(prepared.document)
+    PreparedByteRangeDigest(
+        prepared.document_digest, prepared.reserved_start, prepared.reserved_end
+    ).fill_with_cms(out, der)
+    return out.getvalue()
+
+
+def finish_seal(
+    prepared: PreparedSeal, signer: SealSigner, timestamper: TimeStamper | None = None
+) -> bytes:
+    return run_sync(async_finish_seal(prepared, signer, timestamper))
+
+
+def seal_pdf(
+    pdf: bytes | PdfInfo,
+    signer: SealSigner,
+    appearance: SealAppearance,
+    *,
+    level: Level | str = Level.B_B,
+    timestamper: TimeStamper | None = None,
+    trust_roots: Sequence[bytes] = (),
+    crls: Sequence[bytes] = (),
+    placement: FieldPlacement | None = None,
+    field_name: str | None = None,
+    reason: str | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> bytes:
+    """Seal a document in this process: the input plus one incremental update."""
+    request = SealRequest.for_signer(
+        signer,
+        appearance,
+        level=Level(level),
+        trust_roots=tuple(trust_roots),
+        crls=tuple(crls),
+        placement=placement or FieldPlacement(),
+        field_name=field_name,
+        reason=reason,
+        max_bytes=max_bytes,
+    )
+    check_level(request.level, timestamper)
+    # A retry must parse afresh: the first attempt changed the reader's cached objects.
+    data = pdf.reader.stream.getvalue() if isinstance(pdf, PdfInfo) else pdf
+    attempts = iter([pdf])
+
+    def prepare(req: SealRequest) -> PreparedSeal:
+        return prepare_seal(next(attempts, data), req)
+
+    return run_seal(prepare, request, signer, timestamper)
+
+
+def check_level(level: Level, timestamper: TimeStamper | None) -> None:
+    if level is not Level.B_B and timestamper is None:
+        raise SealingError(f"level {level} needs a timestamper")
+
+
+def run_seal(
+    prepare: Callable[[SealRequest], PreparedSeal],
+    request: SealRequest,
+    signer: SealSigner,
+    timestamper: TimeStamper | None,
+) -> bytes:
+    """Prepare, sign, and once more with pyhanko-sized room if the container overflowed."""
+    ts = timestamper if request.level is not Level.B_B else None
+    prepared = prepare(request)
+    try:
+        return finish_seal(prepared, signer, ts)
+    except ReservedSpaceTooSmall as exc:
+        bigger = replace(request, bytes_reserved=exc.needed + 8192)
+        return finish_seal(prepare(bigger), signer, ts)
