@@ -8,11 +8,16 @@ import pkgutil
 from aiohttp import web
 
 from gateway import __version__, handlers
-from gateway.handlers import pki, service
+from gateway.audit_service import install_audit_service
+from gateway.auth import authenticate
+from gateway.crls import CRLS, CrlCache
+from gateway.handlers import service
+from gateway.inbox import install_inbox
 from gateway.metrics import Metrics
 from gateway.middleware import METRICS, observe
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
+from gateway.sealing import install_sealer
 
 
 def _load_handler_modules() -> None:
@@ -23,12 +28,18 @@ def _load_handler_modules() -> None:
 
 def create_app(runtime: Runtime) -> web.Application:
     _load_handler_modules()
-    app = web.Application(middlewares=[observe], client_max_size=runtime.settings.max_json_bytes)
+    app = web.Application(
+        middlewares=[observe, authenticate], client_max_size=runtime.settings.max_json_bytes
+    )
     app[RUNTIME] = runtime
     app[METRICS] = Metrics()
     app[service.OPENAPI_DOCUMENT] = service.openapi_document(
         runtime.settings.public_origin, __version__
     )
-    app[pki.CRLS] = pki.CrlCache()
+    crls = CrlCache(runtime.pki, runtime.pool)
+    app[CRLS] = crls
+    install_sealer(app, runtime, crls)
+    install_inbox(app, runtime, runtime.database_url)
     routes.install(app)
+    install_audit_service(app)
     return app

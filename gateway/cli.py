@@ -15,8 +15,14 @@ import asyncpg
 from aiohttp import web
 from tqdm import tqdm
 
+from gateway.audit_cli import add_audit_commands, run_audit_command
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.logs import configure_logging
+from gateway.officials_cli import (
+    OfficialCommandError,
+    add_official_commands,
+    run_official_command,
+)
 from gateway.orgs import OrgFileError, parse_orgs_csv
 from keys.master import MasterKeyError, load_or_create_master_key
 from keys.platform import PlatformPkiError, ensure_platform_pki
@@ -42,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     import_orgs = commands.add_parser("import-orgs", help="load organisation units from a CSV")
     import_orgs.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
     import_orgs.add_argument("file", type=Path, help="CSV: code,name,name_en,parent,kind")
+
+    add_official_commands(commands)
+    add_audit_commands(commands)
 
     pki = commands.add_parser("pki", help="platform PKI administration")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True, metavar="PKI_COMMAND")
@@ -80,9 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "import-orgs":
             asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
+        elif args.command == "audit":
+            return run_audit_command(args, settings)
+        elif args.command == "official":
+            asyncio.run(run_official_command(args, settings))
         elif args.command == "pki" and args.pki_command == "export-root":
             _export_root(settings, args.out, _passphrase(args.passphrase_file))
-    except (ConfigError, OrgFileError, PlatformPkiError, MasterKeyError) as exc:
+    except (
+        ConfigError,
+        OrgFileError,
+        OfficialCommandError,
+        PlatformPkiError,
+        MasterKeyError,
+    ) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

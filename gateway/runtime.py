@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -44,6 +44,7 @@ class Runtime:
     master_key: MasterKey
     pki: PlatformPki
     objects: ObjectStore
+    database_url: str = field(repr=False)
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -111,7 +112,12 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
             if demo:
                 await load_demo_data(pool)
             yield Runtime(
-                settings=settings, pool=pool, master_key=master_key, pki=pki, objects=objects
+                settings=settings,
+                pool=pool,
+                master_key=master_key,
+                pki=pki,
+                objects=objects,
+                database_url=url,
             )
         finally:
             await pool.close()

@@ -367,6 +367,34 @@ def issue_tsa_certificate(
     )
 
 
+def issue_gateway_signing_certificate(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    common_name: str,
+    crl_url: str | None,
+    now: datetime,
+    validity_days: int = TSA_VALIDITY_DAYS,
+) -> x509.Certificate:
+    """A certificate for a gateway signing key (the receipt countersignature's ``x5c``)."""
+    _check_common_name(common_name)
+    _require_ca(ca_cert, ca_key)
+    return (
+        _builder(
+            _name(common_name),
+            _require_p256(public_key),
+            ca_cert,
+            crl=crl_url,
+            now=now,
+            days=validity_days,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
 def subject_alternative_names(cert: x509.Certificate) -> set[str]:
     """The DNS names and IP addresses a TLS certificate covers, as strings."""
     try:

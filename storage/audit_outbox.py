@@ -46,11 +46,12 @@ class OutboxSink:
         await record_event(connection, event)
 
 
-async def record_event(connection: DbConnection, event: AuditEvent) -> None:
-    await connection.execute(
+async def record_event(connection: DbConnection, event: AuditEvent) -> int:
+    """Returns the outbox id, by which the event's log index can be found once sequenced."""
+    outbox_id: int = await connection.fetchval(
         "INSERT INTO audit_outbox"
         " (type, at, actor_official, actor_jkt, department, document, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         event.type,
         event.at,
         event.actor_official,
@@ -58,4 +59,18 @@ async def record_event(connection: DbConnection, event: AuditEvent) -> None:
         event.department,
         event.document,
         event.details,
+    )
+    return outbox_id
+
+
+async def record_events(connection: DbConnection, events: list[AuditEvent]) -> None:
+    """Many events in one round trip (a fan-out to hundreds of departments)."""
+    await connection.executemany(
+        "INSERT INTO audit_outbox"
+        " (type, at, actor_official, actor_jkt, department, document, details)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [
+            (e.type, e.at, e.actor_official, e.actor_jkt, e.department, e.document, e.details)
+            for e in events
+        ],
     )

@@ -195,3 +195,203 @@ def gateway(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield running
     finally:
         running.stop()
+
+
+# --- logged-in officials --------------------------------------------------------------------
+
+
+def create_official_in_db(
+    database_url: str, department: str, roles: list[str], name: str = "测试官员"
+) -> tuple[str, str]:
+    """(official id, enrollment code), written straight into the database as the server's
+    ``sealhub official create`` does (local access is the trust anchor)."""
+    from datetime import UTC, datetime
+
+    from storage import identity
+    from storage.audit_outbox import OutboxSink
+    from storage.db import connect
+
+    async def create() -> tuple[str, str]:
+        connection = await connect(database_url)
+        try:
+            created = await identity.create_official(
+                connection,
+                name=name,
+                department=department,
+                roles=roles,
+                now=datetime.now(UTC),
+                audit=OutboxSink(),
+                actor=None,
+                via="test",
+            )
+        finally:
+            await connection.close()
+        return created.official.id, created.enrollment_code
+
+    return asyncio.run(create())
+
+
+class Session:
+    """An official logged in over HTTPS: every request carries ``Authorization: DPoP`` and a
+    fresh DPoP proof signed by the official's key. Use like an httpx client::
+
+        session = login_as(gateway, "yl-jyj", ["clerk"])
+        session.get("/v1/me").json()["department"] == "yl-jyj"
+    """
+
+    def __init__(self, gateway: Gateway, official_id: str, key: object) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from keys.jws import jwk_thumbprint
+
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self.gateway = gateway
+        self.official_id = official_id
+        self.key = key
+        self.kid = jwk_thumbprint(key.public_key())
+        self.client = gateway.client()
+        self.access_token = ""
+        self.refresh_token = ""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def proof(
+        self, method: str, path: str, *, access_token: str | None = None, **claims: object
+    ) -> str:
+        """A DPoP proof for ``method path`` (``htu`` = the public URL + path)."""
+        import time
+        import uuid
+
+        from keys.dpop import access_token_hash
+        from keys.jws import TYP_DPOP, public_jwk, sign_jws
+
+        payload: dict[str, object] = {
+            "jti": uuid.uuid4().hex,
+            "htm": method,
+            "htu": self.gateway.base_url + path.split("?", 1)[0],
+            "iat": int(time.time()),
+        }
+        if access_token is not None:
+            payload["ath"] = access_token_hash(access_token)
+        payload.update(claims)
+        return sign_jws(payload, self.key, typ=TYP_DPOP, jwk=public_jwk(self.key.public_key()))
+
+    def headers(self, method: str, path: str) -> dict[str, str]:
+        return {
+            "Authorization": f"DPoP {self.access_token}",
+            "DPoP": self.proof(method, path, access_token=self.access_token),
+        }
+
+    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self.headers(method, path), **dict(kwargs.pop("headers", None) or {})}  # type: ignore[call-overload]
+        return self.client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    # --- the login steps, usable one by one by tests of the login itself ---
+
+    def enroll(self, enrollment_code: str) -> httpx.Response:
+        import time
+        import uuid
+
+        from keys.jws import TYP_ENROLL, public_jwk, sign_jws
+
+        proof = sign_jws(
+            {
+                "official": self.official_id,
+                "enrollment_code": enrollment_code,
+                "iat": int(time.time()),
+                "jti": uuid.uuid4().hex,
+            },
+            self.key,
+            typ=TYP_ENROLL,
+            jwk=public_jwk(self.key.public_key()),
+        )
+        return self.client.post(f"/v1/officials/{self.official_id}/keys", json={"proof": proof})
+
+    def challenge(self) -> str:
+        response = self.client.post("/v1/auth/challenge", json={"subject": self.official_id})
+        assert response.status_code == 200, response.text
+        nonce: str = response.json()["nonce"]
+        return nonce
+
+    def assertion(self, nonce: str, **claims: object) -> str:
+        import time
+        import uuid
+
+        from keys.jws import TYP_LOGIN, sign_jws
+
+        now = int(time.time())
+        payload: dict[str, object] = {
+            "iss": self.official_id,
+            "sub": self.official_id,
+            "aud": self.gateway.base_url + "/v1/auth/token",
+            "iat": now,
+            "exp": now + 120,
+            "jti": uuid.uuid4().hex,
+            "nonce": nonce,
+        }
+        payload.update(claims)
+        return sign_jws(payload, self.key, typ=TYP_LOGIN, kid=self.kid)
+
+    def token_request(self, form: dict[str, str], *, dpop: str | None = None) -> httpx.Response:
+        proof = dpop or self.proof("POST", "/v1/auth/token")
+        return self.client.post("/v1/auth/token", data=form, headers={"DPoP": proof})
+
+    def login(self) -> httpx.Response:
+        response = self.token_request(
+            {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": self.assertion(self.challenge()),
+            }
+        )
+        if response.status_code == 200:
+            self._keep(response)
+        return response
+
+    def refresh(self, refresh_token: str | None = None) -> httpx.Response:
+        response = self.token_request(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token or self.refresh_token}
+        )
+        if response.status_code == 200:
+            self._keep(response)
+        return response
+
+    def _keep(self, response: httpx.Response) -> None:
+        body = response.json()
+        self.access_token = body["access_token"]
+        self.refresh_token = body["refresh_token"]
+
+
+def new_session(gateway: Gateway, official_id: str) -> Session:
+    """A session for *official_id* with a fresh key, not yet enrolled nor logged in."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return Session(gateway, official_id, ec.generate_private_key(ec.SECP256R1()))
+
+
+def login_as(
+    gateway: Gateway, department: str, roles: list[str], name: str = "测试官员"
+) -> Session:
+    """A new official of *department* with *roles*, key enrolled, logged in."""
+    official_id, code = create_official_in_db(gateway.database_url, department, roles, name)
+    session = new_session(gateway, official_id)
+    enrolled = session.enroll(code)
+    assert enrolled.status_code == 201, enrolled.text
+    logged_in = session.login()
+    assert logged_in.status_code == 200, logged_in.text
+    return session

@@ -6,15 +6,23 @@ import asyncio
 import ssl
 import subprocess
 import warnings
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Gateway, start_gateway
+from tests.conftest import Gateway, Session, login_as, start_gateway
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
+
+
+@pytest.fixture(scope="module")
+def clerk(gateway: Gateway) -> Iterator[Session]:
+    """The directory needs a token: a clerk of the education bureau reads it."""
+    with login_as(gateway, "yl-jyj", ["clerk"]) as session:
+        yield session
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -71,41 +79,45 @@ def test_tls_1_1_is_refused(gateway: Gateway) -> None:
         client.get(gateway.base_url + "/healthz")
 
 
-def test_directory_lists_all_234_units_page_by_page(gateway: Gateway) -> None:
+def test_directory_needs_a_token(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        for path in ("/v1/departments", "/v1/departments/yl", "/v1/groups", "/v1/groups/x"):
+            assert_problem(client.get(path), 401, "invalid_token")
+
+
+def test_directory_lists_all_234_units_page_by_page(clerk: Session) -> None:
     seen: list[str] = []
     pages = 0
-    with gateway.client() as client:
-        url = "/v1/departments?limit=50"
-        while True:
-            body = client.get(url).json()
-            pages += 1
-            seen.extend(item["code"] for item in body["items"])
-            if body["next_cursor"] is None:
-                break
-            url = f"/v1/departments?limit=50&cursor={body['next_cursor']}"
+    url = "/v1/departments?limit=50"
+    while True:
+        body = clerk.get(url).json()
+        pages += 1
+        seen.extend(item["code"] for item in body["items"])
+        if body["next_cursor"] is None:
+            break
+        url = f"/v1/departments?limit=50&cursor={body['next_cursor']}"
     assert pages == 5
     assert len(seen) == 234 == len(set(seen))
     assert seen == sorted(seen)
 
 
-def test_directory_filters_and_keeps_chinese_unescaped(gateway: Gateway) -> None:
-    with gateway.client() as client:
-        counties = client.get("/v1/departments", params={"kind": "county", "limit": 500}).json()
-        assert [d["code"] for d in counties["items"]] == sorted(
-            ["yl.yz", "yl.fm", "yl.rx", "yl.lc", "yl.bb", "yl.xy", "yl.bl"]
-        )
-        children = client.get("/v1/departments", params={"parent": "yl.rx", "limit": 500}).json()
-        assert len(children["items"]) == 28
-        assert all(d["parent"] == "yl.rx" for d in children["items"])
-        found = client.get("/v1/departments?q=" + quote("教育局")).json()["items"]
-        assert {d["code"] for d in found} >= {"yl-jyj", "yl.rx-jyj"}
-        response = client.get("/v1/departments/yl")
-        assert "玉林市人民政府".encode() in response.content
-        assert response.json()["name_en"] == "Yulin Municipal People's Government"
-        group = client.get("/v1/groups/all-county-governments").json()
-        assert len(group["members"]) == 7
-        groups = client.get("/v1/groups").json()
-        assert [g["code"] for g in groups["items"]] == ["all-county-governments"]
+def test_directory_filters_and_keeps_chinese_unescaped(clerk: Session) -> None:
+    counties = clerk.get("/v1/departments", params={"kind": "county", "limit": 500}).json()
+    assert [d["code"] for d in counties["items"]] == sorted(
+        ["yl.yz", "yl.fm", "yl.rx", "yl.lc", "yl.bb", "yl.xy", "yl.bl"]
+    )
+    children = clerk.get("/v1/departments", params={"parent": "yl.rx", "limit": 500}).json()
+    assert len(children["items"]) == 28
+    assert all(d["parent"] == "yl.rx" for d in children["items"])
+    found = clerk.get("/v1/departments?q=" + quote("教育局")).json()["items"]
+    assert {d["code"] for d in found} >= {"yl-jyj", "yl.rx-jyj"}
+    response = clerk.get("/v1/departments/yl")
+    assert "玉林市人民政府".encode() in response.content
+    assert response.json()["name_en"] == "Yulin Municipal People's Government"
+    group = clerk.get("/v1/groups/all-county-governments").json()
+    assert len(group["members"]) == 7
+    groups = clerk.get("/v1/groups").json()
+    assert [g["code"] for g in groups["items"]] == ["all-county-governments"]
 
 
 @pytest.mark.parametrize(
@@ -123,10 +135,9 @@ def test_directory_filters_and_keeps_chinese_unescaped(gateway: Gateway) -> None
     ],
 )
 def test_malformed_requests_get_problem_json(
-    gateway: Gateway, path: str, status: int, code: str
+    clerk: Session, path: str, status: int, code: str
 ) -> None:
-    with gateway.client() as client:
-        body = assert_problem(client.get(path), status, code)
+    body = assert_problem(clerk.get(path), status, code)
     assert "Traceback" not in str(body) and "/work" not in str(body)
 
 
@@ -141,11 +152,11 @@ def test_wrong_method_and_oversized_body(gateway: Gateway) -> None:
         assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_service_endpoints(gateway: Gateway) -> None:
+def test_service_endpoints(gateway: Gateway, clerk: Session) -> None:
     with gateway.client() as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
-        client.get("/v1/departments/yl")
+        assert clerk.get("/v1/departments/yl").status_code == 200
         metrics = client.get("/metrics").text
         assert (
             'sealhub_http_requests_total{method="GET",route="/v1/departments/{code}",status="200"}'

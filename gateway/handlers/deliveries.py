@@ -1,0 +1,314 @@
+"""签收 / 退回 of a delivery, the countersigned receipt, 撤回 and 补发 of a document."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from gateway import exchange, receipts
+from gateway.auth import NotFound, Principal, now_of, principal_of, require_roles
+from gateway.errors import ApiError
+from gateway.http import json_response, read_json_object
+from gateway.openapi import json_content
+from gateway.routes_table import routes
+from gateway.routing import path_param
+from gateway.runtime import RUNTIME
+from keys.jws import parse_public_jwk, verify_receipt
+from storage import directory, documents, identity
+from storage.audit_outbox import AuditEvent, record_event, record_events
+
+SIGNATURE_BODY = {
+    "required": True,
+    "content": json_content(
+        {
+            "type": "object",
+            "required": ["signature"],
+            "properties": {"signature": {"type": "string", "maxLength": 65536}},
+        }
+    ),
+}
+COUNTERSIGNED = json_content(
+    {
+        "type": "object",
+        "required": ["delivery", "state", "countersigned"],
+        "properties": {
+            "delivery": {"type": "string"},
+            "state": {"type": "string"},
+            "audit_index": {"type": "integer"},
+            "countersigned": {"type": "string"},
+        },
+    }
+)
+SENDER_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
+
+
+def _uuid(request: web.Request, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise NotFound() from None
+
+
+async def _signature(request: web.Request) -> str:
+    body = await read_json_object(request)
+    signature = body.get("signature")
+    if not isinstance(signature, str) or not 1 <= len(signature) <= 65536:
+        raise ApiError("invalid_request", "signature must be the compact JWS you signed")
+    return signature
+
+
+async def _own_delivery(request: web.Request, principal: Principal) -> dict[str, Any]:
+    """A delivery addressed to the caller's department (anything else: 404)."""
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        try:
+            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+        except documents.DocumentNotFound:
+            raise NotFound() from None
+    if delivery["recipient"] != principal.department or delivery["state"] == "withdrawn":
+        raise NotFound()
+    return delivery
+
+
+async def _decide(request: web.Request, action: str) -> web.Response:
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    delivery = await _own_delivery(request, principal)
+    await require_roles(request, exchange.RECEIVER_ROLES, "signing for documents needs a clerk")
+    signature = await _signature(request)
+    now = now_of(request)
+    async with runtime.pool.acquire() as connection:
+        owner = await identity.key_owner(connection, principal.kid)
+    if owner is None:
+        raise NotFound()
+    receipt = verify_receipt(
+        signature,
+        key=parse_public_jwk(owner.key.public_jwk),
+        delivery_id=str(delivery["id"]),
+        sha256=delivery["sealed_sha256"],
+        now=now,
+        expected_action=action,
+    )
+    state = "received" if action == "receive" else "rejected"
+    async with runtime.pool.acquire() as connection:
+        async with connection.transaction():
+            await documents.decide_delivery(
+                connection,
+                delivery["id"],
+                state=state,
+                at=now,
+                official=principal.official_id,
+                receipt_jws=signature,
+                reason=receipt.reason or None,
+            )
+            outbox_id = await record_event(
+                connection,
+                AuditEvent(
+                    f"delivery.{state}",
+                    now,
+                    actor_official=principal.official_id,
+                    actor_jkt=principal.kid,
+                    department=principal.department,
+                    document=str(delivery["document"]),
+                    details={
+                        "delivery": str(delivery["id"]),
+                        "sha256": receipt.sha256,
+                        "reason": receipt.reason,
+                        "receipt_jti": receipt.jti,
+                    },
+                ),
+            )
+            serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
+        audit_index = await receipts.audit_index_of(connection, outbox_id)
+        countersigned = receipts.countersign(
+            runtime,
+            receipt_jws=signature,
+            delivery_id=delivery["id"],
+            action=action,
+            received_at=now,
+            audit_index=audit_index,
+            tsa_serial=serial,
+            now=now,
+        )
+        await documents.store_countersigned(connection, delivery["id"], countersigned)
+    return json_response(
+        {
+            "delivery": str(delivery["id"]),
+            "state": state,
+            "audit_index": audit_index,
+            "countersigned": countersigned,
+        }
+    )
+
+
+@routes.add(
+    "POST",
+    "/v1/deliveries/{id}/receipt",
+    summary="签收: sign for a delivery.",
+    access="authenticated",
+    tag="exchange",
+    parameters=(path_param("id", "Delivery id."),),
+    request_body=SIGNATURE_BODY,
+    responses={"200": {"content": COUNTERSIGNED}},
+)
+async def sign_for_delivery(request: web.Request) -> web.Response:
+    return await _decide(request, "receive")
+
+
+@routes.add(
+    "POST",
+    "/v1/deliveries/{id}/reject",
+    summary="退回: return a delivery to its sender.",
+    access="authenticated",
+    tag="exchange",
+    parameters=(path_param("id", "Delivery id."),),
+    request_body=SIGNATURE_BODY,
+    responses={"200": {"content": COUNTERSIGNED}},
+)
+async def reject_delivery(request: web.Request) -> web.Response:
+    return await _decide(request, "reject")
+
+
+@routes.add(
+    "GET",
+    "/v1/deliveries/{id}/receipt",
+    summary="The countersigned receipt of a delivery.",
+    access="authenticated",
+    tag="exchange",
+    parameters=(path_param("id", "Delivery id."),),
+    responses={"200": {"content": COUNTERSIGNED}},
+)
+async def get_receipt(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        try:
+            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+        except documents.DocumentNotFound:
+            raise NotFound() from None
+    allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
+        principal.has_any({"inspector"})
+    )
+    if not allowed or delivery["countersigned"] is None:
+        raise NotFound()
+    return json_response(
+        {
+            "delivery": str(delivery["id"]),
+            "state": delivery["state"],
+            "countersigned": delivery["countersigned"],
+        }
+    )
+
+
+async def _own_document(request: web.Request) -> tuple[Principal, uuid.UUID]:
+    principal = principal_of(request)
+    document_id = _uuid(request, "id")
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        try:
+            document = await documents.get_document(connection, document_id)
+        except documents.DocumentNotFound:
+            raise NotFound() from None
+    if document["sender"] != principal.department:
+        raise NotFound()
+    await require_roles(request, SENDER_ROLES, "withdrawing or resending needs a clerk")
+    return principal, document_id
+
+
+@routes.add(
+    "POST",
+    "/v1/documents/{id}/withdraw",
+    summary="撤回: withdraw before anyone signed for it.",
+    access="authenticated",
+    tag="documents",
+    parameters=(path_param("id", "Document id."),),
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def withdraw_document(request: web.Request) -> web.Response:
+    principal, document_id = await _own_document(request)
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        await documents.lock_document(connection, document_id)
+        recipients = await documents.withdraw_document(connection, document_id, now)
+        await record_event(
+            connection,
+            AuditEvent(
+                "document.withdrawn",
+                now,
+                actor_official=principal.official_id,
+                actor_jkt=principal.kid,
+                department=principal.department,
+                document=str(document_id),
+                details={"recipients": len(recipients)},
+            ),
+        )
+    return json_response({"id": str(document_id), "status": "withdrawn"})
+
+
+@routes.add(
+    "POST",
+    "/v1/documents/{id}/resend",
+    summary="补发: deliver to more recipients.",
+    access="authenticated",
+    tag="documents",
+    parameters=(path_param("id", "Document id."),),
+    request_body={
+        "required": True,
+        "content": json_content(
+            {
+                "type": "object",
+                "required": ["recipients"],
+                "properties": {"recipients": {"type": "array", "items": {"type": "string"}}},
+            }
+        ),
+    },
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def resend_document(request: web.Request) -> web.Response:
+    principal, document_id = await _own_document(request)
+    body = await read_json_object(request)
+    codes = exchange.parse_recipient_codes(body.get("recipients"))
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        document = await documents.lock_document(connection, document_id)
+        if document["status"] != "dispatched":
+            raise documents.WrongState("only a dispatched document can be sent again")
+        expanded = await directory.expand_recipients(connection, codes)
+        existing = await documents.existing_recipients(connection, document_id)
+        new = [code for code in expanded if code not in existing and code != principal.department]
+        due = document["deadline"] or now + exchange.DEFAULT_SIGN_FOR_WITHIN[document["urgency"]]
+        deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
+        if deliveries:
+            await documents.insert_deliveries(connection, document_id, deliveries, now)
+            await record_events(
+                connection,
+                [
+                    AuditEvent(
+                        "delivery.created",
+                        now,
+                        actor_official=principal.official_id,
+                        actor_jkt=principal.kid,
+                        department=d.recipient,
+                        document=str(document_id),
+                        details={
+                            "delivery": str(d.id),
+                            "resent": True,
+                            "due_at": d.due_at.isoformat(),
+                        },
+                    )
+                    for d in deliveries
+                ],
+            )
+            await record_event(
+                connection,
+                AuditEvent(
+                    "document.resent",
+                    now,
+                    actor_official=principal.official_id,
+                    actor_jkt=principal.kid,
+                    department=principal.department,
+                    document=str(document_id),
+                    details={"recipients": [d.recipient for d in deliveries]},
+                ),
+            )
+            await documents.notify_deliveries(connection, document_id)
+    return json_response({"id": str(document_id), "added": [d.recipient for d in deliveries]})

@@ -1,0 +1,330 @@
+"""Document endpoints: send (meta, then file), read, download with Range."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import BodyPartReader, web
+
+from gateway import exchange
+from gateway.auth import NotFound, now_of, principal_of
+from gateway.errors import ApiError
+from gateway.http import json_response, parse_json_bytes
+from gateway.openapi import json_content
+from gateway.routes_table import routes
+from gateway.routing import path_param
+from gateway.runtime import RUNTIME
+from gateway.sealing import SEALER
+from storage import documents, idempotency
+from storage.audit_outbox import AuditEvent, record_event
+from storage.objects import PutResult
+
+READ_CHUNK = 256 * 1024
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+SEND_RESULT = {
+    "type": "object",
+    "required": ["id", "status", "draft_sha256", "sha256", "deliveries"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"type": "string"},
+        "draft_sha256": {"type": "string"},
+        "sha256": {"type": ["string", "null"]},
+        "deliveries": {"type": "integer"},
+    },
+}
+SEND_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["meta", "file"],
+                "properties": {
+                    "meta": {"type": "string", "description": "JSON document metadata"},
+                    "file": {"type": "string", "format": "binary"},
+                },
+            },
+            "encoding": {"meta": {"contentType": "application/json"}},
+        }
+    },
+}
+
+
+def _document_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound() from None
+
+
+async def _read_meta_part(part: BodyPartReader, limit: int) -> bytes:
+    raw = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK):
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError("payload_too_large", "the meta part is too large")
+    return bytes(raw)
+
+
+async def _file_chunks(part: BodyPartReader, sink: bytearray) -> AsyncIterator[bytes]:
+    """The file part as it arrives, kept in *sink* too (sealing needs the whole PDF)."""
+    while chunk := await part.read_chunk(READ_CHUNK):
+        sink += chunk
+        yield bytes(chunk)
+
+
+def _idempotency_scope(request: web.Request, official: str) -> idempotency.Scope | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200 or not key.isprintable():
+        raise ApiError("invalid_request", "Idempotency-Key must be 1 to 200 printable characters")
+    return idempotency.Scope(official, request.method, request.path, key)
+
+
+@routes.add(
+    "POST",
+    "/v1/documents",
+    summary="Seal and send a document (multipart: meta, then file).",
+    access="authenticated",
+    tag="documents",
+    request_body=SEND_BODY,
+    responses={"201": {"content": json_content(SEND_RESULT)}},
+)
+async def send_document(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    now = now_of(request)
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError("unsupported_media_type", "send multipart/form-data: meta, then file")
+    reader = await request.multipart()
+    part = await reader.next()
+    if not isinstance(part, BodyPartReader) or part.name != "meta":
+        raise ApiError("invalid_request", "the first part must be 'meta' (before 'file')")
+    meta = exchange.parse_meta(
+        parse_json_bytes(await _read_meta_part(part, runtime.settings.max_json_bytes)), now=now
+    )
+    exchange.authorize_send(principal)
+    scope = _idempotency_scope(request, principal.official_id)
+    async with runtime.pool.acquire() as connection:
+        fanout = await exchange.expand_fanout(connection, meta, principal.department)
+    part = await reader.next()
+    if not isinstance(part, BodyPartReader) or part.name != "file":
+        raise ApiError("invalid_request", "the second part must be 'file'")
+
+    pdf = bytearray()
+    draft = await runtime.objects.put(
+        _file_chunks(part, pdf), max_bytes=runtime.settings.max_document_bytes
+    )
+    created: list[str] = [draft.key]
+    try:
+        body_hash = exchange.request_hash(meta, draft.sha256_hex)
+        if scope is not None:
+            async with runtime.pool.acquire() as connection:
+                earlier = await idempotency.find(connection, scope, body_hash)
+            if earlier is not None:
+                await exchange.delete_quietly(runtime.objects, created)
+                return json_response(earlier.body, status=earlier.status)
+        async with runtime.pool.acquire() as connection:
+            outcome = await request.app[SEALER].seal(
+                connection, principal.department, bytes(pdf), reason=meta.doc_number
+            )
+        sealed: PutResult = await runtime.objects.put(
+            exchange.chunks_of(outcome.pdf), max_bytes=len(outcome.pdf) + 1
+        )
+        created.append(sealed.key)
+        async with runtime.pool.acquire() as connection, connection.transaction():
+            sent = await exchange.record_dispatch(
+                connection,
+                principal=principal,
+                meta=meta,
+                fanout=fanout,
+                draft=draft,
+                sealed=sealed,
+                seal_id=outcome.seal_id,
+                now=now,
+            )
+            if scope is not None:
+                await idempotency.remember(
+                    connection,
+                    scope,
+                    body_hash,
+                    idempotency.StoredResponse(201, sent.as_json()),
+                    now,
+                )
+    except asyncpg.UniqueViolationError:
+        # A concurrent request with the same Idempotency-Key committed first.
+        await exchange.delete_quietly(runtime.objects, created)
+        if scope is None:
+            raise
+        async with runtime.pool.acquire() as connection:
+            earlier = await idempotency.find(connection, scope, body_hash)
+        if earlier is None:
+            raise
+        return json_response(earlier.body, status=earlier.status)
+    except BaseException:
+        await exchange.delete_quietly(runtime.objects, created)
+        raise
+    return json_response(sent.as_json(), status=201)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+async def _visible_document(request: web.Request) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The document and the caller's delivery; 404 for anyone not sender or recipient."""
+    principal = principal_of(request)
+    document_id = _document_id(request)
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        try:
+            document = await documents.get_document(connection, document_id)
+        except documents.DocumentNotFound:
+            raise NotFound() from None
+        delivery = await documents.recipient_delivery(connection, document_id, principal.department)
+    if document["sender"] != principal.department and (
+        delivery is None or delivery["state"] == "withdrawn"
+    ):
+        raise NotFound()
+    return document, delivery
+
+
+@routes.add(
+    "GET",
+    "/v1/documents/{id}",
+    summary="A document: metadata, status, deliveries.",
+    access="authenticated",
+    tag="documents",
+    parameters=(path_param("id", "Document id."),),
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def get_document(request: web.Request) -> web.Response:
+    document, _ = await _visible_document(request)
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        deliveries = await documents.document_deliveries(connection, document["id"])
+    return json_response(
+        {
+            "id": str(document["id"]),
+            "title": document["title"],
+            "doc_number": document["doc_number"],
+            "urgency": document["urgency"],
+            "classification": document["classification"],
+            "sender": document["sender"],
+            "status": document["status"],
+            "deadline": _iso(document["deadline"]),
+            "draft_sha256": document["draft_sha256"],
+            "sha256": document["sealed_sha256"],
+            "size": document["sealed_size"],
+            "seal_id": str(document["seal_id"]) if document["seal_id"] else None,
+            "created_at": _iso(document["created_at"]),
+            "dispatched_at": _iso(document["dispatched_at"]),
+            "withdrawn_at": _iso(document["withdrawn_at"]),
+            "deliveries": [
+                {
+                    "id": str(d["id"]),
+                    "recipient": d["recipient"],
+                    "copy": d["copy"],
+                    "state": d["state"],
+                    "created_at": _iso(d["created_at"]),
+                    "due_at": _iso(d["due_at"]),
+                    "fetched_at": _iso(d["fetched_at"]),
+                    "decided_at": _iso(d["decided_at"]),
+                    "decided_by": d["decided_by"],
+                    "reason": d["reason"],
+                }
+                for d in deliveries
+            ],
+            "approvals": [],
+        }
+    )
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range as [start, end); None for the whole body; 416 if unsatisfiable."""
+    if header is None:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        return None  # unsupported forms: serve the whole document (RFC 9110 allows it)
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                raise ValueError
+            start, end = max(0, size - suffix), size
+        else:
+            start = int(first)
+            end = size if last == "" else min(int(last) + 1, size)
+    except ValueError:
+        raise ApiError("range_not_satisfiable", "invalid Range header", status=416) from None
+    if start >= size or start >= end or start < 0:
+        raise ApiError("range_not_satisfiable", f"the document has {size} bytes", status=416)
+    return start, end
+
+
+@routes.add(
+    "GET",
+    "/v1/documents/{id}/content",
+    summary="The sealed PDF (Range supported).",
+    access="authenticated",
+    tag="documents",
+    parameters=(path_param("id", "Document id."),),
+    responses={
+        "200": {"content": {"application/pdf": {"schema": {"type": "string"}}}},
+        "206": {"content": {"application/pdf": {"schema": {"type": "string"}}}},
+    },
+)
+async def document_content(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    document, delivery = await _visible_document(request)
+    if document["sealed_object"] is None:
+        raise NotFound("the document has not been sealed yet")
+    size = int(document["sealed_size"])
+    byte_range = parse_range(request.headers.get("Range"), size)
+    now = now_of(request)
+    async with runtime.pool.acquire() as connection, connection.transaction():
+        if delivery is not None and await documents.mark_fetched(connection, delivery["id"], now):
+            await record_event(
+                connection,
+                AuditEvent(
+                    "delivery.fetched",
+                    now,
+                    actor_official=principal.official_id,
+                    actor_jkt=principal.kid,
+                    department=principal.department,
+                    document=str(document["id"]),
+                    details={"delivery": str(delivery["id"])},
+                ),
+            )
+        await record_event(
+            connection,
+            AuditEvent(
+                "document.downloaded",
+                now,
+                actor_official=principal.official_id,
+                actor_jkt=principal.kid,
+                department=principal.department,
+                document=str(document["id"]),
+                details={"range": f"{byte_range[0]}-{byte_range[1] - 1}" if byte_range else None},
+            ),
+        )
+    start, end = byte_range or (0, size)
+    response = web.StreamResponse(status=206 if byte_range else 200)
+    response.content_type = "application/pdf"
+    response.content_length = end - start
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["ETag"] = f'"{document["sealed_sha256"]}"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{document["id"]}.pdf"'
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    await response.prepare(request)
+    async for chunk in runtime.objects.open(document["sealed_object"], start=start, end=end):
+        await response.write(chunk)
+    await response.write_eof()
+    return response

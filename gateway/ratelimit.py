@@ -1,0 +1,70 @@
+"""Rate limits on the unauthenticated login endpoints, counted in PostgreSQL.
+
+Counters live in the database (fixed one-minute windows, one upsert per check) so every
+gateway process behind the load balancer shares them; a limit kept in process memory
+would multiply by the number of replicas.
+
+Per source the limits are generous (a whole office may sit behind one NAT address); per
+subject they are tight, because one official needs one challenge and one token a login.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from storage import identity
+from storage.db import DbConnection
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_window: int
+    window: timedelta = timedelta(minutes=1)
+
+
+# (endpoint, "source" | "subject") -> limit
+LIMITS: dict[tuple[str, str], Limit] = {
+    ("challenge", "source"): Limit(300),
+    ("challenge", "subject"): Limit(10),
+    ("token", "source"): Limit(300),
+    ("token", "subject"): Limit(10),
+    ("enroll", "source"): Limit(60),
+    ("enroll", "subject"): Limit(10),
+}
+
+
+class RateLimited(Exception):
+    """Too many attempts; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def window_start(now: datetime, window: timedelta) -> datetime:
+    seconds = window.total_seconds()
+    epoch = math.floor(now.timestamp() / seconds) * seconds
+    return datetime.fromtimestamp(epoch, now.tzinfo)
+
+
+async def check(
+    connection: DbConnection,
+    endpoint: str,
+    scope: str,
+    key: str,
+    *,
+    now: datetime,
+    limits: dict[tuple[str, str], Limit] | None = None,
+) -> None:
+    """Count one attempt for (endpoint, scope, key); raise RateLimited over the limit."""
+    limit = (limits or LIMITS)[(endpoint, scope)]
+    start = window_start(now, limit.window)
+    count = await identity.bump_counter(connection, f"{endpoint}:{scope}:{key}"[:300], start)
+    if count > limit.per_window:
+        retry_after = max(1, math.ceil((start + limit.window - now).total_seconds()))
+        raise RateLimited(f"too many {endpoint} attempts; retry later", retry_after)

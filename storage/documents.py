@@ -1,0 +1,287 @@
+"""Documents and deliveries: the rows behind send, inbox, receipts, withdraw and resend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.db import DbConnection
+
+DELIVERY_CHANNEL = "sealhub_deliveries"
+OPEN_STATES = ("pending", "fetched")
+
+
+class DocumentError(Exception):
+    code = "document_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class DocumentNotFound(DocumentError):
+    code = "not_found"
+
+
+class DuplicateDocNumber(DocumentError):
+    code = "doc_number_taken"
+
+
+class WrongState(DocumentError):
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    id: uuid.UUID
+    sender: str
+    created_by: str
+    title: str
+    doc_number: str
+    doc_year: int
+    urgency: str
+    classification: str
+    deadline: datetime | None
+    status: str
+    draft_object: str
+    draft_sha256: str
+    draft_size: int
+    sealed_object: str | None
+    sealed_sha256: str | None
+    sealed_size: int | None
+    seal_id: uuid.UUID | None
+    sealed_by: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: uuid.UUID
+    recipient: str
+    copy: bool
+    due_at: datetime
+
+
+async def insert_document(connection: DbConnection, document: NewDocument) -> None:
+    try:
+        await connection.execute(
+            "INSERT INTO documents (id, sender, created_by, title, doc_number, doc_year,"
+            " urgency, classification, deadline, status, draft_object, draft_sha256,"
+            " draft_size, sealed_object, sealed_sha256, sealed_size, seal_id, sealed_by,"
+            " created_at, dispatched_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+            document.id,
+            document.sender,
+            document.created_by,
+            document.title,
+            document.doc_number,
+            document.doc_year,
+            document.urgency,
+            document.classification,
+            document.deadline,
+            document.status,
+            document.draft_object,
+            document.draft_sha256,
+            document.draft_size,
+            document.sealed_object,
+            document.sealed_sha256,
+            document.sealed_size,
+            document.seal_id,
+            document.sealed_by,
+            document.created_at,
+            document.dispatched_at,
+        )
+    except asyncpg.UniqueViolationError:
+        raise DuplicateDocNumber(
+            f"{document.sender} already issued {document.doc_number!r} in {document.doc_year}"
+        ) from None
+
+
+async def insert_deliveries(
+    connection: DbConnection,
+    document_id: uuid.UUID,
+    deliveries: Sequence[NewDelivery],
+    created_at: datetime,
+) -> None:
+    """All rows with one COPY: fan-out to hundreds of departments is one round trip."""
+    await connection.copy_records_to_table(
+        "deliveries",
+        columns=("id", "document", "recipient", "copy", "state", "created_at", "due_at"),
+        records=[
+            (d.id, document_id, d.recipient, d.copy, "pending", created_at, d.due_at)
+            for d in deliveries
+        ],
+    )
+
+
+async def notify_deliveries(connection: DbConnection, document_id: uuid.UUID) -> None:
+    """Delivered at commit to every gateway process LISTENing (and never on rollback)."""
+    await connection.execute("SELECT pg_notify($1, $2)", DELIVERY_CHANNEL, str(document_id))
+
+
+async def get_document(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+    row = await connection.fetchrow("SELECT * FROM documents WHERE id = $1", document_id)
+    if row is None:
+        raise DocumentNotFound("no such document")
+    return dict(row.items())
+
+
+async def document_deliveries(
+    connection: DbConnection, document_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
+        "SELECT id, recipient, copy, state, created_at, due_at, fetched_at, decided_at,"
+        " decided_by, reason FROM deliveries WHERE document = $1 ORDER BY recipient",
+        document_id,
+    )
+    return [dict(row.items()) for row in rows]
+
+
+async def recipient_delivery(
+    connection: DbConnection, document_id: uuid.UUID, department: str
+) -> dict[str, Any] | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM deliveries WHERE document = $1 AND recipient = $2",
+        document_id,
+        department,
+    )
+    return None if row is None else dict(row.items())
+
+
+async def get_delivery(connection: DbConnection, delivery_id: uuid.UUID) -> dict[str, Any]:
+    row = await connection.fetchrow(
+        "SELECT d.*, doc.sender, doc.sealed_sha256, doc.status AS document_status"
+        " FROM deliveries d JOIN documents doc ON doc.id = d.document WHERE d.id = $1",
+        delivery_id,
+    )
+    if row is None:
+        raise DocumentNotFound("no such delivery")
+    return dict(row.items())
+
+
+async def inbox_page(
+    connection: DbConnection,
+    department: str,
+    *,
+    state: str | None,
+    after_seq: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
+        "SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"
+        " doc.doc_number, doc.urgency, doc.sender"
+        " FROM deliveries d JOIN documents doc ON doc.id = d.document"
+        " WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text IS NULL OR d.state = $3)"
+        " AND d.state <> 'withdrawn'"
+        " ORDER BY d.seq LIMIT $4",
+        department,
+        after_seq,
+        state,
+        limit,
+    )
+    return [dict(row.items()) for row in rows]
+
+
+async def mark_fetched(connection: DbConnection, delivery_id: uuid.UUID, at: datetime) -> bool:
+    """pending → fetched on the first download; True when this call made the change."""
+    status = await connection.execute(
+        "UPDATE deliveries SET state = 'fetched', fetched_at = $2"
+        " WHERE id = $1 AND state = 'pending'",
+        delivery_id,
+        at,
+    )
+    return status.endswith(" 1")
+
+
+async def decide_delivery(
+    connection: DbConnection,
+    delivery_id: uuid.UUID,
+    *,
+    state: str,
+    at: datetime,
+    official: str,
+    receipt_jws: str,
+    reason: str | None,
+) -> None:
+    """Sign for (received) or return (rejected) — once, from pending or fetched only."""
+    status = await connection.execute(
+        "UPDATE deliveries SET state = $2, decided_at = $3, decided_by = $4, receipt_jws = $5,"
+        " reason = $6 WHERE id = $1 AND state IN ('pending', 'fetched')",
+        delivery_id,
+        state,
+        at,
+        official,
+        receipt_jws,
+        reason,
+    )
+    if not status.endswith(" 1"):
+        raise WrongState("this delivery was already signed for, returned or withdrawn")
+
+
+async def store_countersigned(
+    connection: DbConnection, delivery_id: uuid.UUID, countersigned: str
+) -> None:
+    await connection.execute(
+        "UPDATE deliveries SET countersigned = $2 WHERE id = $1 AND countersigned IS NULL",
+        delivery_id,
+        countersigned,
+    )
+
+
+async def withdraw_document(
+    connection: DbConnection, document_id: uuid.UUID, at: datetime
+) -> list[str]:
+    """撤回: refused once any recipient decided; returns the recipients it is taken from."""
+    decided = await connection.fetchval(
+        "SELECT count(*) FROM deliveries WHERE document = $1 AND state IN ('received', 'rejected')",
+        document_id,
+    )
+    if decided:
+        raise WrongState("a recipient already signed for or returned this document")
+    status = await connection.execute(
+        "UPDATE documents SET status = 'withdrawn', withdrawn_at = $2"
+        " WHERE id = $1 AND status = 'dispatched'",
+        document_id,
+        at,
+    )
+    if not status.endswith(" 1"):
+        raise WrongState("only a dispatched document can be withdrawn")
+    rows = await connection.fetch(
+        "UPDATE deliveries SET state = 'withdrawn' WHERE document = $1 RETURNING recipient",
+        document_id,
+    )
+    return sorted(row["recipient"] for row in rows)
+
+
+async def lock_document(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+    row = await connection.fetchrow("SELECT * FROM documents WHERE id = $1 FOR UPDATE", document_id)
+    if row is None:
+        raise DocumentNotFound("no such document")
+    return dict(row.items())
+
+
+async def existing_recipients(connection: DbConnection, document_id: uuid.UUID) -> set[str]:
+    rows = await connection.fetch(
+        "SELECT recipient FROM deliveries WHERE document = $1", document_id
+    )
+    return {row["recipient"] for row in rows}
+
+
+async def recipients_of(connection: DbConnection, document_id: uuid.UUID) -> list[str]:
+    return sorted(await existing_recipients(connection, document_id))
+
+
+async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:
+    """Which of *keys* a document row still points to (the object sweeper's question)."""
+    rows = await connection.fetch(
+        "SELECT draft_object AS key FROM documents WHERE draft_object = ANY($1::text[])"
+        " UNION SELECT sealed_object FROM documents WHERE sealed_object = ANY($1::text[])",
+        list(keys),
+    )
+    return {row["key"] for row in rows}

@@ -1,0 +1,79 @@
+"""Idempotency-Key records: a repeat with the same key and body gets the first answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.db import DbConnection
+
+
+class IdempotencyConflict(Exception):
+    code = "idempotency_conflict"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was already used with a different request")
+        self.detail = str(self)
+
+
+@dataclass(frozen=True)
+class Scope:
+    official: str
+    method: str
+    path: str
+    key: str
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: dict[str, Any]
+
+
+async def find(connection: DbConnection, scope: Scope, request_hash: str) -> StoredResponse | None:
+    row = await connection.fetchrow(
+        "SELECT request_hash, status, response FROM idempotency_keys"
+        " WHERE official = $1 AND method = $2 AND path = $3 AND key = $4",
+        scope.official,
+        scope.method,
+        scope.path,
+        scope.key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        raise IdempotencyConflict()
+    return StoredResponse(row["status"], row["response"])
+
+
+async def remember(
+    connection: DbConnection,
+    scope: Scope,
+    request_hash: str,
+    response: StoredResponse,
+    at: datetime,
+) -> None:
+    """Inside the transaction that made the response: both commit or neither does.
+
+    A concurrent twin that committed first wins; the caller sees the unique violation
+    as :class:`asyncpg.UniqueViolationError` and answers with the stored response.
+    """
+    await connection.execute(
+        "INSERT INTO idempotency_keys"
+        " (official, method, path, key, request_hash, status, response, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        scope.official,
+        scope.method,
+        scope.path,
+        scope.key,
+        request_hash,
+        response.status,
+        response.body,
+        at,
+    )
+
+
+UniqueViolation = asyncpg.UniqueViolationError

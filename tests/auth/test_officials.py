@@ -1,0 +1,193 @@
+"""Officials over HTTPS: who may create, revoke, disable and transfer; department isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.auth.conftest import audit_events, problem, sql
+from tests.conftest import Gateway, Session, login_as, new_session
+
+A, B = "yl-jyj", "yl-gaj"
+
+
+@pytest.fixture(scope="module")
+def admin_a(gateway: Gateway) -> Iterator[Session]:
+    with login_as(gateway, A, ["dept_admin"]) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def admin_b(gateway: Gateway) -> Iterator[Session]:
+    with login_as(gateway, B, ["dept_admin"]) as session:
+        yield session
+
+
+@pytest.fixture
+def clerk_b(gateway: Gateway) -> Iterator[Session]:
+    with login_as(gateway, B, ["clerk"]) as session:
+        yield session
+
+
+def test_department_a_cannot_touch_department_b_officials(
+    gateway: Gateway, admin_a: Session, clerk_b: Session
+) -> None:
+    """Every officials route, with A's dept_admin token on B's official: 404, audited."""
+    target = clerk_b.official_id
+    attempts = [
+        admin_a.get(f"/v1/officials/{target}/keys"),
+        admin_a.delete(f"/v1/officials/{target}/keys/{clerk_b.kid}"),
+        admin_a.post(f"/v1/officials/{target}/disable"),
+        admin_a.post(f"/v1/officials/{target}/transfer", json={"department": A}),
+        admin_a.post(f"/v1/officials/{target}/enrollment-code"),
+        admin_a.post("/v1/officials", json={"name": "x", "department": B, "roles": ["clerk"]}),
+    ]
+    for response in attempts:
+        problem(response, 404, "not_found")
+    # Nothing happened to B's official, and an unknown id looks exactly the same.
+    assert clerk_b.get("/v1/me").status_code == 200
+    problem(
+        admin_a.get("/v1/officials/00000000-0000-4000-8000-000000000000/keys"), 404, "not_found"
+    )
+    denied = [
+        e for e in audit_events(gateway, "access.denied") if e.get("reason") == "other_department"
+    ]
+    assert len(denied) >= 6
+
+
+def test_missing_role_in_own_department_is_403(
+    gateway: Gateway, admin_b: Session, clerk_b: Session
+) -> None:
+    colleague = login_as(gateway, B, ["clerk"])
+    try:
+        problem(clerk_b.post(f"/v1/officials/{colleague.official_id}/disable"), 403, "forbidden")
+        problem(
+            clerk_b.get(f"/v1/officials/{colleague.official_id}/keys"),
+            403,
+            "forbidden",
+        )
+        problem(
+            clerk_b.post("/v1/officials", json={"name": "x", "department": B, "roles": ["clerk"]}),
+            403,
+            "forbidden",
+        )
+        # A dept_admin may not grant admin-only roles.
+        for role in ("admin", "dept_admin", "inspector"):
+            problem(
+                admin_b.post("/v1/officials", json={"name": "x", "department": B, "roles": [role]}),
+                403,
+                "forbidden",
+            )
+    finally:
+        colleague.close()
+
+
+def test_dept_admin_creates_an_official_who_enrolls_two_devices(
+    gateway: Gateway, admin_b: Session
+) -> None:
+    created = admin_b.post(
+        "/v1/officials", json={"name": "王科长", "department": B, "roles": ["leader", "clerk"]}
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["roles"] == ["clerk", "leader"] and body["department"] == B
+    laptop = new_session(gateway, body["id"])
+    assert laptop.enroll(body["enrollment_code"]).status_code == 201
+    second = admin_b.post(f"/v1/officials/{body['id']}/enrollment-code")
+    assert second.status_code == 201
+    phone = new_session(gateway, body["id"])
+    assert phone.enroll(second.json()["enrollment_code"]).status_code == 201
+    assert laptop.login().status_code == 200 and phone.login().status_code == 200
+    keys = laptop.get(f"/v1/officials/{body['id']}/keys").json()["items"]
+    assert {k["kid"] for k in keys} == {laptop.kid, phone.kid}
+    # Revoking the phone leaves the laptop working.
+    assert laptop.delete(f"/v1/officials/{body['id']}/keys/{phone.kid}").status_code == 200
+    problem(phone.get("/v1/me"), 401, "invalid_token", "key_revoked")
+    assert laptop.get("/v1/me").status_code == 200
+    assert len(audit_events(gateway, "key.enrolled")) >= 2
+    laptop.close()
+    phone.close()
+
+
+def test_disable_ends_every_session_at_once(
+    gateway: Gateway, admin_b: Session, clerk_b: Session
+) -> None:
+    refresh_token = clerk_b.refresh_token
+    disabled = admin_b.post(f"/v1/officials/{clerk_b.official_id}/disable")
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    problem(clerk_b.get("/v1/me"), 401, "invalid_token", "official_disabled")
+    problem(clerk_b.refresh(refresh_token), 401, "invalid_grant")
+    problem(clerk_b.login(), 403, "official_disabled")
+    assert any(
+        e["official"] == clerk_b.official_id for e in audit_events(gateway, "official.disabled")
+    )
+
+
+def test_transfer_rechecks_roles_and_ends_sessions(gateway: Gateway, admin_b: Session) -> None:
+    mover = login_as(gateway, B, ["seal_keeper", "clerk"])
+    try:
+        old_refresh = mover.refresh_token
+        # A dept_admin may not add roles on the way out.
+        problem(
+            admin_b.post(
+                f"/v1/officials/{mover.official_id}/transfer",
+                json={"department": A, "roles": ["leader"]},
+            ),
+            403,
+            "forbidden",
+        )
+        problem(
+            admin_b.post(
+                f"/v1/officials/{mover.official_id}/transfer", json={"department": "no-such-unit"}
+            ),
+            422,
+            "department_unknown",
+        )
+        moved = admin_b.post(
+            f"/v1/officials/{mover.official_id}/transfer",
+            json={"department": A, "roles": ["clerk"]},
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["department"] == A and moved.json()["roles"] == ["clerk"]
+        problem(mover.get("/v1/me"), 401, "invalid_token", "token_outdated")
+        problem(mover.refresh(old_refresh), 401, "invalid_grant")
+        assert mover.login().status_code == 200
+        me = mover.get("/v1/me").json()
+        assert me["department"] == A and me["roles"] == ["clerk"]
+        # Now in A: B's dept_admin no longer sees the official.
+        problem(admin_b.get(f"/v1/officials/{mover.official_id}/keys"), 404, "not_found")
+    finally:
+        mover.close()
+
+
+def test_privileged_roles_do_not_travel_with_a_transfer(gateway: Gateway) -> None:
+    admin = login_as(gateway, "yl", ["admin"])
+    boss = login_as(gateway, B, ["dept_admin", "leader"])
+    try:
+        moved = admin.post(f"/v1/officials/{boss.official_id}/transfer", json={"department": A})
+        assert moved.json()["roles"] == ["leader"]
+        # The old token claimed dept_admin: refused; a new login carries only leader.
+        problem(boss.get("/v1/me"), 401, "invalid_token", "token_outdated")
+        assert boss.login().status_code == 200
+        problem(boss.post(f"/v1/officials/{admin.official_id}/disable"), 403, "forbidden")
+        created = admin.post(
+            "/v1/officials", json={"name": "督察", "department": B, "roles": ["inspector"]}
+        )
+        assert created.status_code == 201
+        rows = sql(gateway, "SELECT roles FROM officials WHERE id = $1", created.json()["id"])
+        assert list(rows[0]["roles"]) == ["inspector"]
+    finally:
+        admin.close()
+        boss.close()
+
+
+def test_dept_admin_cannot_manage_a_dept_admin(gateway: Gateway, admin_b: Session) -> None:
+    peer = login_as(gateway, B, ["dept_admin"])
+    try:
+        problem(admin_b.post(f"/v1/officials/{peer.official_id}/disable"), 403, "forbidden")
+        problem(
+            admin_b.delete(f"/v1/officials/{peer.official_id}/keys/{peer.kid}"), 403, "forbidden"
+        )
+    finally:
+        peer.close()
