@@ -1,0 +1,1 @@
+"""Private implementation modules of sealhub_sdk; import from the package instead."""

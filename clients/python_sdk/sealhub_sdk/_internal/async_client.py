@@ -1,0 +1,610 @@
+"""The asynchronous client (httpx.AsyncClient): the same methods as Client, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from sealhub_sdk._internal import jose, ops
+from sealhub_sdk._internal.audit import verify_checkpoint, verify_entry
+from sealhub_sdk._internal.core import (
+    RETRY_STATUSES,
+    TOKEN_PATH,
+    Call,
+    Core,
+    Op,
+    RetryPolicy,
+    finish_download,
+    is_tls_failure,
+    multipart_parts,
+    should_refresh,
+    state_changing,
+)
+from sealhub_sdk._internal.errors import (
+    SealhubError,
+    TransportError,
+    VerificationError,
+    error_from_response,
+)
+from sealhub_sdk._internal.keys import DeviceKey
+from sealhub_sdk._internal.models import (
+    AuditEntry,
+    Checkpoint,
+    ConsistencyProof,
+    Department,
+    Document,
+    Download,
+    EnrolledKey,
+    Group,
+    InboxItem,
+    InclusionProof,
+    Me,
+    NewOfficial,
+    Page,
+    Receipt,
+    Seal,
+    SealRequest,
+    SentDocument,
+    Session,
+    VerificationReport,
+)
+from sealhub_sdk._internal.note import CheckpointBody, NoteVerifier
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+CHUNK = 64 * 1024
+
+
+class AsyncClient:
+    """Asynchronous sealhub client, method for method the same as :class:`Client`.
+
+    ``AsyncClient(base_url, ca_file=..., key=..., official_id=...)``: TLS trusts only the
+    platform CA in *ca_file*; *key* and *official_id* are needed for :meth:`login`. Every
+    authenticated request carries a fresh DPoP proof; the access token is refreshed
+    transparently. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_file: str | os.PathLike[str],
+        key: DeviceKey | None = None,
+        official_id: str | None = None,
+        public_url: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._core = Core(
+            base_url,
+            ca_file=ca_file,
+            key=key,
+            official_id=official_id,
+            public_url=public_url,
+            retry=retry,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self._core.base_url,
+            verify=self._core.ssl,
+            timeout=timeout,
+            follow_redirects=False,
+        )
+        self._refresh_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncClient(base_url={self._core.base_url!r}, official_id={self._core.official_id!r})"
+        )
+
+    # --- the request loop -----------------------------------------------------------------
+
+    async def _send(
+        self,
+        call: Call,
+        *,
+        stream: bool = False,
+        body: Callable[[], AsyncIterator[bytes]] | None = None,
+    ) -> httpx.Response:
+        """Send with DPoP, nonce retry, token refresh and backoff; raise SealhubError."""
+        core = self._core
+        attempt = 0
+        nonce_retried = refreshed = False
+        while True:
+            if call.auth and call.path != TOKEN_PATH:
+                await self._refresh_if_expiring()
+            request = self._http.build_request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                data=call.form,
+                content=body() if body is not None else call.content,
+                headers=core.headers(call),
+                timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if is_tls_failure(exc):
+                    raise TransportError(
+                        "TLS verification of the gateway failed: is the CA file the platform's?",
+                        code="tls_verification_failed",
+                    ) from None
+                if attempt + 1 < core.retry.attempts and (
+                    call.retry_safe or isinstance(exc, httpx.ConnectError)
+                ):
+                    await asyncio.sleep(core.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                raise TransportError(f"{type(exc).__name__}: {exc}") from None
+            nonce_changed = core.remember_nonce(response.headers)
+            if response.status_code < 400:
+                return response
+            raw = await response.aread()
+            await response.aclose()
+            error = error_from_response(response.status_code, response.headers, raw)
+            if error.code == "use_dpop_nonce" and nonce_changed and not nonce_retried:
+                nonce_retried = True
+                continue
+            if should_refresh(error, call, core) and not refreshed:
+                refreshed = True
+                await self._refresh()
+                continue
+            if (
+                response.status_code in RETRY_STATUSES
+                and call.retry_safe
+                and attempt + 1 < core.retry.attempts
+            ):
+                await asyncio.sleep(core.retry.delay(attempt, getattr(error, "retry_after", None)))
+                attempt += 1
+                continue
+            raise error
+
+    async def _run(self, op: Op[T]) -> T:
+        response = await self._send(op.call)
+        data: Any = response.json() if response.content else None
+        return op.parse(data)
+
+    async def _refresh_if_expiring(self) -> None:
+        if self._core.tokens.expiring and self._core.tokens.refresh_token:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        async with self._refresh_lock:
+            call = self._core.refresh_call()
+            if call is None:
+                return
+            try:
+                answer = (await self._send(call)).json()
+            except SealhubError:
+                # A refused refresh token (rotated away, revoked): fall back to the key.
+                self._core.tokens.clear()
+                if self._core.official_id and self._core.key:
+                    await self.login()
+                    return
+                raise
+            self._core.tokens.store(answer)
+
+    # --- identity --------------------------------------------------------------------------
+
+    async def enroll(self, official_id: str, enrollment_code: str) -> EnrolledKey:
+        """Enroll this client's device key for *official_id* with the one-time code."""
+        key, _ = self._key_and_official(official_id)
+        proof = jose.enrollment_proof(key, official_id=official_id, enrollment_code=enrollment_code)
+        result = await self._run(ops.enroll(official_id, proof))
+        self._core.official_id = official_id
+        return result
+
+    async def login(self) -> Session:
+        """Log in with the device key (challenge, RFC 7523 assertion, DPoP-bound token)."""
+        _, official = self._key_and_official(None)
+        nonce = await self._run(ops.challenge(official))
+        answer = (await self._send(self._core.login_call(nonce))).json()
+        lifetime = self._core.tokens.store(answer)
+        return Session(official, lifetime, str(answer.get("token_type", "DPoP")))
+
+    def logout(self) -> None:
+        """Forget the tokens held in memory."""
+        self._core.tokens.clear()
+
+    def _key_and_official(self, official_id: str | None) -> tuple[DeviceKey, str]:
+        if official_id is not None and self._core.key is not None:
+            return self._core.key, official_id
+        return self._core.require_login_material()
+
+    async def me(self) -> Me:
+        """Who the gateway thinks is calling: id, name, department, roles, key id."""
+        return await self._run(ops.me())
+
+    async def create_official(
+        self, name: str, department: str, roles: Sequence[str]
+    ) -> NewOfficial:
+        """(dept_admin/admin) Create an official; returns its id and enrollment code."""
+        return await self._run(ops.create_official(name, department, roles))
+
+    async def revoke_key(self, official_id: str, kid: str) -> None:
+        """Revoke an enrolled key at once (its tokens and streams end)."""
+        await self._run(ops.revoke_key(official_id, kid))
+
+    # --- directory and PKI -----------------------------------------------------------------
+
+    async def departments(
+        self,
+        *,
+        parent: str | None = None,
+        q: str | None = None,
+        kind: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Department]:
+        """Every matching organisation unit, fetching pages lazily."""
+        cursor: str | None = None
+        while True:
+            page = await self.departments_page(
+                parent=parent, q=q, kind=kind, limit=page_size, cursor=cursor
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def departments_page(
+        self,
+        *,
+        parent: str | None = None,
+        q: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Department]:
+        """One page of organisation units."""
+        return await self._run(
+            ops.departments_page(parent=parent, q=q, kind=kind, limit=limit, cursor=cursor)
+        )
+
+    async def department(self, code: str) -> Department:
+        """One organisation unit by code."""
+        return await self._run(ops.department(code))
+
+    async def groups(self, *, page_size: int = 100) -> AsyncIterator[Group]:
+        """Every distribution group (a group code may stand for its member departments)."""
+        cursor: str | None = None
+        while True:
+            page = await self._run(ops.groups_page(limit=page_size, cursor=cursor))
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def group(self, code: str) -> Group:
+        """One distribution group with its members."""
+        return await self._run(ops.group(code))
+
+    async def ca_certificate(self) -> bytes:
+        """The platform root CA (PEM) as this gateway serves it.
+
+        Compare it with the file you trust; never replace your CA file with it unchecked.
+        """
+        return (await self._send(ops.ca_certificate())).content
+
+    async def chain_certificates(self) -> bytes:
+        """The issuing CAs and TSA certificate (PEM), for offline checks."""
+        return (await self._send(ops.chain_certificates())).content
+
+    async def jwks(self) -> Mapping[str, Any]:
+        """The gateway's public token and receipt keys."""
+        result: Mapping[str, Any] = await self._run(ops.jwks())
+        return result
+
+    # --- documents -------------------------------------------------------------------------
+
+    async def send(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        title: str,
+        recipients: Sequence[str],
+        doc_number: str,
+        urgency: str = "normal",
+        classification: str = "internal",
+        cc: Sequence[str] = (),
+        deadline: str | None = None,
+        workflow: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> SentDocument:
+        """Send a PDF: sealed and dispatched at once (seal_keeper), or into a workflow.
+
+        The file is streamed (never read whole into memory); *progress* is called with
+        (bytes sent, total bytes). One ``Idempotency-Key`` covers the whole call.
+        """
+        meta = ops.document_meta(
+            title=title,
+            recipients=recipients,
+            doc_number=doc_number,
+            urgency=urgency,
+            classification=classification,
+            cc=cc,
+            deadline=deadline,
+            workflow=workflow,
+        )
+        path = Path(file)
+        content_type, head, tail = multipart_parts(meta, path.name)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        total = len(head) + size + len(tail)
+
+        async def body() -> AsyncIterator[bytes]:
+            sent = 0
+            yield head
+            source = await asyncio.to_thread(path.open, "rb")
+            try:
+                while chunk := await asyncio.to_thread(source.read, CHUNK):
+                    sent += len(chunk)
+                    if progress is not None:
+                        progress(sent, size)
+                    yield chunk
+            finally:
+                source.close()
+            yield tail
+
+        call = state_changing(
+            "POST", "/v1/documents", content_type=content_type, content_length=total
+        )
+        return SentDocument.from_json((await self._send(call, body=body)).json())
+
+    async def document(self, document_id: str) -> Document:
+        """Metadata, status, deliveries and approval trail of a document."""
+        return await self._run(ops.document(document_id))
+
+    async def download(
+        self,
+        document_id: str,
+        path: str | os.PathLike[str],
+        *,
+        draft: bool = False,
+        expected_sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> Download:
+        """Stream the sealed PDF (or the draft, for approvers) into *path*.
+
+        Written to a temporary file beside *path* and renamed when complete, so *path*
+        never holds a partial document; with *expected_sha256* a mismatch raises.
+        """
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        response = await self._send(ops.content(document_id, draft=draft), stream=True)
+        digest = hashlib.sha256()
+        size = 0
+        total = int(response.headers.get("content-length") or 0)
+        out = await asyncio.to_thread(partial.open, "wb")
+        try:
+            async for chunk in response.aiter_bytes(CHUNK):
+                await asyncio.to_thread(out.write, chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(size, total)
+        except httpx.TransportError as exc:
+            out.close()
+            partial.unlink(missing_ok=True)
+            raise TransportError(f"download interrupted: {exc}") from None
+        finally:
+            out.close()
+            await response.aclose()
+        return await asyncio.to_thread(
+            finish_download, partial, target, digest.hexdigest(), size, expected_sha256
+        )
+
+    async def approve(
+        self,
+        document_id: str,
+        *,
+        draft_sha256: str,
+        step: int | str,
+        decision: str = "approve",
+        opinion: str = "",
+    ) -> Any:
+        """Sign and submit an approval (or ``decision="reject"``) for a workflow step."""
+        signature = jose.approval_signature(
+            self._signing_key(),
+            document_id=document_id,
+            draft_sha256=draft_sha256,
+            step=step,
+            decision=decision,
+            opinion=opinion,
+        )
+        return await self._run(ops.approve(document_id, signature))
+
+    async def seal(self, document_id: str) -> SentDocument:
+        """(seal_keeper) Seal a signed-off document and dispatch it."""
+        return await self._run(ops.seal(document_id))
+
+    async def withdraw(self, document_id: str) -> Any:
+        """Withdraw (撤回) a document no recipient has signed for yet."""
+        return await self._run(ops.withdraw(document_id))
+
+    async def resend(self, document_id: str, recipients: Sequence[str]) -> Any:
+        """Send a dispatched document again (补发) to more recipients."""
+        return await self._run(ops.resend(document_id, recipients))
+
+    async def verify(self, file: str | os.PathLike[str]) -> VerificationReport:
+        """Ask the gateway to verify a sealed PDF (it fetches nothing from the network)."""
+        pdf = await asyncio.to_thread(Path(file).read_bytes)
+        return await self._run(ops.verify_remote(pdf))
+
+    # --- seals (admins) -------------------------------------------------------------------
+
+    async def request_seal(self, department: str, purpose: str = "公文专用章") -> SealRequest:
+        """(admin) Ask for a new department seal; another admin must approve it."""
+        return await self._run(ops.request_seal(department, purpose))
+
+    async def request_seal_revocation(self, seal_id: str, reason: str) -> SealRequest:
+        """(admin) Ask to revoke a seal; another admin must approve it."""
+        return await self._run(ops.request_seal_revocation(seal_id, reason))
+
+    async def approve_seal_request(self, request_id: str) -> Seal:
+        """(admin) Approve another admin's seal request; returns the seal."""
+        return await self._run(ops.approve_seal_request(request_id))
+
+    async def department_seals(self, department: str) -> Page[Seal]:
+        """The seals of a department."""
+        return await self._run(ops.department_seals(department))
+
+    # --- inbox and receipts ----------------------------------------------------------------
+
+    async def inbox(
+        self,
+        *,
+        state: str | None = "pending",
+        cursor: str | None = None,
+        limit: int | None = None,
+        wait: int | None = None,
+    ) -> Page[InboxItem]:
+        """One page of deliveries to the caller's department; *wait* long-polls (seconds)."""
+        return await self._run(ops.inbox_page(state=state, cursor=cursor, limit=limit, wait=wait))
+
+    async def watch(
+        self, *, state: str = "pending", wait: int = 30, cursor: str | None = None
+    ) -> AsyncIterator[InboxItem]:
+        """Yield deliveries as they arrive, long-polling the inbox forever.
+
+        Starts with what is already in the inbox (or after *cursor*); each delivery is
+        yielded once. Stops only when the caller stops iterating or an error is raised.
+        """
+        seen: set[str] = set()
+        while True:
+            page = await self.inbox(state=state, cursor=cursor, wait=wait)
+            for item in page.items:
+                if item.id not in seen:
+                    seen.add(item.id)
+                    yield item
+            if page.next_cursor is not None:
+                cursor = page.next_cursor
+            elif not page.items:
+                await asyncio.sleep(1.0)  # no cursor from the server: do not spin
+
+    async def sign_for(self, delivery_id: str, *, sha256: str) -> Receipt:
+        """签收: sign for the delivered bytes (*sha256* of the downloaded PDF)."""
+        signature = jose.receipt_signature(
+            self._signing_key(), delivery_id=delivery_id, sha256=sha256, action="receive"
+        )
+        return await self._run(ops.receipt_post(delivery_id, signature, reject=False))
+
+    async def reject(self, delivery_id: str, *, sha256: str, reason: str) -> Receipt:
+        """退回: return a delivery to its sender, with a reason, signed by you."""
+        signature = jose.receipt_signature(
+            self._signing_key(),
+            delivery_id=delivery_id,
+            sha256=sha256,
+            action="reject",
+            reason=reason,
+        )
+        return await self._run(ops.receipt_post(delivery_id, signature, reject=True))
+
+    async def receipt(self, delivery_id: str) -> Receipt:
+        """The countersigned receipt of a delivery (sender, recipient, inspectors)."""
+        return await self._run(ops.receipt_get(delivery_id))
+
+    def _signing_key(self) -> DeviceKey:
+        return self._core.require_login_material()[0]
+
+    # --- audit -----------------------------------------------------------------------------
+
+    async def audit_checkpoint(self) -> Checkpoint:
+        """The log's latest signed checkpoint (unverified: see verified_checkpoint)."""
+        return await self._run(ops.checkpoint())
+
+    async def audit_log_key(self) -> str:
+        """The log's verifier key as served (pin it out of band; do not trust it blindly)."""
+        return await self._run(ops.log_key())
+
+    async def verified_checkpoint(
+        self, verifier_keys: Sequence[NoteVerifier | str]
+    ) -> CheckpointBody:
+        """Fetch the checkpoint and verify its note against the pinned log key(s)."""
+        return verify_checkpoint(await self.audit_checkpoint(), verifier_keys)
+
+    async def audit_entries(
+        self,
+        *,
+        document: str | None = None,
+        department: str | None = None,
+        actor: str | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> AsyncIterator[AuditEntry]:
+        """Audit entries visible to the caller, fetching pages lazily."""
+        cursor: str | None = None
+        while True:
+            page = await self._run(
+                ops.audit_entries_page(
+                    document=document,
+                    department=department,
+                    actor=actor,
+                    type=type,
+                    since=since,
+                    until=until,
+                    cursor=cursor,
+                )
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def audit_entry(self, index: int) -> AuditEntry:
+        """One audit entry by index."""
+        return await self._run(ops.audit_entry(index))
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> InclusionProof:
+        """The RFC 9162 inclusion proof of entry *index* in the tree of *tree_size*."""
+        return await self._run(ops.inclusion_proof(index, tree_size))
+
+    async def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """The RFC 9162 consistency proof between two tree sizes."""
+        return await self._run(ops.consistency_proof(first, second))
+
+    async def verify_audit_entry(
+        self,
+        index: int,
+        verifier_keys: Sequence[NoteVerifier | str],
+        *,
+        wait_for_checkpoint: float = 15.0,
+    ) -> AuditEntry:
+        """Fetch an entry and prove it is in the log the pinned key signs; returns it.
+
+        Checkpoints are signed every few seconds: a fresh entry waits up to
+        *wait_for_checkpoint* seconds for one that covers it.
+        """
+        deadline = time.monotonic() + wait_for_checkpoint
+        checkpoint = await self.verified_checkpoint(verifier_keys)
+        while checkpoint.tree_size <= index:
+            if time.monotonic() > deadline:
+                raise VerificationError(
+                    f"no signed checkpoint covers entry {index} yet", code="not_checkpointed"
+                )
+            await asyncio.sleep(1.0)
+            checkpoint = await self.verified_checkpoint(verifier_keys)
+        entry = await self.audit_entry(index)
+        proof = await self.inclusion_proof(index, checkpoint.tree_size)
+        verify_entry(entry, proof, checkpoint)
+        return entry
