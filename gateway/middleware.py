@@ -65,6 +65,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 if status >= 500:
                     log.error("service error %s: %s", code, detail_of(exc))
                 response = problem_response(status, code, detail_of(exc))
+                retry_after = getattr(exc, "retry_after", None)
+                if isinstance(retry_after, int):
+                    response.headers["Retry-After"] = str(retry_after)
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
             response.headers.setdefault("Cache-Control", "no-store")

@@ -32,6 +32,7 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("token", "subject"): Limit(10),
     ("enroll", "source"): Limit(60),
     ("enroll", "subject"): Limit(10),
+    ("tsa", "subject"): Limit(120),
 }
 
 

@@ -206,6 +206,7 @@ class DepartmentSealer:
 
 
 SEALER: web.AppKey[DepartmentSealer] = web.AppKey("sealer", DepartmentSealer)
+SEAL_POOL: web.AppKey[SealWorkerPool] = web.AppKey("seal_pool", SealWorkerPool)
 
 
 def install_sealer(app: web.Application, runtime: Runtime, crls: CrlCache) -> None:
@@ -213,6 +214,7 @@ def install_sealer(app: web.Application, runtime: Runtime, crls: CrlCache) -> No
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         pool = SealWorkerPool(workers=runtime.settings.seal_workers)
+        app[SEAL_POOL] = pool
         app[SEALER] = DepartmentSealer(runtime, pool, crls)
         try:
             yield

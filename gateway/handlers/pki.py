@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import ratelimit
+from gateway.auth import now_of, principal_of
 from gateway.crls import CRL_NAMES, CRLS
+from gateway.errors import ApiError
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
+from keys import tsa
+from keys.tsa import TimeStampAuthority
 
 PEM = {"application/x-pem-file": {"schema": {"type": "string"}}}
 
@@ -65,3 +70,47 @@ async def certificate_revocation_list(request: web.Request) -> web.Response:
         content_type="application/pkix-crl",
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+TSA_REQUEST_LIMIT = 16 * 1024
+
+
+@routes.add(
+    "POST",
+    "/v1/pki/tsa",
+    summary="RFC 3161 time-stamp authority (body: a TimeStampReq).",
+    access="authenticated",
+    tag="pki",
+    request_body={
+        "required": True,
+        "content": {
+            "application/timestamp-query": {"schema": {"type": "string", "format": "binary"}}
+        },
+    },
+    responses={
+        "200": {
+            "content": {
+                "application/timestamp-reply": {"schema": {"type": "string", "format": "binary"}}
+            }
+        }
+    },
+)
+async def time_stamp(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    if request.content_type != "application/timestamp-query":
+        raise ApiError("unsupported_media_type", "send application/timestamp-query", status=415)
+    if request.content_length is not None and request.content_length > TSA_REQUEST_LIMIT:
+        raise ApiError("payload_too_large", "a time-stamp request is at most 16 KiB")
+    query = await request.content.read(TSA_REQUEST_LIMIT + 1)
+    if len(query) > TSA_REQUEST_LIMIT:
+        raise ApiError("payload_too_large", "a time-stamp request is at most 16 KiB")
+    now = now_of(request)
+    async with runtime.pool.acquire() as connection:
+        await ratelimit.check(connection, "tsa", "subject", principal.official_id, now=now)
+        serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
+    authority = TimeStampAuthority(
+        runtime.pki.tsa.cert, runtime.pki.tsa.key, extra_certs=(runtime.pki.root_cert,)
+    )
+    reply = tsa.respond(authority, query, serial_number=serial, now=now)
+    return web.Response(body=reply, content_type="application/timestamp-reply")
