@@ -15,9 +15,12 @@ from gateway.handlers import service
 from gateway.inbox import install_inbox
 from gateway.metrics import Metrics
 from gateway.middleware import METRICS, observe
+from gateway.object_sweeper import install_object_sweeper
+from gateway.ratelimit import RATE_LIMITS, configured_limits
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
 from gateway.sealing import install_sealer
+from gateway.supervision import install_supervision
 
 
 def _load_handler_modules() -> None:
@@ -32,6 +35,7 @@ def create_app(runtime: Runtime) -> web.Application:
         middlewares=[observe, authenticate], client_max_size=runtime.settings.max_json_bytes
     )
     app[RUNTIME] = runtime
+    app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[service.OPENAPI_DOCUMENT] = service.openapi_document(
         runtime.settings.public_origin, __version__
@@ -40,6 +44,8 @@ def create_app(runtime: Runtime) -> web.Application:
     app[CRLS] = crls
     install_sealer(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
+    install_object_sweeper(app, runtime)
     routes.install(app)
     install_audit_service(app)
+    install_supervision(app)
     return app

@@ -37,6 +37,18 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class SupervisionSettings:
+    """E-supervision: how often the rules run and their thresholds."""
+
+    interval_seconds: float = 30.0
+    approval_overdue_hours: float = 24.0
+    burst_window_minutes: int = 10
+    failed_login_burst: int = 10
+    denied_access_burst: int = 20
+    revoked_seal_alert_hours: float = 24.0
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     host: str
@@ -50,6 +62,8 @@ class Settings:
     log_level: str
     log_format: str
     seal_workers: int
+    login_rate_per_source: int
+    supervision: SupervisionSettings
 
     @property
     def public_origin(self) -> str:
@@ -95,6 +109,13 @@ def _positive_int(value: str) -> int:
 _HOSTNAME = re.compile(
     r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a positive number")
+    return number
 
 
 def _host(value: str) -> str:
@@ -235,6 +256,55 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         "Worker processes that parse and seal PDFs (memory and CPU limited).",
     ),
+    Setting(
+        "SEALHUB_LOGIN_RATE_PER_SOURCE",
+        "login_rate_per_source",
+        _positive_int,
+        300,
+        "Login, token and enrollment attempts per minute from one address.",
+    ),
+    Setting(
+        "SEALHUB_SUPERVISION_INTERVAL",
+        "supervision_interval",
+        _positive_float,
+        30.0,
+        "Seconds between two passes of the supervision rules (one process evaluates).",
+    ),
+    Setting(
+        "SEALHUB_APPROVAL_OVERDUE_HOURS",
+        "approval_overdue_hours",
+        _positive_float,
+        24.0,
+        "Hours an approval step may wait before it raises an alert.",
+    ),
+    Setting(
+        "SEALHUB_BURST_WINDOW_MINUTES",
+        "burst_window_minutes",
+        _positive_int,
+        10,
+        "Window over which failed logins and denied accesses are counted for burst alerts.",
+    ),
+    Setting(
+        "SEALHUB_FAILED_LOGIN_BURST",
+        "failed_login_burst",
+        _positive_int,
+        10,
+        "Failed logins in the window, per official or per source address, that raise an alert.",
+    ),
+    Setting(
+        "SEALHUB_DENIED_ACCESS_BURST",
+        "denied_access_burst",
+        _positive_int,
+        20,
+        "Denied accesses in the window, per official or per source address, that raise an alert.",
+    ),
+    Setting(
+        "SEALHUB_REVOKED_SEAL_ALERT_HOURS",
+        "revoked_seal_alert_hours",
+        _positive_float,
+        24.0,
+        "Hours an attempt to seal with a revoked seal keeps its alert open.",
+    ),
 )
 
 _BY_ENV = {setting.env: setting for setting in SETTINGS}
@@ -319,6 +389,15 @@ def _assemble(values: dict[str, Any]) -> Settings:
         log_level=values["log_level"],
         log_format=values["log_format"],
         seal_workers=values["seal_workers"],
+        login_rate_per_source=values["login_rate_per_source"],
+        supervision=SupervisionSettings(
+            interval_seconds=values["supervision_interval"],
+            approval_overdue_hours=values["approval_overdue_hours"],
+            burst_window_minutes=values["burst_window_minutes"],
+            failed_login_burst=values["failed_login_burst"],
+            denied_access_burst=values["denied_access_burst"],
+            revoked_seal_alert_hours=values["revoked_seal_alert_hours"],
+        ),
     )
 
 

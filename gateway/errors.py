@@ -78,6 +78,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "note_unverified": 422,
     "checkpoint_unknown": 422,
     "cosignature_outdated": 409,
+    "invalid_workflow": 422,
+    "step_not_open": 409,
+    "already_decided": 409,
+    "document_locked": 409,
+    "replayed_approval": 409,
+    "webhook_url_invalid": 422,
+    "webhook_target_not_allowed": 422,
+    "webhook_address_refused": 422,
+    "alert_closed": 409,
 }
 
 

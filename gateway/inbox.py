@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from gateway.middleware import METRICS
 from gateway.runtime import Runtime
-from storage import documents
+from storage import documents, identity
 from storage.db import connect
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class InboxHub:
             self._waiters[department].discard(event)
             if not self._waiters[department]:
                 del self._waiters[department]
+
+    @property
+    def waiter_count(self) -> int:
+        return sum(len(events) for events in self._waiters.values())
 
     def wake(self, departments: list[str]) -> None:
         for department in departments:
@@ -80,6 +85,9 @@ class InboxHub:
                 lost = asyncio.Event()
                 self._listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
                 await self._listener.add_listener(documents.DELIVERY_CHANNEL, self._notified)
+                await self._listener.add_listener(
+                    identity.SESSIONS_CHANNEL, lambda *_args: self.wake_all()
+                )
                 self.wake_all()
                 await lost.wait()
             except (OSError, asyncpg.PostgresError) as exc:
@@ -107,6 +115,7 @@ def install_inbox(app: web.Application, runtime: Runtime, dsn: str) -> None:
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         hub = InboxHub(runtime)
         app[INBOX] = hub
+        app[METRICS].inbox_waiters.set_function(lambda: hub.waiter_count)
         await hub.start(dsn)
         try:
             yield

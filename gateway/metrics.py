@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -18,6 +18,12 @@ class Metrics:
             "sealhub_http_request_duration_seconds",
             "Time to produce the response head, by route template.",
             ["method", "route"],
+            registry=self.registry,
+        )
+
+        self.inbox_waiters = Gauge(
+            "sealhub_inbox_waiters",
+            "Long-polls and event streams waiting in this process for new deliveries.",
             registry=self.registry,
         )
 

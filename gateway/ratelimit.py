@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aiohttp import web
+
 from storage import identity
 from storage.db import DbConnection
 
@@ -34,6 +36,17 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("enroll", "subject"): Limit(10),
     ("tsa", "subject"): Limit(120),
 }
+
+
+def configured_limits(per_source: int) -> dict[tuple[str, str], Limit]:
+    """The limits with the per-address ones from ``SEALHUB_LOGIN_RATE_PER_SOURCE``."""
+    return {
+        key: Limit(per_source, limit.window) if key[1] == "source" else limit
+        for key, limit in LIMITS.items()
+    }
+
+
+RATE_LIMITS: web.AppKey[dict[tuple[str, str], Limit]] = web.AppKey("rate_limits", dict)
 
 
 class RateLimited(Exception):

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiohttp import web
 from cryptography import x509
@@ -30,6 +30,7 @@ from seals.pades import Level, SealAppearance
 from seals.pool import SealWorkerPool
 from seals.signer import InMemorySealKey, SealSigner
 from storage import directory
+from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 
 DEFAULT_PURPOSE = "公文专用章"
@@ -163,6 +164,20 @@ class DepartmentSealer:
         """Called on revocation so a cached signer is never used again."""
         self._signers.pop(seal_id, None)
 
+    async def _record_refusal(self, department: str, seal_id: uuid.UUID) -> None:
+        """``seal.use_refused`` for e-supervision, on a connection of its own so it commits
+        even though the caller's transaction (if any) is about to fail."""
+        async with self._runtime.pool.acquire() as connection:
+            await record_event(
+                connection,
+                AuditEvent(
+                    "seal.use_refused",
+                    datetime.now(UTC),
+                    department=department,
+                    details={"seal_id": str(seal_id), "reason": "revoked"},
+                ),
+            )
+
     async def seal(
         self, connection: DbConnection, department: str, pdf: bytes, *, reason: str
     ) -> SealOutcome:
@@ -177,6 +192,7 @@ class DepartmentSealer:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
         if row["status"] != "active":
             self.forget(row["id"])
+            await self._record_refusal(department, row["id"])
             raise SealRevoked(f"the seal of {department} is revoked")
         signer, appearance = self._signer(
             row["id"], row["kid"], row["certificate_pem"], row["name"], row["purpose"]

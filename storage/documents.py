@@ -188,6 +188,41 @@ async def inbox_page(
     return [dict(row.items()) for row in rows]
 
 
+async def inbox_page_if_valid(
+    connection: DbConnection,
+    department: str,
+    kid: str,
+    *,
+    state: str | None,
+    after_seq: int,
+    limit: int,
+) -> tuple[bool, list[dict[str, Any]]]:
+    """After a long-poll wakes: is the caller's key still good, and what is new — in one
+    round trip, since hundreds of waiters wake together on a fan-out."""
+    rows = await connection.fetch(
+        "WITH me AS ("
+        "  SELECT k.revoked_at IS NULL AND o.status = 'active' AND o.department = $1 AS ok"
+        "  FROM official_keys k JOIN officials o ON o.id = k.official_id WHERE k.kid = $5)"
+        " SELECT coalesce((SELECT ok FROM me), false) AS session_ok, page.* FROM (SELECT 1) one"
+        " LEFT JOIN LATERAL ("
+        "  SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"
+        "  doc.doc_number, doc.urgency, doc.sender"
+        "  FROM deliveries d JOIN documents doc ON doc.id = d.document"
+        "  WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text IS NULL OR d.state = $3)"
+        "  AND d.state <> 'withdrawn' ORDER BY d.seq LIMIT $4) page ON true",
+        department,
+        after_seq,
+        state,
+        limit,
+        kid,
+    )
+    session_ok = bool(rows[0]["session_ok"]) if rows else False
+    page = [dict(row.items()) for row in rows if row["id"] is not None]
+    for row in page:
+        del row["session_ok"]
+    return session_ok, page
+
+
 async def mark_fetched(connection: DbConnection, delivery_id: uuid.UUID, at: datetime) -> bool:
     """pending → fetched on the first download; True when this call made the change."""
     status = await connection.execute(

@@ -333,6 +333,9 @@ async def get_official(
     return _official(row)
 
 
+SESSIONS_CHANNEL = "sealhub_sessions"
+
+
 async def _revoke_families(
     connection: DbConnection,
     now: datetime,
@@ -349,6 +352,9 @@ async def _revoke_families(
         official_id,
         kid,
     )
+    # At commit, every gateway process wakes its long-polls and event streams, which then
+    # re-check their key: a revoked key, disabled or moved official loses them at once.
+    await connection.execute("SELECT pg_notify($1, $2)", SESSIONS_CHANNEL, reason)
     return int(result.split()[-1])
 
 

@@ -138,9 +138,15 @@ class Gateway:
 
 
 def start_gateway(
-    database_url: str, data_dir: Path, *, demo: bool = True, env: dict[str, str] | None = None
+    database_url: str,
+    data_dir: Path,
+    *,
+    demo: bool = True,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Gateway:
-    port = free_port()
+    """A ``sealhub serve`` process; pass *port* to restart one at the same public URL."""
+    port = port or free_port()
     command = [
         sys.executable,
         "-m",

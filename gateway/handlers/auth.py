@@ -23,6 +23,7 @@ from gateway.auth import (
 from gateway.errors import ApiError
 from gateway.http import json_response, parse_json_bytes
 from gateway.openapi import json_content
+from gateway.ratelimit import RATE_LIMITS
 from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
@@ -79,8 +80,17 @@ async def challenge(request: web.Request) -> web.Response:
     if not isinstance(subject, str) or not 1 <= len(subject) <= _MAX_SUBJECT_CHARS:
         raise ApiError("invalid_request", "subject must be the official id")
     async with runtime.pool.acquire() as connection:
-        await rate_limit(connection, "challenge", "source", source_of(request), now=now)
-        await rate_limit(connection, "challenge", "subject", subject, now=now)
+        await rate_limit(
+            connection,
+            "challenge",
+            "source",
+            source_of(request),
+            now=now,
+            limits=request.app[RATE_LIMITS],
+        )
+        await rate_limit(
+            connection, "challenge", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
+        )
     nonces = await challenge_nonces(runtime, now)
     return json_response({"nonce": nonces.issue_nonce(subject, now), "expires_in": NONCE_MAX_AGE})
 
@@ -161,7 +171,9 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
     if not isinstance(subject, str) or not 1 <= len(subject) <= _MAX_SUBJECT_CHARS:
         raise InvalidAssertionError("claim_invalid", "sub must be the official id")
     async with runtime.pool.acquire() as connection:
-        await rate_limit(connection, "token", "subject", subject, now=now)
+        await rate_limit(
+            connection, "token", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
+        )
     proof = _dpop_for_token(request)
     async with runtime.pool.acquire() as connection:
         owner = await identity.key_owner(connection, proof.jkt)
@@ -249,7 +261,14 @@ async def _refresh(request: web.Request, fields: dict[str, str]) -> web.Response
 async def token(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     async with runtime.pool.acquire() as connection:
-        await rate_limit(connection, "token", "source", source_of(request), now=now_of(request))
+        await rate_limit(
+            connection,
+            "token",
+            "source",
+            source_of(request),
+            now=now_of(request),
+            limits=request.app[RATE_LIMITS],
+        )
     fields = await _token_form(request)
     grant = fields.get("grant_type")
     kind: identity.FailureKind = "refresh" if grant == REFRESH else "login"

@@ -139,16 +139,33 @@ async def inbox(request: web.Request) -> web.Response:
     rows = await _page(request, principal.department, state, after, limit + 1)
     if not rows and wait:
         async with request.app[INBOX].waiting(principal.department) as event:
-            # Registered before looking again: a send committing now cannot be missed.
-            rows = await _page(request, principal.department, state, after, limit + 1)
-            if not rows:
+            deadline = asyncio.get_running_loop().time() + wait
+            while True:
+                # Cleared before looking: a send committing during the query sets it
+                # again, so no wake-up can slip between the look and the wait.
+                event.clear()
+                async with request.app[RUNTIME].pool.acquire() as connection:
+                    valid, rows = await documents.inbox_page_if_valid(
+                        connection,
+                        principal.department,
+                        principal.kid,
+                        state=state,
+                        after_seq=after,
+                        limit=limit + 1,
+                    )
+                if not valid:
+                    raise SessionEnded(
+                        "the key of this session was revoked or the official "
+                        "disabled or moved: log in again"
+                    )
+                remaining = deadline - asyncio.get_running_loop().time()
+                if rows or remaining <= 0:
+                    break
                 try:
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(remaining):
                         await event.wait()
                 except TimeoutError:
                     pass
-                await ensure_still_valid(request, principal)
-                rows = await _page(request, principal.department, state, after, limit + 1)
     items = rows[:limit]
     last_seq = items[-1]["seq"] if items else after
     return json_response(

@@ -27,6 +27,7 @@ from gateway.auth import (
 from gateway.errors import ApiError
 from gateway.http import json_response, read_json_object
 from gateway.openapi import json_content
+from gateway.ratelimit import RATE_LIMITS
 from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.routing import path_param
@@ -182,8 +183,22 @@ async def enroll_key(request: web.Request) -> web.Response:
     now = now_of(request)
     official_id = request.match_info["id"]
     async with runtime.pool.acquire() as connection:
-        await rate_limit(connection, "enroll", "source", source_of(request), now=now)
-        await rate_limit(connection, "enroll", "subject", official_id[:64], now=now)
+        await rate_limit(
+            connection,
+            "enroll",
+            "source",
+            source_of(request),
+            now=now,
+            limits=request.app[RATE_LIMITS],
+        )
+        await rate_limit(
+            connection,
+            "enroll",
+            "subject",
+            official_id[:64],
+            now=now,
+            limits=request.app[RATE_LIMITS],
+        )
     body = await read_json_object(request)
     try:
         proof = verify_enrollment_proof(

@@ -1,0 +1,285 @@
+"""E-supervision endpoints: alerts (list, acknowledge) and per-department statistics.
+
+Inspectors see every alert and any department's numbers; everyone else sees the alerts and
+numbers of their own department. Platform-wide alerts (no department, e.g. a burst from one
+source address) are for inspectors only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import (
+    NotFound,
+    audit_of,
+    deny_access,
+    now_of,
+    principal_of,
+    require_department,
+)
+from gateway.errors import ApiError
+from gateway.http import encode_cursor, json_response, page_params, query_text, read_json_object
+from gateway.openapi import json_content
+from gateway.routes_table import routes
+from gateway.routing import PAGE_PARAMS, path_param, query_param
+from gateway.runtime import RUNTIME
+from gateway.supervision_rules import RULES
+from storage import supervision
+from storage.audit_outbox import AuditEvent
+
+INSPECTOR = "inspector"
+ACKNOWLEDGER_ROLES = frozenset({INSPECTOR, "dept_admin"})
+DEFAULT_STATS_PERIOD = timedelta(days=30)
+MAX_STATS_PERIOD = timedelta(days=366 * 5)
+
+_ALERT = {
+    "type": "object",
+    "required": ["id", "rule", "subject", "department", "state", "details", "opened_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "rule": {"type": "string", "enum": list(RULES)},
+        "subject": {"type": "string"},
+        "department": {"type": ["string", "null"]},
+        "state": {"type": "string", "enum": list(supervision.ALERT_STATES)},
+        "details": {"type": "object"},
+        "opened_at": {"type": "string", "format": "date-time"},
+        "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
+        "acknowledged_by": {"type": ["string", "null"]},
+        "closed_at": {"type": ["string", "null"], "format": "date-time"},
+        "close_reason": {"type": ["string", "null"]},
+    },
+}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_STATS = {
+    "type": "object",
+    "required": ["from", "to", "at", "departments"],
+    "properties": {
+        "from": {"type": "string", "format": "date-time"},
+        "to": {"type": "string", "format": "date-time"},
+        "at": {"type": "string", "format": "date-time"},
+        "departments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "department": {"type": "string"},
+                    "sent": {"type": "integer", "description": "documents dispatched"},
+                    "received": {"type": "integer", "description": "deliveries that arrived"},
+                    "signed_for": {"type": "integer"},
+                    "rejected": {"type": "integer"},
+                    "median_seconds_to_sign_for": _NUMBER_OR_NULL,
+                    "p90_seconds_to_sign_for": _NUMBER_OR_NULL,
+                    "on_time": {"type": "integer"},
+                    "judged": {"type": "integer", "description": "decided or overdue"},
+                    "on_time_rate": _NUMBER_OR_NULL,
+                    "overdue_now": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _time_param(request: web.Request, name: str) -> datetime | None:
+    raw = query_text(request, name, max_length=40)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError("invalid_request", f"{name} must be an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise ApiError("invalid_request", f"{name} must carry a time zone")
+    return value.astimezone(UTC)
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = query_text(request, name, max_length=64)
+    if value is not None and value not in allowed:
+        raise ApiError("invalid_request", f"{name} must be one of " + ", ".join(allowed))
+    return value
+
+
+def _after(cursor: dict[str, Any] | None) -> tuple[datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        return datetime.fromisoformat(cursor["at"]), uuid.UUID(cursor["id"])
+    except (KeyError, TypeError, ValueError):
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued") from None
+
+
+@routes.add(
+    "GET",
+    "/v1/supervision/alerts",
+    summary="Supervision alerts, newest first; inspectors see all, others their department's.",
+    access="authenticated",
+    tag="supervision",
+    parameters=(
+        query_param("state", "open, acknowledged or closed."),
+        query_param("rule", "Only alerts of this rule."),
+        query_param("department", "Only alerts concerning this department."),
+        *PAGE_PARAMS,
+    ),
+    responses={
+        "200": {
+            "content": json_content(
+                {
+                    "type": "object",
+                    "required": ["items", "next_cursor"],
+                    "properties": {
+                        "items": {"type": "array", "items": _ALERT},
+                        "next_cursor": {"type": ["string", "null"]},
+                    },
+                }
+            )
+        }
+    },
+)
+async def list_supervision_alerts(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    limit, cursor = page_params(request)
+    department = query_text(request, "department", max_length=63)
+    if not principal.has_any({INSPECTOR}):
+        if department is not None:
+            await require_department(request, department, cross_department_roles=(INSPECTOR,))
+        department = principal.department
+    query = supervision.AlertFilter(
+        state=_choice(request, "state", supervision.ALERT_STATES),
+        rule=_choice(request, "rule", RULES),
+        department=department,
+    )
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        page = await supervision.list_alerts(
+            connection, query, after=_after(cursor), limit=limit + 1
+        )
+    items = page[:limit]
+    last = items[-1] if len(page) > limit else None
+    return json_response(
+        {
+            "items": [alert.as_json() for alert in items],
+            "next_cursor": (
+                None
+                if last is None
+                else encode_cursor({"at": last.opened_at.isoformat(), "id": str(last.id)})
+            ),
+        }
+    )
+
+
+@routes.add(
+    "POST",
+    "/v1/supervision/alerts/{id}/acknowledge",
+    summary="Acknowledge an open alert (an inspector, or the concerned department's dept_admin).",
+    access="authenticated",
+    roles=ACKNOWLEDGER_ROLES,
+    tag="supervision",
+    parameters=(path_param("id", "Alert id."),),
+    request_body={
+        "required": False,
+        "content": json_content(
+            {"type": "object", "properties": {"note": {"type": "string", "maxLength": 500}}}
+        ),
+    },
+    responses={"200": {"content": json_content(_ALERT)}},
+)
+async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
+    """Acknowledging again is harmless (same answer), so retries need no Idempotency-Key."""
+    principal = principal_of(request)
+    try:
+        alert_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound() from None
+    note = None
+    if request.can_read_body:
+        body = await read_json_object(request)
+        note = body.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > 500):
+            raise ApiError("invalid_request", "note must be a string of at most 500 characters")
+    pool = request.app[RUNTIME].pool
+    async with pool.acquire() as connection:
+        try:
+            alert = await supervision.get_alert(connection, alert_id)
+        except supervision.AlertNotFound:
+            raise NotFound() from None
+    if not principal.has_any({INSPECTOR}):
+        if alert.department is None:
+            await deny_access(request, "other_department")
+            raise NotFound()
+        # The route already demands dept_admin or inspector: here, of the right department.
+        await require_department(request, alert.department, cross_department_roles=(INSPECTOR,))
+    now = now_of(request)
+    async with pool.acquire() as connection, connection.transaction():
+        alert, changed = await supervision.acknowledge_alert(
+            connection, alert_id, official=principal.official_id, now=now
+        )
+        if changed:
+            await audit_of(request).record(
+                connection,
+                AuditEvent(
+                    "supervision.alert_acknowledged",
+                    now,
+                    actor_official=principal.official_id,
+                    actor_jkt=principal.kid,
+                    department=alert.department,
+                    details={
+                        "alert": str(alert.id),
+                        "rule": alert.rule,
+                        "subject": alert.subject,
+                        "note": note,
+                    },
+                ),
+            )
+    return json_response(alert.as_json())
+
+
+@routes.add(
+    "GET",
+    "/v1/supervision/stats",
+    summary="Per-department exchange statistics over a period (default: the last 30 days).",
+    access="authenticated",
+    tag="supervision",
+    parameters=(
+        query_param(
+            "department",
+            "The department (default: the caller's; inspectors: every active department).",
+        ),
+        query_param("from", "Period start, RFC 3339 (deliveries that arrived from then)."),
+        query_param("to", "Period end, RFC 3339, excluded (default: now)."),
+    ),
+    responses={"200": {"content": json_content(_STATS)}},
+)
+async def get_supervision_stats(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    now = now_of(request)
+    department = query_text(request, "department", max_length=63)
+    if department is not None:
+        await require_department(request, department, cross_department_roles=(INSPECTOR,))
+    elif not principal.has_any({INSPECTOR}):
+        department = principal.department
+    until = _time_param(request, "to") or now
+    since = _time_param(request, "from") or until - DEFAULT_STATS_PERIOD
+    if since >= until:
+        raise ApiError("invalid_request", "from must be before to")
+    if until - since > MAX_STATS_PERIOD:
+        raise ApiError("invalid_request", "the period may cover at most five years")
+    async with request.app[RUNTIME].pool.acquire() as connection:
+        found = await supervision.department_stats(
+            connection, since=since, until=until, now=now, department=department
+        )
+    return json_response(
+        {
+            "from": _iso(since),
+            "to": _iso(until),
+            "at": _iso(now),
+            "departments": [stats.as_json() for stats in found],
+        }
+    )

@@ -1,0 +1,211 @@
+"""Over HTTPS with a real gateway: an overdue delivery raises an alert that inspectors and the
+concerned department see (nobody else), a dept_admin acknowledges it, and signing for the
+delivery closes it; a send with a revoked seal raises an alert; stats by visibility."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from storage.db import connect
+from tests.conftest import Gateway, Session, login_as
+from tests.exchange.conftest import issue_seal, meta_for, send
+from tests.exchange.test_exchange_flow import inbox_item, receipt_jws
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+    """Poll *probe* until it answers (the evaluator runs every half second)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_overdue(gateway: Gateway, document_id: str, recipient: str) -> str:
+    """Time passes for one delivery: its due time moves into the past. Returns its id."""
+
+    async def update() -> str:
+        connection = await connect(gateway.database_url)
+        try:
+            delivery: Any = await connection.fetchval(
+                "UPDATE deliveries SET due_at = now() - interval '1 minute'"
+                " WHERE document = $1::uuid AND recipient = $2 RETURNING id",
+                document_id,
+                recipient,
+            )
+        finally:
+            await connection.close()
+        return str(delivery)
+
+    return asyncio.run(update())
+
+
+def alerts(session: Session, query: str = "") -> list[dict[str, Any]]:
+    response = session.get("/v1/supervision/alerts" + query)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def alert_for(session: Session, delivery: str, state: str | None = None) -> dict[str, Any] | None:
+    for alert in alerts(session, "?rule=delivery_overdue&limit=500"):
+        if alert["details"].get("delivery") == delivery and state in (None, alert["state"]):
+            return alert
+    return None
+
+
+def test_overdue_delivery_alert_visibility_acknowledgement_and_closing(
+    gateway: Gateway, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    sent = send(seal_keeper, meta_for(["yl-jyj", "yl-gaj"], "玉政办发〔2026〕201号"), sample_pdf)
+    assert sent.status_code == 201, sent.text
+    document = sent.json()
+    delivery = make_overdue(gateway, document["id"], "yl-jyj")
+    with (
+        login_as(gateway, "yl", ["inspector"], name="监察员") as inspector,
+        login_as(gateway, "yl-jyj", ["clerk"], name="教育局收文员") as clerk,
+        login_as(gateway, "yl-jyj", ["dept_admin"], name="教育局管理员") as jyj_admin,
+        login_as(gateway, "yl-gaj", ["clerk", "dept_admin"], name="公安局管理员") as outsider,
+    ):
+        alert = eventually(lambda: alert_for(inspector, delivery), "the overdue alert")
+        assert alert["state"] == "open"
+        assert alert["department"] == "yl-jyj"
+        assert alert["subject"] == f"delivery:{delivery}"
+        assert alert["details"]["doc_number"] == "玉政办发〔2026〕201号"
+        assert alert["details"]["sender"] == "yl-bgs"
+        # The concerned department sees it; another department does not, and may not ask.
+        assert alert_for(clerk, delivery) is not None
+        assert alert_for(outsider, delivery) is None
+        asked = outsider.get("/v1/supervision/alerts?department=yl-jyj")
+        assert asked.status_code == 404
+        assert all(a["department"] == "yl-gaj" for a in alerts(outsider, "?limit=500"))
+        # The sender's delivery to yl-gaj is not overdue.
+        assert all(a["details"].get("recipient") != "yl-gaj" for a in alerts(inspector))
+
+        # Acknowledging: not by another department (404), not by a clerk (403).
+        path = f"/v1/supervision/alerts/{alert['id']}/acknowledge"
+        assert outsider.post(path, json={}).status_code == 404
+        refused = clerk.post(path, json={})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        acknowledged = jyj_admin.post(path, json={"note": "已督促收文员签收"})
+        assert acknowledged.status_code == 200, acknowledged.text
+        assert acknowledged.json()["state"] == "acknowledged"
+        assert acknowledged.json()["acknowledged_by"] == jyj_admin.official_id
+        assert jyj_admin.post(path).json()["acknowledged_by"] == jyj_admin.official_id
+        # Still one alert for this delivery, however many passes ran meanwhile.
+        mine = [a for a in alerts(inspector, "?limit=500") if a["subject"] == alert["subject"]]
+        assert len(mine) == 1
+
+        # 签收: the receipt arrives and the evaluator closes the alert.
+        item = inbox_item(clerk, document["id"])
+        assert item["id"] == delivery
+        receipt = receipt_jws(clerk, delivery, document["sha256"])
+        signed = clerk.post(f"/v1/deliveries/{delivery}/receipt", json={"signature": receipt})
+        assert signed.status_code == 200, signed.text
+        closed = eventually(lambda: alert_for(inspector, delivery, "closed"), "the closing")
+        assert closed["close_reason"] == "cause_gone" and closed["closed_at"] is not None
+        assert alert_for(inspector, delivery, "open") is None
+        late = jyj_admin.post(path, json={})
+        assert late.status_code == 409 and late.json()["code"] == "alert_closed"
+        assert alerts(inspector, "?state=closed&rule=delivery_overdue")
+        assert inspector.get("/v1/supervision/alerts?state=bogus").status_code == 400
+
+        # Each change is in the audit log, visible to the department concerned.
+        def logged() -> list[str] | None:
+            response = clerk.get("/v1/audit/entries?department=yl-jyj&limit=500")
+            types = [
+                entry["type"]
+                for entry in response.json()["items"]
+                if (entry["details"] or {}).get("alert") == alert["id"]
+            ]
+            return types if len(types) == 3 else None
+
+        assert eventually(logged, "the audit entries") == [
+            "supervision.alert_opened",
+            "supervision.alert_acknowledged",
+            "supervision.alert_closed",
+        ]
+
+
+def test_sending_with_a_revoked_seal_raises_an_alert(
+    gateway: Gateway, admins: tuple[Session, Session], sample_pdf: bytes
+) -> None:
+    seal = issue_seal(admins, "yl-tjj")
+    first, second = admins
+    asked = first.post(
+        f"/v1/seals/{seal['id']}/revoke",
+        json={"reason": "印章密钥疑似泄露", "reason_code": "key_compromise"},
+    )
+    assert asked.status_code == 201, asked.text
+    assert second.post(f"/v1/seal-requests/{asked.json()['id']}/approve").status_code == 200
+    with (
+        login_as(gateway, "yl-tjj", ["seal_keeper"]) as keeper,
+        login_as(gateway, "yl", ["inspector"]) as inspector,
+    ):
+        refused = send(keeper, meta_for(["yl"], "玉统发〔2026〕9号"), sample_pdf)
+        assert refused.status_code == 409 and refused.json()["code"] == "seal_revoked"
+
+        def seal_alert() -> dict[str, Any] | None:
+            found = alerts(inspector, "?rule=revoked_seal_use&state=open")
+            return next((a for a in found if a["subject"] == f"seal:{seal['id']}"), None)
+
+        alert = eventually(seal_alert, "the revoked-seal alert")
+        assert alert["department"] == "yl-tjj" and alert["details"]["attempts"] == 1
+        assert [a["id"] for a in alerts(keeper, "?rule=revoked_seal_use")] == [alert["id"]]
+
+
+def stats(session: Session, query: str) -> httpx.Response:
+    return session.get("/v1/supervision/stats" + query)
+
+
+def test_stats_visibility(gateway: Gateway, seal_keeper: Session, sample_pdf: bytes) -> None:
+    sent = send(seal_keeper, meta_for(["yl-kjj"], "玉政办发〔2026〕202号"), sample_pdf)
+    assert sent.status_code == 201, sent.text
+    with (
+        login_as(gateway, "yl", ["inspector"]) as inspector,
+        login_as(gateway, "yl-kjj", ["clerk"]) as clerk,
+        login_as(gateway, "yl-gaj", ["clerk"]) as outsider,
+    ):
+        item = inbox_item(clerk, sent.json()["id"])
+        receipt = receipt_jws(clerk, item["id"], sent.json()["sha256"])
+        assert (
+            clerk.post(f"/v1/deliveries/{item['id']}/receipt", json={"signature": receipt})
+        ).status_code == 200
+
+        own = stats(clerk, "")
+        assert own.status_code == 200, own.text
+        (kjj,) = own.json()["departments"]
+        assert kjj["department"] == "yl-kjj"
+        assert (kjj["received"], kjj["signed_for"], kjj["judged"], kjj["on_time"]) == (1, 1, 1, 1)
+        assert kjj["on_time_rate"] == 1.0 and kjj["median_seconds_to_sign_for"] >= 0
+
+        assert stats(outsider, "?department=yl-kjj").status_code == 404
+        seen = stats(inspector, "?department=yl-kjj").json()["departments"]
+        assert seen == [kjj]
+        everyone = {d["department"]: d for d in stats(inspector, "").json()["departments"]}
+        assert everyone["yl-kjj"] == kjj and everyone["yl-bgs"]["sent"] >= 1
+        window = stats(
+            inspector, "?department=yl-kjj&from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z"
+        )
+        assert window.json()["departments"][0]["received"] == 0
+        bad = stats(inspector, "?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z")
+        assert bad.status_code == 400 and bad.json()["code"] == "invalid_request"
+
+
+def test_openapi_documents_the_supervision_endpoints(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    listed = paths["/v1/supervision/alerts"]["get"]
+    assert {p["name"] for p in listed["parameters"]} >= {"state", "rule", "department", "cursor"}
+    assert "post" in paths["/v1/supervision/alerts/{id}/acknowledge"]
+    stats_parameters = paths["/v1/supervision/stats"]["get"]["parameters"]
+    assert {p["name"] for p in stats_parameters} == {"department", "from", "to"}
