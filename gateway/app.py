@@ -21,6 +21,7 @@ from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
 from gateway.sealing import install_sealer
 from gateway.supervision import install_supervision
+from gateway.webhooks import install_webhooks
 
 
 def _load_handler_modules() -> None:
@@ -48,4 +49,5 @@ def create_app(runtime: Runtime) -> web.Application:
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
+    install_webhooks(app)
     return app

@@ -29,6 +29,8 @@ from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
 
 IMPORT_BATCH = 50
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+LISTEN_BACKLOG = 128
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,15 +140,33 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
+    from gateway.middleware import ProblemRequestHandler
     from gateway.runtime import open_runtime
 
+    # Slow or idle clients are bounded: the TLS handshake within HANDSHAKE_TIMEOUT, and a
+    # connection that has not completed a request's headers (slowloris) or sits idle between
+    # requests is closed after the idle timeout (aiohttp's keep-alive timer runs from
+    # connect and from each response, and fires only while headers are incomplete). Header
+    # sizes and counts keep aiohttp's limits (8190 bytes a line, 128 headers).
+    idle_timeout = settings.idle_timeout_seconds
+    handler_args: dict[str, Any] = {"keepalive_timeout": idle_timeout, "access_log": None}
     async with open_runtime(settings, demo=demo) as runtime:
-        runner = web.AppRunner(create_app(runtime), access_log=None, shutdown_timeout=5)
+        runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()
-        site = web.TCPSite(
-            runner, settings.host, settings.port, ssl_context=runtime.pki.ssl_context()
+        server = runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        # Our own listener instead of web.TCPSite, so each connection gets the protocol
+        # that answers unparsable requests as problem+json.
+        listener = await loop.create_server(
+            lambda: ProblemRequestHandler(server, loop=loop, **handler_args),
+            settings.host,
+            settings.port,
+            ssl=runtime.pki.ssl_context(),
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
-        await site.start()
         print(f"sealhub is ready at {settings.public_origin}", flush=True)
         print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
         stop = asyncio.Event()
@@ -156,6 +176,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         try:
             await stop.wait()
         finally:
+            listener.close()
             await runner.cleanup()
 
 

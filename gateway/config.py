@@ -63,7 +63,9 @@ class Settings:
     log_format: str
     seal_workers: int
     login_rate_per_source: int
+    idle_timeout_seconds: float
     supervision: SupervisionSettings
+    webhook_ca_file: Path | None = None
 
     @property
     def public_origin(self) -> str:
@@ -150,6 +152,13 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL")
     return value
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError("must name an existing file")
+    return path
 
 
 def _bool(value: str) -> bool:
@@ -255,6 +264,21 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         2,
         "Worker processes that parse and seal PDFs (memory and CPU limited).",
+    ),
+    Setting(
+        "SEALHUB_WEBHOOK_CA_FILE",
+        "webhook_ca_file",
+        _existing_file,
+        None,
+        "PEM file of extra CA certificates trusted for webhook receivers (besides the "
+        "system's), e.g. a government network's internal CA.",
+    ),
+    Setting(
+        "SEALHUB_IDLE_TIMEOUT_SECONDS",
+        "idle_timeout_seconds",
+        _positive_float,
+        30.0,
+        "Seconds a connection may sit idle or send its headers before it is closed.",
     ),
     Setting(
         "SEALHUB_LOGIN_RATE_PER_SOURCE",
@@ -390,6 +414,8 @@ def _assemble(values: dict[str, Any]) -> Settings:
         log_format=values["log_format"],
         seal_workers=values["seal_workers"],
         login_rate_per_source=values["login_rate_per_source"],
+        idle_timeout_seconds=values["idle_timeout_seconds"],
+        webhook_ca_file=values["webhook_ca_file"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

@@ -4,6 +4,10 @@ Handlers parse HTTP and call these functions; the rules live here. Storage order
 always object first, database second: a crash in between leaves an unreferenced object
 for the sweeper, never a row that points to nothing. The document, its deliveries and
 their audit events commit in one transaction, followed by one NOTIFY.
+
+A document with a ``workflow`` waits for its approval chain (gateway.workflow holds the
+rules): each signed decision, the sign-off and the seal keeper's seal are one
+transaction each, with their audit events, under the document's row lock.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway import workflow
 from gateway.auth import Principal
+from keys.jws import Approval, InvalidSignatureError, verify_approval
 from storage import directory, documents
+from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
@@ -38,7 +47,7 @@ RECEIVER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_kee
 _YEAR_IN_NUMBER = re.compile(r"[〔\[(（](\d{4})[〕\])）]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _META_KEYS = frozenset(
-    {"title", "doc_number", "urgency", "classification", "recipients", "cc", "deadline"}
+    {"title", "doc_number", "urgency", "classification", "recipients", "cc", "deadline", "workflow"}
 )
 
 
@@ -62,6 +71,20 @@ class SealRequiresApproval(ExchangeError):
     code = "seal_requires_approval"
 
 
+class DraftingNotAllowed(ExchangeError):
+    code = "forbidden"
+
+
+class DocumentLocked(ExchangeError):
+    """Signed off (or sealed): the draft and its approvals can no longer change."""
+
+    code = "document_locked"
+
+
+class WrongDocumentState(ExchangeError):
+    code = "conflict"
+
+
 @dataclass(frozen=True)
 class DocumentMeta:
     title: str
@@ -72,10 +95,11 @@ class DocumentMeta:
     recipients: tuple[str, ...]
     cc: tuple[str, ...]
     deadline: datetime | None
+    workflow: workflow.WorkflowSpec | None = None
 
     def canonical(self) -> bytes:
         """Stable bytes of the request for Idempotency-Key comparison."""
-        body = {
+        body: dict[str, Any] = {
             "title": self.title,
             "doc_number": self.doc_number,
             "urgency": self.urgency,
@@ -84,6 +108,8 @@ class DocumentMeta:
             "cc": sorted(self.cc),
             "deadline": self.deadline.isoformat() if self.deadline else None,
         }
+        if self.workflow is not None:
+            body["workflow"] = self.workflow.as_json()
         return json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
@@ -125,8 +151,6 @@ def parse_meta(raw: Any, *, now: datetime) -> DocumentMeta:
     """Validate the ``meta`` part (GB/T 9704 elements we carry) before any file is read."""
     if not isinstance(raw, dict):
         raise InvalidMeta("meta must be a JSON object")
-    if "workflow" in raw:
-        raise InvalidMeta("approval workflows are not available on this gateway yet")
     unknown = sorted(set(raw) - _META_KEYS)
     if unknown:
         raise InvalidMeta("unknown meta field(s): " + ", ".join(unknown)[:200])
@@ -153,6 +177,7 @@ def parse_meta(raw: Any, *, now: datetime) -> DocumentMeta:
         recipients=recipients,
         cc=cc,
         deadline=deadline,
+        workflow=None if raw.get("workflow") is None else workflow.parse_workflow(raw["workflow"]),
     )
 
 
@@ -189,20 +214,28 @@ class Fanout:
 
 async def expand_fanout(connection: DbConnection, meta: DocumentMeta, sender: str) -> Fanout:
     """Groups to departments, de-duplicated; the sender never delivers to itself."""
+    return await expand_codes(connection, meta.recipients, meta.cc, sender)
+
+
+async def expand_codes(
+    connection: DbConnection, recipients: Sequence[str], cc: Sequence[str], sender: str
+) -> Fanout:
     to = [
-        code
-        for code in await directory.expand_recipients(connection, meta.recipients)
-        if code != sender
+        code for code in await directory.expand_recipients(connection, recipients) if code != sender
     ]
-    cc_codes = await directory.expand_recipients(connection, meta.cc) if meta.cc else []
+    cc_codes = await directory.expand_recipients(connection, cc) if cc else []
     cc = [code for code in cc_codes if code != sender and code not in set(to)]
     if not to:
         raise InvalidMeta("the recipients name no department other than the sender")
     return Fanout(tuple(to), tuple(cc))
 
 
-def authorize_send(principal: Principal) -> None:
+def authorize_send(principal: Principal, *, with_workflow: bool = False) -> None:
     """用印 without a workflow is the seal keeper's act (a clerk needs an approval chain)."""
+    if with_workflow:
+        if not principal.has_any(workflow.DRAFTER_ROLES):
+            raise DraftingNotAllowed("your roles do not allow drafting documents")
+        return
     if not principal.has_any(SENDER_ROLES):
         raise SealRequiresApproval(
             "only a seal keeper may seal and send directly; other roles need an approval workflow"
@@ -218,9 +251,7 @@ class SealOutcome:
 class DocumentSealer(Protocol):
     """Applies the department's active seal (keys stay in keys/, parsing in workers)."""
 
-    async def seal(
-        self, connection: DbConnection, department: str, pdf: bytes, *, reason: str
-    ) -> SealOutcome: ...
+    async def seal(self, department: str, pdf: bytes, *, reason: str) -> SealOutcome: ...
 
 
 async def chunks_of(data: bytes, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
@@ -239,7 +270,7 @@ class SentDocument:
     id: uuid.UUID
     status: str
     draft_sha256: str
-    sha256: str
+    sha256: str | None
     deliveries: int
 
     def as_json(self) -> dict[str, Any]:
@@ -250,6 +281,129 @@ class SentDocument:
             "sha256": self.sha256,
             "deliveries": self.deliveries,
         }
+
+
+def _actor(principal: Principal) -> dict[str, str]:
+    return {"actor_official": principal.official_id, "actor_jkt": principal.kid}
+
+
+def _created_event(
+    principal: Principal,
+    document_id: uuid.UUID,
+    meta: DocumentMeta,
+    draft_sha256: str,
+    now: datetime,
+) -> AuditEvent:
+    details: dict[str, Any] = {
+        "title": meta.title,
+        "doc_number": meta.doc_number,
+        "urgency": meta.urgency,
+        "classification": meta.classification,
+        "draft_sha256": draft_sha256,
+    }
+    if meta.workflow is not None:
+        details["workflow"] = meta.workflow.as_json()
+    return AuditEvent(
+        "document.created",
+        now,
+        department=principal.department,
+        document=str(document_id),
+        details=details,
+        **_actor(principal),
+    )
+
+
+async def _dispatch(
+    connection: DbConnection,
+    *,
+    principal: Principal,
+    document_id: uuid.UUID,
+    due: datetime,
+    fanout: Fanout,
+    seal_id: uuid.UUID,
+    sealed_sha256: str,
+    draft_sha256: str,
+    sign_off: list[str] | None,
+    now: datetime,
+) -> int:
+    """Deliveries, their audit events and the NOTIFY of a sealed document (用印 → 分发)."""
+    deliveries = [
+        documents.NewDelivery(uuid.uuid4(), code, False, due) for code in fanout.recipients
+    ] + [documents.NewDelivery(uuid.uuid4(), code, True, due) for code in fanout.cc]
+    await documents.insert_deliveries(connection, document_id, deliveries, now)
+    doc = str(document_id)
+    events = [
+        AuditEvent(
+            "seal.used",
+            now,
+            department=principal.department,
+            document=doc,
+            details={
+                "seal_id": str(seal_id),
+                "sha256": sealed_sha256,
+                "draft_sha256": draft_sha256,
+                "sign_off": sign_off,
+            },
+            **_actor(principal),
+        ),
+        AuditEvent(
+            "document.dispatched",
+            now,
+            department=principal.department,
+            document=doc,
+            details={"sha256": sealed_sha256, "deliveries": len(deliveries)},
+            **_actor(principal),
+        ),
+    ]
+    events.extend(
+        AuditEvent(
+            "delivery.created",
+            now,
+            department=d.recipient,
+            document=doc,
+            details={"delivery": str(d.id), "copy": d.copy, "due_at": d.due_at.isoformat()},
+            **_actor(principal),
+        )
+        for d in deliveries
+    )
+    await record_events(connection, events)
+    await documents.notify_deliveries(connection, document_id)
+    return len(deliveries)
+
+
+def _new_document(
+    document_id: uuid.UUID,
+    principal: Principal,
+    meta: DocumentMeta,
+    draft: PutResult,
+    now: datetime,
+    *,
+    status: str,
+    sealed: PutResult | None = None,
+    seal_id: uuid.UUID | None = None,
+) -> documents.NewDocument:
+    return documents.NewDocument(
+        id=document_id,
+        sender=principal.department,
+        created_by=principal.official_id,
+        title=meta.title,
+        doc_number=meta.doc_number,
+        doc_year=meta.doc_year,
+        urgency=meta.urgency,
+        classification=meta.classification,
+        deadline=meta.deadline,
+        status=status,
+        draft_object=draft.key,
+        draft_sha256=draft.sha256_hex,
+        draft_size=draft.size,
+        sealed_object=sealed.key if sealed else None,
+        sealed_sha256=sealed.sha256_hex if sealed else None,
+        sealed_size=sealed.size if sealed else None,
+        seal_id=seal_id,
+        sealed_by=principal.official_id if sealed else None,
+        created_at=now,
+        dispatched_at=now if sealed else None,
+    )
 
 
 async def record_dispatch(
@@ -267,88 +421,432 @@ async def record_dispatch(
     document_id = uuid.uuid4()
     await documents.insert_document(
         connection,
-        documents.NewDocument(
-            id=document_id,
-            sender=principal.department,
-            created_by=principal.official_id,
-            title=meta.title,
-            doc_number=meta.doc_number,
-            doc_year=meta.doc_year,
-            urgency=meta.urgency,
-            classification=meta.classification,
-            deadline=meta.deadline,
+        _new_document(
+            document_id,
+            principal,
+            meta,
+            draft,
+            now,
             status="dispatched",
-            draft_object=draft.key,
-            draft_sha256=draft.sha256_hex,
-            draft_size=draft.size,
-            sealed_object=sealed.key,
-            sealed_sha256=sealed.sha256_hex,
-            sealed_size=sealed.size,
+            sealed=sealed,
             seal_id=seal_id,
-            sealed_by=principal.official_id,
-            created_at=now,
-            dispatched_at=now,
         ),
     )
-    due = due_at(meta, now)
-    deliveries = [
-        documents.NewDelivery(uuid.uuid4(), code, False, due) for code in fanout.recipients
-    ] + [documents.NewDelivery(uuid.uuid4(), code, True, due) for code in fanout.cc]
-    await documents.insert_deliveries(connection, document_id, deliveries, now)
-    actor = {"actor_official": principal.official_id, "actor_jkt": principal.kid}
+    await record_events(
+        connection, [_created_event(principal, document_id, meta, draft.sha256_hex, now)]
+    )
+    count = await _dispatch(
+        connection,
+        principal=principal,
+        document_id=document_id,
+        due=due_at(meta, now),
+        fanout=fanout,
+        seal_id=seal_id,
+        sealed_sha256=sealed.sha256_hex,
+        draft_sha256=draft.sha256_hex,
+        sign_off=None,
+        now=now,
+    )
+    return SentDocument(document_id, "dispatched", draft.sha256_hex, sealed.sha256_hex, count)
+
+
+# --- approval workflows -------------------------------------------------------------------
+
+
+async def check_workflow(
+    connection: DbConnection, spec: workflow.WorkflowSpec, sender: str
+) -> None:
+    """Assignees must be approvers of the sending department; the sign-off, leaders (422)."""
+    found = await workflow_rows.officials_by_id(connection, sorted(spec.assignees))
+    workflow.check_assignees(
+        spec,
+        {
+            official_id: workflow.Candidate(row.id, row.department, row.roles, row.active)
+            for official_id, row in found.items()
+        },
+        sender,
+    )
+
+
+async def record_submission(
+    connection: DbConnection,
+    *,
+    principal: Principal,
+    meta: DocumentMeta,
+    draft: PutResult,
+    now: datetime,
+) -> SentDocument:
+    """拟稿: the document in ``in_approval``, version 1 of its draft, the steps, audit events."""
+    spec = meta.workflow
+    if spec is None:
+        raise ValueError("record_submission needs a workflow")
+    document_id = uuid.uuid4()
+    await documents.insert_document(
+        connection, _new_document(document_id, principal, meta, draft, now, status="in_approval")
+    )
+    await workflow_rows.insert_workflow(
+        connection,
+        document_id,
+        steps=[
+            workflow_rows.StepRow(index, step.name, step.mode, step.assignees)
+            for index, step in enumerate(spec.steps)
+        ],
+        recipients=meta.recipients,
+        cc=meta.cc,
+        now=now,
+    )
+    await workflow_rows.insert_version(
+        connection,
+        document_id,
+        version=1,
+        draft_object=draft.key,
+        draft_sha256=draft.sha256_hex,
+        draft_size=draft.size,
+        submitted_by=principal.official_id,
+        now=now,
+    )
+    await record_events(
+        connection,
+        [
+            _created_event(principal, document_id, meta, draft.sha256_hex, now),
+            _step_opened(principal, document_id, spec, 1, 0, now),
+        ],
+    )
+    return SentDocument(document_id, "in_approval", draft.sha256_hex, None, 0)
+
+
+def _step_opened(
+    principal: Principal,
+    document_id: uuid.UUID,
+    spec: workflow.WorkflowSpec,
+    version: int,
+    step: int,
+    now: datetime,
+) -> AuditEvent:
+    return AuditEvent(
+        "workflow.step_opened",
+        now,
+        department=principal.department,
+        document=str(document_id),
+        details={
+            "version": version,
+            "step": step,
+            "name": spec.steps[step].name,
+            "mode": spec.steps[step].mode,
+            "assignees": list(spec.steps[step].assignees),
+        },
+        **_actor(principal),
+    )
+
+
+def _spec_of(steps: Sequence[workflow_rows.StepRow]) -> workflow.WorkflowSpec:
+    return workflow.WorkflowSpec(
+        tuple(workflow.StepSpec(row.name, row.mode, row.assignees) for row in steps)
+    )
+
+
+def _editable(document: dict[str, Any]) -> None:
+    status = document["status"]
+    if status in ("awaiting_seal", "dispatched", "withdrawn"):
+        raise DocumentLocked(f"the document is {status}: it was signed off and cannot change")
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    id: uuid.UUID
+    step: int
+    decision: str
+    outcome: workflow.Outcome
+    status: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "step": self.step,
+            "decision": self.decision,
+            "outcome": self.outcome,
+            "status": self.status,
+        }
+
+
+def _verify_for_step(
+    signature: str,
+    key: ec.EllipticCurvePublicKey,
+    document_id: uuid.UUID,
+    draft_sha256: str,
+    step: int,
+    step_name: str,
+    now: datetime,
+) -> Approval:
+    """The approval names the open step by index (or by its unique name)."""
+    try:
+        return verify_approval(
+            signature,
+            key=key,
+            document_id=str(document_id),
+            draft_sha256=draft_sha256,
+            step=step,
+            now=now,
+        )
+    except InvalidSignatureError as exc:
+        if exc.reason != "step_mismatch":
+            raise
+    return verify_approval(
+        signature,
+        key=key,
+        document_id=str(document_id),
+        draft_sha256=draft_sha256,
+        step=step_name,
+        now=now,
+    )
+
+
+async def record_approval(
+    connection: DbConnection,
+    *,
+    principal: Principal,
+    document_id: uuid.UUID,
+    signature: str,
+    key: ec.EllipticCurvePublicKey,
+    now: datetime,
+) -> ApprovalResult:
+    """核稿 / 会签 / 签发: one signed decision on the open step of the newest draft.
+
+    Runs under the document's row lock, so two countersigners finishing a step at the
+    same moment see each other and exactly one of them completes it.
+    """
+    document = await documents.lock_document(connection, document_id)
+    _editable(document)
+    if document["status"] != "in_approval":
+        raise WrongDocumentState(
+            f"the document is {document['status']}: the drafter must submit a new version"
+        )
+    steps = await workflow_rows.steps_of(connection, document_id)
+    version = await workflow_rows.latest_version(connection, document_id)
+    if not steps or version is None:
+        raise WrongDocumentState("this document has no approval workflow")
+    spec = _spec_of(steps)
+    before = [
+        workflow.Decision(d.step, d.official, d.decision)
+        for d in await workflow_rows.decisions_of(connection, document_id, version.version)
+    ]
+    step = workflow.open_step_for(spec, before, principal.official_id)
+    if step == len(spec.steps) - 1 and workflow.SIGN_OFF_ROLE not in principal.roles:
+        raise workflow.NotAnAssignee("the sign-off (签发) needs the leader role")
+    approval = _verify_for_step(
+        signature, key, document_id, version.draft_sha256, step, spec.steps[step].name, now
+    )
+    decision = workflow.Decision(step, principal.official_id, approval.decision)
+    outcome = workflow.outcome_of(spec, before, decision)
+    approval_id = uuid.uuid4()
+    await workflow_rows.insert_approval(
+        connection,
+        workflow_rows.NewApproval(
+            id=approval_id,
+            document=document_id,
+            version=version.version,
+            step=step,
+            official=principal.official_id,
+            kid=principal.kid,
+            decision=approval.decision,
+            opinion=approval.opinion,
+            signature=signature,
+            jti=approval.jti,
+            signed_at=approval.issued_at,
+            decided_at=now,
+        ),
+    )
     doc = str(document_id)
+    sender = document["sender"]
     events = [
         AuditEvent(
-            "document.created",
+            f"approval.{'approved' if approval.decision == 'approve' else 'rejected'}",
             now,
-            department=principal.department,
+            department=sender,
             document=doc,
             details={
-                "title": meta.title,
-                "doc_number": meta.doc_number,
-                "urgency": meta.urgency,
-                "classification": meta.classification,
-                "draft_sha256": draft.sha256_hex,
+                "approval": str(approval_id),
+                "version": version.version,
+                "step": step,
+                "name": spec.steps[step].name,
+                "draft_sha256": version.draft_sha256,
+                "opinion": approval.opinion,
+                "jti": approval.jti,
             },
-            **actor,
-        ),
-        AuditEvent(
-            "seal.used",
-            now,
-            department=principal.department,
-            document=doc,
-            details={
-                "seal_id": str(seal_id),
-                "sha256": sealed.sha256_hex,
-                "draft_sha256": draft.sha256_hex,
-                "sign_off": None,
-            },
-            **actor,
-        ),
-        AuditEvent(
-            "document.dispatched",
-            now,
-            department=principal.department,
-            document=doc,
-            details={"sha256": sealed.sha256_hex, "deliveries": len(deliveries)},
-            **actor,
-        ),
-    ]
-    events.extend(
-        AuditEvent(
-            "delivery.created",
-            now,
-            department=d.recipient,
-            document=doc,
-            details={"delivery": str(d.id), "copy": d.copy, "due_at": d.due_at.isoformat()},
-            **actor,
+            **_actor(principal),
         )
-        for d in deliveries
-    )
+    ]
+    status = "in_approval"
+    if outcome in ("step_completed", "signed_off"):
+        events.append(
+            AuditEvent(
+                "workflow.step_completed",
+                now,
+                department=sender,
+                document=doc,
+                details={"version": version.version, "step": step, "name": spec.steps[step].name},
+                **_actor(principal),
+            )
+        )
+    if outcome == "step_completed":
+        events.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
+    elif outcome == "signed_off":
+        status = "awaiting_seal"
+        events.append(
+            AuditEvent(
+                "document.signed_off",
+                now,
+                department=sender,
+                document=doc,
+                details={"version": version.version, "draft_sha256": version.draft_sha256},
+                **_actor(principal),
+            )
+        )
+    elif outcome == "returned":
+        status = "returned"
+        events.append(
+            AuditEvent(
+                "document.returned",
+                now,
+                department=sender,
+                document=doc,
+                details={
+                    "version": version.version,
+                    "step": step,
+                    "drafter": document["created_by"],
+                },
+                **_actor(principal),
+            )
+        )
+    if status != "in_approval":
+        await workflow_rows.set_status(connection, document_id, status)
     await record_events(connection, events)
-    await documents.notify_deliveries(connection, document_id)
+    return ApprovalResult(approval_id, step, approval.decision, outcome, status)
+
+
+async def record_revision(
+    connection: DbConnection,
+    *,
+    principal: Principal,
+    document_id: uuid.UUID,
+    draft: PutResult,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new draft version from the drafter; the chain starts again at its first step."""
+    document = await documents.lock_document(connection, document_id)
+    _editable(document)
+    steps = await workflow_rows.steps_of(connection, document_id)
+    latest = await workflow_rows.latest_version(connection, document_id)
+    if not steps or latest is None:
+        raise WrongDocumentState("this document has no approval workflow")
+    if document["created_by"] != principal.official_id:
+        raise DraftingNotAllowed("only the drafter may submit a new version")
+    version = latest.version + 1
+    await workflow_rows.insert_version(
+        connection,
+        document_id,
+        version=version,
+        draft_object=draft.key,
+        draft_sha256=draft.sha256_hex,
+        draft_size=draft.size,
+        submitted_by=principal.official_id,
+        now=now,
+    )
+    await workflow_rows.replace_draft(
+        connection,
+        document_id,
+        draft_object=draft.key,
+        draft_sha256=draft.sha256_hex,
+        draft_size=draft.size,
+    )
+    await record_events(
+        connection,
+        [
+            AuditEvent(
+                "document.revised",
+                now,
+                department=document["sender"],
+                document=str(document_id),
+                details={
+                    "version": version,
+                    "draft_sha256": draft.sha256_hex,
+                    "previous_sha256": latest.draft_sha256,
+                    "previous_status": document["status"],
+                },
+                **_actor(principal),
+            ),
+            _step_opened(principal, document_id, _spec_of(steps), version, 0, now),
+        ],
+    )
+    return {
+        "id": str(document_id),
+        "status": "in_approval",
+        "version": version,
+        "draft_sha256": draft.sha256_hex,
+    }
+
+
+async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+    """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
+    document = await documents.get_document(connection, document_id)
+    if document["status"] != "awaiting_seal":
+        raise WrongDocumentState(
+            f"the document is {document['status']}; only a signed-off document can be sealed"
+        )
+    return document
+
+
+async def record_sealed_after_approval(
+    connection: DbConnection,
+    *,
+    principal: Principal,
+    document: dict[str, Any],
+    sealed: PutResult,
+    seal_id: uuid.UUID,
+    now: datetime,
+) -> SentDocument:
+    """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one transaction."""
+    document_id: uuid.UUID = document["id"]
+    recipients, cc = await workflow_rows.recipients_of(connection, document_id)
+    fanout = await expand_codes(connection, recipients, cc, document["sender"])
+    marked = await workflow_rows.mark_sealed(
+        connection,
+        document_id,
+        sealed_object=sealed.key,
+        sealed_sha256=sealed.sha256_hex,
+        sealed_size=sealed.size,
+        seal_id=seal_id,
+        sealed_by=principal.official_id,
+        now=now,
+    )
+    if not marked:
+        raise WrongDocumentState("the document was sealed or changed meanwhile")
+    latest = await workflow_rows.latest_version(connection, document_id)
+    steps = await workflow_rows.steps_of(connection, document_id)
+    sign_off = [
+        row["id"]
+        for row in await workflow_rows.trail_of(connection, document_id)
+        if latest is not None
+        and row["version"] == latest.version
+        and row["step"] == len(steps) - 1
+        and row["decision"] == "approve"
+    ]
+    urgency = document["urgency"]
+    due = document["deadline"] or now + DEFAULT_SIGN_FOR_WITHIN[urgency]
+    count = await _dispatch(
+        connection,
+        principal=principal,
+        document_id=document_id,
+        due=due,
+        fanout=fanout,
+        seal_id=seal_id,
+        sealed_sha256=sealed.sha256_hex,
+        draft_sha256=document["draft_sha256"],
+        sign_off=[str(approval_id) for approval_id in sign_off],
+        now=now,
+    )
     return SentDocument(
-        document_id, "dispatched", draft.sha256_hex, sealed.sha256_hex, len(deliveries)
+        document_id, "dispatched", document["draft_sha256"], sealed.sha256_hex, count
     )
 
 

@@ -6,16 +6,26 @@ import logging
 import re
 import secrets
 import time
+import traceback
 
+import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
-from gateway.errors import detail_of, problem_response, status_for
+from gateway.errors import ApiError, detail_of, problem_response, status_for
 from gateway.logs import REQUEST_ID
 from gateway.metrics import Metrics
 from gateway.routing import Handler
 
 log = logging.getLogger("sealhub.http")
 
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=31536000",
+}
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
@@ -42,6 +52,37 @@ def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
     return response
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _refuse_control_characters(request: web.Request) -> None:
+    """No legitimate path or query carries a control character once decoded; refusing them
+    here keeps NUL and friends away from handlers, logs and PostgreSQL (which rejects NUL)."""
+    if _CONTROL.search(request.path) or _CONTROL.search(request.query_string):
+        raise ApiError("invalid_request", "the path or query contains control characters")
+
+
+def _client_data_error(exc: Exception) -> str | None:
+    """Why *exc* is the client's data, not our bug, when raised below the handlers: text
+    PostgreSQL cannot store (NUL), or malformed multipart framing, which aiohttp's reader
+    reports as ``HttpProcessingError`` or a bare ``ValueError``. None: it is a bug."""
+    if isinstance(exc, _UNSTORABLE_TEXT):
+        return "the request carries text that cannot be stored (e.g. NUL characters)"
+    if isinstance(exc, HttpProcessingError) or (
+        isinstance(exc, ValueError) and _raised_in(exc, "aiohttp/multipart.py")
+    ):
+        return "the request body is not well-formed"
+    return None
+
+
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+def _raised_in(exc: BaseException, file_suffix: str) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].filename.replace("\\", "/").endswith(file_suffix)
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     offered = request.headers.get("X-Request-Id", "")
@@ -50,12 +91,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
         try:
+            _refuse_control_characters(request)
             response = await handler(request)
         except web.HTTPException as exc:
             response = _from_http_exception(exc)
         except Exception as exc:
             mapped = status_for(exc)
-            if mapped is None:
+            client_error = None if mapped else _client_data_error(exc)
+            if client_error is not None:
+                response = problem_response(400, "invalid_request", client_error)
+            elif mapped is None:
                 log.exception("unhandled error", extra={"path": request.path})
                 response = problem_response(
                     500, "internal_error", f"unexpected error; quote request id {request_id}"
@@ -70,9 +115,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                     response.headers["Retry-After"] = str(retry_after)
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
-            response.headers.setdefault("Cache-Control", "no-store")
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+            response.headers.setdefault("Cache-Control", _SECURITY_HEADERS["Cache-Control"])
+            response.headers["X-Content-Type-Options"] = _SECURITY_HEADERS["X-Content-Type-Options"]
+            response.headers["Strict-Transport-Security"] = _SECURITY_HEADERS[
+                "Strict-Transport-Security"
+            ]
         route_name = (
             request.match_info.route.resource.canonical
             if request.match_info.route.resource
@@ -91,3 +138,36 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     finally:
         REQUEST_ID.reset(token)
+
+
+class ProblemRequestHandler(RequestHandler):
+    """aiohttp's connection protocol, answering what its HTTP parser refuses (a bad request
+    line, a raw non-ASCII byte, oversized headers) as problem+json instead of text/plain.
+
+    Those requests never reach the middleware above: aiohttp calls ``handle_error`` itself.
+    The connection is closed afterwards, as aiohttp does.
+    """
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent; cannot send an error")
+        if status >= 500:
+            log.error("error outside the application", exc_info=exc)
+            response = problem_response(status, "internal_error", "unexpected error")
+        else:
+            # The parser's message names what was wrong (never a path or a trace).
+            reason = (message or "").splitlines()[0][:200] if message else ""
+            log.info("refused an unparsable request: %s", reason or status)
+            code = _AIOHTTP_CODES.get(status, "invalid_request")
+            response = problem_response(
+                status, code, f"the request is not valid HTTP/1.1: {reason}".rstrip(": ")
+            )
+        response.headers.update(_SECURITY_HEADERS)
+        response.force_close()
+        return response

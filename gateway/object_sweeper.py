@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from gateway.runtime import Runtime
-from storage import documents
+from storage import documents, workflow
 from storage.objects import FilesystemObjectStore, sweep
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ async def sweep_once(runtime: Runtime, now: datetime, grace: timedelta = GRACE) 
         try:
 
             async def referenced(keys: list[str]) -> set[str]:
-                return await documents.referenced_objects(connection, keys)
+                # Current documents and every earlier draft version the history keeps.
+                current = await documents.referenced_objects(connection, keys)
+                return current | await workflow.referenced_objects(connection, keys)
 
             deleted = await sweep(runtime.objects, referenced, grace, now)
             if isinstance(runtime.objects, FilesystemObjectStore):

@@ -85,7 +85,11 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.parameters:
         operation["parameters"] = list(route.parameters)
     if route.request_body is not None:
-        operation["requestBody"] = route.request_body
+        body = route.request_body
+        # A bare media-type map (what ``json_content`` returns) is not a Request Body Object.
+        if "content" not in body:
+            body = {"required": True, "content": body}
+        operation["requestBody"] = body
     if route.access == "authenticated":
         operation["security"] = [{"dpop": []}]
         if route.roles:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from asn1crypto import tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,7 +27,6 @@ from keys import keystore as keystore_module
 from keys import pki
 from keys.jws import TYP_COUNTERSIGN, sign_jws
 from keys.tsa import TimeStampAuthority, respond_to_request, token_from_response
-from storage.db import DbConnection
 
 AUDIT_INDEX_WAIT_SECONDS = 10.0
 RECEIPT_CERT_NAME = "sealhub receipt countersignature"
@@ -97,14 +97,16 @@ def timestamp_token(runtime: Runtime, data: bytes, serial: int, now: datetime) -
     return bytes(token_from_response(response.dump()).dump())
 
 
-async def audit_index_of(connection: DbConnection, outbox_id: int) -> int:
-    """Wait (briefly) for the sequencer to give the event its place in the log."""
+async def audit_index_of(pool: asyncpg.Pool, outbox_id: int) -> int:
+    """Wait (briefly) for the sequencer to give the event its place in the log, taking a
+    pooled connection only for each look, never across the wait."""
     deadline = asyncio.get_running_loop().time() + AUDIT_INDEX_WAIT_SECONDS
     delay = 0.01
     while True:
-        index = await connection.fetchval(
-            "SELECT idx FROM audit_log WHERE outbox_id = $1", outbox_id
-        )
+        async with pool.acquire() as connection:
+            index = await connection.fetchval(
+                "SELECT idx FROM audit_log WHERE outbox_id = $1", outbox_id
+            )
         if index is not None:
             return int(index)
         if asyncio.get_running_loop().time() > deadline:

@@ -178,16 +178,17 @@ class DepartmentSealer:
                 ),
             )
 
-    async def seal(
-        self, connection: DbConnection, department: str, pdf: bytes, *, reason: str
-    ) -> SealOutcome:
-        row = await connection.fetchrow(
-            "SELECT s.id, s.kid, s.certificate_pem, s.purpose, s.status, d.name"
-            " FROM seals s JOIN departments d ON d.code = s.department"
-            " WHERE s.department = $1 AND s.valid_to > now()"
-            " ORDER BY (s.status = 'active') DESC, s.issued_at DESC LIMIT 1",
-            department,
-        )
+    async def seal(self, department: str, pdf: bytes, *, reason: str) -> SealOutcome:
+        """Holds no database connection while the document is sealed: sealing waits for a
+        worker, and a pool drained by waiting sends would starve everything else."""
+        async with self._runtime.pool.acquire() as connection:
+            row = await connection.fetchrow(
+                "SELECT s.id, s.kid, s.certificate_pem, s.purpose, s.status, d.name"
+                " FROM seals s JOIN departments d ON d.code = s.department"
+                " WHERE s.department = $1 AND s.valid_to > now()"
+                " ORDER BY (s.status = 'active') DESC, s.issued_at DESC LIMIT 1",
+                department,
+            )
         if row is None:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
         if row["status"] != "active":
@@ -197,12 +198,13 @@ class DepartmentSealer:
         signer, appearance = self._signer(
             row["id"], row["kid"], row["certificate_pem"], row["name"], row["purpose"]
         )
-        serials = [
-            int(value)
-            for value in await connection.fetchval(
-                "SELECT array_agg(nextval('tsa_serial_numbers')) FROM generate_series(1, 2)"
-            )
-        ]
+        async with self._runtime.pool.acquire() as connection:
+            serials = [
+                int(value)
+                for value in await connection.fetchval(
+                    "SELECT array_agg(nextval('tsa_serial_numbers')) FROM generate_series(1, 2)"
+                )
+            ]
         crls = (
             await self._crls.get(pki.ROOT_CA_NAME),
             await self._crls.get(pki.SEAL_CA_NAME),

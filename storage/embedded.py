@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ class EmbeddedPostgresError(Exception):
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the server in ``data_dir/postgres`` and yield its asyncpg URI."""
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then uses
+    # /tmp, which is what we want: no need to alarm the operator.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         from pgserver.postgres_server import get_server
     except ImportError:  # pragma: no cover - only on Pythons without pgserver wheels

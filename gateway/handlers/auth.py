@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 
@@ -61,6 +61,16 @@ TOKEN_RESPONSE = json_content(
 )
 
 
+def _is_subject(value: object) -> TypeGuard[str]:
+    """An official id: short and printable (it keys rate-limit rows and log lines)."""
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= _MAX_SUBJECT_CHARS
+        and value.isprintable()
+        and value.isascii()
+    )
+
+
 @routes.add(
     "POST",
     "/v1/auth/challenge",
@@ -77,7 +87,7 @@ async def challenge(request: web.Request) -> web.Response:
     now = now_of(request)
     body = parse_json_bytes(await request.read())
     subject = body.get("subject") if isinstance(body, dict) else None
-    if not isinstance(subject, str) or not 1 <= len(subject) <= _MAX_SUBJECT_CHARS:
+    if not _is_subject(subject):
         raise ApiError("invalid_request", "subject must be the official id")
     async with runtime.pool.acquire() as connection:
         await rate_limit(
@@ -98,7 +108,10 @@ async def challenge(request: web.Request) -> web.Response:
 async def _token_form(request: web.Request) -> dict[str, str]:
     """The token request as form fields (RFC 6749) or a JSON object of strings."""
     if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except UnicodeDecodeError:
+            raise ApiError("invalid_request", "the form is not valid UTF-8") from None
         fields: dict[str, Any] = {}
         for name in form:
             values = form.getall(name)
@@ -168,7 +181,7 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
         raise ApiError("invalid_request", "assertion is required")
     _, unverified = read_unverified(assertion, error=InvalidAssertionError)
     subject = unverified.get("sub")
-    if not isinstance(subject, str) or not 1 <= len(subject) <= _MAX_SUBJECT_CHARS:
+    if not _is_subject(subject):
         raise InvalidAssertionError("claim_invalid", "sub must be the official id")
     async with runtime.pool.acquire() as connection:
         await rate_limit(

@@ -91,46 +91,46 @@ async def _decide(request: web.Request, action: str) -> web.Response:
         expected_action=action,
     )
     state = "received" if action == "receive" else "rejected"
-    async with runtime.pool.acquire() as connection:
-        async with connection.transaction():
-            await documents.decide_delivery(
-                connection,
-                delivery["id"],
-                state=state,
-                at=now,
-                official=principal.official_id,
-                receipt_jws=signature,
-                reason=receipt.reason or None,
-            )
-            outbox_id = await record_event(
-                connection,
-                AuditEvent(
-                    f"delivery.{state}",
-                    now,
-                    actor_official=principal.official_id,
-                    actor_jkt=principal.kid,
-                    department=principal.department,
-                    document=str(delivery["document"]),
-                    details={
-                        "delivery": str(delivery["id"]),
-                        "sha256": receipt.sha256,
-                        "reason": receipt.reason,
-                        "receipt_jti": receipt.jti,
-                    },
-                ),
-            )
-            serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
-        audit_index = await receipts.audit_index_of(connection, outbox_id)
-        countersigned = receipts.countersign(
-            runtime,
+    async with runtime.pool.acquire() as connection, connection.transaction():
+        await documents.decide_delivery(
+            connection,
+            delivery["id"],
+            state=state,
+            at=now,
+            official=principal.official_id,
             receipt_jws=signature,
-            delivery_id=delivery["id"],
-            action=action,
-            received_at=now,
-            audit_index=audit_index,
-            tsa_serial=serial,
-            now=now,
+            reason=receipt.reason or None,
         )
+        outbox_id = await record_event(
+            connection,
+            AuditEvent(
+                f"delivery.{state}",
+                now,
+                actor_official=principal.official_id,
+                actor_jkt=principal.kid,
+                department=principal.department,
+                document=str(delivery["document"]),
+                details={
+                    "delivery": str(delivery["id"]),
+                    "sha256": receipt.sha256,
+                    "reason": receipt.reason,
+                    "receipt_jti": receipt.jti,
+                },
+            ),
+        )
+        serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
+    audit_index = await receipts.audit_index_of(runtime.pool, outbox_id)
+    countersigned = receipts.countersign(
+        runtime,
+        receipt_jws=signature,
+        delivery_id=delivery["id"],
+        action=action,
+        received_at=now,
+        audit_index=audit_index,
+        tsa_serial=serial,
+        now=now,
+    )
+    async with runtime.pool.acquire() as connection:
         await documents.store_countersigned(connection, delivery["id"], countersigned)
     return json_response(
         {

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import BodyPartReader, web
 
-from gateway import exchange
+from gateway import exchange, workflow
 from gateway.auth import NotFound, now_of, principal_of
 from gateway.errors import ApiError
 from gateway.http import json_response, parse_json_bytes
@@ -18,7 +18,9 @@ from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
 from gateway.sealing import SEALER
+from seals.pdfcheck import check_header
 from storage import documents, idempotency
+from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_event
 from storage.objects import PutResult
 
@@ -77,7 +79,8 @@ async def _file_chunks(part: BodyPartReader, sink: bytearray) -> AsyncIterator[b
         yield bytes(chunk)
 
 
-def _idempotency_scope(request: web.Request, official: str) -> idempotency.Scope | None:
+def idempotency_scope(request: web.Request, official: str) -> idempotency.Scope | None:
+    """The ``Idempotency-Key`` scope of a state-changing POST (None without the header)."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
@@ -89,7 +92,7 @@ def _idempotency_scope(request: web.Request, official: str) -> idempotency.Scope
 @routes.add(
     "POST",
     "/v1/documents",
-    summary="Seal and send a document (multipart: meta, then file).",
+    summary="Seal and send a document, or start its approval workflow (multipart: meta, file).",
     access="authenticated",
     tag="documents",
     request_body=SEND_BODY,
@@ -108,10 +111,12 @@ async def send_document(request: web.Request) -> web.Response:
     meta = exchange.parse_meta(
         parse_json_bytes(await _read_meta_part(part, runtime.settings.max_json_bytes)), now=now
     )
-    exchange.authorize_send(principal)
-    scope = _idempotency_scope(request, principal.official_id)
+    exchange.authorize_send(principal, with_workflow=meta.workflow is not None)
+    scope = idempotency_scope(request, principal.official_id)
     async with runtime.pool.acquire() as connection:
         fanout = await exchange.expand_fanout(connection, meta, principal.department)
+        if meta.workflow is not None:
+            await exchange.check_workflow(connection, meta.workflow, principal.department)
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         raise ApiError("invalid_request", "the second part must be 'file'")
@@ -129,10 +134,12 @@ async def send_document(request: web.Request) -> web.Response:
             if earlier is not None:
                 await exchange.delete_quietly(runtime.objects, created)
                 return json_response(earlier.body, status=earlier.status)
-        async with runtime.pool.acquire() as connection:
-            outcome = await request.app[SEALER].seal(
-                connection, principal.department, bytes(pdf), reason=meta.doc_number
-            )
+        if meta.workflow is not None:
+            sent = await _submit_for_approval(request, meta, draft, bytes(pdf), scope, body_hash)
+            return json_response(sent.as_json(), status=201)
+        outcome = await request.app[SEALER].seal(
+            principal.department, bytes(pdf), reason=meta.doc_number
+        )
         sealed: PutResult = await runtime.objects.put(
             exchange.chunks_of(outcome.pdf), max_bytes=len(outcome.pdf) + 1
         )
@@ -172,6 +179,30 @@ async def send_document(request: web.Request) -> web.Response:
     return json_response(sent.as_json(), status=201)
 
 
+async def _submit_for_approval(
+    request: web.Request,
+    meta: exchange.DocumentMeta,
+    draft: PutResult,
+    pdf: bytes,
+    scope: idempotency.Scope | None,
+    body_hash: str,
+) -> exchange.SentDocument:
+    """拟稿 with a workflow: stored as draft version 1, sealed only after sign-off."""
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    now = now_of(request)
+    check_header(pdf)
+    async with runtime.pool.acquire() as connection, connection.transaction():
+        sent = await exchange.record_submission(
+            connection, principal=principal, meta=meta, draft=draft, now=now
+        )
+        if scope is not None:
+            await idempotency.remember(
+                connection, scope, body_hash, idempotency.StoredResponse(201, sent.as_json()), now
+            )
+    return sent
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
@@ -206,6 +237,9 @@ async def get_document(request: web.Request) -> web.Response:
     document, _ = await _visible_document(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         deliveries = await documents.document_deliveries(connection, document["id"])
+        steps = await workflow_rows.steps_of(connection, document["id"])
+        versions = await workflow_rows.versions_of(connection, document["id"])
+        trail = await workflow_rows.trail_of(connection, document["id"])
     return json_response(
         {
             "id": str(document["id"]),
@@ -238,9 +272,82 @@ async def get_document(request: web.Request) -> web.Response:
                 }
                 for d in deliveries
             ],
-            "approvals": [],
+            "sealed_by": document["sealed_by"],
+            "created_by": document["created_by"],
+            "workflow": _workflow_view(document, steps, versions, trail),
+            "approvals": [
+                {
+                    "id": str(row["id"]),
+                    "version": row["version"],
+                    "step": row["step"],
+                    "step_name": row["step_name"],
+                    "official": row["official"],
+                    "official_name": row["official_name"],
+                    "decision": row["decision"],
+                    "opinion": row["opinion"],
+                    "at": _iso(row["decided_at"]),
+                    "signed_at": _iso(row["signed_at"]),
+                    "kid": row["kid"],
+                    "signature": row["signature"],
+                }
+                for row in trail
+            ],
         }
     )
+
+
+def _workflow_view(
+    document: dict[str, Any],
+    steps: list[workflow_rows.StepRow],
+    versions: list[workflow_rows.VersionRow],
+    trail: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Each step of the newest draft version: who may act, who did, whether it is done."""
+    if not steps:
+        return None
+    latest = versions[-1].version if versions else 1
+    spec = workflow.WorkflowSpec(
+        tuple(workflow.StepSpec(row.name, row.mode, row.assignees) for row in steps)
+    )
+    decisions = [
+        workflow.Decision(row["step"], row["official"], row["decision"])
+        for row in trail
+        if row["version"] == latest
+    ]
+    state = workflow.progress(spec, decisions)
+    current = state.current if document["status"] == "in_approval" else None
+    return {
+        "version": latest,
+        "current_step": current,
+        "steps": [
+            {
+                "step": row.step,
+                "name": row.name,
+                "mode": row.mode,
+                "assignees": list(row.assignees),
+                "state": (
+                    "done"
+                    if row.step in state.completed
+                    else "open"
+                    if row.step == current
+                    else "rejected"
+                    if any(d.step == row.step and d.decision == "reject" for d in decisions)
+                    else "waiting"
+                ),
+            }
+            for row in steps
+        ],
+        "versions": [
+            {
+                "version": v.version,
+                "draft_sha256": v.draft_sha256,
+                "size": v.draft_size,
+                "submitted_by": v.submitted_by,
+                "submitted_at": _iso(v.submitted_at),
+            }
+            for v in versions
+        ],
+    }
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -52,6 +52,8 @@ def _string(body: dict[str, Any], name: str, max_length: int = 200) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not 1 <= len(value) <= max_length:
         raise ApiError("invalid_request", f"{name} must be a string of 1 to {max_length}")
+    if not value.isprintable():
+        raise ApiError("invalid_request", f"{name} must not contain control characters")
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from gateway import ratelimit
@@ -17,6 +19,15 @@ from keys.tsa import TimeStampAuthority
 PEM = {"application/x-pem-file": {"schema": {"type": "string"}}}
 
 
+def _pem_file(path: Path) -> web.Response:
+    """Public certificates: small files written once at set-up, cacheable by clients."""
+    return web.Response(
+        body=path.read_bytes(),
+        content_type="application/x-pem-file",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 @routes.add(
     "GET",
     "/v1/pki/ca.pem",
@@ -26,12 +37,7 @@ PEM = {"application/x-pem-file": {"schema": {"type": "string"}}}
     responses={"200": {"content": PEM}},
 )
 async def root_certificate(request: web.Request) -> web.Response:
-    pem = request.app[RUNTIME].pki.ca_pem_path.read_bytes()
-    return web.Response(
-        body=pem,
-        content_type="application/x-pem-file",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _pem_file(request.app[RUNTIME].pki.ca_pem_path)
 
 
 @routes.add(
@@ -43,12 +49,7 @@ async def root_certificate(request: web.Request) -> web.Response:
     responses={"200": {"content": PEM}},
 )
 async def chain_certificates(request: web.Request) -> web.Response:
-    pem = request.app[RUNTIME].pki.chain_pem_path.read_bytes()
-    return web.Response(
-        body=pem,
-        content_type="application/x-pem-file",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return _pem_file(request.app[RUNTIME].pki.chain_pem_path)
 
 
 @routes.add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 
 ADMIN = {"admin"}
+# Free text may span lines; other control characters (NUL above all) are refused.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SEAL = json_content(
     {
         "type": "object",
@@ -210,8 +213,8 @@ async def request_revocation(request: web.Request) -> web.Response:
     principal = principal_of(request)
     body = await read_json_object(request)
     reason = body.get("reason")
-    if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
-        raise ApiError("invalid_request", "reason must be 1 to 500 characters")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 500 or _CONTROL.search(reason):
+        raise ApiError("invalid_request", "reason must be 1 to 500 characters, no control codes")
     reason_code = body.get("reason_code", "unspecified")
     if reason_code not in crl.REASONS:
         raise ApiError("invalid_request", "reason_code must be one of " + ", ".join(crl.REASONS))

@@ -39,6 +39,8 @@ def test_kill_9_during_concurrent_sends_leaves_no_half_made_document(
     def one(number: int) -> None:
         session = Session(gateway, keeper.official_id, keeper.key)
         session.access_token = keeper.access_token
+        # A hundred seals queue for two workers on a busy machine: be patient.
+        session.client.timeout = httpx.Timeout(300)
         meta = meta_for(["yl-jyj", "all-county-governments"], f"玉政办发〔2026〕{1000 + number}号")
         started.set()
         try:
@@ -57,15 +59,15 @@ def test_kill_9_during_concurrent_sends_leaves_no_half_made_document(
     for thread in threads:
         thread.start()
     started.wait(30)
-    deadline = time.monotonic() + 120
-    while len(created) < 15 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 240
+    while len(created) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
     gateway.process.send_signal(signal.SIGKILL)
     gateway.process.wait()
     for thread in threads:
         thread.join(60)
     acknowledged = dict(created)
-    assert 15 <= len(acknowledged) < SENDS, len(acknowledged)
+    assert 10 <= len(acknowledged) < SENDS, len(acknowledged)
 
     restarted = start_gateway(db_url, data_dir, demo=False, port=int(port))
     try:

@@ -1,0 +1,498 @@
+"""Pushing new deliveries to department systems, safely.
+
+A target must be ``https://`` and its host and port on the admins' allow-list. The host is
+resolved once per attempt; every answer must be a public address (or private, if the
+allow-list entry says so — never link-local, multicast or unspecified), and the connection
+is pinned to the first answer: aiohttp's resolver is replaced by one that knows that single
+address, while TLS still verifies the certificate for the host name (SNI). A second DNS
+answer, whatever it says, is never asked for, so rebinding cannot move the connection.
+Redirects are not followed (a 3xx is a failed attempt), proxies from the environment are
+ignored.
+
+Bodies are signed with HMAC-SHA256 over ``timestamp.body`` (the SDK's
+``verify_webhook_signature`` checks it). Jobs come from the PostgreSQL queue; failures are
+retried with exponential backoff and jitter and dead-lettered after the policy's attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from gateway.runtime import RUNTIME
+from keys.master import MasterKey, MasterKeyError
+from storage import webhooks as rows
+from storage.audit_outbox import AuditEvent, record_events
+from storage.db import connect
+
+log = logging.getLogger(__name__)
+
+ID_HEADER = "Sealhub-Webhook-Id"
+TIMESTAMP_HEADER = "Sealhub-Timestamp"
+SIGNATURE_HEADER = "Sealhub-Signature"
+EVENT_HEADER = "Sealhub-Event"
+DEFAULT_TIMEOUT = 10.0
+POLL_SECONDS = 5.0
+MAX_URL_CHARS = 2000
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+Clock = Callable[[], datetime]
+
+
+class WebhookError(Exception):
+    code = "webhook_url_invalid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidWebhookUrl(WebhookError):
+    code = "webhook_url_invalid"
+
+
+class TargetNotAllowed(WebhookError):
+    code = "webhook_target_not_allowed"
+
+
+class AddressRefused(WebhookError):
+    code = "webhook_address_refused"
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    host: str
+    port: int
+
+    @property
+    def is_ip_literal(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+def parse_target(url: object) -> Target:
+    """An ``https://host[:port]/path`` URL without credentials or fragment."""
+    if not isinstance(url, str) or not 9 <= len(url) <= MAX_URL_CHARS or not url.isascii():
+        raise InvalidWebhookUrl("url must be an ASCII https:// URL of at most 2000 characters")
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
+        raise InvalidWebhookUrl("url must not contain spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise InvalidWebhookUrl("webhooks are delivered over https:// only")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidWebhookUrl("url must not carry credentials")
+    if parts.fragment:
+        raise InvalidWebhookUrl("url must not have a fragment")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise InvalidWebhookUrl("url has an invalid port") from None
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise InvalidWebhookUrl("url needs a host")
+    return Target(url, host, port)
+
+
+def normalize_host(value: object) -> str:
+    """An allow-list host: a DNS name or an IP address, lowercase, no trailing dot."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidWebhookUrl("host must be a DNS name or an IP address")
+    host = value.strip().rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if len(host) > 253 or not all(
+        label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+        for label in labels
+    ):
+        raise InvalidWebhookUrl("host must be a DNS name or an IP address")
+    return host
+
+
+def address_allowed(address: str, *, allow_private: bool) -> bool:
+    """Public unicast addresses; private and loopback only when the entry allows them."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_multicast or ip.is_unspecified or ip.is_link_local:
+        return False
+    if ip.is_loopback:
+        return allow_private
+    if ip.is_global:
+        return True
+    return allow_private and ip.is_private and not ip.is_reserved
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def pin_address(target: Target, resolver: Resolver, *, allow_private: bool) -> str:
+    """Resolve once and choose the address the connection will use (or refuse).
+
+    Every answer is checked, not only the one used: a name answering with an inside
+    address among outside ones is how rebinding attacks hedge their bets.
+    """
+    if target.is_ip_literal:
+        addresses = [target.host]
+    else:
+        try:
+            addresses = await resolver(target.host, target.port)
+        except OSError as exc:
+            raise AddressRefused(f"{target.host} does not resolve ({exc.strerror})") from None
+    if not addresses:
+        raise AddressRefused(f"{target.host} does not resolve")
+    for address in addresses:
+        if not address_allowed(address, allow_private=allow_private):
+            raise AddressRefused(f"{target.host} resolves to a refused address ({address})")
+    return addresses[0]
+
+
+class PinnedResolver(AbstractResolver):
+    """aiohttp's resolver for one connection: the pinned address for the pinned host only."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self._host = host
+        self._address = address
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host.rstrip(".").lower() != self._host:
+            raise OSError(f"connections are pinned to {self._host}")
+        ip = ipaddress.ip_address(self._address)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=self._address,
+                port=port,
+                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    return hmac.new(
+        secret, str(timestamp).encode("ascii") + b"." + body, hashlib.sha256
+    ).hexdigest()
+
+
+def backoff_delay(attempt: int, policy: rows.Policy, rand: Callable[[], float]) -> float:
+    """Exponential with "equal jitter": half the capped delay plus a random half."""
+    capped = min(policy.max_delay, policy.base_delay * 2.0 ** max(attempt - 1, 0))
+    return float(capped / 2 + rand() * capped / 2)
+
+
+def client_ssl_context(extra_ca_file: Path | None) -> ssl.SSLContext:
+    """The system's trust store, plus the operator's CA file for internal receivers."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if extra_ca_file is not None:
+        context.load_verify_locations(cafile=str(extra_ca_file))
+    return context
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    ok: bool
+    status: int | None
+    error: str | None
+    address: str | None
+
+
+async def post_once(
+    target: Target,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    resolver: Resolver,
+    allow_private: bool,
+    ssl_context: ssl.SSLContext,
+    total_seconds: float = DEFAULT_TIMEOUT,
+) -> AttemptResult:
+    """One POST over a connection pinned to the address resolved here; never redirected."""
+    try:
+        address = await pin_address(target, resolver, allow_private=allow_private)
+    except AddressRefused as exc:
+        return AttemptResult(False, None, f"address_refused: {exc.detail}", None)
+    connector = aiohttp.TCPConnector(
+        resolver=PinnedResolver(target.host, address),
+        ssl=ssl_context,
+        use_dns_cache=False,
+        force_close=True,
+    )
+    try:
+        async with (
+            aiohttp.ClientSession(
+                connector=connector,
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=total_seconds),
+            ) as session,
+            session.post(target.url, data=body, headers=headers, allow_redirects=False) as answer,
+        ):
+            status = answer.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:300], address)
+    if 300 <= status < 400:
+        return AttemptResult(False, status, "redirect_refused", address)
+    if not 200 <= status < 300:
+        return AttemptResult(False, status, f"http_{status}", address)
+    return AttemptResult(True, status, None, address)
+
+
+def _secret_context(webhook_id: object) -> bytes:
+    return f"sealhub webhook secret\x00{webhook_id}".encode()
+
+
+def wrap_secret(master_key: MasterKey, webhook_id: object, secret: str) -> bytes:
+    return master_key.wrap(secret.encode("utf-8"), _secret_context(webhook_id))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WebhookWorker:
+    """Claims due jobs and attempts them; several lanes per process, many processes."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        master_key: MasterKey,
+        *,
+        ssl_context: ssl.SSLContext,
+        resolver: Resolver = system_resolver,
+        clock: Clock = _utcnow,
+        rand: Callable[[], float] = random.random,
+        timeout: float = DEFAULT_TIMEOUT,
+        lanes: int = 2,
+    ) -> None:
+        self._pool = pool
+        self._master_key = master_key
+        self._ssl_context = ssl_context
+        self._resolver = resolver
+        self._clock = clock
+        self._rand = rand
+        self._timeout = timeout
+        self._lanes = lanes
+        self._wake = asyncio.Event()
+        self._generation = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        self._generation += 1
+        self._wake.set()
+        self._wake.clear()
+
+    async def run_once(self) -> bool:
+        """Attempt one due job; False when none is due. The job stays locked (and its
+        result commits with the attempt's audit events) for the length of the attempt."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            now = self._clock()
+            job = await rows.claim_due(connection, now)
+            if job is None:
+                return False
+            policy = await rows.get_policy(connection)
+            result = await self._attempt(job)
+            finished = self._clock()
+            attempt = job.attempts + 1
+            next_at: datetime | None = None
+            if result.ok:
+                state = "delivered"
+            elif attempt >= policy.max_attempts:
+                state = "dead"
+            else:
+                state = "pending"
+                next_at = finished + timedelta(seconds=backoff_delay(attempt, policy, self._rand))
+            await rows.finish_job(
+                connection,
+                job.id,
+                state=state,
+                attempts=attempt,
+                now=finished,
+                next_attempt_at=next_at,
+                status=result.status,
+                error=result.error,
+            )
+            details = {
+                "webhook": str(job.webhook),
+                "job": str(job.id),
+                "delivery": str(job.delivery),
+                "attempt": attempt,
+                "status": result.status,
+                "error": result.error,
+                "address": result.address,
+                "outcome": {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state],
+                "next_attempt_at": next_at.isoformat() if next_at else None,
+            }
+            events = [
+                AuditEvent(
+                    "webhook.attempted",
+                    finished,
+                    department=job.department,
+                    document=job.document,
+                    details=details,
+                )
+            ]
+            if state == "dead":
+                events.append(
+                    AuditEvent(
+                        "webhook.dead_lettered",
+                        finished,
+                        department=job.department,
+                        document=job.document,
+                        details={
+                            "webhook": str(job.webhook),
+                            "job": str(job.id),
+                            "delivery": str(job.delivery),
+                            "attempts": attempt,
+                            "error": result.error,
+                        },
+                    )
+                )
+            await record_events(connection, events)
+        return True
+
+    async def _attempt(self, job: rows.ClaimedJob) -> AttemptResult:
+        try:
+            target = parse_target(job.url)
+        except InvalidWebhookUrl as exc:
+            return AttemptResult(False, None, f"url_invalid: {exc.detail}", None)
+        if not job.allowed:
+            return AttemptResult(False, None, "target_not_allowed", None)
+        try:
+            secret = self._master_key.unwrap(job.secret_wrapped, _secret_context(job.webhook))
+        except MasterKeyError:
+            return AttemptResult(False, None, "secret_unreadable", None)
+        body = json.dumps(job.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        timestamp = int(self._clock().timestamp())
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            ID_HEADER: str(job.id),
+            EVENT_HEADER: "delivery.created",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: "sha256=" + signature(secret, timestamp, body),
+            "User-Agent": "sealhub-webhooks/1",
+        }
+        return await post_once(
+            target,
+            body,
+            headers,
+            resolver=self._resolver,
+            allow_private=job.allow_private,
+            ssl_context=self._ssl_context,
+            total_seconds=self._timeout,
+        )
+
+    async def _idle(self) -> None:
+        """Sleep until the next job is due, a NOTIFY arrives, or the poll interval ends."""
+        generation = self._generation
+        delay = POLL_SECONDS
+        async with self._pool.acquire() as connection:
+            due = await rows.next_due(connection)
+        if due is not None:
+            delay = min(POLL_SECONDS, max(0.0, (due - self._clock()).total_seconds()))
+        if generation != self._generation or delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _lane(self) -> None:
+        while True:
+            try:
+                if await self.run_once():
+                    continue
+                await self._idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook worker error; retrying shortly")
+                await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._lane()) for _ in range(self._lanes)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _listen(dsn: str, worker: WebhookWorker) -> None:
+    """NOTIFY from the enqueue trigger (or a replay) wakes the lanes; reconnects on loss."""
+    while True:
+        listener: asyncpg.Connection | None = None
+        try:
+            listener = await connect(dsn)
+            lost = asyncio.Event()
+            listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
+            await listener.add_listener(rows.NOTIFY_CHANNEL, lambda *_args: worker.wake())
+            worker.wake()
+            await lost.wait()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("webhook listener lost its connection: %s", exc)
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+        await asyncio.sleep(1.0)
+
+
+WEBHOOK_WORKER: web.AppKey[WebhookWorker] = web.AppKey("webhook_worker", WebhookWorker)
+
+
+def install_webhooks(app: web.Application) -> None:
+    """The worker for the app's lifetime (``app.cleanup_ctx``)."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        worker = WebhookWorker(
+            runtime.pool,
+            runtime.master_key,
+            ssl_context=client_ssl_context(runtime.settings.webhook_ca_file),
+        )
+        app[WEBHOOK_WORKER] = worker
+        worker.start()
+        listener = asyncio.create_task(_listen(runtime.database_url, worker))
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await worker.stop()
+
+    app.cleanup_ctx.append(lifetime)

@@ -1,0 +1,294 @@
+"""Rows of approval workflows: steps, draft versions, signed decisions, the trail.
+
+Callers hold the transaction (and the document row lock) that makes each change atomic
+with its audit events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.db import DbConnection
+
+
+class WorkflowStoreError(Exception):
+    code = "conflict"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ReplayedApproval(WorkflowStoreError):
+    code = "replayed_approval"
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: int
+    name: str
+    mode: str
+    assignees: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    draft_object: str
+    draft_sha256: str
+    draft_size: int
+    submitted_by: str
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    step: int
+    official: str
+    decision: str
+
+
+@dataclass(frozen=True)
+class NewApproval:
+    id: uuid.UUID
+    document: uuid.UUID
+    version: int
+    step: int
+    official: str
+    kid: str
+    decision: str
+    opinion: str
+    signature: str
+    jti: str
+    signed_at: datetime
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class OfficialRow:
+    id: str
+    department: str
+    roles: frozenset[str]
+    active: bool
+
+
+async def insert_workflow(
+    connection: DbConnection,
+    document_id: uuid.UUID,
+    *,
+    steps: Sequence[StepRow],
+    recipients: Sequence[str],
+    cc: Sequence[str],
+    now: datetime,
+) -> None:
+    await connection.execute(
+        "INSERT INTO workflows (document, recipients, cc, created_at) VALUES ($1, $2, $3, $4)",
+        document_id,
+        list(recipients),
+        list(cc),
+        now,
+    )
+    await connection.executemany(
+        "INSERT INTO workflow_steps (document, step, name, mode, assignees)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(document_id, s.step, s.name, s.mode, list(s.assignees)) for s in steps],
+    )
+
+
+async def insert_version(
+    connection: DbConnection,
+    document_id: uuid.UUID,
+    *,
+    version: int,
+    draft_object: str,
+    draft_sha256: str,
+    draft_size: int,
+    submitted_by: str,
+    now: datetime,
+) -> None:
+    await connection.execute(
+        "INSERT INTO document_versions (document, version, draft_object, draft_sha256,"
+        " draft_size, submitted_by, submitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        document_id,
+        version,
+        draft_object,
+        draft_sha256,
+        draft_size,
+        submitted_by,
+        now,
+    )
+
+
+async def replace_draft(
+    connection: DbConnection,
+    document_id: uuid.UUID,
+    *,
+    draft_object: str,
+    draft_sha256: str,
+    draft_size: int,
+) -> None:
+    """The document row always points at its newest draft (downloads, sweeper)."""
+    await connection.execute(
+        "UPDATE documents SET draft_object = $2, draft_sha256 = $3, draft_size = $4,"
+        " status = 'in_approval' WHERE id = $1",
+        document_id,
+        draft_object,
+        draft_sha256,
+        draft_size,
+    )
+
+
+async def steps_of(connection: DbConnection, document_id: uuid.UUID) -> list[StepRow]:
+    rows = await connection.fetch(
+        "SELECT step, name, mode, assignees FROM workflow_steps WHERE document = $1 ORDER BY step",
+        document_id,
+    )
+    return [StepRow(r["step"], r["name"], r["mode"], tuple(r["assignees"])) for r in rows]
+
+
+async def recipients_of(
+    connection: DbConnection, document_id: uuid.UUID
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    row = await connection.fetchrow(
+        "SELECT recipients, cc FROM workflows WHERE document = $1", document_id
+    )
+    if row is None:
+        return (), ()
+    return tuple(row["recipients"]), tuple(row["cc"])
+
+
+def _version(row: asyncpg.Record) -> VersionRow:
+    return VersionRow(
+        row["version"],
+        row["draft_object"],
+        row["draft_sha256"],
+        row["draft_size"],
+        row["submitted_by"],
+        row["submitted_at"],
+    )
+
+
+async def versions_of(connection: DbConnection, document_id: uuid.UUID) -> list[VersionRow]:
+    rows = await connection.fetch(
+        "SELECT * FROM document_versions WHERE document = $1 ORDER BY version", document_id
+    )
+    return [_version(row) for row in rows]
+
+
+async def latest_version(connection: DbConnection, document_id: uuid.UUID) -> VersionRow | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM document_versions WHERE document = $1 ORDER BY version DESC LIMIT 1",
+        document_id,
+    )
+    return None if row is None else _version(row)
+
+
+async def decisions_of(
+    connection: DbConnection, document_id: uuid.UUID, version: int
+) -> list[DecisionRow]:
+    rows = await connection.fetch(
+        "SELECT step, official, decision FROM approvals WHERE document = $1 AND version = $2"
+        " ORDER BY decided_at, id",
+        document_id,
+        version,
+    )
+    return [DecisionRow(r["step"], r["official"], r["decision"]) for r in rows]
+
+
+async def insert_approval(connection: DbConnection, approval: NewApproval) -> None:
+    try:
+        await connection.execute(
+            "INSERT INTO approvals (id, document, version, step, official, kid, decision,"
+            " opinion, signature, jti, signed_at, decided_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            approval.id,
+            approval.document,
+            approval.version,
+            approval.step,
+            approval.official,
+            approval.kid,
+            approval.decision,
+            approval.opinion,
+            approval.signature,
+            approval.jti,
+            approval.signed_at,
+            approval.decided_at,
+        )
+    except asyncpg.UniqueViolationError:
+        raise ReplayedApproval("this approval signature was already used") from None
+
+
+async def set_status(connection: DbConnection, document_id: uuid.UUID, status: str) -> None:
+    await connection.execute("UPDATE documents SET status = $2 WHERE id = $1", document_id, status)
+
+
+async def mark_sealed(
+    connection: DbConnection,
+    document_id: uuid.UUID,
+    *,
+    sealed_object: str,
+    sealed_sha256: str,
+    sealed_size: int,
+    seal_id: uuid.UUID,
+    sealed_by: str,
+    now: datetime,
+) -> bool:
+    """awaiting_seal → dispatched; False when someone else changed the status first."""
+    status = await connection.execute(
+        "UPDATE documents SET status = 'dispatched', sealed_object = $2, sealed_sha256 = $3,"
+        " sealed_size = $4, seal_id = $5, sealed_by = $6, dispatched_at = $7"
+        " WHERE id = $1 AND status = 'awaiting_seal'",
+        document_id,
+        sealed_object,
+        sealed_sha256,
+        sealed_size,
+        seal_id,
+        sealed_by,
+        now,
+    )
+    return status.endswith(" 1")
+
+
+async def trail_of(connection: DbConnection, document_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every decision, oldest first, with the step's name and the official's name."""
+    rows = await connection.fetch(
+        "SELECT a.id, a.version, a.step, s.name AS step_name, s.mode, a.official,"
+        " o.name AS official_name, a.kid, a.decision, a.opinion, a.signed_at, a.decided_at,"
+        " a.signature"
+        " FROM approvals a"
+        " JOIN workflow_steps s ON s.document = a.document AND s.step = a.step"
+        " JOIN officials o ON o.id = a.official"
+        " WHERE a.document = $1 ORDER BY a.decided_at, a.id",
+        document_id,
+    )
+    return [dict(row.items()) for row in rows]
+
+
+async def officials_by_id(
+    connection: DbConnection, official_ids: Sequence[str]
+) -> dict[str, OfficialRow]:
+    rows = await connection.fetch(
+        "SELECT id, department, roles, status FROM officials WHERE id = ANY($1::text[])",
+        list(official_ids),
+    )
+    return {
+        row["id"]: OfficialRow(
+            row["id"], row["department"], frozenset(row["roles"]), row["status"] == "active"
+        )
+        for row in rows
+    }
+
+
+async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:
+    """Which of *keys* an earlier draft version still needs (for the object sweeper)."""
+    rows = await connection.fetch(
+        "SELECT draft_object FROM document_versions WHERE draft_object = ANY($1::text[])",
+        list(keys),
+    )
+    return {row["draft_object"] for row in rows}
