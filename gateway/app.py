@@ -14,7 +14,7 @@ from gateway.crls import CRLS, CrlCache
 from gateway.handlers import service
 from gateway.inbox import install_inbox
 from gateway.metrics import Metrics
-from gateway.middleware import METRICS, observe
+from gateway.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.object_sweeper import install_object_sweeper
 from gateway.ratelimit import RATE_LIMITS, configured_limits
 from gateway.routes_table import routes
@@ -38,6 +38,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
+    app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
     app[service.OPENAPI_DOCUMENT] = service.openapi_document(
         runtime.settings.public_origin, __version__
     )

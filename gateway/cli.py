@@ -149,7 +149,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     # connect and from each response, and fires only while headers are incomplete). Header
     # sizes and counts keep aiohttp's limits (8190 bytes a line, 128 headers).
     idle_timeout = settings.idle_timeout_seconds
-    handler_args: dict[str, Any] = {"keepalive_timeout": idle_timeout, "access_log": None}
+    # After an early answer (413, 408) aiohttp reads and drops the rest of the body so the
+    # client sees the answer; that "lingering" is bounded by the same idle timeout.
+    handler_args: dict[str, Any] = {
+        "keepalive_timeout": idle_timeout,
+        "lingering_time": idle_timeout,
+        "access_log": None,
+    }
     async with open_runtime(settings, demo=demo) as runtime:
         runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()

@@ -54,6 +54,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "idempotency_conflict": 409,
     "payload_too_large": 413,
     "rate_limited": 429,
+    "request_timeout": 408,
     "enrollment_code_used": 401,
     "enrollment_code_expired": 401,
     "enrollment_code_locked": 401,

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import workflow
 from gateway.auth import Principal
+from gateway.text import unsafe_character
 from keys.jws import Approval, InvalidSignatureError, verify_approval
 from storage import directory, documents
 from storage import workflow as workflow_rows
@@ -45,7 +46,6 @@ MAX_RECIPIENTS = 2000
 SENDER_ROLES = frozenset({"seal_keeper"})
 RECEIVER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_keeper"})
 _YEAR_IN_NUMBER = re.compile(r"[〔\[(（](\d{4})[〕\])）]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _META_KEYS = frozenset(
     {"title", "doc_number", "urgency", "classification", "recipients", "cc", "deadline", "workflow"}
 )
@@ -119,8 +119,8 @@ def _text(raw: dict[str, Any], name: str, max_length: int) -> str:
         raise InvalidMeta(f"meta.{name} must be a non-empty string")
     if len(value) > max_length:
         raise InvalidMeta(f"meta.{name} must have at most {max_length} characters")
-    if _CONTROL.search(value):
-        raise InvalidMeta(f"meta.{name} must not contain control characters")
+    if (unsafe := unsafe_character(value)) is not None:
+        raise InvalidMeta(f"meta.{name} must not contain {unsafe}")
     return value.strip()
 
 
@@ -636,6 +636,8 @@ async def record_approval(
     approval = _verify_for_step(
         signature, key, document_id, version.draft_sha256, step, spec.steps[step].name, now
     )
+    if (unsafe := unsafe_character(approval.opinion, multiline=True)) is not None:
+        raise InvalidMeta(f"the opinion must not contain {unsafe}")
     decision = workflow.Decision(step, principal.official_id, approval.decision)
     outcome = workflow.outcome_of(spec, before, decision)
     approval_id = uuid.uuid4()

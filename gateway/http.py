@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import ApiError
+from gateway.text import unsafe_character
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -100,6 +101,8 @@ def query_text(request: web.Request, name: str, *, max_length: int = 200) -> str
     value = request.query.get(name)
     if value is None or value == "":
         return None
-    if len(value) > max_length or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ApiError("invalid_request", f"{name} is too long or has control characters")
+    if len(value) > max_length:
+        raise ApiError("invalid_request", f"{name} must have at most {max_length} characters")
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ApiError("invalid_request", f"{name} must not contain {unsafe}")
     return value

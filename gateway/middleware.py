@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -28,6 +29,11 @@ _SECURITY_HEADERS = {
 }
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+BODY_IDLE_SECONDS: web.AppKey[float] = web.AppKey("body_idle_seconds", float)
+DEFAULT_BODY_IDLE_SECONDS = 30.0
+# Below this average a body upload is a slowloris, not a slow line: 1 KiB/s still moves a
+# 10 MB document in under three hours.
+MIN_BODY_BYTES_PER_SECOND = 1024
 
 _AIOHTTP_CODES = {
     404: "not_found",
@@ -83,6 +89,53 @@ def _raised_in(exc: BaseException, file_suffix: str) -> bool:
     return bool(frames) and frames[-1].filename.replace("\\", "/").endswith(file_suffix)
 
 
+class SlowBody(Exception):
+    code = "request_timeout"
+
+
+async def _within_body_bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run *handler*, but cut a client whose body stalls or trickles (slowloris on the body).
+
+    aiohttp bounds the headers (keep-alive timer) but waits for a body forever. While the
+    body is incomplete, every tick checks that the client keeps it coming: no new byte for
+    the idle period, or an average below MIN_BODY_BYTES_PER_SECOND over the time we were
+    waiting on the client, cancels the handler and answers 408. Time the handler spends
+    not reading (bytes sit in the buffer) is ours, not the client's, and never counts.
+    """
+    content = request.content
+    if not request.body_exists or content.is_eof():
+        return await handler(request)
+    idle = request.app.get(BODY_IDLE_SECONDS, DEFAULT_BODY_IDLE_SECONDS)
+    tick = min(1.0, idle / 4)
+    task = asyncio.ensure_future(handler(request))
+    seen = content.total_bytes
+    stalled = waited = 0.0
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=tick)
+            if done or content.is_eof():
+                return await task
+            # aiohttp exposes no public "buffered bytes"; _size is the StreamReader's count.
+            if getattr(content, "_size", 0) > 0:
+                continue
+            waited += tick
+            received = content.total_bytes
+            stalled = 0.0 if received != seen else stalled + tick
+            seen = received
+            trickling = waited >= idle and received / waited < MIN_BODY_BYTES_PER_SECOND
+            if stalled >= idle or trickling:
+                task.cancel()
+                await asyncio.wait({task})
+                if not task.cancelled():
+                    task.exception()  # retrieved: whatever it raised while being cut
+                raise SlowBody(
+                    f"the request body arrived too slowly ({received} bytes in {waited:.0f} s)"
+                )
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     offered = request.headers.get("X-Request-Id", "")
@@ -92,7 +145,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         try:
             _refuse_control_characters(request)
-            response = await handler(request)
+            response = await _within_body_bounds(request, handler)
         except web.HTTPException as exc:
             response = _from_http_exception(exc)
         except Exception as exc:
@@ -110,6 +163,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 if status >= 500:
                     log.error("service error %s: %s", code, detail_of(exc))
                 response = problem_response(status, code, detail_of(exc))
+                if isinstance(exc, SlowBody):
+                    log.info("cut a slow request body: %s", exc)
+                    response.force_close()  # the rest of the body is not worth reading
                 retry_after = getattr(exc, "retry_after", None)
                 if isinstance(retry_after, int):
                     response.headers["Retry-After"] = str(retry_after)

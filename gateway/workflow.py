@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.text import unsafe_character
+
 MODES = ("all", "any")
 DECISIONS = ("approve", "reject")
 SIGN_OFF_ROLE = "leader"
@@ -97,8 +99,8 @@ def parse_workflow(raw: Any) -> WorkflowSpec:
         name = step.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_STEP_NAME:
             raise InvalidWorkflow(f"{where}.name must be 1 to {MAX_STEP_NAME} characters")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-            raise InvalidWorkflow(f"{where}.name must not contain control characters")
+        if (unsafe := unsafe_character(name)) is not None:
+            raise InvalidWorkflow(f"{where}.name must not contain {unsafe}")
         mode = step.get("mode", "any")
         if mode not in MODES:
             raise InvalidWorkflow(f"{where}.mode must be all or any")

@@ -32,6 +32,7 @@ from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
+from gateway.text import unsafe_character
 from keys.jws import JwsError, verify_enrollment_proof
 from storage import identity
 from storage.identity import DEPT_ADMIN_GRANTABLE, Official
@@ -52,8 +53,8 @@ def _string(body: dict[str, Any], name: str, max_length: int = 200) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not 1 <= len(value) <= max_length:
         raise ApiError("invalid_request", f"{name} must be a string of 1 to {max_length}")
-    if not value.isprintable():
-        raise ApiError("invalid_request", f"{name} must not contain control characters")
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ApiError("invalid_request", f"{name} must not contain {unsafe}")
     return value
 
 

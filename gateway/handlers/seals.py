@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
 from gateway.sealing import DEFAULT_PURPOSE, SEALER, issue_seal
+from gateway.text import unsafe_character
 from keys import crl, pki
 from seals.image import render_seal
 from storage import directory
@@ -25,8 +25,6 @@ from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 
 ADMIN = {"admin"}
-# Free text may span lines; other control characters (NUL above all) are refused.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SEAL = json_content(
     {
         "type": "object",
@@ -158,8 +156,10 @@ async def request_seal(request: web.Request) -> web.Response:
     principal = principal_of(request)
     body = await read_json_object(request)
     purpose = body.get("purpose", DEFAULT_PURPOSE)
-    if not isinstance(purpose, str) or not 1 <= len(purpose) <= 40 or not purpose.isprintable():
-        raise ApiError("invalid_request", "purpose must be 1 to 40 printable characters")
+    if not isinstance(purpose, str) or not 1 <= len(purpose.strip()) <= 40:
+        raise ApiError("invalid_request", "purpose must be 1 to 40 characters")
+    if (unsafe := unsafe_character(purpose)) is not None:
+        raise ApiError("invalid_request", f"purpose must not contain {unsafe}")
     code = request.match_info["code"]
     now = now_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
@@ -213,8 +213,10 @@ async def request_revocation(request: web.Request) -> web.Response:
     principal = principal_of(request)
     body = await read_json_object(request)
     reason = body.get("reason")
-    if not isinstance(reason, str) or not 1 <= len(reason) <= 500 or _CONTROL.search(reason):
-        raise ApiError("invalid_request", "reason must be 1 to 500 characters, no control codes")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
+        raise ApiError("invalid_request", "reason must be 1 to 500 characters")
+    if (unsafe := unsafe_character(reason, multiline=True)) is not None:
+        raise ApiError("invalid_request", f"reason must not contain {unsafe}")
     reason_code = body.get("reason_code", "unspecified")
     if reason_code not in crl.REASONS:
         raise ApiError("invalid_request", "reason_code must be one of " + ", ".join(crl.REASONS))

@@ -16,6 +16,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param, query_param
 from gateway.runtime import RUNTIME
+from gateway.text import unsafe_character
 from gateway.webhooks import (
     TargetNotAllowed,
     normalize_host,
@@ -80,8 +81,8 @@ def _text(body: dict[str, Any], name: str, max_length: int) -> str:
     value = body.get(name, "")
     if not isinstance(value, str) or len(value) > max_length:
         raise ApiError("invalid_request", f"{name} must be a string of at most {max_length}")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ApiError("invalid_request", f"{name} must not contain control characters")
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ApiError("invalid_request", f"{name} must not contain {unsafe}")
     return value
 
 

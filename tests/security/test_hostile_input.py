@@ -45,7 +45,8 @@ HOSTILE_TEXT = {
     "bidi_override": "文件\u202egpj.exe",
     "long_chinese": LONG_CHINESE,
 }
-CONTROL_KEYS = {"nul", "escape", "newline"}
+# Refused in every free-text field: C0, C1 and bidirectional controls (Trojan Source).
+CONTROL_KEYS = {"nul", "escape", "newline", "c1_next_line", "bidi_override"}
 
 
 def problem(response: httpx.Response, status: int | None = None) -> dict[str, object]:
@@ -324,6 +325,87 @@ def test_idle_connections_are_closed(small_gateway: Gateway) -> None:
     assert after_answer < IDLE_TIMEOUT + CLOSE_MARGIN
 
 
+async def _post_body_slowly(
+    gateway: Gateway, body: bytes, *, first: int, chunk: int, pause: float
+) -> tuple[bytes, float]:
+    """POST *body* to the unauthenticated challenge endpoint: *first* bytes at once, then
+    *chunk* bytes every *pause* seconds. Returns what the server answered and when the
+    connection ended (seconds from connect)."""
+    host, port = _address(gateway)
+    context = ssl.create_default_context(cafile=str(gateway.ca_path))
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    head = (
+        "POST /v1/auth/challenge HTTP/1.1\r\nHost: sealhub\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = b""
+
+    async def read_all() -> None:
+        nonlocal answer
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            while data := await reader.read(65536):
+                answer += data
+
+    reading = asyncio.create_task(read_all())
+    try:
+        writer.write(head + body[:first])
+        position = first
+        while position < len(body) and not reading.done():
+            if time.monotonic() - started > GIVE_UP:
+                break
+            await asyncio.sleep(pause)
+            writer.write(body[position : position + chunk])
+            position += chunk
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reading), GIVE_UP)
+        return answer, time.monotonic() - started
+    finally:
+        reading.cancel()
+        writer.close()
+        with contextlib.suppress(TimeoutError, ConnectionError, ssl.SSLError):
+            await asyncio.wait_for(writer.wait_closed(), 2)
+
+
+def _status_and_code(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)["code"] if status >= 400 else ""
+
+
+def test_a_stalled_or_trickling_body_is_cut_with_408(small_gateway: Gateway) -> None:
+    """Headers complete, then the body stops (or drips at 5 bytes/s): the handler would
+    otherwise wait for it forever, holding the request open."""
+    body = json.dumps({"subject": "x" * 60}).encode()
+
+    async def both() -> list[tuple[bytes, float]]:
+        stalled = _post_body_slowly(small_gateway, body, first=10, chunk=0, pause=DRIP_SECONDS)
+        trickling = _post_body_slowly(
+            small_gateway, body + b" " * 400, first=10, chunk=1, pause=DRIP_SECONDS
+        )
+        return list(await asyncio.gather(stalled, trickling))
+
+    for answer, lifetime in asyncio.run(both()):
+        assert _status_and_code(answer) == (408, "request_timeout"), answer[:300]
+        assert b"application/problem+json" in answer
+        # Cut after the idle period; then aiohttp drains the body for at most as long again.
+        assert lifetime < 2 * IDLE_TIMEOUT + CLOSE_MARGIN, lifetime
+    assert_healthy(small_gateway)
+
+
+def test_a_slow_but_steady_body_is_not_cut(small_gateway: Gateway) -> None:
+    """About 4 KiB/s for longer than the idle period: a slow line, not an attack."""
+    body = json.dumps({"subject": "slow-line"}).encode() + b" " * 14_000
+    answer, lifetime = asyncio.run(
+        _post_body_slowly(small_gateway, body, first=100, chunk=800, pause=0.2)
+    )
+    assert lifetime > IDLE_TIMEOUT
+    status, _ = _status_and_code(answer)
+    assert status == 200, answer[:300]
+
+
 # --- hostile text in every field and code ---------------------------------------------------
 
 
@@ -490,6 +572,20 @@ def test_duplicate_meta_keys_are_refused(world: World) -> None:
     )
     answer = _send_raw(world.sessions["seal_keeper"], body, content_type)
     assert problem(answer, 400)["code"] == "invalid_json"
+    unchanged.check()
+
+
+def test_escaped_lone_surrogate_in_meta_is_refused(world: World) -> None:
+    """``"\\ud800"`` is valid JSON but no valid text: it must not reach PostgreSQL."""
+    meta = json.dumps(meta_for([DEPT_B], doc_number()), ensure_ascii=True)
+    escaped = meta.replace('"title": "', '"title": "\\ud800', 1)
+    unchanged = Unchanged(world.gateway)
+    body, content_type = _multipart(
+        [("meta", escaped.encode(), "application/json"), ("file", world.pdf, "application/pdf")]
+    )
+    answer = _send_raw(world.sessions["seal_keeper"], body, content_type)
+    assert problem(answer, 400)["code"] == "invalid_request"
+    assert "surrogate" in answer.json()["detail"]
     unchanged.check()
 
 

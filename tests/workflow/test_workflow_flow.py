@@ -329,6 +329,22 @@ def test_approval_for_another_document_or_step_is_refused(
     assert len(view["approvals"]) == 1
 
 
+def test_an_opinion_with_hostile_characters_is_refused(
+    officials: Officials, sample_pdf: bytes
+) -> None:
+    """A bidi override would make the trail read differently from what was signed."""
+    team = officials
+    document = submit(team, "玉政办发〔2026〕105号", sample_pdf)
+    reviewer = team.reviewers[0]
+    for opinion in ("同意\u202e意同不", "同意\x00", "同意\x1b[2J"):
+        refused = decide(reviewer, document, 0, opinion=opinion)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "invalid_request"
+    assert reviewer.get(f"/v1/documents/{document['id']}").json()["approvals"] == []
+    accepted = decide(reviewer, document, 0, opinion="同意。\n请按期办理。")
+    assert accepted.status_code == 200, accepted.text
+
+
 def test_workflow_is_validated_before_the_file(
     gateway: Gateway, officials: Officials, sample_pdf: bytes
 ) -> None:
