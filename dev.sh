@@ -42,6 +42,7 @@ system_packages() {
         command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
         command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
         command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+        command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-writer-nogui)
     fi
     apt_install "${missing[@]}"
 }

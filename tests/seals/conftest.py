@@ -13,6 +13,7 @@ from seals.image import render_seal
 from seals.pades import SealAppearance
 from seals.signer import SealSigner
 
+from . import seal_corpus
 from .seal_pki import Issued, SealTestPki
 
 
@@ -102,3 +103,33 @@ def qpdf_check(tmp_path: Path) -> Callable[[bytes], None]:
         assert "No syntax or stream encoding errors found" in proc.stdout
 
     return run
+
+
+# LibreOffice conversions take seconds each, so they run once per session. There is no skip:
+# without soffice these fixtures fail (./dev.sh test installs libreoffice-writer-nogui).
+
+
+@pytest.fixture(scope="session")
+def soffice_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private LibreOffice user installation, used by this session's conversions only."""
+    return tmp_path_factory.mktemp("soffice-profile")
+
+
+@pytest.fixture(scope="session")
+def libreoffice_pdf(tmp_path_factory: pytest.TempPathFactory, soffice_profile: Path) -> bytes:
+    return seal_corpus.libreoffice_pdf(tmp_path_factory.mktemp("libreoffice"), soffice_profile)
+
+
+@pytest.fixture(scope="session")
+def pdfa_2b_pdf(tmp_path_factory: pytest.TempPathFactory, soffice_profile: Path) -> bytes:
+    return seal_corpus.pdfa_2b_pdf(tmp_path_factory.mktemp("pdfa"), soffice_profile)
+
+
+CONVERTED_CORPUS = {"libreoffice": "libreoffice_pdf", "pdfa_2b": "pdfa_2b_pdf"}
+"""Corpus members made by LibreOffice: kind -> name of the session fixture holding the PDF."""
+
+
+def converted_document(request: pytest.FixtureRequest, kind: str) -> bytes:
+    data = request.getfixturevalue(CONVERTED_CORPUS[kind])
+    assert isinstance(data, bytes)
+    return data

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+import signal
 import subprocess
 import zlib
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw
 from reportlab.lib.pagesizes import A4
@@ -97,6 +101,130 @@ def incremental_pdf() -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+GONGWEN_PARAGRAPHS = (
+    "各区县人民政府,市政府各部门:",
+    "为切实做好安全生产工作,有效防范和遏制重特大事故发生,经市政府同意,"
+    "决定在全市范围内开展安全生产大检查。现将有关事项通知如下。",
+    "一、检查范围。全市各类生产经营单位,重点是危险化学品、建筑施工、道路交通等行业领域。",
+    "二、工作要求。各单位要高度重视,落实主体责任,于本月底前将检查情况报送市应急管理局。",
+)
+
+
+def gongwen_fodt(title: str = "关于开展安全生产检查的通知") -> str:
+    """A short 公文 as a flat ODF text document: centred title, body in WenQuanYi Zen Hei."""
+    body = "\n".join(f"   <text:p>{escape(p)}</text:p>" for p in GONGWEN_PARAGRAPHS)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0"
+ xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"
+ office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.text">
+ <office:font-face-decls>
+  <style:font-face style:name="WenQuanYi Zen Hei" svg:font-family="'WenQuanYi Zen Hei'"/>
+ </office:font-face-decls>
+ <office:styles>
+  <style:default-style style:family="paragraph">
+   <style:paragraph-properties fo:line-height="150%"/>
+   <style:text-properties style:font-name="WenQuanYi Zen Hei"
+    style:font-name-asian="WenQuanYi Zen Hei" fo:font-size="14pt" style:font-size-asian="14pt"
+    fo:language="zh" fo:country="CN" style:language-asian="zh" style:country-asian="CN"/>
+  </style:default-style>
+ </office:styles>
+ <office:automatic-styles>
+  <style:style style:name="Title" style:family="paragraph">
+   <style:paragraph-properties fo:text-align="center" fo:margin-bottom="18pt"/>
+   <style:text-properties fo:font-size="22pt" style:font-size-asian="22pt"/>
+  </style:style>
+ </office:automatic-styles>
+ <office:body>
+  <office:text>
+   <text:p text:style-name="Title">{escape(title)}</text:p>
+{body}
+  </office:text>
+ </office:body>
+</office:document>
+"""
+
+
+SOFFICE_TIMEOUT = 180.0
+PDF_A_2B_FILTER = 'pdf:writer_pdf_Export:{"SelectPdfVersion":{"type":"long","value":"2"}}'
+
+
+def soffice_convert(source: Path, out_dir: Path, profile: Path, target: str = "pdf") -> bytes:
+    """Convert ``source`` with headless LibreOffice and return the PDF.
+
+    ``profile`` is a private user installation so concurrent runs do not meet each other's
+    lock files. On timeout the whole process group goes (the ``soffice`` script starts
+    ``oosplash`` which starts ``soffice.bin``; killing only the first would leave the rest).
+    """
+    soffice = shutil.which("soffice")
+    if soffice is None:
+        raise RuntimeError("soffice not found: ./dev.sh test installs libreoffice-writer-nogui")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        soffice,
+        f"-env:UserInstallation={profile.resolve().as_uri()}",
+        "--headless",
+        "--norestore",
+        "--convert-to",
+        target,
+        "--outdir",
+        str(out_dir),
+        str(source),
+    ]
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=SOFFICE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"soffice took over {SOFFICE_TIMEOUT}s on {source.name}") from None
+    pdf = out_dir / f"{source.stem}.pdf"
+    if proc.returncode != 0 or not pdf.is_file():
+        raise RuntimeError(f"soffice failed ({proc.returncode}): {output.decode(errors='replace')}")
+    return pdf.read_bytes()
+
+
+def libreoffice_pdf(tmp: Path, profile: Path) -> bytes:
+    """The 公文 as LibreOffice Writer exports it (plain PDF 1.6, embedded TrueType subset)."""
+    source = tmp / "gongwen.fodt"
+    source.write_text(gongwen_fodt(), encoding="utf-8")
+    return soffice_convert(source, tmp / "pdf", profile)
+
+
+def pdfa_2b_pdf(tmp: Path, profile: Path) -> bytes:
+    """The same 公文 exported as PDF/A-2b (XMP pdfaid, output intent)."""
+    source = tmp / "gongwen-pdfa.fodt"
+    source.write_text(gongwen_fodt("关于印发档案管理办法的通知"), encoding="utf-8")
+    return soffice_convert(source, tmp / "pdfa", profile, PDF_A_2B_FILTER)
+
+
+def pdfa_claim(data: bytes) -> tuple[str, str] | None:
+    """(part, conformance) from the catalog's XMP metadata, or None if it claims no PDF/A."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    root = PdfFileReader(io.BytesIO(data), strict=False).root
+    if "/Metadata" not in root:
+        return None
+    xmp = root["/Metadata"].data.decode("utf-8")
+    found: dict[str, str] = {}
+    for key in ("part", "conformance"):
+        # Either an attribute (pdfaid:part="2") or an element (<pdfaid:part>2</pdfaid:part>).
+        match = re.search(rf'pdfaid:{key}(?:="([^"]*)"|>([^<]*)<)', xmp)
+        if match:
+            found[key] = (match.group(1) or match.group(2) or "").strip()
+    if "part" not in found:
+        return None
+    return found["part"], found.get("conformance", "")
 
 
 def truncated(data: bytes) -> bytes:

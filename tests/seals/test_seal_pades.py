@@ -17,7 +17,7 @@ from seals.pades import FieldPlacement, Level, seal_pdf
 from seals.verify import verify
 
 from . import seal_corpus
-from .conftest import Department, PdfsigSignature
+from .conftest import CONVERTED_CORPUS, Department, PdfsigSignature, converted_document
 from .seal_pki import SealTestPki
 
 
@@ -110,19 +110,61 @@ CORPUS: dict[str, Callable[[Path], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(CORPUS))
+def corpus_document(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> bytes:
+    if kind in CONVERTED_CORPUS:
+        return converted_document(request, kind)
+    return CORPUS[kind](tmp_path)
+
+
+@pytest.mark.parametrize("kind", sorted([*CORPUS, *CONVERTED_CORPUS]))
 def test_corpus_documents_seal_validly(
     kind: str,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
     pki: SealTestPki,
     departments: list[Department],
     pdfsig: Callable[[bytes], list[PdfsigSignature]],
     qpdf_check: Callable[[bytes], None],
 ) -> None:
-    doc = CORPUS[kind](tmp_path)
+    doc = corpus_document(kind, tmp_path, request)
     doc = _seal(doc, departments[0], pki, Level.B_T)
     doc = _seal(doc, departments[1], pki, Level.B_T)
     _assert_all_good(doc, pki, pdfsig, qpdf_check, "B-T", 2)
+
+
+def _pdftotext(data: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "text.pdf"
+    path.write_bytes(data)
+    return subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.parametrize("kind", sorted(CONVERTED_CORPUS))
+def test_libreoffice_documents_are_what_they_claim(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, qpdf_check: Callable[[bytes], None]
+) -> None:
+    doc = converted_document(request, kind)
+    qpdf_check(doc)
+    info = PdfFileReader(io.BytesIO(doc)).trailer["/Info"]
+    assert str(info["/Producer"]).startswith("LibreOffice")
+    assert "各区县人民政府" in _pdftotext(doc, tmp_path)
+    expected = ("2", "B") if kind == "pdfa_2b" else None
+    assert seal_corpus.pdfa_claim(doc) == expected
+
+
+def test_sealed_pdfa_still_claims_pdfa(
+    pdfa_2b_pdf: bytes, pki: SealTestPki, departments: list[Department]
+) -> None:
+    # Only the claim and the untouched original revision are checked, not full conformance:
+    # pyHanko sets the catalog /Version to 2.0 (PDF/A-2 is PDF 1.7 based) and rewrites the
+    # XMP so pdf:Producer differs from the /Info Producer; no PDF/A validator runs here.
+    doc = _seal(pdfa_2b_pdf, departments[0], pki, Level.B_LT)
+    doc = _seal(doc, departments[1], pki, Level.B_LT)
+    assert doc.startswith(pdfa_2b_pdf)
+    assert seal_corpus.pdfa_claim(doc) == ("2", "B")
+    reader = PdfFileReader(io.BytesIO(doc))
+    assert "/OutputIntents" in reader.root
 
 
 def _red_fraction(png: bytes, box: tuple[int, int, int, int]) -> float:

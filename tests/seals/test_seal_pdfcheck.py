@@ -21,7 +21,7 @@ from seals.signer import SealSigner
 from seals.verify import verify
 
 from . import seal_corpus
-from .conftest import Department
+from .conftest import CONVERTED_CORPUS, Department, converted_document
 from .seal_pki import SealTestPki
 
 
@@ -135,4 +135,11 @@ def test_verify_raises_only_typed_input_errors(kind: str, tmp_path: Path, pki: S
 def test_good_documents_pass(make: Callable[[Path], bytes], tmp_path: Path) -> None:
     info = open_pdf(make(tmp_path))
     assert len(info.page_refs) >= 1
+    assert info.signature_count == 0
+
+
+@pytest.mark.parametrize("kind", sorted(CONVERTED_CORPUS))
+def test_libreoffice_documents_pass(kind: str, request: pytest.FixtureRequest) -> None:
+    info = open_pdf(converted_document(request, kind))
+    assert len(info.page_refs) == 1
     assert info.signature_count == 0
