@@ -121,9 +121,15 @@ def normalize_host(value: object) -> str:
         raise InvalidWebhookUrl("host must be a DNS name or an IP address")
     host = value.strip().rstrip(".").lower()
     try:
-        return str(ipaddress.ip_address(host))
+        ip = ipaddress.ip_address(host)
     except ValueError:
         pass
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not address_allowed(str(ip), allow_private=True) or str(ip).startswith(":"):
+            raise InvalidWebhookUrl(f"{host} can never be a webhook target")
+        return str(ip)
     labels = host.split(".")
     if len(host) > 253 or not all(
         label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
@@ -133,12 +139,26 @@ def normalize_host(value: object) -> str:
     return host
 
 
+# IPv6 outside global unicast, or carrying an IPv4 address a gateway may unwrap (6to4,
+# Teredo; NAT64 and IPv4-compatible fall outside 2000::/3), could reach inside networks.
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+_TUNNELS_V6 = (ipaddress.ip_network("2002::/16"), ipaddress.ip_network("2001::/32"))
+_UNIQUE_LOCAL_V6 = ipaddress.ip_network("fc00::/7")
+_THIS_NETWORK_V4 = ipaddress.ip_network("0.0.0.0/8")
+
+
 def address_allowed(address: str, *, allow_private: bool) -> bool:
     """Public unicast addresses; private and loopback only when the entry allows them."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_multicast or ip.is_unspecified or ip.is_link_local:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            return False
+        if ip in _GLOBAL_UNICAST_V6 and ip.is_global:
+            return not any(ip in tunnel for tunnel in _TUNNELS_V6)
+        return allow_private and (ip.is_loopback or ip in _UNIQUE_LOCAL_V6)
+    if ip.is_multicast or ip.is_link_local or ip in _THIS_NETWORK_V4:
         return False
     if ip.is_loopback:
         return allow_private
@@ -154,7 +174,13 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def pin_address(target: Target, resolver: Resolver, *, allow_private: bool) -> str:
+async def pin_address(
+    target: Target,
+    resolver: Resolver,
+    *,
+    allow_private: bool,
+    resolve_seconds: float = DEFAULT_TIMEOUT,
+) -> str:
     """Resolve once and choose the address the connection will use (or refuse).
 
     Every answer is checked, not only the one used: a name answering with an inside
@@ -164,7 +190,12 @@ async def pin_address(target: Target, resolver: Resolver, *, allow_private: bool
         addresses = [target.host]
     else:
         try:
-            addresses = await resolver(target.host, target.port)
+            # A slow name server must not hold a worker lane, its job lock and transaction.
+            addresses = await asyncio.wait_for(resolver(target.host, target.port), resolve_seconds)
+        except TimeoutError:
+            raise AddressRefused(
+                f"{target.host} did not resolve within {resolve_seconds:g} s"
+            ) from None
         except OSError as exc:
             raise AddressRefused(f"{target.host} does not resolve ({exc.strerror})") from None
     if not addresses:
@@ -244,7 +275,9 @@ async def post_once(
 ) -> AttemptResult:
     """One POST over a connection pinned to the address resolved here; never redirected."""
     try:
-        address = await pin_address(target, resolver, allow_private=allow_private)
+        address = await pin_address(
+            target, resolver, allow_private=allow_private, resolve_seconds=total_seconds
+        )
     except AddressRefused as exc:
         return AttemptResult(False, None, f"address_refused: {exc.detail}", None)
     connector = aiohttp.TCPConnector(
@@ -325,13 +358,16 @@ class WebhookWorker:
             if job is None:
                 return False
             policy = await rows.get_policy(connection)
-            result = await self._attempt(job)
+            if job.withdrawn:  # 撤回: the receiver must not learn of it after the fact
+                result = AttemptResult(False, None, "delivery_withdrawn", None)
+            else:
+                result = await self._attempt(job)
             finished = self._clock()
             attempt = job.attempts + 1
             next_at: datetime | None = None
             if result.ok:
                 state = "delivered"
-            elif attempt >= policy.max_attempts:
+            elif job.withdrawn or attempt >= policy.max_attempts:
                 state = "dead"
             else:
                 state = "pending"

@@ -239,11 +239,17 @@ def string_claim(
         raise error("claim_missing", f"claim {name} is required")
     if not isinstance(value, str) or len(value) > max_chars or (not value and not allow_empty):
         raise error("claim_invalid", f"claim {name} must be a string of at most {max_chars}")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # a JSON escape, not storable text
+        raise error("claim_invalid", f"claim {name} contains an unpaired surrogate")
     return value
 
 
 def jti_claim(claims: Mapping[str, Any], error: ErrorClass) -> str:
-    return string_claim(claims, "jti", error=error, max_chars=MAX_JTI_CHARS)
+    """A replay-table key: printable ASCII only (ids, base64url, UUIDs all are)."""
+    value = string_claim(claims, "jti", error=error, max_chars=MAX_JTI_CHARS)
+    if not (value.isascii() and value.isprintable()):
+        raise error("claim_invalid", "claim jti must be printable ASCII")
+    return value
 
 
 # --- JWK ----------------------------------------------------------------------------------

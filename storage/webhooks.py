@@ -77,6 +77,7 @@ class ClaimedJob:
     allow_private: bool
     payload: dict[str, Any]
     document: str
+    withdrawn: bool = False
 
 
 def _entry(row: asyncpg.Record) -> AllowEntry:
@@ -150,6 +151,24 @@ def _webhook(row: asyncpg.Record) -> Webhook:
         row["created_at"],
         bytes(row["secret_wrapped"]),
     )
+
+
+async def active_webhooks(connection: DbConnection, department: str, url: str) -> tuple[int, bool]:
+    """(how many active webhooks the department has, whether *url* is one of them), under a
+    per-department lock held to the end of the transaction so concurrent registrations
+    cannot both pass the limit."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('sealhub.webhooks:' || $1, 0))",
+        department,
+    )
+    row = await connection.fetchrow(
+        "SELECT count(*) AS active, coalesce(bool_or(url = $2), false) AS same_url"
+        " FROM webhooks WHERE department = $1 AND deleted_at IS NULL",
+        department,
+        url,
+    )
+    assert row is not None
+    return int(row["active"]), bool(row["same_url"])
 
 
 async def insert_webhook(
@@ -286,6 +305,7 @@ async def claim_due(connection: DbConnection, now: datetime) -> ClaimedJob | Non
         allow_private=row["allow_private"],
         payload=payload,
         document=str(row["document_id"]),
+        withdrawn=row["state"] == "withdrawn",
     )
 
 
@@ -326,18 +346,27 @@ async def next_due(connection: DbConnection) -> datetime | None:
 
 
 async def dead_letters(
-    connection: DbConnection, department: str, *, limit: int, before: datetime | None
+    connection: DbConnection,
+    department: str,
+    *,
+    limit: int,
+    before: datetime | None,
+    after_id: uuid.UUID | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first; the page after (*before*, *after_id*) when both are given, so dead
+    letters that died in the same microsecond are neither skipped nor repeated."""
     rows = await connection.fetch(
         "SELECT j.id, j.webhook, j.delivery, j.attempts, j.created_at, j.dead_at,"
         " j.last_status, j.last_error, w.url"
         " FROM webhook_jobs j JOIN webhooks w ON w.id = j.webhook"
         " WHERE w.department = $1 AND j.state = 'dead'"
-        " AND ($2::timestamptz IS NULL OR j.dead_at < $2)"
-        " ORDER BY j.dead_at DESC LIMIT $3",
+        " AND ($2::timestamptz IS NULL OR ($4::uuid IS NULL AND j.dead_at < $2)"
+        "      OR (j.dead_at, j.id) < ($2, $4))"
+        " ORDER BY j.dead_at DESC, j.id DESC LIMIT $3",
         department,
         before,
         limit,
+        after_id,
     )
     return [dict(row.items()) for row in rows]
 
@@ -359,7 +388,8 @@ async def replay(
         "UPDATE webhook_jobs j SET state = 'pending', attempts = 0, next_attempt_at = $3,"
         " dead_at = NULL FROM webhooks w"
         " WHERE j.id = $1 AND w.id = j.webhook AND w.department = $2 AND j.state = 'dead'"
-        " AND w.deleted_at IS NULL"
+        " AND w.deleted_at IS NULL AND NOT EXISTS"
+        " (SELECT 1 FROM deliveries d WHERE d.id = j.delivery AND d.state = 'withdrawn')"
         " RETURNING j.id, j.webhook, j.delivery",
         job_id,
         department,

@@ -869,3 +869,26 @@ def test_access_token_claim_checks(
 def test_naive_now_is_a_programming_error(official_key: ec.EllipticCurvePrivateKey) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         verify_login(login_token(official_key), official_key, now=NOW.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"jti": "abc\ud800"}, "unpaired surrogate"),
+        ({"jti": "编号-1"}, "printable ASCII"),
+        ({"jti": "a\x00b"}, "printable ASCII"),
+        ({"jti": "a\tb"}, "printable ASCII"),
+    ],
+)
+def test_jti_is_a_printable_ascii_key(claims: dict[str, Any], reason: str) -> None:
+    """A lone surrogate (a JSON escape) once reached PostgreSQL as a 500."""
+    with pytest.raises(jws.InvalidSignatureError, match=reason):
+        jws.jti_claim(claims, jws.InvalidSignatureError)
+    assert jws.jti_claim({"jti": "Zm9v_bar-1.2~3"}, jws.InvalidSignatureError) == "Zm9v_bar-1.2~3"
+
+
+def test_string_claims_refuse_unpaired_surrogates() -> None:
+    with pytest.raises(jws.InvalidSignatureError, match="surrogate"):
+        jws.string_claim(
+            {"opinion": "同意\udc00"}, "opinion", error=jws.InvalidSignatureError, max_chars=100
+        )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from gateway.auth import NotFound, now_of, principal_of, require_department
 from gateway.errors import ApiError
-from gateway.http import json_response, read_json_object
+from gateway.http import encode_cursor, json_response, page_params, read_json_object
 from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param, query_param
@@ -29,6 +29,7 @@ from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_event
 
 DEPT_ADMIN = frozenset({"dept_admin"})
+MAX_WEBHOOKS_PER_DEPARTMENT = 10
 ADMIN = frozenset({"admin"})
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
@@ -126,6 +127,15 @@ async def create_webhook(request: web.Request) -> web.Response:
     webhook_id = uuid.uuid4()
     now = now_of(request)
     async with runtime.pool.acquire() as connection, connection.transaction():
+        # Every delivery to the department enqueues a job per webhook inside the sender's
+        # transaction: a bounded, duplicate-free set keeps other departments' sends fast.
+        active, same_url = await rows.active_webhooks(connection, department, target.url)
+        if same_url:
+            raise ApiError("already_exists", "this department already has a webhook for that url")
+        if active >= MAX_WEBHOOKS_PER_DEPARTMENT:
+            raise ApiError(
+                "conflict", f"a department may have at most {MAX_WEBHOOKS_PER_DEPARTMENT} webhooks"
+            )
         webhook = await rows.insert_webhook(
             connection,
             webhook_id=webhook_id,
@@ -201,6 +211,15 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _instant(text: str) -> datetime | None:
+    """An RFC 3339 time with a zone, in UTC; None when it is not one (or out of range)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return value.astimezone(UTC) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
 @routes.add(
     "GET",
     "/v1/departments/{code}/webhooks/dead",
@@ -211,24 +230,32 @@ async def delete_webhook(request: web.Request) -> web.Response:
     parameters=(
         path_param("code", "Department code."),
         query_param("limit", "Page size, 1 to 500.", schema={"type": "integer"}),
+        query_param("cursor", "next_cursor of the previous page."),
         query_param("before", "Only dead letters that died before this RFC 3339 time."),
     ),
     responses={"200": {"content": json_content({"type": "object"})}},
 )
 async def dead_letters(request: web.Request) -> web.Response:
     department = await _department(request)
-    try:
-        limit = int(request.query.get("limit", "50"))
+    limit, position = page_params(request)
+    after_id: uuid.UUID | None = None
+    if position is not None:
+        try:
+            before = _instant(str(position["dead_at"]))
+            after_id = uuid.UUID(str(position["id"]))
+        except (KeyError, ValueError):
+            before = None
+        if before is None or after_id is None:
+            raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    else:
         before_text = request.query.get("before")
-        before = datetime.fromisoformat(before_text.replace("Z", "+00:00")) if before_text else None
-    except ValueError:
-        raise ApiError(
-            "invalid_request", "limit must be an integer, before an RFC 3339 time"
-        ) from None
-    if not 1 <= limit <= 500 or (before is not None and before.tzinfo is None):
-        raise ApiError("invalid_request", "limit must be 1 to 500; before needs a time zone")
+        before = _instant(before_text) if before_text else None
+        if before_text and before is None:
+            raise ApiError("invalid_request", "before must be an RFC 3339 time with a zone")
     async with request.app[RUNTIME].pool.acquire() as connection:
-        found = await rows.dead_letters(connection, department, limit=limit + 1, before=before)
+        found = await rows.dead_letters(
+            connection, department, limit=limit + 1, before=before, after_id=after_id
+        )
     items = [
         {
             "id": str(row["id"]),
@@ -243,7 +270,12 @@ async def dead_letters(request: web.Request) -> web.Response:
         }
         for row in found[:limit]
     ]
-    next_cursor = items[-1]["dead_at"] if len(found) > limit else None
+    last = found[limit - 1] if len(found) > limit else None
+    next_cursor = (
+        encode_cursor({"dead_at": last["dead_at"].isoformat(), "id": str(last["id"])})
+        if last is not None
+        else None
+    )
     return json_response({"items": items, "next_cursor": next_cursor})
 
 

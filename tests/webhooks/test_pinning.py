@@ -17,6 +17,7 @@ from gateway.webhooks import (
     address_allowed,
     backoff_delay,
     client_ssl_context,
+    normalize_host,
     parse_target,
     pin_address,
     post_once,
@@ -75,6 +76,17 @@ def test_url_parts() -> None:
         ("fe80::1", False, False),
         ("0.0.0.0", False, False),  # noqa: S104
         ("224.0.0.1", False, False),
+        ("0.0.0.1", False, False),  # "this network": never
+        ("fd12:3456::1", False, True),  # unique local: a government network's own
+        # IPv6 that a gateway may unwrap into an inside IPv4 address: never.
+        ("64:ff9b::a9fe:a9fe", False, False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::a00:1", False, False),  # NAT64 of 10.0.0.1
+        ("64:ff9b:1::a00:1", False, False),  # local-use NAT64
+        ("2002:a9fe:a9fe::1", False, False),  # 6to4 around 169.254.169.254
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False, False),  # Teredo
+        ("::a9fe:a9fe", False, False),  # IPv4-compatible (deprecated)
+        ("fec0::1", False, False),  # site-local (deprecated)
+        ("fe80::1%eth0", False, False),  # scoped
     ],
 )
 def test_address_rules(address: str, public_only: bool, with_private: bool) -> None:
@@ -94,6 +106,39 @@ def test_every_answer_is_checked_before_pinning() -> None:
     with pytest.raises(AddressRefused):
         asyncio.run(pin_address(parse_target("https://127.0.0.1/x"), literal, allow_private=False))
     assert literal.questions == []
+
+
+@pytest.mark.parametrize(
+    ("host", "normal"),
+    [
+        ("Hooks.Example.gov.cn.", "hooks.example.gov.cn"),
+        ("10.1.2.3", "10.1.2.3"),
+        ("::ffff:10.0.0.1", "10.0.0.1"),
+        ("::1", None),  # begins with ':'; allow-list 127.0.0.1 instead
+        ("fe80::1%eth0", None),
+        ("169.254.169.254", None),
+        ("64:ff9b::a9fe:a9fe", None),
+        ("224.0.0.1", None),
+    ],
+)
+def test_allow_list_hosts(host: str, normal: str | None) -> None:
+    if normal is None:
+        with pytest.raises(InvalidWebhookUrl):
+            normalize_host(host)
+    else:
+        assert normalize_host(host) == normal
+
+
+def test_a_name_that_never_answers_is_refused_in_time() -> None:
+    """A slow name server must not hold a worker lane and its job lock."""
+
+    async def silent(host: str, port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return ["8.8.8.8"]
+
+    target = parse_target("https://hooks.example.gov.cn/in")
+    with pytest.raises(AddressRefused, match="did not resolve within"):
+        asyncio.run(pin_address(target, silent, allow_private=False, resolve_seconds=0.2))
 
 
 def test_pinned_resolver_answers_only_for_its_host() -> None:

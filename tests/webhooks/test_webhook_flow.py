@@ -273,3 +273,75 @@ def test_unsafe_targets_are_refused(
         # Deleting a webhook stops it.
         assert dept_admin.delete(f"{path}/{created['id']}").status_code == 204
         assert dept_admin.get(path).json()["items"] == []
+
+
+def test_registrations_are_bounded_and_dead_letter_queries_checked(
+    gateway: Gateway,
+    admin: Session,
+    receiver_factory: Callable[[], Receiver],
+) -> None:
+    """Each delivery enqueues a job per webhook inside the sender's transaction: a
+    department cannot make other departments' sends slow by registering thousands."""
+    receiver = receiver_factory()
+    allow(admin, "127.0.0.1", receiver.port)
+    with login_as(gateway, "yl-sjj", ["dept_admin"]) as dept_admin:
+        path = "/v1/departments/yl-sjj/webhooks"
+        register(dept_admin, "yl-sjj", receiver.url("127.0.0.1", "/hook/0"))
+        again = dept_admin.post(path, json={"url": receiver.url("127.0.0.1", "/hook/0")})
+        assert (again.status_code, again.json()["code"]) == (409, "already_exists")
+        for number in range(1, 10):
+            register(dept_admin, "yl-sjj", receiver.url("127.0.0.1", f"/hook/{number}"))
+        eleventh = dept_admin.post(path, json={"url": receiver.url("127.0.0.1", "/hook/10")})
+        assert (eleventh.status_code, eleventh.json()["code"]) == (409, "conflict")
+        assert len(dept_admin.get(path).json()["items"]) == 10
+
+        for query, code in [
+            ("before=0001-01-01T00:00:00%2B14:00", "invalid_request"),
+            ("before=9999-12-31T23:59:59-14:00", "invalid_request"),
+            ("before=2026-01-01T00:00:00", "invalid_request"),
+            ("cursor=e30", "invalid_cursor"),
+            ("cursor=not-a-cursor", "invalid_cursor"),
+        ]:
+            answer = dept_admin.get(f"{path}/dead?{query}")
+            assert (answer.status_code, answer.json()["code"]) == (400, code), query
+
+
+def test_a_withdrawn_delivery_is_never_pushed_again(
+    gateway: Gateway,
+    admin: Session,
+    seal_keeper: Session,
+    sample_pdf: bytes,
+    receiver_factory: Callable[[], Receiver],
+    fast_retries: None,
+) -> None:
+    """撤回 while a receiver is failing: the retries stop and the letter cannot be replayed."""
+    receiver = receiver_factory()
+    receiver.status = 503
+    allow(admin, "127.0.0.1", receiver.port)
+    slow = {"max_attempts": 5, "base_delay_seconds": 1.5, "max_delay_seconds": 1.5}
+    assert admin.request("PUT", "/v1/webhooks/policy", json=slow).status_code == 200
+    try:
+        with login_as(gateway, "yl-swj", ["dept_admin"]) as dept_admin:
+            register(dept_admin, "yl-swj", receiver.url("127.0.0.1", "/in"))
+            sent = send(seal_keeper, meta_for(["yl-swj"], "玉政办发〔2026〕60号"), sample_pdf)
+            assert sent.status_code == 201, sent.text
+            receiver.wait_for(1)
+            withdrawn = seal_keeper.post(
+                f"/v1/documents/{sent.json()['id']}/withdraw", json={"reason": "发错了"}
+            )
+            assert withdrawn.status_code == 200, withdrawn.text
+            dead: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 20
+            while not dead and time.monotonic() < deadline:
+                dead = dept_admin.get("/v1/departments/yl-swj/webhooks/dead").json()["items"]
+                time.sleep(0.1)
+            [letter] = dead
+            assert letter["last_error"] == "delivery_withdrawn"
+            assert len(receiver.requests) == 1
+            replay = f"/v1/departments/yl-swj/webhooks/dead/{letter['id']}/replay"
+            assert dept_admin.post(replay).status_code == 404
+            time.sleep(0.5)
+            assert len(receiver.requests) == 1
+    finally:
+        fast = {"max_attempts": 3, "base_delay_seconds": 0.05, "max_delay_seconds": 0.2}
+        assert admin.request("PUT", "/v1/webhooks/policy", json=fast).status_code == 200
