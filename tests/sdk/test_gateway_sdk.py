@@ -164,3 +164,20 @@ def test_revoked_key_ends_the_session(gateway: Gateway) -> None:
         assert refused.value.status == 401
         with pytest.raises(AuthenticationError):
             clerk.login()
+
+
+def test_a_closed_client_says_so(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    client.close()
+    with pytest.raises(ConfigurationError) as closed:
+        client.ca_certificate()
+    assert closed.value.code == "client_closed"
+
+    async def use_after_close() -> None:
+        async with AsyncClient(gateway.base_url, ca_file=gateway.ca_path) as asynchronous:
+            pass
+        await asynchronous.ca_certificate()
+
+    with pytest.raises(ConfigurationError) as closed:
+        asyncio.run(use_after_close())
+    assert closed.value.code == "client_closed"

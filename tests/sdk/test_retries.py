@@ -1,18 +1,23 @@
-"""Network errors are retried with backoff for idempotent calls: a real TCP proxy in front of
-the gateway drops the first connections, the SDK gets through anyway."""
+"""Network errors are retried with backoff: a real TCP proxy in front of the gateway drops the
+first connections, or the gateway itself is stopped and restarted on the same port; the SDK
+gets through anyway. (HTTP-level failures: test_transient_failures.py.)"""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import pytest
 from sealhub_sdk import Client, DeviceKey, RetryPolicy, TransportError
 
-from tests.conftest import Gateway, create_official_in_db
+from tests.conftest import Gateway, create_official_in_db, start_gateway
 
 
 class FlakyProxy:
@@ -105,3 +110,60 @@ def test_retries_are_bounded(gateway: Gateway) -> None:
             client.me()
         assert failed.value.code == "transport_error"
         assert proxy.accepted == 3
+
+
+@dataclass(frozen=True)
+class CountingPolicy(RetryPolicy):
+    """The SDK's policy, recording the waits it chose."""
+
+    waits: list[float] = field(default_factory=list, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        chosen = super().delay(attempt, retry_after)
+        self.waits.append(chosen)
+        return chosen
+
+
+def test_a_restarting_gateway_is_waited_for(db_url: str, tmp_path: Path) -> None:
+    """Connections refused while the gateway restarts on the same port are retried, for
+    reads and for a POST without Idempotency-Key alike (a refused request never left)."""
+    data_dir = tmp_path / "gw"
+    running = start_gateway(db_url, data_dir)
+    port = int(running.base_url.rsplit(":", 1)[1])
+    official, code = create_official_in_db(db_url, "yl-jyj", ["clerk"])
+    policy = CountingPolicy(attempts=60, base=0.25, cap=0.5)
+    restarted: list[Gateway] = []
+
+    def restart_soon() -> threading.Thread:
+        def run() -> None:
+            time.sleep(0.5)
+            restarted.append(start_gateway(db_url, data_dir, port=port))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    client = Client(
+        running.base_url,
+        ca_file=running.ca_path,
+        key=DeviceKey.generate(),
+        official_id=official,
+        retry=policy,
+    )
+    try:
+        client.enroll(official, code)
+        client.login()
+        for call in (client.me, client.login):  # a read, then the login POSTs
+            (restarted.pop() if restarted else running).stop()
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(running.base_url, verify=False)  # noqa: S501 (only probing the port)
+            thread = restart_soon()
+            waits = len(policy.waits)
+            call()
+            thread.join(60)
+            assert len(policy.waits) > waits  # refused at least once, then through
+        assert client.me().id == official
+    finally:
+        client.close()
+        for gateway in [running, *restarted]:
+            gateway.stop()

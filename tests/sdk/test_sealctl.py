@@ -172,3 +172,26 @@ def test_sealctl_wrong_password(
     status, _, err = run(capsys, "--profile", str(profile), "login")
     assert status == 2 and "key_unreadable" in err
     assert "not the password" not in err
+
+
+def test_sealctl_takes_codes_that_start_with_a_dash(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Enrollment codes are URL-safe base64: one in 64 starts with "-". argparse alone would
+    read ``--code -Tvud...`` as a missing value; sealctl passes it on to the gateway."""
+    official, _ = create_official_in_db(gateway.database_url, RECIPIENT, ["clerk"])
+    for code_option in (["--code", "-TvudgcHucNwXAOY8"], ["--code=-TvudgcHucNwXAOY8"]):
+        status, _, err = run(
+            capsys,
+            "--profile",
+            str(tmp_path / "p"),
+            "enroll",
+            "--server",
+            gateway.base_url,
+            "--ca-file",
+            str(gateway.ca_path),
+            "--official",
+            official,
+            *code_option,
+        )
+        assert status == 1 and "enrollment_code_invalid" in err  # the gateway's answer

@@ -63,3 +63,14 @@ def test_refuses_other_secret_and_garbage() -> None:
         verify_webhook_signature(
             secret=SECRET, timestamp="1e9", body=BODY, signature="zz", now=1_700_000_000
         )
+
+
+@pytest.mark.parametrize("timestamp", ["1700000000²", "١٧٠٠٠٠٠٠٠٠", "", " 1700000000"])
+def test_non_ascii_digits_are_a_verification_error(timestamp: str) -> None:
+    """str.isdigit() accepts superscripts and Arabic-Indic digits; int() or the MAC then
+    raised ValueError or UnicodeEncodeError instead of the documented error."""
+    with pytest.raises(VerificationError) as refused:
+        verify_webhook_signature(
+            secret=SECRET, timestamp=timestamp, body=BODY, signature="00", now=1_700_000_000
+        )
+    assert refused.value.code == "webhook_invalid"

@@ -399,8 +399,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose values are free text or random codes, which may start with "-" (an
+# enrollment code is URL-safe base64): "--code -x1y2" must not read as two options.
+FREE_VALUE_OPTIONS = frozenset({"--code", "--title", "--doc-number", "--reason"})
+
+
+def _glue_free_values(argv: Sequence[str]) -> list[str]:
+    """``--code VALUE`` becomes ``--code=VALUE``, so argparse takes VALUE whatever it is."""
+    glued: list[str] = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word in FREE_VALUE_OPTIONS else None
+        glued.append(word if value is None else f"{word}={value}")
+    return glued
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_glue_free_values(sys.argv[1:] if argv is None else argv))
     profile = Profile(args.profile or Path(os.environ.get("SEALCTL_PROFILE", DEFAULT_PROFILE)))
     try:
         args.handler(args, profile)

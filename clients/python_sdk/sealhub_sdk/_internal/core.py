@@ -12,20 +12,24 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
+
+import httpx
 
 from sealhub_sdk._internal import jose
 from sealhub_sdk._internal.errors import (
     AuthenticationError,
     ConfigurationError,
     SealhubError,
+    TransportError,
     VerificationError,
+    retry_after_seconds,
 )
 from sealhub_sdk._internal.keys import DeviceKey
-from sealhub_sdk._internal.models import Download
+from sealhub_sdk._internal.models import Download, Receipt
 
 T = TypeVar("T")
 
@@ -34,6 +38,8 @@ CHALLENGE_PATH = "/v1/auth/challenge"
 # Refresh this long before the access token's announced expiry, to absorb clock skew.
 REFRESH_MARGIN = 60.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Network errors raised before any byte of the request left: always safe to send again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,8 @@ class Call:
     """One HTTP request as the API describes it.
 
     ``retry_safe`` marks calls that may be sent again after a network error or a 429/503
-    (reads, and state-changing POSTs carrying an ``Idempotency-Key``).
+    (reads, POSTs that only read (``repeatable``), and state-changing POSTs carrying an
+    ``Idempotency-Key``).
     """
 
     method: str
@@ -55,10 +62,15 @@ class Call:
     idempotency_key: str | None = None
     timeout: float | None = None
     content_length: int | None = None
+    repeatable: bool = False
 
     @property
     def retry_safe(self) -> bool:
-        return self.method in ("GET", "HEAD", "DELETE") or self.idempotency_key is not None
+        return (
+            self.method in ("GET", "HEAD", "DELETE")
+            or self.repeatable
+            or self.idempotency_key is not None
+        )
 
 
 def state_changing(method: str, path: str, **kwargs: Any) -> Call:
@@ -76,15 +88,24 @@ class Op(Generic[T]):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits U(0, min(cap, base * 2**n))."""
+    """How often and how patiently a retry-safe call is sent again.
+
+    *attempts* counts every try, the first included. Between tries the client waits
+    U(0, min(cap, base * 2**n)) seconds (exponential backoff, full jitter), or exactly what
+    the gateway's ``Retry-After`` asks for when it answered 429/502/503/504 with one. Advice
+    longer than *max_retry_after* seconds is not waited for: the error (a ``RateLimited``
+    carries ``retry_after``) is raised at once, so the caller can decide.
+    """
 
     attempts: int = 4
     base: float = 0.25
     cap: float = 8.0
+    max_retry_after: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try number *attempt* + 2."""
         if retry_after is not None:
-            return min(retry_after, self.cap * 4)
+            return max(0.0, retry_after)
         return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311
 
 
@@ -226,6 +247,70 @@ class Core:
         )
 
 
+def transport_retry_delay(
+    core: Core, call: Call, attempt: int, *, maybe_sent: bool
+) -> float | None:
+    """Seconds to wait before sending *call* again after a network error, or None.
+
+    A request that never left (connection refused, reset or timed out while connecting) is
+    always sent again; one that may have reached the gateway only when it is retry-safe.
+    """
+    if attempt + 1 >= core.retry.attempts or (maybe_sent and not call.retry_safe):
+        return None
+    return core.retry.delay(attempt)
+
+
+def status_retry_delay(
+    core: Core, call: Call, attempt: int, status: int, headers: Mapping[str, str]
+) -> float | None:
+    """Seconds to wait before sending *call* again after a 429/502/503/504, or None."""
+    if status not in RETRY_STATUSES or not call.retry_safe:
+        return None
+    if attempt + 1 >= core.retry.attempts:
+        return None
+    retry_after = retry_after_seconds(headers)
+    if retry_after is not None and retry_after > core.retry.max_retry_after:
+        return None
+    return core.retry.delay(attempt, retry_after)
+
+
+def transport_failure(
+    call: Call, attempt: int, exc: Exception, *, maybe_sent: bool
+) -> SealhubError:
+    """The error for a request that got no HTTP answer (after its last try)."""
+    if is_tls_failure(exc):
+        return TransportError(
+            "TLS verification of the gateway failed: is the CA file the platform's?",
+            code="tls_verification_failed",
+        )
+    cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if maybe_sent and not call.retry_safe:
+        return TransportError(
+            f"{cause}; the connection broke after {call.method} {call.path} was sent, so it "
+            "may have taken effect: not retried, as it carries no Idempotency-Key"
+        )
+    tries = attempt + 1
+    return TransportError(
+        f"no answer from the gateway after {tries} attempt{'s' if tries > 1 else ''}: {cause}"
+    )
+
+
+def own_receipt(stored: Receipt, signature: str) -> Receipt | None:
+    """*stored* when the gateway's countersignature wraps exactly *signature*, else None.
+
+    After a lost answer, the retry of a 签收 or 退回 meets a delivery already decided;
+    when it was decided by this very signature (a fresh ``jti`` each time), that is ours.
+    """
+    try:
+        _, claims, _, _ = jose.read_unverified(stored.countersigned)
+    except (SealhubError, ValueError):
+        return None
+    if not any(claims.get(name) == signature for name in ("receipt", "signature")):
+        return None
+    index = claims.get("audit_index")
+    return replace(stored, audit_index=index if isinstance(index, int) else stored.audit_index)
+
+
 def is_tls_failure(exc: BaseException) -> bool:
     text = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}"
     return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
@@ -240,18 +325,21 @@ def should_refresh(error: SealhubError, call: Call, core: Core) -> bool:
     )
 
 
-def multipart_parts(meta: Mapping[str, Any], filename: str) -> tuple[str, bytes, bytes]:
-    """(content type, bytes before the file, bytes after it) for ``meta`` then ``file``."""
+def multipart_parts(meta: Mapping[str, Any] | None, filename: str) -> tuple[str, bytes, bytes]:
+    """(content type, bytes before the file, bytes after it): part ``meta`` (when given),
+    then part ``file``."""
     boundary = "sealhub-" + uuid.uuid4().hex
     safe_name = "".join(c for c in filename if c.isascii() and c not in '"\\\r\n') or "document.pdf"
-    head = (
-        f"--{boundary}\r\n"
-        'Content-Disposition: form-data; name="meta"\r\n'
-        "Content-Type: application/json; charset=utf-8\r\n\r\n"
-    ).encode("ascii")
-    head += json.dumps(dict(meta), ensure_ascii=False).encode("utf-8")
+    head = b""
+    if meta is not None:
+        head += (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="meta"\r\n'
+            "Content-Type: application/json; charset=utf-8\r\n\r\n"
+        ).encode("ascii")
+        head += json.dumps(dict(meta), ensure_ascii=False).encode("utf-8") + b"\r\n"
     head += (
-        f"\r\n--{boundary}\r\n"
+        f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
         "Content-Type: application/pdf\r\n\r\n"
     ).encode("ascii")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 
@@ -165,14 +167,24 @@ def error_class_for(code: str, status: int) -> type[SealhubError]:
     return InvalidRequest
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The ``Retry-After`` advice in seconds (delay-seconds or an HTTP date), else None."""
     value = headers.get("retry-after") or headers.get("Retry-After")
     if value is None:
         return None
+    value = value.strip()
     try:
         seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: rare for this gateway, treated as no advice
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
     return max(0.0, seconds)
 
 
@@ -201,5 +213,5 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
         "reason": reason if isinstance(reason, str) else None,
     }
     if cls is RateLimited:
-        return RateLimited(detail, retry_after=_retry_after(headers), **common)
+        return RateLimited(detail, retry_after=retry_after_seconds(headers), **common)
     return cls(detail, **common)

@@ -53,7 +53,11 @@ def challenge(subject: str) -> Op[str]:
         value = data.get("nonce") if isinstance(data, dict) else None
         return value if isinstance(value, str) else ""
 
-    return Op(Call("POST", "/v1/auth/challenge", json={"subject": subject}, auth=False), nonce)
+    # A stateless nonce: asking again changes nothing, so it is retried like a read.
+    call = Call(
+        "POST", "/v1/auth/challenge", json={"subject": subject}, auth=False, repeatable=True
+    )
+    return Op(call, nonce)
 
 
 def enroll(official_id: str, proof: str) -> Op[models.EnrolledKey]:
@@ -116,7 +120,7 @@ def chain_certificates() -> Call:
 
 
 def verify_remote(pdf: bytes) -> Op[models.VerificationReport]:
-    call = Call("POST", "/v1/verify", content=pdf, content_type="application/pdf")
+    call = Call("POST", "/v1/verify", content=pdf, content_type="application/pdf", repeatable=True)
     return Op(call, models.VerificationReport.from_json)
 
 

@@ -15,7 +15,7 @@ import httpx
 from sealhub_sdk._internal import jose, ops
 from sealhub_sdk._internal.audit import verify_checkpoint, verify_entry
 from sealhub_sdk._internal.core import (
-    RETRY_STATUSES,
+    NOT_SENT,
     TOKEN_PATH,
     Call,
     Core,
@@ -24,10 +24,16 @@ from sealhub_sdk._internal.core import (
     finish_download,
     is_tls_failure,
     multipart_parts,
+    own_receipt,
     should_refresh,
     state_changing,
+    status_retry_delay,
+    transport_failure,
+    transport_retry_delay,
 )
 from sealhub_sdk._internal.errors import (
+    ConfigurationError,
+    Conflict,
     SealhubError,
     TransportError,
     VerificationError,
@@ -118,6 +124,10 @@ class Client:
     ) -> httpx.Response:
         """Send with DPoP, nonce retry, token refresh and backoff; raise SealhubError."""
         core = self._core
+        if self._http.is_closed:
+            raise ConfigurationError(
+                "this client is closed: call it inside its `with` block", code="client_closed"
+            )
         attempt = 0
         nonce_retried = refreshed = False
         while True:
@@ -136,18 +146,17 @@ class Client:
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if is_tls_failure(exc):
-                    raise TransportError(
-                        "TLS verification of the gateway failed: is the CA file the platform's?",
-                        code="tls_verification_failed",
-                    ) from None
-                if attempt + 1 < core.retry.attempts and (
-                    call.retry_safe or isinstance(exc, httpx.ConnectError)
-                ):
-                    time.sleep(core.retry.delay(attempt))
-                    attempt += 1
-                    continue
-                raise TransportError(f"{type(exc).__name__}: {exc}") from None
+                maybe_sent = not isinstance(exc, NOT_SENT)
+                wait = (
+                    None
+                    if is_tls_failure(exc)
+                    else transport_retry_delay(core, call, attempt, maybe_sent=maybe_sent)
+                )
+                if wait is None:
+                    raise transport_failure(call, attempt, exc, maybe_sent=maybe_sent) from None
+                time.sleep(wait)
+                attempt += 1
+                continue
             nonce_changed = core.remember_nonce(response.headers)
             if response.status_code < 400:
                 return response
@@ -161,12 +170,9 @@ class Client:
                 refreshed = True
                 self._refresh()
                 continue
-            if (
-                response.status_code in RETRY_STATUSES
-                and call.retry_safe
-                and attempt + 1 < core.retry.attempts
-            ):
-                time.sleep(core.retry.delay(attempt, getattr(error, "retry_after", None)))
+            wait = status_retry_delay(core, call, attempt, response.status_code, response.headers)
+            if wait is not None:
+                time.sleep(wait)
                 attempt += 1
                 continue
             raise error
@@ -335,6 +341,36 @@ class Client:
             deadline=deadline,
             workflow=workflow,
         )
+        answer = self._upload("/v1/documents", meta, file, progress, idempotent=True)
+        return SentDocument.from_json(answer)
+
+    def submit_version(
+        self,
+        document_id: str,
+        file: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+    ) -> Mapping[str, Any]:
+        """(the drafter) A new draft version, after a return or before sign-off.
+
+        The approval chain starts again at its first step; returns ``id``, ``status``,
+        ``version`` and ``draft_sha256``. Not sent twice after a lost answer (the gateway
+        would record two versions): a ``TransportError`` says so; check ``document(id)``.
+        """
+        path = f"/v1/documents/{ops.seg(document_id)}/versions"
+        answer: Mapping[str, Any] = self._upload(path, None, file, progress, idempotent=False)
+        return answer
+
+    def _upload(
+        self,
+        url_path: str,
+        meta: Mapping[str, Any] | None,
+        file: str | os.PathLike[str],
+        progress: Progress | None,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        """Stream *file* as multipart (``meta`` first), read again for each retry."""
         path = Path(file)
         content_type, head, tail = multipart_parts(meta, path.name)
         size = path.stat().st_size
@@ -351,10 +387,13 @@ class Client:
                     yield chunk
             yield tail
 
-        call = state_changing(
-            "POST", "/v1/documents", content_type=content_type, content_length=total
+        options: dict[str, Any] = {"content_type": content_type, "content_length": total}
+        call = (
+            state_changing("POST", url_path, **options)
+            if idempotent
+            else Call("POST", url_path, **options)
         )
-        return SentDocument.from_json(self._send(call, body=body).json())
+        return self._send(call, body=body).json()
 
     def document(self, document_id: str) -> Document:
         """Metadata, status, deliveries and approval trail of a document."""
@@ -487,7 +526,7 @@ class Client:
         signature = jose.receipt_signature(
             self._signing_key(), delivery_id=delivery_id, sha256=sha256, action="receive"
         )
-        return self._run(ops.receipt_post(delivery_id, signature, reject=False))
+        return self._decide(delivery_id, signature, reject=False)
 
     def reject(self, delivery_id: str, *, sha256: str, reason: str) -> Receipt:
         """退回: return a delivery to its sender, with a reason, signed by you."""
@@ -498,11 +537,26 @@ class Client:
             action="reject",
             reason=reason,
         )
-        return self._run(ops.receipt_post(delivery_id, signature, reject=True))
+        return self._decide(delivery_id, signature, reject=True)
 
     def receipt(self, delivery_id: str) -> Receipt:
         """The countersigned receipt of a delivery (sender, recipient, inspectors)."""
         return self._run(ops.receipt_get(delivery_id))
+
+    def _decide(self, delivery_id: str, signature: str, *, reject: bool) -> Receipt:
+        try:
+            return self._run(ops.receipt_post(delivery_id, signature, reject=reject))
+        except Conflict as conflict:
+            # A retry whose first try went through but lost its answer finds the delivery
+            # decided: by this very signature, then the stored receipt is the answer.
+            try:
+                stored = self.receipt(delivery_id)
+            except SealhubError:
+                raise conflict from None
+            mine = own_receipt(stored, signature)
+            if mine is None:
+                raise
+            return mine
 
     def _signing_key(self) -> DeviceKey:
         return self._core.require_login_material()[0]

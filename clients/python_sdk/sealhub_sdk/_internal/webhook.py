@@ -38,7 +38,7 @@ def verify_webhook_signature(
     than *max_age*, not more than *max_age* in the future) bounds replays and skew.
     """
     text = str(timestamp)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() also accepts "²" and "١"
         raise VerificationError("webhook timestamp is not a Unix time", code="webhook_invalid")
     current = time.time() if now is None else now
     if abs(current - int(text)) > max_age:
