@@ -282,19 +282,31 @@ async def submit_version(request: web.Request) -> web.Response:
     draft: PutResult = await runtime.objects.put(
         chunks(), max_bytes=runtime.settings.max_document_bytes
     )
+    scope = idempotency_scope(request, principal.official_id)
+    now = now_of(request)
     try:
         check_header(bytes(head))
         async with runtime.pool.acquire() as connection, connection.transaction():
-            revised = await exchange.record_revision(
-                connection,
-                principal=principal,
-                document_id=document["id"],
-                draft=draft,
-                now=now_of(request),
-            )
+            await documents.lock_document(connection, document["id"])
+            # Under the document lock a retried twin sees the first one's stored answer.
+            earlier = await idempotency.find(connection, scope, draft.sha256_hex) if scope else None
+            if earlier is None:
+                revised = await exchange.record_revision(
+                    connection,
+                    principal=principal,
+                    document_id=document["id"],
+                    draft=draft,
+                    now=now,
+                )
+                if scope is not None:
+                    stored = idempotency.StoredResponse(201, revised)
+                    await idempotency.remember(connection, scope, draft.sha256_hex, stored, now)
     except BaseException:
         await exchange.delete_quietly(runtime.objects, [draft.key])
         raise
+    if earlier is not None:
+        await exchange.delete_quietly(runtime.objects, [draft.key])
+        return json_response(earlier.body, status=earlier.status)
     return json_response(revised, status=201)
 
 

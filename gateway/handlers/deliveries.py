@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -10,13 +12,14 @@ from aiohttp import web
 from gateway import exchange, receipts
 from gateway.auth import NotFound, Principal, now_of, principal_of, require_roles
 from gateway.errors import ApiError
+from gateway.handlers.documents import idempotency_scope
 from gateway.http import json_response, read_json_object
 from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
 from keys.jws import parse_public_jwk, verify_receipt
-from storage import directory, documents, identity
+from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import AuditEvent, record_event, record_events
 
 SIGNATURE_BODY = {
@@ -42,6 +45,8 @@ COUNTERSIGNED = json_content(
     }
 )
 SENDER_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
+# Withdrawing has no body: every retry of one Idempotency-Key asks the same thing.
+WITHDRAW_HASH = hashlib.sha256(b"withdraw").hexdigest()
 
 
 def _uuid(request: web.Request, name: str) -> uuid.UUID:
@@ -225,9 +230,14 @@ async def _own_document(request: web.Request) -> tuple[Principal, uuid.UUID]:
 )
 async def withdraw_document(request: web.Request) -> web.Response:
     principal, document_id = await _own_document(request)
+    scope = idempotency_scope(request, principal.official_id)
     now = now_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         await documents.lock_document(connection, document_id)
+        # Under the document lock a retried twin sees the first one's stored answer.
+        earlier = await idempotency.find(connection, scope, WITHDRAW_HASH) if scope else None
+        if earlier is not None:
+            return json_response(earlier.body, status=earlier.status)
         recipients = await documents.withdraw_document(connection, document_id, now)
         await record_event(
             connection,
@@ -241,7 +251,11 @@ async def withdraw_document(request: web.Request) -> web.Response:
                 details={"recipients": len(recipients)},
             ),
         )
-    return json_response({"id": str(document_id), "status": "withdrawn"})
+        answer = {"id": str(document_id), "status": "withdrawn"}
+        if scope is not None:
+            stored = idempotency.StoredResponse(200, answer)
+            await idempotency.remember(connection, scope, WITHDRAW_HASH, stored, now)
+    return json_response(answer)
 
 
 @routes.add(
@@ -267,9 +281,14 @@ async def resend_document(request: web.Request) -> web.Response:
     principal, document_id = await _own_document(request)
     body = await read_json_object(request)
     codes = exchange.parse_recipient_codes(body.get("recipients"))
+    scope = idempotency_scope(request, principal.official_id)
+    body_hash = hashlib.sha256(json.dumps(sorted(codes)).encode()).hexdigest()
     now = now_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         document = await documents.lock_document(connection, document_id)
+        earlier = await idempotency.find(connection, scope, body_hash) if scope else None
+        if earlier is not None:
+            return json_response(earlier.body, status=earlier.status)
         if document["status"] != "dispatched":
             raise documents.WrongState("only a dispatched document can be sent again")
         expanded = await directory.expand_recipients(connection, codes)
@@ -311,4 +330,8 @@ async def resend_document(request: web.Request) -> web.Response:
                 ),
             )
             await documents.notify_deliveries(connection, document_id)
-    return json_response({"id": str(document_id), "added": [d.recipient for d in deliveries]})
+        answer = {"id": str(document_id), "added": [d.recipient for d in deliveries]}
+        if scope is not None:
+            stored = idempotency.StoredResponse(200, answer)
+            await idempotency.remember(connection, scope, body_hash, stored, now)
+    return json_response(answer)

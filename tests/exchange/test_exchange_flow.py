@@ -241,6 +241,28 @@ def test_withdraw_before_receipt_and_resend(
         assert all(item["document"]["id"] != sent["id"] for item in items)
 
 
+def test_withdraw_and_resend_retried_with_one_key_answer_as_the_first_time(
+    seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    sent = send(seal_keeper, meta_for(["yl-lyj"], "玉政办发〔2026〕924号"), sample_pdf).json()
+    resend_key = {"Idempotency-Key": uuid.uuid4().hex}
+    path = f"/v1/documents/{sent['id']}"
+    first = seal_keeper.post(f"{path}/resend", json={"recipients": ["yl-tjj"]}, headers=resend_key)
+    again = seal_keeper.post(f"{path}/resend", json={"recipients": ["yl-tjj"]}, headers=resend_key)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["added"] == again.json()["added"] == ["yl-tjj"]
+    other = seal_keeper.post(f"{path}/resend", json={"recipients": ["yl-zjj"]}, headers=resend_key)
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_conflict")
+
+    withdraw_key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = seal_keeper.post(f"{path}/withdraw", headers=withdraw_key)
+    again = seal_keeper.post(f"{path}/withdraw", headers=withdraw_key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json() == again.json() == {"id": sent["id"], "status": "withdrawn"}
+    without_key = seal_keeper.post(f"{path}/withdraw")
+    assert without_key.status_code == 409, without_key.text
+
+
 def test_same_idempotency_key_creates_one_document(seal_keeper: Session, sample_pdf: bytes) -> None:
     meta = meta_for(["yl-mzj"], "玉政办发〔2026〕22号")
     key = {"Idempotency-Key": uuid.uuid4().hex}

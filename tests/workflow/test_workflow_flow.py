@@ -256,12 +256,23 @@ def test_rejection_returns_it_and_a_new_version_starts_over(
     assert not_pdf.status_code == 415 and not_pdf.json()["code"] == "not_a_pdf"
 
     new_pdf = reportlab_pdf(pages=3)
-    revised = team.drafter.post(
-        f"/v1/documents/{doc_id}/versions",
-        files={"file": ("v2.pdf", new_pdf, "application/pdf")},
-    )
+    key = {"Idempotency-Key": f"v2-{doc_id}"}
+
+    def submit_v2(pdf: bytes) -> httpx.Response:
+        return team.drafter.post(
+            f"/v1/documents/{doc_id}/versions",
+            files={"file": ("v2.pdf", pdf, "application/pdf")},
+            headers=key,
+        )
+
+    revised = submit_v2(new_pdf)
     assert revised.status_code == 201, revised.text
     version = revised.json()
+    # A retry whose first answer was lost gets that answer, not a version 3.
+    retried = submit_v2(new_pdf)
+    assert (retried.status_code, retried.json()) == (201, version)
+    other_file = submit_v2(reportlab_pdf(pages=2))
+    assert (other_file.status_code, other_file.json()["code"]) == (409, "idempotency_conflict")
     assert version["version"] == 2 and version["status"] == "in_approval"
     assert version["draft_sha256"] == hashlib.sha256(new_pdf).hexdigest()
 
