@@ -240,6 +240,12 @@ async def get_document(request: web.Request) -> web.Response:
         steps = await workflow_rows.steps_of(connection, document["id"])
         versions = await workflow_rows.versions_of(connection, document["id"])
         trail = await workflow_rows.trail_of(connection, document["id"])
+    if document["sender"] != principal_of(request).department and versions:
+        # Recipients see the sign-off of what they received; earlier drafts, their
+        # rejections and opinions stay inside the sending department.
+        final = versions[-1].version
+        versions = [v for v in versions if v.version == final]
+        trail = [row for row in trail if row["version"] == final]
     return json_response(
         {
             "id": str(document["id"]),

@@ -299,6 +299,41 @@ def test_rejection_returns_it_and_a_new_version_starts_over(
     assert "document.revised" in types
 
 
+def test_recipients_see_only_the_sign_off_of_what_they_received(
+    gateway: Gateway, officials: Officials, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    """Earlier drafts, their rejections and opinions stay inside the sending department."""
+    team = officials
+    document = submit(team, "玉政办发〔2026〕106号", sample_pdf)
+    doc_id = document["id"]
+    assert decide(team.reviewers[0], document, 0, "reject", "内部意见：格式不对").is_success
+    revised = team.drafter.post(
+        f"/v1/documents/{doc_id}/versions",
+        files={"file": ("v2.pdf", reportlab_pdf(pages=2), "application/pdf")},
+    )
+    assert revised.status_code == 201, revised.text
+    v2 = revised.json()["draft_sha256"]
+    for session, step in [
+        (team.reviewers[0], 0),
+        (team.leaders[0], 1),
+        (team.leaders[1], 1),
+        (team.signer, 2),
+    ]:
+        answer = decide(session, document, step, draft_sha256=v2)
+        assert answer.status_code == 200, answer.text
+    assert seal_keeper.post(f"/v1/documents/{doc_id}/seal").status_code == 200
+
+    inside = team.drafter.get(f"/v1/documents/{doc_id}").json()
+    assert (inside["approvals"][0]["version"], inside["approvals"][0]["decision"]) == (1, "reject")
+    assert [v["version"] for v in inside["workflow"]["versions"]] == [1, 2]
+    with login_as(gateway, RECIPIENT, ["clerk"]) as receiver:
+        outside = receiver.get(f"/v1/documents/{doc_id}").json()
+    assert {a["version"] for a in outside["approvals"]} == {2}
+    assert [a["step_name"] for a in outside["approvals"]] == ["核稿", "会签", "会签", "签发"]
+    assert "内部意见" not in json.dumps(outside, ensure_ascii=False)
+    assert [v["version"] for v in outside["workflow"]["versions"]] == [2]
+
+
 def test_approval_for_another_document_or_step_is_refused(
     officials: Officials, sample_pdf: bytes
 ) -> None:
