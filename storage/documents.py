@@ -272,7 +272,11 @@ async def store_countersigned(
 async def withdraw_document(
     connection: DbConnection, document_id: uuid.UUID, at: datetime
 ) -> list[str]:
-    """撤回: refused once any recipient decided; returns the recipients it is taken from."""
+    """撤回: refused once any recipient decided; returns the recipients it is taken from.
+
+    A draft still in its approval chain can be withdrawn too: otherwise a step assigned to
+    an official who has since left could hold the document forever.
+    """
     decided = await connection.fetchval(
         "SELECT count(*) FROM deliveries WHERE document = $1 AND state IN ('received', 'rejected')",
         document_id,
@@ -281,12 +285,12 @@ async def withdraw_document(
         raise WrongState("a recipient already signed for or returned this document")
     status = await connection.execute(
         "UPDATE documents SET status = 'withdrawn', withdrawn_at = $2"
-        " WHERE id = $1 AND status = 'dispatched'",
+        " WHERE id = $1 AND status IN ('dispatched', 'in_approval', 'returned', 'awaiting_seal')",
         document_id,
         at,
     )
     if not status.endswith(" 1"):
-        raise WrongState("only a dispatched document can be withdrawn")
+        raise WrongState("this document was already withdrawn")
     rows = await connection.fetch(
         "UPDATE deliveries SET state = 'withdrawn' WHERE document = $1 RETURNING recipient",
         document_id,

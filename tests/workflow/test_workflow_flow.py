@@ -334,6 +334,23 @@ def test_recipients_see_only_the_sign_off_of_what_they_received(
     assert [v["version"] for v in outside["workflow"]["versions"]] == [2]
 
 
+def test_a_draft_in_its_chain_can_be_withdrawn(
+    officials: Officials, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    """A countersigner who left could otherwise hold the document in_approval forever."""
+    team = officials
+    document = submit(team, "玉政办发〔2026〕107号", sample_pdf)
+    assert decide(team.reviewers[0], document, 0).status_code == 200
+    withdrawn = team.drafter.post(f"/v1/documents/{document['id']}/withdraw")
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"
+    late = decide(team.leaders[0], document, 1)
+    assert late.status_code == 409, late.text
+    assert seal_keeper.post(f"/v1/documents/{document['id']}/seal").status_code == 409
+    again = team.drafter.post(f"/v1/documents/{document['id']}/withdraw")
+    assert again.status_code == 409
+
+
 def test_approval_for_another_document_or_step_is_refused(
     officials: Officials, sample_pdf: bytes
 ) -> None:
