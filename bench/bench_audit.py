@@ -1,8 +1,14 @@
 """Audit log in PostgreSQL: appends through the outbox, and proofs at one million entries.
 
 1. Appends: 8 concurrent writers (one event per transaction, as producers write them) while
-   the sequencer runs; appends/s is the rate at which events become log entries. Baseline:
-   the same writers into the outbox with no sequencer, in the same run.
+   the gateway's sequencer service (gateway/audit_service.py, in this process) runs;
+   appends/s is the rate at which events become log entries. Baselines, in the same run: the
+   same writers into the outbox with no sequencer, once with the outbox trigger as it is and
+   once with the trigger before migration 0010 (a NOTIFY in every transaction); and the
+   sequencer alone draining a full outbox. ``--writer-processes N`` runs the writers in N child
+   processes instead of the bench's own event loop: where the client's CPU is the limit and
+   cores are free, that shows it (on a 2-core machine it did not help: 2 processes about the
+   same, 4 and 8 slower, all processes sharing the same two cores with PostgreSQL).
 2. Proofs: one million entries bulk-loaded with COPY (leaves and every perfect node, built by
    the same code as the sequencer), then inclusion and consistency proofs answered from the
    stored nodes (O(log n) reads) against recomputing the root from all leaf hashes.
@@ -11,13 +17,16 @@ Uses ``BENCH_DATABASE_URL`` or starts pgserver in a temporary directory. Writes
 bench/results/audit.json.
 
     .venv/bin/python bench/bench_audit.py [--events 20000] [--entries 1000000]
+        [--writer-processes 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -28,13 +37,18 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from gateway.audit_service import AuditService, checkpoint_key
+from keys.master import load_or_create_master_key
+from keys.platform import ensure_platform_pki
+from keys.tsa import TimeStampAuthority
 from storage import audit_log, merkle
 from storage.audit_outbox import AuditEvent, record_event
-from storage.db import APP_ROLE, SCHEMA, connect
+from storage.db import APP_ROLE, SCHEMA, connect, create_pool
 from storage.migrate import migrate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit.json"
@@ -75,15 +89,81 @@ async def _writer(url: str, writer: int, count: int) -> None:
         await connection.close()
 
 
-async def _writers(url: str, total: int) -> float:
+def _writer_process(url: str, writers: range, count: int, start: Any) -> None:
+    """A child process running some of the writers (its own event loop and CPU)."""
+    start.wait()
+    asyncio.run(_writer_group(url, writers, count))
+
+
+async def _writer_group(url: str, writers: range, count: int) -> None:
+    await asyncio.gather(*(_writer(url, w, count) for w in writers))
+
+
+async def _writers(url: str, total: int, processes: int) -> float:
+    """Seconds for WRITERS writers to commit ``total`` events, one per transaction: all in this
+    process's event loop (``processes`` 0), or spread over that many child processes."""
+    per_writer = total // WRITERS
+    if processes == 0:
+        started = time.perf_counter()
+        await _writer_group(url, range(WRITERS), per_writer)
+        return time.perf_counter() - started
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(processes + 1)
+    children = [
+        context.Process(
+            target=_writer_process,
+            args=(url, range(WRITERS)[p::processes], per_writer, start),
+        )
+        for p in range(processes)
+    ]
+    for child in children:
+        child.start()
+    # Threads, so that this process's event loop (the sequencer) keeps running meanwhile.
+    await asyncio.to_thread(start.wait)
     started = time.perf_counter()
-    await asyncio.gather(*(_writer(url, w, total // WRITERS) for w in range(WRITERS)))
-    return time.perf_counter() - started
+    for child in children:
+        await asyncio.to_thread(child.join)
+    elapsed = time.perf_counter() - started
+    if any(child.exitcode != 0 for child in children):
+        raise RuntimeError("a writer process failed")
+    return elapsed
 
 
-async def bench_appends(server_url: str, total: int) -> dict[str, float]:
+async def _notify_on_every_commit(url: str) -> None:
+    """The outbox trigger as it was before migration 0010: NOTIFY in every transaction."""
+    owner = await connect(url)
+    try:
+        await owner.execute(
+            "CREATE OR REPLACE FUNCTION audit_outbox_notify() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('sealhub_audit_outbox', '');"
+            " RETURN NULL; END $$"
+        )
+    finally:
+        await owner.close()
+
+
+def _signer(data_dir: Path) -> audit_log.CheckpointSigner:
+    platform_pki = ensure_platform_pki(
+        data_dir,
+        public_url="https://bench.invalid:8443",
+        hostnames=["localhost"],
+        master_key=load_or_create_master_key(data_dir / "master.key"),
+    )
+    return audit_log.CheckpointSigner(
+        origin="bench.invalid:8443/audit",
+        key=checkpoint_key(platform_pki.keystore),
+        tsa=TimeStampAuthority(cert=platform_pki.tsa.cert, key=platform_pki.tsa.key),
+    )
+
+
+async def bench_appends(server_url: str, total: int, processes: int) -> dict[str, float]:
+    # Baselines: the same writers into the outbox with no sequencer, with the outbox trigger
+    # of migration 0010 and with the one before it (a NOTIFY in every transaction).
+    notify_url = await _new_database(server_url)
+    await _notify_on_every_commit(notify_url)
+    notify_each = await _writers(notify_url, total, processes)
     baseline_url = await _new_database(server_url)
-    baseline = await _writers(baseline_url, total)
+    baseline = await _writers(baseline_url, total, processes)
     # Sequencer capacity alone: drain the outbox the baseline writers filled.
     drain = await connect(baseline_url, role=APP_ROLE)
     assert await audit_log.try_acquire_sequencer(drain)
@@ -91,34 +171,39 @@ async def bench_appends(server_url: str, total: int) -> dict[str, float]:
     assert await audit_log.sequence_pending(drain) == total
     drain_s = time.perf_counter() - drain_started
     await drain.close()
+    # The real thing: the gateway's sequencer service (in this process) while the writers
+    # write; the time runs until the last event has its log index.
     url = await _new_database(server_url)
-    sequencer = await connect(url, role=APP_ROLE)
-    assert await audit_log.try_acquire_sequencer(sequencer)
-    done = asyncio.Event()
-
-    async def sequence() -> None:
-        while True:
-            moved = await audit_log.sequence_pending(sequencer)
-            if done.is_set() and moved == 0:
-                return
-            if moved == 0:
-                await asyncio.sleep(0.005)
-
-    started = time.perf_counter()
-    task = asyncio.create_task(sequence())
-    await _writers(url, total)
-    done.set()
-    await task
-    elapsed = time.perf_counter() - started
-    assert await audit_log.log_size(sequencer) == total
-    await sequencer.close()
+    pool = await create_pool(url, min_size=1, max_size=2)
+    watcher = await connect(url, role=APP_ROLE)
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as data_dir:
+        service = AuditService(pool, _signer(Path(data_dir)))
+        task = asyncio.create_task(service.run())
+        try:
+            while not service.is_sequencer:  # noqa: ASYNC110 - watching it from outside
+                await asyncio.sleep(0.01)
+            started = time.perf_counter()
+            await _writers(url, total, processes)
+            while await audit_log.log_size(watcher) < total:  # noqa: ASYNC110 - polls the db
+                await asyncio.sleep(0.002)
+            elapsed = time.perf_counter() - started
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert await audit_log.log_size(watcher) == total
+    await watcher.close()
+    await pool.close()
     return {
         "events": total,
         "writers": WRITERS,
+        "writer_processes": processes,
         "appends_per_s": total / elapsed,
         "outbox_only_inserts_per_s": total / baseline,
+        "outbox_only_notify_each_commit_per_s": total / notify_each,
         "sequencer_alone_per_s": total / drain_s,
         "ratio_vs_outbox_only": baseline / elapsed,
+        "ratio_outbox_only_vs_notify_each": notify_each / baseline,
     }
 
 
@@ -214,12 +299,16 @@ async def bench_proofs(server_url: str, entries: int, proofs: int) -> dict[str, 
 
 
 async def run(args: argparse.Namespace, server_url: str) -> dict[str, object]:
-    appends = await bench_appends(server_url, args.events)
+    appends = await bench_appends(server_url, args.events, args.writer_processes)
+    where = f"in {args.writer_processes} processes" if args.writer_processes else "in one process"
     print(
-        f"appends: {appends['appends_per_s']:.0f}/s with {WRITERS} writers through the outbox"
-        f" (target >= 5000); outbox-only inserts {appends['outbox_only_inserts_per_s']:.0f}/s;"
-        f" sequencer alone {appends['sequencer_alone_per_s']:.0f}/s;"
-        f" ratio {appends['ratio_vs_outbox_only']:.2f}",
+        f"appends: {appends['appends_per_s']:.0f}/s with {WRITERS} writers ({where}) through the"
+        f" outbox (target >= 5000);"
+        f" outbox-only inserts {appends['outbox_only_inserts_per_s']:.0f}/s"
+        f" (ratio {appends['ratio_vs_outbox_only']:.2f}); with a NOTIFY in every transaction"
+        f" (before 0010) {appends['outbox_only_notify_each_commit_per_s']:.0f}/s"
+        f" ({appends['ratio_outbox_only_vs_notify_each']:.2f}x slower);"
+        f" sequencer alone {appends['sequencer_alone_per_s']:.0f}/s",
         flush=True,
     )
     proofs = await bench_proofs(server_url, args.entries, args.proofs)
@@ -237,6 +326,12 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument(
+        "--writer-processes",
+        type=int,
+        default=0,
+        help="spread the writers over this many processes (0: all in the bench's own)",
+    )
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=500)
     args = parser.parse_args()

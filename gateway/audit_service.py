@@ -2,9 +2,11 @@
 
 Every process runs this loop; only the holder of the sequencer advisory lock does the work,
 the others retry the lock every ``poll_interval`` and take over when the holder dies. The
-holder is woken by NOTIFY on commit of outbox rows (and polls anyway, should a notification
-be lost while reconnecting). Checkpoints: when the log grew, at most every
-``checkpoint_interval``, measured on the injectable clock.
+holder, when the outbox is empty, sleeps until a NOTIFY on commit of outbox rows (and polls
+anyway, should a notification be lost while reconnecting); while it is awake writers do not
+notify (see ``audit_log.start_sleeping``), so when it cannot sleep it looks again after a few
+milliseconds. Checkpoints: when the log grew, at most every ``checkpoint_interval``, measured
+on the injectable clock.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from storage.signed_note import NoteVerifier
 log = logging.getLogger("sealhub.audit")
 
 Clock = Callable[[], datetime]
+
+# While outbox writers are in flight the sequencer cannot sleep (they would not notify it):
+# it looks again after this delay, doubled up to the maximum while nothing arrives.
+BUSY_DELAY_MIN = 0.005
+BUSY_DELAY_MAX = 0.1
 
 
 def _utc_now() -> datetime:
@@ -104,6 +111,7 @@ class AuditService:
 
     async def _serve(self, connection: DbConnection) -> None:
         await connection.add_listener(audit_log.NOTIFY_CHANNEL, self._on_notify)
+        busy_delay = BUSY_DELAY_MIN
         try:
             while True:
                 if not self.is_sequencer:
@@ -115,11 +123,18 @@ class AuditService:
                 timeout = self._poll_interval
                 if self.is_sequencer:
                     self._wake.clear()
-                    await audit_log.sequence_pending(connection, batch=self._batch)
+                    moved = await audit_log.sequence_pending(connection, batch=self._batch)
                     timeout = min(timeout, await self._maybe_checkpoint(connection))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                self._wake.clear()
+                    if await audit_log.start_sleeping(connection):
+                        # Writers notify from now on; the poll is a safety net.
+                        await self._sleep(timeout)
+                        await audit_log.stop_sleeping(connection)
+                        busy_delay = BUSY_DELAY_MIN
+                        continue
+                    # Writers in flight do not notify: look again soon (sooner while busy).
+                    busy_delay = BUSY_DELAY_MIN if moved else min(2 * busy_delay, BUSY_DELAY_MAX)
+                    timeout = min(timeout, busy_delay)
+                await self._sleep(timeout)
         finally:
             self.is_sequencer = False
             if not connection.is_closed():
@@ -127,6 +142,11 @@ class AuditService:
                 # The pool resets sessions on release; unlocking here is just explicit.
                 with contextlib.suppress(asyncpg.PostgresError):
                     await connection.execute("SELECT pg_advisory_unlock_all()")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
     async def _maybe_checkpoint(self, connection: DbConnection) -> float:
         """Checkpoint if due; returns the seconds until the next one could be due."""

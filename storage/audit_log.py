@@ -7,6 +7,12 @@ the log rows with gap-free indices, every new perfect Merkle node and deletes th
 rows, so a crash anywhere loses and duplicates nothing. The tree's frontier is reloaded from
 the stored nodes at the start of each batch (at most 64 rows), so any process can take over.
 
+Waking the sequencer: outbox writers NOTIFY only while it sleeps (a NOTIFY serialises
+committers on a cluster-wide lock, so one per event would cap the writers). Each writer holds
+the advisory lock ``SEQUENCER_AWAKE_KEY`` shared until its commit; the sequencer sleeps only
+after :func:`start_sleeping` took it exclusively, without waiting, and found the outbox empty
+(migration 0010 has the writers' side).
+
 Leaf (API.md): RFC 8785 JSON of ``{"index", "type", "at", "actor": {"official", "jkt"},
 "department", "document", "details_hash"}`` with ``details_hash`` the lowercase hex
 SHA-256 of ``salt || RFC 8785(details)``; details and salt sit beside the leaf so they can be
@@ -33,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keys.tsa import TimeStampAuthority, respond_to_request
 from storage import merkle
 from storage.audit_outbox import AuditEvent, record_event
-from storage.db import SCHEMA, DbConnection
+from storage.db import DbConnection
 from storage.signed_note import (
     NoteVerifier,
     format_checkpoint,
@@ -45,6 +51,7 @@ from storage.signed_note import (
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "SEQUENCER_AWAKE_KEY",
     "SEQUENCER_LOCK_KEY",
     "AuditLogError",
     "CheckpointSigner",
@@ -77,28 +84,27 @@ __all__ = [
     "root_at",
     "sequence_batch",
     "sequence_pending",
+    "start_sleeping",
+    "stop_sleeping",
     "try_acquire_sequencer",
 ]
 
 SEQUENCER_LOCK_KEY = 0x5EA1_A0D1
+# Spelled out in migration 0010's trigger function, which must use the same number.
+SEQUENCER_AWAKE_KEY = 0x5EA1_A0D2
 NOTIFY_CHANNEL = "sealhub_audit_outbox"
 SALT_SIZE = 16
 DEFAULT_BATCH = 2000
 UNAUTHENTICATED_FAILURES = "auth.unauthenticated_failures"
 
-_LOG_COLUMNS = (
-    "idx",
-    "outbox_id",
-    "type",
-    "at",
-    "actor_official",
-    "actor_jkt",
-    "department",
-    "document",
-    "leaf",
-    "details_hash",
-    "details",
-    "salt",
+_INSERT_BATCH = (
+    "WITH nodes AS (INSERT INTO audit_nodes (level, idx, hash)"
+    " SELECT * FROM unnest($13::smallint[], $14::bigint[], $15::bytea[]))"
+    " INSERT INTO audit_log (idx, outbox_id, type, at, actor_official, actor_jkt, department,"
+    " document, leaf, details_hash, details, salt)"
+    " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[],"
+    " $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[], $11::bytea[],"
+    " $12::bytea[])"
 )
 _ENTRY_COLUMNS = (
     "idx, type, at, actor_official, actor_jkt, department, document, leaf, details_hash,"
@@ -136,9 +142,44 @@ def format_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# RFC 8785 (JCS) is compact JSON with sorted keys; for the values below the standard library's
+# C encoder writes exactly those bytes (the same string escapes), many times faster than the
+# pure Python ``rfc8785`` package, which stays the reference for everything else (floats, huge
+# integers) and in the tests (tests/audit/test_canonical.py).
+_SAFE_INTEGER = 2**53 - 1
+_PLAIN_JSON = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+)
+_json_string = json.encoder.encode_basestring
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Only dicts, lists, strings, booleans, None and integers JCS can carry; object keys in
+    the Basic Multilingual Plane, where code point order (Python's sort) is UTF-16 order
+    (JCS's sort)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
+    if kind is dict:
+        return all(
+            type(key) is str and (key.isascii() or max(key) <= "\uffff") and _is_plain_json(item)
+            for key, item in value.items()
+        )
+    if kind is list:
+        return all(_is_plain_json(item) for item in value)
+    return False
+
+
 def canonical_details(details: Any) -> bytes:
     """RFC 8785 bytes of ``details``; values JCS cannot carry (huge integers, NaN) are kept
     as their JSON text so one odd event can never block the sequencer."""
+    if _is_plain_json(details):
+        try:
+            return _PLAIN_JSON.encode(details).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 decide, as always
+            pass
     try:
         return bytes(rfc8785.dumps(details))
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
@@ -148,6 +189,10 @@ def canonical_details(details: Any) -> bytes:
 
 def details_hash(salt: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(salt + canonical).digest()
+
+
+def _json_or_null(text: str | None) -> str:
+    return "null" if text is None else _json_string(text)
 
 
 def build_leaf(
@@ -161,19 +206,29 @@ def build_leaf(
     document: str | None,
     details_hash: bytes,
 ) -> bytes:
-    return bytes(
-        rfc8785.dumps(
-            {
-                "index": index,
-                "type": type,
-                "at": format_time(at),
-                "actor": {"official": actor_official, "jkt": actor_jkt},
-                "department": department,
-                "document": document,
-                "details_hash": details_hash.hex(),
-            }
-        )
-    )
+    """The RFC 8785 leaf, written out with its keys in JCS order (the sequencer's hot path;
+    equal to ``rfc8785.dumps`` of the leaf object, as the tests check)."""
+    if not 0 <= index <= _SAFE_INTEGER:
+        raise ValueError(f"leaf index {index} out of range")
+    return (
+        '{"actor":{"jkt":'
+        + _json_or_null(actor_jkt)
+        + ',"official":'
+        + _json_or_null(actor_official)
+        + '},"at":"'
+        + format_time(at)
+        + '","department":'
+        + _json_or_null(department)
+        + ',"details_hash":"'
+        + details_hash.hex()
+        + '","document":'
+        + _json_or_null(document)
+        + ',"index":'
+        + str(int(index))
+        + ',"type":'
+        + _json_string(type)
+        + "}"
+    ).encode("utf-8")
 
 
 def _b64(data: bytes) -> str:
@@ -252,6 +307,27 @@ async def release_sequencer(connection: DbConnection) -> None:
     await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_LOCK_KEY)
 
 
+async def start_sleeping(connection: DbConnection) -> bool:
+    """Call between batches before waiting for a NOTIFY; True means sleep now (from here on
+    every outbox writer notifies) and call :func:`stop_sleeping` on waking. False: an event
+    is waiting, or a writer is between its outbox insert and its commit; such a writer will
+    not notify, so sequence again soon instead of sleeping.
+    """
+    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_AWAKE_KEY):
+        return False
+    # Taken without waiting: every writer that saw us awake has ended, so its event is visible.
+    # min(id) reads the primary key, not a heap full of the last batches' dead rows.
+    if await connection.fetchval("SELECT min(id) FROM audit_outbox") is not None:
+        await stop_sleeping(connection)
+        return False
+    return True
+
+
+async def stop_sleeping(connection: DbConnection) -> None:
+    """Writers stop notifying: the sequencer will look at the outbox by itself."""
+    await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_AWAKE_KEY)
+
+
 async def log_size(connection: DbConnection) -> int:
     size = await connection.fetchval("SELECT COALESCE(max(idx) + 1, 0) FROM audit_log")
     return int(size)
@@ -293,10 +369,17 @@ async def sequence_batch(
     ``before_commit`` runs inside the transaction after every write (a seam for crash tests).
     """
     async with connection.transaction():
-        rows = await connection.fetch(
-            "SELECT id, type, at, actor_official, actor_jkt, department, document, details"
-            " FROM audit_outbox ORDER BY id LIMIT $1 FOR UPDATE",
-            limit,
+        # The oldest events leave the outbox in this transaction and enter the log in it too:
+        # a crash or an error anywhere rolls the delete back with the rest.
+        rows = sorted(
+            await connection.fetch(
+                # ARRAY(...): index scans whatever the outbox's size (IN would hash-join it).
+                "DELETE FROM audit_outbox WHERE id = ANY(ARRAY("
+                "SELECT id FROM audit_outbox ORDER BY id LIMIT $1)) RETURNING id, type, at,"
+                " actor_official, actor_jkt, department, document, details",
+                limit,
+            ),
+            key=lambda row: int(row["id"]),
         )
         if not rows:
             return 0
@@ -336,17 +419,14 @@ async def sequence_batch(
                 )
             )
         appended = merkle.append_leaves(frontier, leaf_hashes)
-        await connection.copy_records_to_table(
-            "audit_log", records=records, columns=_LOG_COLUMNS, schema_name=SCHEMA
-        )
-        await connection.copy_records_to_table(
-            "audit_nodes",
-            records=[(n.level, n.index, h) for n, h in appended.new_nodes.items()],
-            columns=("level", "idx", "hash"),
-            schema_name=SCHEMA,
-        )
+        nodes = list(appended.new_nodes.items())
+        # Entries and new nodes in one statement: one round trip, whatever the batch size.
         await connection.execute(
-            "DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
+            _INSERT_BATCH,
+            *(list(column) for column in zip(*records, strict=True)),
+            [n.level for n, _ in nodes],
+            [n.index for n, _ in nodes],
+            [h for _, h in nodes],
         )
         if before_commit is not None:
             await before_commit()
