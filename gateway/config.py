@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,17 @@ class SupervisionSettings:
     failed_login_burst: int = 10
     denied_access_burst: int = 20
     revoked_seal_alert_hours: float = 24.0
+    sign_for_very_urgent_hours: float = 2.0
+    sign_for_urgent_hours: float = 24.0
+    sign_for_normal_hours: float = 72.0
+
+    def sign_for_within(self) -> dict[str, timedelta]:
+        """How long a recipient has to sign for a delivery without a deadline, by urgency."""
+        return {
+            "very_urgent": timedelta(hours=self.sign_for_very_urgent_hours),
+            "urgent": timedelta(hours=self.sign_for_urgent_hours),
+            "normal": timedelta(hours=self.sign_for_normal_hours),
+        }
 
 
 @dataclass(frozen=True)
@@ -329,6 +341,27 @@ SETTINGS: tuple[Setting, ...] = (
         24.0,
         "Hours an attempt to seal with a revoked seal keeps its alert open.",
     ),
+    Setting(
+        "SEALHUB_SIGN_FOR_VERY_URGENT_HOURS",
+        "sign_for_very_urgent_hours",
+        _positive_float,
+        2.0,
+        "Hours a recipient has to sign for a very urgent (特急) document without a deadline.",
+    ),
+    Setting(
+        "SEALHUB_SIGN_FOR_URGENT_HOURS",
+        "sign_for_urgent_hours",
+        _positive_float,
+        24.0,
+        "Hours a recipient has to sign for an urgent (加急) document without a deadline.",
+    ),
+    Setting(
+        "SEALHUB_SIGN_FOR_NORMAL_HOURS",
+        "sign_for_normal_hours",
+        _positive_float,
+        72.0,
+        "Hours a recipient has to sign for a normal document without a deadline.",
+    ),
 )
 
 _BY_ENV = {setting.env: setting for setting in SETTINGS}
@@ -423,6 +456,9 @@ def _assemble(values: dict[str, Any]) -> Settings:
             failed_login_burst=values["failed_login_burst"],
             denied_access_burst=values["denied_access_burst"],
             revoked_seal_alert_hours=values["revoked_seal_alert_hours"],
+            sign_for_very_urgent_hours=values["sign_for_very_urgent_hours"],
+            sign_for_urgent_hours=values["sign_for_urgent_hours"],
+            sign_for_normal_hours=values["sign_for_normal_hours"],
         ),
     )
 

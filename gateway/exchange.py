@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,11 +37,6 @@ from storage.objects import ObjectStore, PutResult
 URGENCIES = ("normal", "urgent", "very_urgent")
 ALLOWED_CLASSIFICATIONS = ("public", "internal")
 CLASSIFIED = ("confidential", "secret", "top_secret", "秘密", "机密", "绝密")
-DEFAULT_SIGN_FOR_WITHIN = {
-    "very_urgent": timedelta(hours=2),
-    "urgent": timedelta(hours=24),
-    "normal": timedelta(hours=72),
-}
 MAX_RECIPIENTS = 2000
 SENDER_ROLES = frozenset({"seal_keeper"})
 RECEIVER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_keeper"})
@@ -197,9 +192,14 @@ def _deadline(value: Any, now: datetime) -> datetime | None:
     return parsed
 
 
-def due_at(meta: DocumentMeta, created_at: datetime) -> datetime:
-    """When a delivery must be signed for: the deadline, else by urgency."""
-    return meta.deadline or created_at + DEFAULT_SIGN_FOR_WITHIN[meta.urgency]
+def due_at(
+    deadline: datetime | None,
+    urgency: str,
+    sent_at: datetime,
+    sign_for_within: Mapping[str, timedelta],
+) -> datetime:
+    """When a delivery must be signed for: the deadline, else by urgency; fixed when sent."""
+    return deadline or sent_at + sign_for_within[urgency]
 
 
 @dataclass(frozen=True)
@@ -416,6 +416,7 @@ async def record_dispatch(
     sealed: PutResult,
     seal_id: uuid.UUID,
     now: datetime,
+    sign_for_within: Mapping[str, timedelta],
 ) -> SentDocument:
     """The one transaction of a direct send: document, deliveries, audit events, NOTIFY."""
     document_id = uuid.uuid4()
@@ -439,7 +440,7 @@ async def record_dispatch(
         connection,
         principal=principal,
         document_id=document_id,
-        due=due_at(meta, now),
+        due=due_at(meta.deadline, meta.urgency, now, sign_for_within),
         fanout=fanout,
         seal_id=seal_id,
         sealed_sha256=sealed.sha256_hex,
@@ -806,6 +807,7 @@ async def record_sealed_after_approval(
     sealed: PutResult,
     seal_id: uuid.UUID,
     now: datetime,
+    sign_for_within: Mapping[str, timedelta],
 ) -> SentDocument:
     """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one transaction."""
     document_id: uuid.UUID = document["id"]
@@ -833,8 +835,7 @@ async def record_sealed_after_approval(
         and row["step"] == len(steps) - 1
         and row["decision"] == "approve"
     ]
-    urgency = document["urgency"]
-    due = document["deadline"] or now + DEFAULT_SIGN_FOR_WITHIN[urgency]
+    due = due_at(document["deadline"], document["urgency"], now, sign_for_within)
     count = await _dispatch(
         connection,
         principal=principal,

@@ -75,8 +75,8 @@ def _iso(value: datetime) -> str:
 
 def overdue_deliveries(deliveries: Iterable[OpenDelivery], now: datetime) -> list[Hit]:
     """Not signed for in time: still open after its due time (the document's deadline, else
-    2 h / 24 h / 72 h by urgency, fixed when it was sent). Signed for at the due instant is
-    in time, as in the on-time rate."""
+    by urgency, ``SEALHUB_SIGN_FOR_*_HOURS``, 2 h / 24 h / 72 h by default, fixed when it was
+    sent). Signed for at the due instant is in time, as in the on-time rate."""
     return [
         Hit(
             DELIVERY_OVERDUE,

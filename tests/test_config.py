@@ -43,6 +43,8 @@ def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
         ({"SEALHUB_MAX_DOCUMENT_BYTES": "-1"}, "SEALHUB_MAX_DOCUMENT_BYTES"),
         ({"SEALHUB_LOG_LEVEL": "loud"}, "SEALHUB_LOG_LEVEL"),
         ({"SEALHUB_HOST": "bad host!"}, "SEALHUB_HOST"),
+        ({"SEALHUB_SIGN_FOR_URGENT_HOURS": "0"}, "SEALHUB_SIGN_FOR_URGENT_HOURS"),
+        ({"SEALHUB_SIGN_FOR_NORMAL_HOURS": "nan"}, "SEALHUB_SIGN_FOR_NORMAL_HOURS"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> None:

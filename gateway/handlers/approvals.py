@@ -348,6 +348,7 @@ async def seal_document(request: web.Request) -> web.Response:
                 sealed=sealed,
                 seal_id=outcome.seal_id,
                 now=now,
+                sign_for_within=runtime.settings.supervision.sign_for_within(),
             )
             if scope is not None:
                 await idempotency.remember(

@@ -294,7 +294,12 @@ async def resend_document(request: web.Request) -> web.Response:
         expanded = await directory.expand_recipients(connection, codes)
         existing = await documents.existing_recipients(connection, document_id)
         new = [code for code in expanded if code not in existing and code != principal.department]
-        due = document["deadline"] or now + exchange.DEFAULT_SIGN_FOR_WITHIN[document["urgency"]]
+        due = exchange.due_at(
+            document["deadline"],
+            document["urgency"],
+            now,
+            request.app[RUNTIME].settings.supervision.sign_for_within(),
+        )
         deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
         if deliveries:
             await documents.insert_deliveries(connection, document_id, deliveries, now)

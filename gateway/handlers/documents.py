@@ -154,6 +154,7 @@ async def send_document(request: web.Request) -> web.Response:
                 sealed=sealed,
                 seal_id=outcome.seal_id,
                 now=now,
+                sign_for_within=runtime.settings.supervision.sign_for_within(),
             )
             if scope is not None:
                 await idempotency.remember(

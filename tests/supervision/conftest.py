@@ -120,6 +120,8 @@ async def send_one(
 # --- a real gateway whose evaluator runs every half second -----------------------------------
 
 EVALUATOR_INTERVAL = "0.5"
+SIGN_FOR_URGENT_HOURS = "6"
+SIGN_FOR_NORMAL_HOURS = "0.25"
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,12 @@ def gateway(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     running = start_gateway(
         module_db_url,
         tmp_path_factory.mktemp("gw"),
-        env={"SEALHUB_SUPERVISION_INTERVAL": EVALUATOR_INTERVAL},
+        env={
+            "SEALHUB_SUPERVISION_INTERVAL": EVALUATOR_INTERVAL,
+            # Not the defaults, so the tests can tell the setting is used.
+            "SEALHUB_SIGN_FOR_URGENT_HOURS": SIGN_FOR_URGENT_HOURS,
+            "SEALHUB_SIGN_FOR_NORMAL_HOURS": SIGN_FOR_NORMAL_HOURS,
+        },
     )
     try:
         yield running

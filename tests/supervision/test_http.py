@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -15,6 +16,8 @@ from storage.db import connect
 from tests.conftest import Gateway, Session, login_as
 from tests.exchange.conftest import issue_seal, meta_for, send
 from tests.exchange.test_exchange_flow import inbox_item, receipt_jws
+from tests.supervision.conftest import SIGN_FOR_NORMAL_HOURS, SIGN_FOR_URGENT_HOURS
+from tests.workflow.conftest import approval_jws
 
 T = TypeVar("T")
 
@@ -209,3 +212,60 @@ def test_openapi_documents_the_supervision_endpoints(gateway: Gateway) -> None:
     assert "post" in paths["/v1/supervision/alerts/{id}/acknowledge"]
     stats_parameters = paths["/v1/supervision/stats"]["get"]["parameters"]
     assert {p["name"] for p in stats_parameters} == {"department", "from", "to"}
+
+
+def _due_after_sending(seal_keeper: Session, document_id: str) -> dict[str, timedelta]:
+    """Each delivery's due time minus its creation, by recipient."""
+    shown = seal_keeper.get(f"/v1/documents/{document_id}")
+    assert shown.status_code == 200, shown.text
+    return {
+        d["recipient"]: datetime.fromisoformat(d["due_at"])
+        - datetime.fromisoformat(d["created_at"])
+        for d in shown.json()["deliveries"]
+    }
+
+
+def test_sign_for_windows_come_from_the_settings(seal_keeper: Session, sample_pdf: bytes) -> None:
+    """The gateway runs with SEALHUB_SIGN_FOR_URGENT_HOURS=6 and ..._NORMAL_HOURS=0.25."""
+    urgent = send(seal_keeper, meta_for(["yl-jyj"], "玉政办发〔2026〕211号"), sample_pdf)
+    assert urgent.status_code == 201, urgent.text
+    assert _due_after_sending(seal_keeper, urgent.json()["id"]) == {
+        "yl-jyj": timedelta(hours=float(SIGN_FOR_URGENT_HOURS))
+    }
+    normal_meta = meta_for(["yl-jyj"], "玉政办发〔2026〕212号", urgency="normal")
+    normal = send(seal_keeper, normal_meta, sample_pdf)
+    assert normal.status_code == 201, normal.text
+    resent = seal_keeper.post(
+        f"/v1/documents/{normal.json()['id']}/resend", json={"recipients": ["yl-gaj"]}
+    )
+    assert resent.status_code == 200, resent.text
+    window = timedelta(hours=float(SIGN_FOR_NORMAL_HOURS))
+    assert _due_after_sending(seal_keeper, normal.json()["id"]) == {
+        "yl-jyj": window,
+        "yl-gaj": window,
+    }
+    # 用印 after 签发 dispatches with the same windows.
+    with login_as(seal_keeper.gateway, "yl-bgs", ["leader"], name="签发领导") as leader:
+        workflow = {"steps": [{"name": "签发", "mode": "any", "assignees": [leader.official_id]}]}
+        meta = meta_for(["yl-jyj"], "玉政办发〔2026〕214号", workflow=workflow)
+        drafted = send(seal_keeper, meta, sample_pdf)
+        assert drafted.status_code == 201, drafted.text
+        draft = drafted.json()
+        signature = approval_jws(leader, draft["id"], draft["draft_sha256"], 0, "approve", "签发")
+        approved = leader.post(
+            f"/v1/documents/{draft['id']}/approvals", json={"signature": signature}
+        )
+        assert approved.status_code == 200, approved.text
+    assert seal_keeper.post(f"/v1/documents/{draft['id']}/seal").status_code == 200
+    assert _due_after_sending(seal_keeper, draft["id"]) == {
+        "yl-jyj": timedelta(hours=float(SIGN_FOR_URGENT_HOURS))
+    }
+    # A deadline wins over the window.
+    deadline = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    with_deadline = meta_for(
+        ["yl-jyj"], "玉政办发〔2026〕213号", deadline=deadline.isoformat().replace("+00:00", "Z")
+    )
+    dated = send(seal_keeper, with_deadline, sample_pdf)
+    assert dated.status_code == 201, dated.text
+    shown = seal_keeper.get(f"/v1/documents/{dated.json()['id']}").json()
+    assert [datetime.fromisoformat(d["due_at"]) for d in shown["deliveries"]] == [deadline]
