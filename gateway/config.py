@@ -78,6 +78,7 @@ class Settings:
     idle_timeout_seconds: float
     supervision: SupervisionSettings
     webhook_ca_file: Path | None = None
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def public_origin(self) -> str:
@@ -286,6 +287,13 @@ SETTINGS: tuple[Setting, ...] = (
         "system's), e.g. a government network's internal CA.",
     ),
     Setting(
+        "SEALHUB_WEBHOOK_TIMEOUT_SECONDS",
+        "webhook_timeout_seconds",
+        _positive_float,
+        10.0,
+        "Seconds a webhook receiver has to resolve and again to answer one attempt.",
+    ),
+    Setting(
         "SEALHUB_IDLE_TIMEOUT_SECONDS",
         "idle_timeout_seconds",
         _positive_float,
@@ -449,6 +457,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         login_rate_per_source=values["login_rate_per_source"],
         idle_timeout_seconds=values["idle_timeout_seconds"],
         webhook_ca_file=values["webhook_ca_file"],
+        webhook_timeout_seconds=values["webhook_timeout_seconds"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

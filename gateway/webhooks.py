@@ -41,7 +41,7 @@ from gateway.runtime import RUNTIME
 from keys.master import MasterKey, MasterKeyError
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_events
-from storage.db import connect
+from storage.db import DbConnection, connect
 
 log = logging.getLogger(__name__)
 
@@ -350,76 +350,109 @@ class WebhookWorker:
         self._wake.clear()
 
     async def run_once(self) -> bool:
-        """Attempt one due job; False when none is due. The job stays locked (and its
-        result commits with the attempt's audit events) for the length of the attempt."""
+        """Attempt one due job; False when none is due.
+
+        Three steps, so no connection or row lock is held while a receiver answers: claim the
+        job, count the attempt and lease it (commit); POST; record the result and its audit
+        events (commit). Should the result never land, the lease runs out after the longest
+        an attempt can take plus the backoff, and the job is tried again, at least once
+        delivered as receivers expect (they dedupe by ``Sealhub-Webhook-Id``).
+        """
         async with self._pool.acquire() as connection, connection.transaction():
             now = self._clock()
             job = await rows.claim_due(connection, now)
             if job is None:
                 return False
             policy = await rows.get_policy(connection)
-            if job.withdrawn:  # 撤回: the receiver must not learn of it after the fact
-                result = AttemptResult(False, None, "delivery_withdrawn", None)
-            else:
-                result = await self._attempt(job)
-            finished = self._clock()
+            if job.attempts >= policy.max_attempts:
+                # The last attempt was counted but its result never recorded.
+                unrecorded = AttemptResult(False, None, "result_not_recorded", None)
+                await self._finish(connection, job, job.attempts, unrecorded, policy)
+                return True
             attempt = job.attempts + 1
-            next_at: datetime | None = None
-            if result.ok:
-                state = "delivered"
-            elif job.withdrawn or attempt >= policy.max_attempts:
-                state = "dead"
-            else:
-                state = "pending"
-                next_at = finished + timedelta(seconds=backoff_delay(attempt, policy, self._rand))
-            await rows.finish_job(
-                connection,
-                job.id,
-                state=state,
-                attempts=attempt,
-                now=finished,
-                next_attempt_at=next_at,
-                status=result.status,
-                error=result.error,
+            lease = 2 * self._timeout + backoff_delay(attempt, policy, self._rand)
+            await rows.lease_job(
+                connection, job.id, attempts=attempt, until=now + timedelta(seconds=lease)
             )
-            details = {
-                "webhook": str(job.webhook),
-                "job": str(job.id),
-                "delivery": str(job.delivery),
-                "attempt": attempt,
-                "status": result.status,
-                "error": result.error,
-                "address": result.address,
-                "outcome": {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state],
-                "next_attempt_at": next_at.isoformat() if next_at else None,
-            }
-            events = [
+            if job.withdrawn:  # 撤回: the receiver must not learn of it after the fact
+                withdrawn = AttemptResult(False, None, "delivery_withdrawn", None)
+                await self._finish(connection, job, attempt, withdrawn, policy)
+                return True
+        result = await self._attempt(job)
+        async with self._pool.acquire() as connection, connection.transaction():
+            policy = await rows.get_policy(connection)
+            await self._finish(connection, job, attempt, result, policy)
+        return True
+
+    async def _finish(
+        self,
+        connection: DbConnection,
+        job: rows.ClaimedJob,
+        attempt: int,
+        result: AttemptResult,
+        policy: rows.Policy,
+    ) -> None:
+        """The job's new state and the attempt's audit events, in the caller's transaction."""
+        finished = self._clock()
+        next_at: datetime | None = None
+        if result.ok:
+            state = "delivered"
+        elif job.withdrawn or attempt >= policy.max_attempts:
+            state = "dead"
+        else:
+            state = "pending"
+            next_at = finished + timedelta(seconds=backoff_delay(attempt, policy, self._rand))
+        recorded = await rows.finish_job(
+            connection,
+            job.id,
+            state=state,
+            attempts=attempt,
+            now=finished,
+            next_attempt_at=next_at,
+            status=result.status,
+            error=result.error,
+        )
+        if not recorded:
+            log.warning("webhook job %s moved on during its attempt %d", job.id, attempt)
+        details = {
+            "webhook": str(job.webhook),
+            "job": str(job.id),
+            "delivery": str(job.delivery),
+            "attempt": attempt,
+            "status": result.status,
+            "error": result.error,
+            "address": result.address,
+            "outcome": {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state]
+            if recorded
+            else "superseded",
+            "next_attempt_at": next_at.isoformat() if next_at and recorded else None,
+        }
+        events = [
+            AuditEvent(
+                "webhook.attempted",
+                finished,
+                department=job.department,
+                document=job.document,
+                details=details,
+            )
+        ]
+        if state == "dead" and recorded:
+            events.append(
                 AuditEvent(
-                    "webhook.attempted",
+                    "webhook.dead_lettered",
                     finished,
                     department=job.department,
                     document=job.document,
-                    details=details,
+                    details={
+                        "webhook": str(job.webhook),
+                        "job": str(job.id),
+                        "delivery": str(job.delivery),
+                        "attempts": attempt,
+                        "error": result.error,
+                    },
                 )
-            ]
-            if state == "dead":
-                events.append(
-                    AuditEvent(
-                        "webhook.dead_lettered",
-                        finished,
-                        department=job.department,
-                        document=job.document,
-                        details={
-                            "webhook": str(job.webhook),
-                            "job": str(job.id),
-                            "delivery": str(job.delivery),
-                            "attempts": attempt,
-                            "error": result.error,
-                        },
-                    )
-                )
-            await record_events(connection, events)
-        return True
+            )
+        await record_events(connection, events)
 
     async def _attempt(self, job: rows.ClaimedJob) -> AttemptResult:
         try:
@@ -519,6 +552,7 @@ def install_webhooks(app: web.Application) -> None:
             runtime.pool,
             runtime.master_key,
             ssl_context=client_ssl_context(runtime.settings.webhook_ca_file),
+            timeout=runtime.settings.webhook_timeout_seconds,
         )
         app[WEBHOOK_WORKER] = worker
         worker.start()

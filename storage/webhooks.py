@@ -309,6 +309,20 @@ async def claim_due(connection: DbConnection, now: datetime) -> ClaimedJob | Non
     )
 
 
+async def lease_job(
+    connection: DbConnection, job_id: uuid.UUID, *, attempts: int, until: datetime
+) -> None:
+    """Count an attempt before it is made and keep the job from others until ``until``: an
+    attempt whose result never lands (a crash, a database error) is retried after that, not
+    at once, and still counts toward the dead letter."""
+    await connection.execute(
+        "UPDATE webhook_jobs SET attempts = $2, next_attempt_at = $3 WHERE id = $1",
+        job_id,
+        attempts,
+        until,
+    )
+
+
 async def finish_job(
     connection: DbConnection,
     job_id: uuid.UUID,
@@ -319,14 +333,16 @@ async def finish_job(
     next_attempt_at: datetime | None,
     status: int | None,
     error: str | None,
-) -> None:
-    """Record an attempt's result: delivered, pending again (retry) or dead."""
-    await connection.execute(
-        "UPDATE webhook_jobs SET state = $2::text, attempts = $3,"
+) -> bool:
+    """Record an attempt's result: delivered, pending again (retry) or dead. False when the
+    job moved on meanwhile (its lease ran out and another attempt took it): nothing changes."""
+    updated = await connection.fetchval(
+        "UPDATE webhook_jobs SET state = $2::text,"
         " next_attempt_at = coalesce($5::timestamptz, next_attempt_at),"
         " delivered_at = CASE WHEN $2::text = 'delivered' THEN $4::timestamptz END,"
         " dead_at = CASE WHEN $2::text = 'dead' THEN $4::timestamptz END,"
-        " last_status = $6, last_error = $7 WHERE id = $1",
+        " last_status = $6, last_error = $7"
+        " WHERE id = $1 AND attempts = $3 AND state = 'pending' RETURNING true",
         job_id,
         state,
         attempts,
@@ -335,6 +351,7 @@ async def finish_job(
         status,
         error,
     )
+    return bool(updated)
 
 
 async def next_due(connection: DbConnection) -> datetime | None:

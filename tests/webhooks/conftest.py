@@ -205,7 +205,12 @@ def gateway(
     running = start_gateway(
         module_db_url,
         tmp_path_factory.mktemp("gw"),
-        env={"SEALHUB_WEBHOOK_CA_FILE": str(test_ca.ca_pem)},
+        env={
+            "SEALHUB_WEBHOOK_CA_FILE": str(test_ca.ca_pem),
+            # An attempt's lease is twice this plus the backoff: short, so tests of results
+            # that never land wait seconds, not the default's 20.
+            "SEALHUB_WEBHOOK_TIMEOUT_SECONDS": "1",
+        },
     )
     try:
         yield running

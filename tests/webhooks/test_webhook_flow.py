@@ -345,3 +345,82 @@ def test_a_withdrawn_delivery_is_never_pushed_again(
     finally:
         fast = {"max_attempts": 3, "base_delay_seconds": 0.05, "max_delay_seconds": 0.2}
         assert admin.request("PUT", "/v1/webhooks/policy", json=fast).status_code == 200
+
+
+def _fail_results_of(gateway: Gateway, webhook: str, times: int) -> None:
+    """As the owner: the next *times* results recorded for *webhook*'s jobs fail in the
+    database (the attempts themselves are made), as a crash between the POST and its commit
+    would lose them. A sequence counts, since a failed transaction keeps no row."""
+    suffix = webhook.replace("-", "")
+
+    async def install() -> None:
+        connection = await connect(gateway.database_url)
+        try:
+            await connection.execute(
+                f"""
+                CREATE SEQUENCE lost_results_{suffix};
+                GRANT USAGE ON SEQUENCE lost_results_{suffix} TO PUBLIC;
+                CREATE FUNCTION lose_result_{suffix}() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.webhook = '{webhook}'::uuid
+                       AND NEW.state IS DISTINCT FROM OLD.state
+                       AND nextval('lost_results_{suffix}') <= {times} THEN
+                        RAISE EXCEPTION 'result lost (test)';
+                    END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER lose_result_{suffix} BEFORE UPDATE ON webhook_jobs
+                    FOR EACH ROW EXECUTE FUNCTION lose_result_{suffix}();
+                """
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(install())
+
+
+def test_an_attempt_whose_result_is_lost_counts_and_is_retried_after_its_lease(
+    gateway: Gateway,
+    admin: Session,
+    seal_keeper: Session,
+    sample_pdf: bytes,
+    receiver_factory: Callable[[], Receiver],
+    fast_retries: None,
+) -> None:
+    """The receiver answers 204 every time, but the first two results never land: each lost
+    attempt still counts, is tried again only after its lease (not in a tight loop), and the
+    third attempt delivers. With every result lost, the job ends as a dead letter."""
+    receiver = receiver_factory()
+    allow(admin, "127.0.0.1", receiver.port)
+    with login_as(gateway, "yl-mzj", ["dept_admin"]) as dept_admin:
+        created = register(dept_admin, "yl-mzj", receiver.url("127.0.0.1", "/lost"))
+        _fail_results_of(gateway, created["id"], times=2)
+        sent = send(seal_keeper, meta_for(["yl-mzj"], "玉政办发〔2026〕45号"), sample_pdf)
+        assert sent.status_code == 201, sent.text
+        tries = receiver.wait_for(3)
+        time.sleep(0.5)
+        assert len(receiver.requests) == 3
+        assert len({r.headers["sealhub-webhook-id"] for r in tries}) == 1
+        for received in tries:
+            verify(received, created["secret"])
+    outcomes = [
+        (d["attempt"], d["outcome"])
+        for d in audit_rows(gateway, "webhook.attempted")
+        if d["webhook"] == created["id"]
+    ]
+    # Only the third result was recorded, and it knows two attempts came before it.
+    assert outcomes == [(3, "delivered")]
+
+    with login_as(gateway, "yl-sfj", ["dept_admin"]) as dept_admin:
+        lost = register(dept_admin, "yl-sfj", receiver.url("127.0.0.1", "/lost-all"))
+        _fail_results_of(gateway, lost["id"], times=3)  # max_attempts is 3
+        sent = send(seal_keeper, meta_for(["yl-sfj"], "玉政办发〔2026〕46号"), sample_pdf)
+        assert sent.status_code == 201, sent.text
+        dead: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not dead and time.monotonic() < deadline:
+            dead = dept_admin.get("/v1/departments/yl-sfj/webhooks/dead").json()["items"]
+            time.sleep(0.1)
+        [letter] = dead
+        assert (letter["attempts"], letter["last_error"]) == (3, "result_not_recorded")
+        assert [r.path for r in receiver.requests].count("/lost-all") == 3
