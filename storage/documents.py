@@ -32,6 +32,9 @@ class DuplicateDocNumber(DocumentError):
     code = "doc_number_taken"
 
 
+ALREADY_DECIDED = "this delivery was already signed for, returned or withdrawn"
+
+
 class WrongState(DocumentError):
     code = "conflict"
 
@@ -234,6 +237,34 @@ async def mark_fetched(connection: DbConnection, delivery_id: uuid.UUID, at: dat
     return status.endswith(" 1")
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Where a delivery stands on 签收/退回, read under its row lock."""
+
+    state: str
+    decided_at: datetime | None
+    receipt_jws: str | None
+    event: int | None
+    countersigned: str | None
+
+
+async def lock_decision(connection: DbConnection, delivery_id: uuid.UUID) -> Decision:
+    row = await connection.fetchrow(
+        "SELECT state, decided_at, receipt_jws, decision_event, countersigned"
+        " FROM deliveries WHERE id = $1 FOR UPDATE",
+        delivery_id,
+    )
+    if row is None:
+        raise DocumentNotFound("no such delivery")
+    return Decision(
+        row["state"],
+        row["decided_at"],
+        row["receipt_jws"],
+        row["decision_event"],
+        row["countersigned"],
+    )
+
+
 async def decide_delivery(
     connection: DbConnection,
     delivery_id: uuid.UUID,
@@ -243,30 +274,36 @@ async def decide_delivery(
     official: str,
     receipt_jws: str,
     reason: str | None,
+    event: int,
 ) -> None:
-    """Sign for (received) or return (rejected) — once, from pending or fetched only."""
+    """Sign for (received) or return (rejected) — once, from pending or fetched only;
+    *event* is the outbox id of the decision's audit event."""
     status = await connection.execute(
         "UPDATE deliveries SET state = $2, decided_at = $3, decided_by = $4, receipt_jws = $5,"
-        " reason = $6 WHERE id = $1 AND state IN ('pending', 'fetched')",
+        " reason = $6, decision_event = $7 WHERE id = $1 AND state IN ('pending', 'fetched')",
         delivery_id,
         state,
         at,
         official,
         receipt_jws,
         reason,
+        event,
     )
     if not status.endswith(" 1"):
-        raise WrongState("this delivery was already signed for, returned or withdrawn")
+        raise WrongState(ALREADY_DECIDED)
 
 
 async def store_countersigned(
     connection: DbConnection, delivery_id: uuid.UUID, countersigned: str
-) -> None:
-    await connection.execute(
-        "UPDATE deliveries SET countersigned = $2 WHERE id = $1 AND countersigned IS NULL",
+) -> str:
+    """Keep the first countersignature made for a decision; returns the one kept."""
+    kept: str = await connection.fetchval(
+        "UPDATE deliveries SET countersigned = coalesce(countersigned, $2) WHERE id = $1"
+        " RETURNING countersigned",
         delivery_id,
         countersigned,
     )
+    return kept
 
 
 async def withdraw_document(

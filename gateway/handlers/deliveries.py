@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +20,11 @@ from gateway.http import json_response, read_json_object
 from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param
-from gateway.runtime import RUNTIME
+from gateway.runtime import RUNTIME, Runtime
 from keys.jws import parse_public_jwk, verify_receipt
 from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import AuditEvent, record_event, record_events
+from storage.db import DbConnection
 
 SIGNATURE_BODY = {
     "required": True,
@@ -76,15 +80,97 @@ async def _own_delivery(request: web.Request, principal: Principal) -> dict[str,
     return delivery
 
 
+def _audit_index_in(countersigned: str) -> int:
+    """The audit index our own countersignature carries (its claims, already trusted)."""
+    payload = countersigned.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return int(claims["audit_index"])
+
+
+async def _countersigned(
+    runtime: Runtime, delivery_id: uuid.UUID, decision: documents.Decision, now: datetime
+) -> tuple[str, int]:
+    """The decision's countersigned receipt and audit index, made and kept on first need.
+
+    Also finishes a decision whose countersignature was never stored (the gateway stopped
+    after the decision's commit, or its audit index was not ready in time).
+    """
+    if decision.countersigned is not None:
+        return decision.countersigned, _audit_index_in(decision.countersigned)
+    if decision.event is None or decision.receipt_jws is None or decision.decided_at is None:
+        raise documents.WrongState("this delivery has no receipt")
+    audit_index = await receipts.audit_index_of(runtime.pool, decision.event)
+    async with runtime.pool.acquire() as connection:
+        serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
+    made = receipts.countersign(
+        runtime,
+        receipt_jws=decision.receipt_jws,
+        delivery_id=delivery_id,
+        action="receive" if decision.state == "received" else "reject",
+        received_at=decision.decided_at,
+        audit_index=audit_index,
+        tsa_serial=serial,
+        now=now,
+    )
+    async with runtime.pool.acquire() as connection:
+        kept = await documents.store_countersigned(connection, delivery_id, made)
+    return kept, _audit_index_in(kept)
+
+
 async def _decide(request: web.Request, action: str) -> web.Response:
+    """签收 or 退回. Repeating the same signed receipt answers as the first time did (and
+    finishes its countersignature if that was lost), so a client may simply retry; an
+    ``Idempotency-Key`` reused with another receipt is an ``idempotency_conflict``."""
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
     delivery = await _own_delivery(request, principal)
     await require_roles(request, exchange.RECEIVER_ROLES, "signing for documents needs a clerk")
     signature = await _signature(request)
+    scope = idempotency_scope(request, principal.official_id)
+    request_hash = hashlib.sha256(f"{action} {signature}".encode()).hexdigest()
+    state = "received" if action == "receive" else "rejected"
     now = now_of(request)
-    async with runtime.pool.acquire() as connection:
-        owner = await identity.key_owner(connection, principal.kid)
+    async with runtime.pool.acquire() as connection, connection.transaction():
+        if scope is not None:
+            # Only a conflict matters here: a repeat of the same receipt is answered below.
+            await idempotency.find(connection, scope, request_hash)
+        decision = await documents.lock_decision(connection, delivery["id"])
+        repeated = decision.receipt_jws is not None and hmac.compare_digest(
+            decision.receipt_jws.encode(), signature.encode()
+        )
+        if repeated and decision.state != state:
+            raise documents.WrongState(documents.ALREADY_DECIDED)
+        if not repeated:
+            decision = await _record_decision(
+                connection, request, principal, delivery, signature, action, now
+            )
+            if scope is not None:
+                answer = {"delivery": str(delivery["id"]), "state": state}
+                stored = idempotency.StoredResponse(200, answer)
+                await idempotency.remember(connection, scope, request_hash, stored, now)
+    countersigned, audit_index = await _countersigned(runtime, delivery["id"], decision, now)
+    return json_response(
+        {
+            "delivery": str(delivery["id"]),
+            "state": state,
+            "audit_index": audit_index,
+            "countersigned": countersigned,
+        }
+    )
+
+
+async def _record_decision(
+    connection: DbConnection,
+    request: web.Request,
+    principal: Principal,
+    delivery: dict[str, Any],
+    signature: str,
+    action: str,
+    now: datetime,
+) -> documents.Decision:
+    """A new receipt: verified against the caller's enrolled key, then the delivery's
+    decision and its audit event, in the caller's transaction."""
+    owner = await identity.key_owner(connection, principal.kid)
     if owner is None:
         raise NotFound()
     receipt = verify_receipt(
@@ -96,55 +182,34 @@ async def _decide(request: web.Request, action: str) -> web.Response:
         expected_action=action,
     )
     state = "received" if action == "receive" else "rejected"
-    async with runtime.pool.acquire() as connection, connection.transaction():
-        await documents.decide_delivery(
-            connection,
-            delivery["id"],
-            state=state,
-            at=now,
-            official=principal.official_id,
-            receipt_jws=signature,
-            reason=receipt.reason or None,
-        )
-        outbox_id = await record_event(
-            connection,
-            AuditEvent(
-                f"delivery.{state}",
-                now,
-                actor_official=principal.official_id,
-                actor_jkt=principal.kid,
-                department=principal.department,
-                document=str(delivery["document"]),
-                details={
-                    "delivery": str(delivery["id"]),
-                    "sha256": receipt.sha256,
-                    "reason": receipt.reason,
-                    "receipt_jti": receipt.jti,
-                },
-            ),
-        )
-        serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
-    audit_index = await receipts.audit_index_of(runtime.pool, outbox_id)
-    countersigned = receipts.countersign(
-        runtime,
+    event = await record_event(
+        connection,
+        AuditEvent(
+            f"delivery.{state}",
+            now,
+            actor_official=principal.official_id,
+            actor_jkt=principal.kid,
+            department=principal.department,
+            document=str(delivery["document"]),
+            details={
+                "delivery": str(delivery["id"]),
+                "sha256": receipt.sha256,
+                "reason": receipt.reason,
+                "receipt_jti": receipt.jti,
+            },
+        ),
+    )
+    await documents.decide_delivery(
+        connection,
+        delivery["id"],
+        state=state,
+        at=now,
+        official=principal.official_id,
         receipt_jws=signature,
-        delivery_id=delivery["id"],
-        action=action,
-        received_at=now,
-        audit_index=audit_index,
-        tsa_serial=serial,
-        now=now,
+        reason=receipt.reason or None,
+        event=event,
     )
-    async with runtime.pool.acquire() as connection:
-        await documents.store_countersigned(connection, delivery["id"], countersigned)
-    return json_response(
-        {
-            "delivery": str(delivery["id"]),
-            "state": state,
-            "audit_index": audit_index,
-            "countersigned": countersigned,
-        }
-    )
+    return documents.Decision(state, now, signature, event, None)
 
 
 @routes.add(
@@ -194,13 +259,23 @@ async def get_receipt(request: web.Request) -> web.Response:
     allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
         principal.has_any({"inspector"})
     )
-    if not allowed or delivery["countersigned"] is None:
+    if not allowed or delivery["receipt_jws"] is None:
         raise NotFound()
+    decision = documents.Decision(
+        delivery["state"],
+        delivery["decided_at"],
+        delivery["receipt_jws"],
+        delivery["decision_event"],
+        delivery["countersigned"],
+    )
+    countersigned, _ = await _countersigned(
+        request.app[RUNTIME], delivery["id"], decision, now_of(request)
+    )
     return json_response(
         {
             "delivery": str(delivery["id"]),
             "state": delivery["state"],
-            "countersigned": delivery["countersigned"],
+            "countersigned": countersigned,
         }
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from jose import jws as plain_jws
 
 from keys.jws import TYP_RECEIPT, sign_jws
+from storage.db import connect
 from tests.conftest import Gateway, Session, login_as
 from tests.exchange.conftest import SENDER, issue_seal, meta_for, send
 
@@ -390,3 +392,101 @@ def test_revoked_seal_no_longer_seals(
         revoked = x509.load_der_x509_crl(crl_der)
         serial = x509.load_pem_x509_certificate(seal["certificate_pem"].encode()).serial_number  # type: ignore[attr-defined]
         assert revoked.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+def test_a_repeated_receipt_answers_as_the_first_time_and_keys_are_honoured(
+    gateway: Gateway, seal_keeper: Session, sample_pdf: bytes, tmp_path: Path
+) -> None:
+    """A client whose answer was lost simply sends the same receipt again; the gateway also
+    finishes a countersignature it never stored (it stopped after the decision's commit)."""
+    meta = meta_for(["yl-czj", "yl-zrj"], "玉政办发〔2026〕25号")
+    answer = send(seal_keeper, meta, sample_pdf)
+    assert answer.status_code == 201, answer.text
+    sent = answer.json()
+    with (
+        login_as(gateway, "yl-czj", ["clerk"]) as clerk,
+        login_as(gateway, "yl-zrj", ["clerk"]) as other_clerk,
+    ):
+        item = inbox_item(clerk, sent["id"])
+        path = f"/v1/deliveries/{item['id']}/receipt"
+        receipt = receipt_jws(clerk, item["id"], sent["sha256"])
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        first = clerk.post(path, json={"signature": receipt}, headers=key)
+        assert first.status_code == 200, first.text
+        assert clerk.post(path, json={"signature": receipt}, headers=key).json() == first.json()
+        assert clerk.post(path, json={"signature": receipt}).json() == first.json()
+        # The same key with another receipt is a conflict; another receipt without a key
+        # finds the delivery decided; the same receipt cannot turn into a rejection.
+        another = receipt_jws(clerk, item["id"], sent["sha256"])
+        conflict = clerk.post(path, json={"signature": another}, headers=key)
+        assert conflict.status_code == 409 and conflict.json()["code"] == "idempotency_conflict"
+        late = clerk.post(path, json={"signature": another})
+        assert late.status_code == 409 and late.json()["code"] == "conflict"
+        turned = clerk.post(f"/v1/deliveries/{item['id']}/reject", json={"signature": receipt})
+        assert turned.status_code == 409
+
+        # The gateway stopped between the decision's commit and storing the countersignature.
+        other = inbox_item(other_clerk, sent["id"])
+        other_receipt = receipt_jws(other_clerk, other["id"], sent["sha256"])
+        other_path = f"/v1/deliveries/{other['id']}/receipt"
+        made = other_clerk.post(other_path, json={"signature": other_receipt})
+        assert made.status_code == 200, made.text
+        _forget_countersignature(gateway, other["id"])
+        assert other_clerk.get(other_path).status_code == 200
+        _forget_countersignature(gateway, other["id"])
+        repeated = other_clerk.post(other_path, json={"signature": other_receipt})
+        assert repeated.status_code == 200, repeated.text
+        assert repeated.json()["audit_index"] == made.json()["audit_index"]
+        claims = check_countersigned(
+            gateway, repeated.json()["countersigned"], other_receipt, tmp_path
+        )
+        assert claims["received_at"] == _claims(made.json()["countersigned"])["received_at"]
+        assert (
+            other_clerk.get(other_path).json()["countersigned"]
+            == (repeated.json()["countersigned"])
+        )
+
+    decided = [
+        row
+        for row in audit_details(gateway, "delivery.received")
+        if row["delivery"] in (item["id"], other["id"])
+    ]
+    assert len(decided) == 2  # one event per decision, however often it was asked
+
+
+def _claims(jws: str) -> dict[str, Any]:
+    payload = jws.split(".")[1]
+    padded = payload + "=" * (-len(payload) % 4)
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return claims
+
+
+def _forget_countersignature(gateway: Gateway, delivery: str) -> None:
+    async def forget() -> None:
+        connection = await connect(gateway.database_url)
+        try:
+            await connection.execute(
+                "UPDATE deliveries SET countersigned = NULL WHERE id = $1::uuid", delivery
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(forget())
+
+
+def audit_details(gateway: Gateway, event_type: str) -> list[dict[str, Any]]:
+    """Details of *event_type* events, sequenced or still in the outbox."""
+
+    async def read() -> list[dict[str, Any]]:
+        connection = await connect(gateway.database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT details FROM audit_outbox WHERE type = $1 UNION ALL"
+                " SELECT convert_from(details, 'UTF8')::jsonb FROM audit_log WHERE type = $1",
+                event_type,
+            )
+        finally:
+            await connection.close()
+        return [dict(row["details"]) for row in rows]
+
+    return asyncio.run(read())
