@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway import __version__, handlers
 from gateway.audit_service import install_audit_service
-from gateway.auth import authenticate
+from gateway.auth import authenticate, send_dpop_nonce
 from gateway.crls import CRLS, CrlCache
 from gateway.handlers import service
 from gateway.inbox import install_inbox
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime) -> web.Application:
         middlewares=[observe, authenticate], client_max_size=runtime.settings.max_json_bytes
     )
     app[RUNTIME] = runtime
+    app.on_response_prepare.append(send_dpop_nonce)
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds

@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,9 +27,10 @@ from gateway.routing import Handler, route_of
 from gateway.runtime import RUNTIME, Runtime
 from keys import keystore as keystore_module
 from keys.challenge import ChallengeError, ChallengeNonces
-from keys.dpop import check_token_binding, verify_dpop_proof
+from keys.dpop import DpopProof, check_token_binding, verify_dpop_proof
 from keys.jws import (
     AccessToken,
+    DpopNonceRequiredError,
     InvalidDpopError,
     InvalidTokenError,
     JwsError,
@@ -211,6 +212,70 @@ async def challenge_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
     return nonces
 
 
+_DPOP_NONCES: dict[int, tuple[Runtime, ChallengeNonces]] = {}
+DPOP_NONCE_MAX_AGE = 300
+_DPOP_NONCE_TO_SEND: web.RequestKey[str] = web.RequestKey("dpop_nonce_to_send", str)
+
+
+async def _dpop_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
+    """The DPoP nonce issuer (stateless HMAC, key shared by all processes like the login's)."""
+    cached = _DPOP_NONCES.get(id(runtime))
+    if cached is not None and cached[0] is runtime:
+        return cached[1]
+    async with runtime.pool.acquire() as connection:
+        key = await identity.gateway_secret(connection, "dpop-nonce", runtime.master_key, now=now)
+    nonces = ChallengeNonces(key, purpose="dpop")
+    _DPOP_NONCES[id(runtime)] = (runtime, nonces)
+    return nonces
+
+
+async def checked_dpop_proof(
+    request: web.Request, proof: str, *, url: str, access_token: str | None = None
+) -> DpopProof:
+    """``verify_dpop_proof`` for this request, with the server nonce when
+    ``SEALHUB_DPOP_NONCE=required``: a proof without a current one is refused with
+    ``use_dpop_nonce`` and a fresh nonce in ``DPoP-Nonce``; one whose nonce is past half its
+    life is accepted and a fresh nonce sent along, so busy clients never see the refusal.
+    Nonces are not single use (the proof's ``jti`` is); they only bound how far ahead of
+    time a proof can be made.
+    """
+    runtime = request.app[RUNTIME]
+    now = now_of(request)
+    if not runtime.settings.dpop_nonce:
+        return verify_dpop_proof(
+            proof, method=request.method, url=url, now=now, access_token=access_token
+        )
+    nonces = await _dpop_nonces(runtime, now)
+    try:
+        checked = verify_dpop_proof(
+            proof,
+            method=request.method,
+            url=url,
+            now=now,
+            access_token=access_token,
+            require_nonce=True,
+        )
+        try:
+            expires = nonces.check_nonce(checked.nonce or "", "", now, DPOP_NONCE_MAX_AGE)
+        except ChallengeError:
+            stale = DpopNonceRequiredError("nonce_mismatch", "the DPoP nonce is not current")
+            raise stale from None
+    except DpopNonceRequiredError:
+        request[_DPOP_NONCE_TO_SEND] = nonces.issue_nonce("", now)
+        raise
+    if expires - now < timedelta(seconds=DPOP_NONCE_MAX_AGE / 2):
+        request[_DPOP_NONCE_TO_SEND] = nonces.issue_nonce("", now)
+    return checked
+
+
+async def send_dpop_nonce(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: a nonce chosen while checking the proof goes out with the
+    answer, whatever it is (streamed, an error, a refusal)."""
+    nonce = request.get(_DPOP_NONCE_TO_SEND)
+    if nonce is not None:
+        response.headers["DPoP-Nonce"] = nonce
+
+
 def public_url(runtime: Runtime, path: str) -> str:
     return runtime.settings.public_origin + path
 
@@ -284,11 +349,10 @@ async def _authenticate(request: web.Request) -> Principal:
         public_url=runtime.settings.public_origin,
         now=now,
     )
-    proof = verify_dpop_proof(
+    proof = await checked_dpop_proof(
+        request,
         proofs[0],
-        method=request.method,
         url=public_url(runtime, request.rel_url.raw_path),
-        now=now,
         access_token=token,
     )
     check_token_binding(claims, proof)
@@ -325,7 +389,13 @@ def _refusal(exc: BaseException, code: str) -> web.Response:
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
-        error = "invalid_dpop_proof" if "dpop" in code else "invalid_token"
+        error = (
+            code
+            if code == "use_dpop_nonce"
+            else "invalid_dpop_proof"
+            if "dpop" in code
+            else "invalid_token"
+        )
         response.headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
     return response
 

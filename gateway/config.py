@@ -79,6 +79,7 @@ class Settings:
     supervision: SupervisionSettings
     webhook_ca_file: Path | None = None
     webhook_timeout_seconds: float = 10.0
+    dpop_nonce: bool = False
 
     @property
     def public_origin(self) -> str:
@@ -301,6 +302,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a connection may sit idle or send its headers before it is closed.",
     ),
     Setting(
+        "SEALHUB_DPOP_NONCE",
+        "dpop_nonce",
+        _choice("off", "required"),
+        "off",
+        "`required`: every DPoP proof must carry a server nonce (RFC 9449 section 8), sent "
+        "in `DPoP-Nonce` and valid 5 minutes, so proofs cannot be made ahead of time.",
+    ),
+    Setting(
         "SEALHUB_LOGIN_RATE_PER_SOURCE",
         "login_rate_per_source",
         _positive_int,
@@ -458,6 +467,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         idle_timeout_seconds=values["idle_timeout_seconds"],
         webhook_ca_file=values["webhook_ca_file"],
         webhook_timeout_seconds=values["webhook_timeout_seconds"],
+        dpop_nonce=values["dpop_nonce"] == "required",
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

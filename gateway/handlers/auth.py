@@ -11,6 +11,7 @@ from gateway.auth import (
     TOKEN_PATH,
     audit_of,
     challenge_nonces,
+    checked_dpop_proof,
     ensure_jwks_keys,
     now_of,
     principal_of,
@@ -28,7 +29,7 @@ from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
 from keys.challenge import NONCE_MAX_AGE, ChallengeError
-from keys.dpop import DpopProof, verify_dpop_proof
+from keys.dpop import DpopProof
 from keys.jws import (
     ACCESS_TOKEN_LIFETIME,
     InvalidAssertionError,
@@ -130,17 +131,12 @@ async def _token_form(request: web.Request) -> dict[str, str]:
     return fields
 
 
-def _dpop_for_token(request: web.Request) -> DpopProof:
+async def _dpop_for_token(request: web.Request) -> DpopProof:
     runtime = request.app[RUNTIME]
     proofs = request.headers.getall("DPoP", [])
     if len(proofs) != 1:
         raise InvalidDpopError("missing", "send exactly one DPoP proof header")
-    return verify_dpop_proof(
-        proofs[0],
-        method="POST",
-        url=public_url(runtime, TOKEN_PATH),
-        now=now_of(request),
-    )
+    return await checked_dpop_proof(request, proofs[0], url=public_url(runtime, TOKEN_PATH))
 
 
 def _token_response(
@@ -187,7 +183,7 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
         await rate_limit(
             connection, "token", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
         )
-    proof = _dpop_for_token(request)
+    proof = await _dpop_for_token(request)
     async with runtime.pool.acquire() as connection:
         owner = await identity.key_owner(connection, proof.jkt)
     # The DPoP key must be the enrolled key that signs the assertion: the token is then
@@ -242,7 +238,7 @@ async def _refresh(request: web.Request, fields: dict[str, str]) -> web.Response
     token = fields.get("refresh_token")
     if not token:
         raise ApiError("invalid_request", "refresh_token is required")
-    proof = _dpop_for_token(request)
+    proof = await _dpop_for_token(request)
     async with runtime.pool.acquire() as connection:
         # Spent first: a replayed proof must not rotate (and so lose) the refresh token.
         await identity.spend_all(connection, [("dpop", proof.jkt, proof.jti, proof.replay_until)])
