@@ -134,6 +134,16 @@ def _positive_float(value: str) -> float:
     return number
 
 
+MAX_HOURS = 87_600.0  # ten years: beyond any due time, within what datetimes can hold
+
+
+def _hours(value: str) -> float:
+    number = _positive_float(value)
+    if number > MAX_HOURS:
+        raise ValueError(f"must be at most {MAX_HOURS:g} hours")
+    return number
+
+
 def _host(value: str) -> str:
     value = value.strip()
     if not value:
@@ -326,7 +336,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SEALHUB_APPROVAL_OVERDUE_HOURS",
         "approval_overdue_hours",
-        _positive_float,
+        _hours,
         24.0,
         "Hours an approval step may wait before it raises an alert.",
     ),
@@ -354,28 +364,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SEALHUB_REVOKED_SEAL_ALERT_HOURS",
         "revoked_seal_alert_hours",
-        _positive_float,
+        _hours,
         24.0,
         "Hours an attempt to seal with a revoked seal keeps its alert open.",
     ),
     Setting(
         "SEALHUB_SIGN_FOR_VERY_URGENT_HOURS",
         "sign_for_very_urgent_hours",
-        _positive_float,
+        _hours,
         2.0,
         "Hours a recipient has to sign for a very urgent (特急) document without a deadline.",
     ),
     Setting(
         "SEALHUB_SIGN_FOR_URGENT_HOURS",
         "sign_for_urgent_hours",
-        _positive_float,
+        _hours,
         24.0,
         "Hours a recipient has to sign for an urgent (加急) document without a deadline.",
     ),
     Setting(
         "SEALHUB_SIGN_FOR_NORMAL_HOURS",
         "sign_for_normal_hours",
-        _positive_float,
+        _hours,
         72.0,
         "Hours a recipient has to sign for a normal document without a deadline.",
     ),

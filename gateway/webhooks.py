@@ -355,8 +355,10 @@ class WebhookWorker:
         Three steps, so no connection or row lock is held while a receiver answers: claim the
         job, count the attempt and lease it (commit); POST; record the result and its audit
         events (commit). Should the result never land, the lease runs out after the longest
-        an attempt can take plus the backoff, and the job is tried again, at least once
-        delivered as receivers expect (they dedupe by ``Sealhub-Webhook-Id``).
+        an attempt can take, a margin and the backoff, and the job is tried again: at least
+        once delivered, as receivers expect (they dedupe by ``Sealhub-Webhook-Id``). An
+        attempt whose result was lost leaves no ``webhook.attempted`` event; the next
+        attempt's number shows it was made.
         """
         async with self._pool.acquire() as connection, connection.transaction():
             now = self._clock()
@@ -370,7 +372,9 @@ class WebhookWorker:
                 await self._finish(connection, job, job.attempts, unrecorded, policy)
                 return True
             attempt = job.attempts + 1
-            lease = 2 * self._timeout + backoff_delay(attempt, policy, self._rand)
+            # Resolving and posting take at most twice the timeout; one more covers waiting
+            # for a connection to record the result and the clocks of other processes.
+            lease = 3 * self._timeout + backoff_delay(attempt, policy, self._rand)
             await rows.lease_job(
                 connection, job.id, attempts=attempt, until=now + timedelta(seconds=lease)
             )
@@ -379,7 +383,10 @@ class WebhookWorker:
                 await self._finish(connection, job, attempt, withdrawn, policy)
                 return True
         result = await self._attempt(job)
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with (
+            self._pool.acquire(timeout=self._timeout) as connection,
+            connection.transaction(),
+        ):
             policy = await rows.get_policy(connection)
             await self._finish(connection, job, attempt, result, policy)
         return True

@@ -314,8 +314,12 @@ async def withdraw_document(
     A draft still in its approval chain can be withdrawn too: otherwise a step assigned to
     an official who has since left could hold the document forever.
     """
+    # Locking the deliveries waits for a 签收 in flight and then reads its outcome: a
+    # receipt that commits first makes this refuse, one that comes after finds the delivery
+    # withdrawn.
     decided = await connection.fetchval(
-        "SELECT count(*) FROM deliveries WHERE document = $1 AND state IN ('received', 'rejected')",
+        "SELECT count(*) FILTER (WHERE state IN ('received', 'rejected'))"
+        " FROM (SELECT state FROM deliveries WHERE document = $1 FOR UPDATE) locked",
         document_id,
     )
     if decided:

@@ -45,6 +45,9 @@ def test_precedence_toml_then_environment_then_flags(tmp_path: Path) -> None:
         ({"SEALHUB_HOST": "bad host!"}, "SEALHUB_HOST"),
         ({"SEALHUB_SIGN_FOR_URGENT_HOURS": "0"}, "SEALHUB_SIGN_FOR_URGENT_HOURS"),
         ({"SEALHUB_SIGN_FOR_NORMAL_HOURS": "nan"}, "SEALHUB_SIGN_FOR_NORMAL_HOURS"),
+        # Far beyond what a due time (a datetime) can hold: refused at start, not a 500 later.
+        ({"SEALHUB_SIGN_FOR_NORMAL_HOURS": "1e9"}, "SEALHUB_SIGN_FOR_NORMAL_HOURS"),
+        ({"SEALHUB_APPROVAL_OVERDUE_HOURS": "1e12"}, "SEALHUB_APPROVAL_OVERDUE_HOURS"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> None:

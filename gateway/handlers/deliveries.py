@@ -80,11 +80,13 @@ async def _own_delivery(request: web.Request, principal: Principal) -> dict[str,
     return delivery
 
 
-def _audit_index_in(countersigned: str) -> int:
-    """The audit index our own countersignature carries (its claims, already trusted)."""
-    payload = countersigned.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return int(claims["audit_index"])
+def _claims_of(checked_jws: str) -> dict[str, Any]:
+    """The claims of a JWS this gateway made or verified before storing it."""
+    payload = checked_jws.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 async def _countersigned(
@@ -96,9 +98,9 @@ async def _countersigned(
     after the decision's commit, or its audit index was not ready in time).
     """
     if decision.countersigned is not None:
-        return decision.countersigned, _audit_index_in(decision.countersigned)
+        return decision.countersigned, int(_claims_of(decision.countersigned)["audit_index"])
     if decision.event is None or decision.receipt_jws is None or decision.decided_at is None:
-        raise documents.WrongState("this delivery has no receipt")
+        raise NotFound()  # no receipt, or one from before its event was kept (migration 0011)
     audit_index = await receipts.audit_index_of(runtime.pool, decision.event)
     async with runtime.pool.acquire() as connection:
         serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
@@ -106,7 +108,7 @@ async def _countersigned(
         runtime,
         receipt_jws=decision.receipt_jws,
         delivery_id=delivery_id,
-        action="receive" if decision.state == "received" else "reject",
+        action=str(_claims_of(decision.receipt_jws)["action"]),
         received_at=decision.decided_at,
         audit_index=audit_index,
         tsa_serial=serial,
@@ -114,7 +116,7 @@ async def _countersigned(
     )
     async with runtime.pool.acquire() as connection:
         kept = await documents.store_countersigned(connection, delivery_id, made)
-    return kept, _audit_index_in(kept)
+    return kept, int(_claims_of(kept)["audit_index"])
 
 
 async def _decide(request: web.Request, action: str) -> web.Response:
@@ -131,10 +133,11 @@ async def _decide(request: web.Request, action: str) -> web.Response:
     state = "received" if action == "receive" else "rejected"
     now = now_of(request)
     async with runtime.pool.acquire() as connection, connection.transaction():
-        if scope is not None:
-            # Only a conflict matters here: a repeat of the same receipt is answered below.
-            await idempotency.find(connection, scope, request_hash)
         decision = await documents.lock_decision(connection, delivery["id"])
+        if scope is not None:
+            # After the lock, so a twin with the same key is seen. Only a conflict matters
+            # here: a repeat of the same receipt is answered below.
+            await idempotency.find(connection, scope, request_hash)
         repeated = decision.receipt_jws is not None and hmac.compare_digest(
             decision.receipt_jws.encode(), signature.encode()
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +22,7 @@ from jose import jws as plain_jws
 
 from keys.jws import TYP_RECEIPT, sign_jws
 from storage.db import connect
-from tests.conftest import Gateway, Session, login_as
+from tests.conftest import REPO, Gateway, Session, login_as
 from tests.exchange.conftest import SENDER, issue_seal, meta_for, send
 
 COUNTIES = ["yl.bb", "yl.bl", "yl.fm", "yl.lc", "yl.rx", "yl.xy", "yl.yz"]
@@ -490,3 +491,81 @@ def audit_details(gateway: Gateway, event_type: str) -> list[dict[str, Any]]:
         return [dict(row["details"]) for row in rows]
 
     return asyncio.run(read())
+
+
+def test_withdraw_waits_for_a_receipt_in_flight_and_then_refuses(
+    gateway: Gateway, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    """撤回 racing 签收: the withdrawal must not overwrite a receipt that commits first."""
+    answer = send(seal_keeper, meta_for(["yl-jtj"], "玉政办发〔2026〕26号"), sample_pdf)
+    assert answer.status_code == 201, answer.text
+    sent = answer.json()
+    with login_as(gateway, "yl-jtj", ["clerk"]) as clerk:
+        delivery = inbox_item(clerk, sent["id"])["id"]
+
+    async def race() -> httpx.Response:
+        connection = await connect(gateway.database_url)
+        try:
+            receipt_in_flight = connection.transaction()
+            await receipt_in_flight.start()
+            await connection.execute(
+                "UPDATE deliveries SET state = 'received', decided_at = now() WHERE id = $1::uuid",
+                delivery,
+            )
+            withdraw = asyncio.create_task(
+                asyncio.to_thread(seal_keeper.post, f"/v1/documents/{sent['id']}/withdraw")
+            )
+            await asyncio.sleep(1.0)  # time for the withdrawal to reach the delivery's lock
+            assert not withdraw.done()
+            await receipt_in_flight.commit()
+            return await withdraw
+        finally:
+            await connection.close()
+
+    withdrawn = asyncio.run(race())
+    assert withdrawn.status_code == 409, withdrawn.text
+    view = seal_keeper.get(f"/v1/documents/{sent['id']}").json()
+    assert view["status"] == "dispatched"
+    assert [d["state"] for d in view["deliveries"]] == ["received"]
+
+
+def test_receipts_decided_before_migration_0011_are_found_again(
+    gateway: Gateway, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    """Migration 0011 finds the decision event of receipts made before it (from the log or
+    the outbox), so a lost countersignature of theirs can still be finished."""
+    answer = send(seal_keeper, meta_for(["yl-slj"], "玉政办发〔2026〕27号"), sample_pdf)
+    assert answer.status_code == 201, answer.text
+    sent = answer.json()
+    with login_as(gateway, "yl-slj", ["clerk"]) as clerk:
+        delivery = inbox_item(clerk, sent["id"])["id"]
+        receipt = receipt_jws(clerk, delivery, sent["sha256"])
+        path = f"/v1/deliveries/{delivery}/receipt"
+        made = clerk.post(path, json={"signature": receipt})
+        assert made.status_code == 200, made.text
+        migration = REPO / "storage" / "migrations" / "0011_delivery_decision_event.sql"
+        backfill = migration.read_text().split("ALTER TABLE deliveries ADD COLUMN")[1]
+        backfill = backfill.split(";", 1)[1]  # the statements after the ALTER
+
+        async def as_before_0011() -> Any:
+            connection = await connect(gateway.database_url)
+            try:
+                await connection.execute(
+                    "UPDATE deliveries SET decision_event = NULL, countersigned = NULL"
+                    " WHERE id = $1::uuid",
+                    delivery,
+                )
+                assert clerk.get(path).status_code == 404  # no event known: nothing to finish
+                await connection.execute(backfill)
+                return await connection.fetchval(
+                    "SELECT decision_event FROM deliveries WHERE id = $1::uuid", delivery
+                )
+            finally:
+                await connection.close()
+
+        assert asyncio.run(as_before_0011()) is not None
+        again = clerk.get(path)
+        assert again.status_code == 200, again.text
+        claims = _claims(again.json()["countersigned"])
+        assert claims["audit_index"] == made.json()["audit_index"]
+        assert claims["action"] == "receive" and claims["receipt"] == receipt
