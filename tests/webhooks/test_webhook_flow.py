@@ -70,6 +70,16 @@ def audit_rows(gateway: Gateway, event_type: str) -> list[dict[str, Any]]:
     return asyncio.run(read())
 
 
+def dead_letters(session: Session, department: str, count: int = 1) -> list[dict[str, Any]]:
+    """The department's dead letters once there are *count* of them (or after 30 s)."""
+    dead: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(dead) < count and time.monotonic() < deadline:
+        dead = session.get(f"/v1/departments/{department}/webhooks/dead").json()["items"]
+        time.sleep(0.1)
+    return dead
+
+
 def verify(received: Any, secret: str) -> dict[str, Any]:
     verify_webhook_signature(
         secret=secret,
@@ -153,11 +163,7 @@ def test_failing_receiver_is_retried_then_dead_lettered_and_replayed(
         sent = send(seal_keeper, meta_for(["yl-kjj"], "玉政办发〔2026〕40号"), sample_pdf)
         assert sent.status_code == 201
         tries = receiver.wait_for(3)
-        dead: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 20
-        while not dead and time.monotonic() < deadline:
-            dead = dept_admin.get("/v1/departments/yl-kjj/webhooks/dead").json()["items"]
-            time.sleep(0.1)
+        dead = dead_letters(dept_admin, "yl-kjj")
         time.sleep(0.5)
         assert len(receiver.requests) == 3  # max_attempts, then no more
         ids = {r.headers["sealhub-webhook-id"] for r in tries}
@@ -247,11 +253,7 @@ def test_unsafe_targets_are_refused(
             seal_keeper, meta_for(["yl-gaj"], "玉政办发〔2026〕50号"), sample_pdf
         ).is_success
         redirecting.wait_for(3)
-        dead: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 20
-        while not dead and time.monotonic() < deadline:
-            dead = dept_admin.get(f"{path}/dead").json()["items"]
-            time.sleep(0.1)
+        dead = dead_letters(dept_admin, "yl-gaj")
         assert [(d["webhook"], d["last_status"], d["last_error"]) for d in dead] == [
             (created["id"], 308, "redirect_refused")
         ]
@@ -263,10 +265,7 @@ def test_unsafe_targets_are_refused(
         assert send(
             seal_keeper, meta_for(["yl-gaj"], "玉政办发〔2026〕51号"), sample_pdf
         ).is_success
-        deadline = time.monotonic() + 20
-        while len(dead) < 2 and time.monotonic() < deadline:
-            dead = dept_admin.get(f"{path}/dead").json()["items"]
-            time.sleep(0.1)
+        dead = dead_letters(dept_admin, "yl-gaj", count=2)
         assert [d["last_error"] for d in dead] == ["target_not_allowed", "redirect_refused"]
         assert len(redirecting.requests) == 3
 
@@ -330,11 +329,7 @@ def test_a_withdrawn_delivery_is_never_pushed_again(
                 f"/v1/documents/{sent.json()['id']}/withdraw", json={"reason": "发错了"}
             )
             assert withdrawn.status_code == 200, withdrawn.text
-            dead: list[dict[str, Any]] = []
-            deadline = time.monotonic() + 20
-            while not dead and time.monotonic() < deadline:
-                dead = dept_admin.get("/v1/departments/yl-swj/webhooks/dead").json()["items"]
-                time.sleep(0.1)
+            dead = dead_letters(dept_admin, "yl-swj")
             [letter] = dead
             assert letter["last_error"] == "delivery_withdrawn"
             assert len(receiver.requests) == 1
@@ -416,11 +411,6 @@ def test_an_attempt_whose_result_is_lost_counts_and_is_retried_after_its_lease(
         _fail_results_of(gateway, lost["id"], times=3)  # max_attempts is 3
         sent = send(seal_keeper, meta_for(["yl-sfj"], "玉政办发〔2026〕46号"), sample_pdf)
         assert sent.status_code == 201, sent.text
-        dead: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while not dead and time.monotonic() < deadline:
-            dead = dept_admin.get("/v1/departments/yl-sfj/webhooks/dead").json()["items"]
-            time.sleep(0.1)
-        [letter] = dead
+        [letter] = dead_letters(dept_admin, "yl-sfj")
         assert (letter["attempts"], letter["last_error"]) == (3, "result_not_recorded")
         assert [r.path for r in receiver.requests].count("/lost-all") == 3
