@@ -9,6 +9,8 @@
    processes instead of the bench's own event loop: where the client's CPU is the limit and
    cores are free, that shows it (on a 2-core machine it did not help: 2 processes about the
    same, 4 and 8 slower, all processes sharing the same two cores with PostgreSQL).
+   The same again with the writers' client cost taken out: 8 pgbench clients (C) insert
+   into the outbox while the same service sequences, against pgbench alone.
 2. Proofs: one million entries bulk-loaded with COPY (leaves and every perfect node, built by
    the same code as the sequencer), then inclusion and consistency proofs answered from the
    stored nodes (O(log n) reads) against recomputing the root from all leaf hashes.
@@ -207,6 +209,95 @@ async def bench_appends(server_url: str, total: int, processes: int) -> dict[str
     }
 
 
+PGBENCH_SCRIPT = (
+    "\\set seq random(1, 1000000000)\n"
+    "INSERT INTO audit_outbox (type, at, actor_official, department, document, details)"
+    " VALUES ('bench.write', now(), 'official-' || :client_id, 'dept-' || :client_id,"
+    " 'doc-' || :client_id || '-' || :seq,"
+    " jsonb_build_object('writer', :client_id));\n"
+)
+
+
+def _pgbench() -> str | None:
+    """pgbench from the PostgreSQL the bench runs (pgserver's), or from PATH."""
+    try:
+        import pgserver
+
+        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+        if bundled.exists():
+            return str(bundled)
+    except ImportError:
+        pass
+    return shutil.which("pgbench")
+
+
+def _as_app_role(url: str) -> str:
+    parts = urlsplit(url)
+    options = "options=-csearch_path%3Dsealhub%20-crole%3D" + APP_ROLE
+    query = f"{parts.query}&{options}" if parts.query else options
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+async def _pgbench_writers(pgbench: str, url: str, total: int) -> float:
+    """Seconds for WRITERS pgbench clients (C, one INSERT per transaction) to commit
+    ``total`` events into the outbox as the application role."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(PGBENCH_SCRIPT)
+    try:
+        command = [pgbench, "-n", "-c", str(WRITERS), "-j", "2", "-t", str(total // WRITERS)]
+        command += ["-f", script.name, _as_app_role(url)]
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await process.communicate()
+        elapsed = time.perf_counter() - started
+    finally:
+        os.unlink(script.name)
+    if process.returncode != 0:
+        raise RuntimeError(f"pgbench failed: {err.decode()[-500:]}")
+    return elapsed
+
+
+async def bench_appends_pgbench(server_url: str, total: int) -> dict[str, float] | None:
+    """The same appends with the writers' client cost taken out: pgbench writes, the real
+    sequencer service sequences. Shows what the log sustains when the producers are not
+    Python on the same two cores; the baseline is pgbench into the outbox alone."""
+    pgbench = _pgbench()
+    if pgbench is None:
+        return None
+    baseline_url = await _new_database(server_url)
+    baseline = await _pgbench_writers(pgbench, baseline_url, total)
+    url = await _new_database(server_url)
+    pool = await create_pool(url, min_size=1, max_size=2)
+    watcher = await connect(url, role=APP_ROLE)
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as data_dir:
+        service = AuditService(pool, _signer(Path(data_dir)))
+        task = asyncio.create_task(service.run())
+        try:
+            while not service.is_sequencer:  # noqa: ASYNC110 - watching it from outside
+                await asyncio.sleep(0.01)
+            started = time.perf_counter()
+            await _pgbench_writers(pgbench, url, total)
+            while await audit_log.log_size(watcher) < total:  # noqa: ASYNC110 - polls the db
+                await asyncio.sleep(0.002)
+            elapsed = time.perf_counter() - started
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert await audit_log.log_size(watcher) == total
+    await watcher.close()
+    await pool.close()
+    return {
+        "events": total,
+        "writers": WRITERS,
+        "appends_per_s": total / elapsed,
+        "outbox_only_inserts_per_s": total / baseline,
+        "ratio_vs_outbox_only": baseline / elapsed,
+    }
+
+
 async def _bulk_load(url: str, entries: int) -> list[bytes]:
     owner = await connect(url)
     leaf_hashes: list[bytes] = []
@@ -311,6 +402,17 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, object]:
         f" sequencer alone {appends['sequencer_alone_per_s']:.0f}/s",
         flush=True,
     )
+    with_pgbench = await bench_appends_pgbench(server_url, args.events)
+    if with_pgbench is None:
+        print("appends with pgbench writers: pgbench not found, skipped", flush=True)
+    else:
+        print(
+            f"appends: {with_pgbench['appends_per_s']:.0f}/s with {WRITERS} pgbench writers"
+            f" (C clients) through the outbox, sequenced by the same service (target >= 5000);"
+            f" pgbench into the outbox alone {with_pgbench['outbox_only_inserts_per_s']:.0f}/s"
+            f" (ratio {with_pgbench['ratio_vs_outbox_only']:.2f})",
+            flush=True,
+        )
     proofs = await bench_proofs(server_url, args.entries, args.proofs)
     print(
         f"proofs at {proofs['entries']} entries: inclusion {proofs['inclusion_median_ms']:.2f} ms"
@@ -320,7 +422,12 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, object]:
         f" = {proofs['recompute_over_inclusion']:.0f}x an inclusion proof;"
         f" bulk load {proofs['bulk_load_s']:.0f} s"
     )
-    return {"appends": appends, "proofs": proofs, "python": platform.python_version()}
+    return {
+        "appends": appends,
+        "appends_pgbench_writers": with_pgbench,
+        "proofs": proofs,
+        "python": platform.python_version(),
+    }
 
 
 def main() -> None:
