@@ -61,6 +61,17 @@ class Group:
         return {"code": self.code, "name": self.name, "members": list(self.members)}
 
 
+# Department and group codes share one namespace; migration 0001's trigger looks in the other
+# table, which two concurrent inserts (a unit and a group of one code) would both pass. Adding
+# codes therefore takes this one lock first: additions are rare admin acts, and a bulk import
+# must not hold a lock per code.
+_CODE_LOCK = 0x5EA1_D1C0
+
+
+async def _lock_codes(connection: DbConnection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", _CODE_LOCK)
+
+
 def _department(row: asyncpg.Record) -> Department:
     return Department(row["code"], row["name"], row["name_en"], row["parent"], row["kind"])
 
@@ -76,6 +87,7 @@ async def upsert_departments(
     """
     outermost = not connection.is_in_transaction()
     async with connection.transaction():
+        await _lock_codes(connection)
         existing = {
             row["code"]
             for row in await connection.fetch(
@@ -103,6 +115,7 @@ async def upsert_departments(
 
 async def create_department(connection: DbConnection, department: Department) -> None:
     async with connection.transaction():
+        await _lock_codes(connection)
         try:
             await connection.execute(
                 "INSERT INTO departments (code, name, name_en, parent, kind)"
@@ -165,6 +178,7 @@ async def create_group(
 ) -> Group:
     member_codes = tuple(sorted(set(members)))
     async with connection.transaction():
+        await _lock_codes(connection)
         try:
             await connection.execute("INSERT INTO groups (code, name) VALUES ($1, $2)", code, name)
         except asyncpg.UniqueViolationError:
@@ -185,6 +199,7 @@ async def ensure_group(
     """Create the group or reset its members: for demo data loaded at every start."""
     member_codes = tuple(sorted(set(members)))
     async with connection.transaction():
+        await _lock_codes(connection)
         await connection.execute(
             "INSERT INTO groups (code, name) VALUES ($1, $2)"
             " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",

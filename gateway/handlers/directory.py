@@ -6,13 +6,16 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auth import now_of, principal_of
 from gateway.errors import ApiError
-from gateway.http import encode_cursor, json_response, page_params, query_text
+from gateway.http import encode_cursor, json_response, page_params, query_text, read_json_object
 from gateway.openapi import json_content, page_of
 from gateway.routes_table import routes
 from gateway.routing import PAGE_PARAMS, path_param, query_param
 from gateway.runtime import RUNTIME
+from gateway.text import unsafe_character
 from storage import directory
+from storage.audit_outbox import AuditEvent, record_event
 
 DEPARTMENT = {"$ref": "#/components/schemas/Department"}
 GROUP = {"$ref": "#/components/schemas/Group"}
@@ -107,3 +110,135 @@ async def get_group(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].pool.acquire() as connection:
         group = await directory.get_group(connection, request.match_info["code"])
     return json_response(group.as_json())
+
+
+ADMIN = {"admin"}
+MAX_GROUP_MEMBERS = 2000
+_CODE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{0,62}$"}
+NEW_DEPARTMENT = {
+    "type": "object",
+    "required": ["code", "name", "kind"],
+    "additionalProperties": False,
+    "properties": {
+        "code": _CODE,
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name_en": {"type": "string", "maxLength": 300},
+        "parent": {"oneOf": [_CODE, {"type": "null"}]},
+        "kind": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
+    },
+}
+NEW_GROUP = {
+    "type": "object",
+    "required": ["code", "name", "members"],
+    "additionalProperties": False,
+    "properties": {
+        "code": _CODE,
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "members": {"type": "array", "minItems": 1, "maxItems": MAX_GROUP_MEMBERS, "items": _CODE},
+    },
+}
+
+
+def _code(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not directory.CODE_PATTERN.fullmatch(value):
+        raise ApiError(
+            "invalid_request", f"{key} must be a code: a-z, 0-9, '.', '-' (1 to 63 characters)"
+        )
+    return value
+
+
+def _text(body: dict[str, Any], key: str, *, min_length: int, max_length: int) -> str:
+    value = body.get(key, "" if min_length == 0 else None)
+    if not isinstance(value, str) or not min_length <= len(value.strip()) <= max_length:
+        raise ApiError("invalid_request", f"{key} must be {min_length} to {max_length} characters")
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ApiError("invalid_request", f"{key} must not contain {unsafe}")
+    return value.strip()
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError("invalid_request", "unknown field(s): " + ", ".join(unknown))
+
+
+@routes.add(
+    "POST",
+    "/v1/departments",
+    summary="Add an organisation unit (admin).",
+    access="authenticated",
+    roles=ADMIN,
+    tag="directory",
+    request_body={"required": True, "content": json_content(NEW_DEPARTMENT)},
+    responses={"201": {"content": json_content(DEPARTMENT)}},
+)
+async def create_department(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await read_json_object(request)
+    _only(body, {"code", "name", "name_en", "parent", "kind"})
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not directory.KIND_PATTERN.fullmatch(kind):
+        raise ApiError("invalid_request", "kind must be 1 to 32 of a-z and '_' (e.g. department)")
+    department = directory.Department(
+        code=str(_code(body, "code")),
+        name=_text(body, "name", min_length=1, max_length=200),
+        name_en=_text(body, "name_en", min_length=0, max_length=300),
+        parent=_code(body, "parent", required=False),
+        kind=kind,
+    )
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        await directory.create_department(connection, department)
+        await record_event(
+            connection,
+            AuditEvent(
+                "department.created",
+                now,
+                actor_official=principal.official_id,
+                actor_jkt=principal.kid,
+                department=department.code,
+                details=department.as_json(),
+            ),
+        )
+    return json_response(department.as_json(), status=201)
+
+
+@routes.add(
+    "POST",
+    "/v1/groups",
+    summary="Add a distribution group (admin); its code may then stand for its members.",
+    access="authenticated",
+    roles=ADMIN,
+    tag="directory",
+    request_body={"required": True, "content": json_content(NEW_GROUP)},
+    responses={"201": {"content": json_content(GROUP)}},
+)
+async def create_group(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    body = await read_json_object(request)
+    _only(body, {"code", "name", "members"})
+    code = str(_code(body, "code"))
+    name = _text(body, "name", min_length=1, max_length=200)
+    members = body.get("members")
+    if not isinstance(members, list) or not 1 <= len(members) <= MAX_GROUP_MEMBERS:
+        raise ApiError(
+            "invalid_request", f"members must be a list of 1 to {MAX_GROUP_MEMBERS} unit codes"
+        )
+    member_codes = [str(_code({"member": m}, "member")) for m in members]
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        group = await directory.create_group(connection, code, name, member_codes)
+        await record_event(
+            connection,
+            AuditEvent(
+                "group.created",
+                now,
+                actor_official=principal.official_id,
+                actor_jkt=principal.kid,
+                details=group.as_json(),
+            ),
+        )
+    return json_response(group.as_json(), status=201)

@@ -100,6 +100,9 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ("GET", "/v1/departments/{code}"): authenticated("2xx", resource="department"),
     ("GET", "/v1/groups"): authenticated("2xx"),
     ("GET", "/v1/groups/{code}"): authenticated("2xx", resource="group"),
+    # Adding units and groups: admins only; the matrix's empty body is refused (nothing added).
+    ("POST", "/v1/departments"): admin_only("4xx", body="empty"),
+    ("POST", "/v1/groups"): admin_only("4xx", body="empty"),
     # --- seals: readable by any official; issuance and revocation by admins only
     ("GET", "/v1/departments/{code}/seals"): authenticated("2xx", resource="department"),
     ("GET", "/v1/seals/{id}"): authenticated("2xx", resource="seal"),
