@@ -37,6 +37,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,32 @@ def _signer(data_dir: Path) -> audit_log.CheckpointSigner:
     )
 
 
+async def _sequenced(url: str, total: int, write: Callable[[str], Awaitable[object]]) -> float:
+    """Seconds from the start of ``write(url)`` until all ``total`` events have their log
+    index, with the gateway's sequencer service running in this process."""
+    pool = await create_pool(url, min_size=1, max_size=2)
+    watcher = await connect(url, role=APP_ROLE)
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as data_dir:
+        service = AuditService(pool, _signer(Path(data_dir)))
+        task = asyncio.create_task(service.run())
+        try:
+            while not service.is_sequencer:  # noqa: ASYNC110 - watching it from outside
+                await asyncio.sleep(0.01)
+            started = time.perf_counter()
+            await write(url)
+            while await audit_log.log_size(watcher) < total:  # noqa: ASYNC110 - polls the db
+                await asyncio.sleep(0.002)
+            elapsed = time.perf_counter() - started
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert await audit_log.log_size(watcher) == total
+    await watcher.close()
+    await pool.close()
+    return elapsed
+
+
 async def bench_appends(server_url: str, total: int, processes: int) -> dict[str, float]:
     # Baselines: the same writers into the outbox with no sequencer, with the outbox trigger
     # of migration 0010 and with the one before it (a NOTIFY in every transaction).
@@ -175,27 +202,9 @@ async def bench_appends(server_url: str, total: int, processes: int) -> dict[str
     await drain.close()
     # The real thing: the gateway's sequencer service (in this process) while the writers
     # write; the time runs until the last event has its log index.
-    url = await _new_database(server_url)
-    pool = await create_pool(url, min_size=1, max_size=2)
-    watcher = await connect(url, role=APP_ROLE)
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as data_dir:
-        service = AuditService(pool, _signer(Path(data_dir)))
-        task = asyncio.create_task(service.run())
-        try:
-            while not service.is_sequencer:  # noqa: ASYNC110 - watching it from outside
-                await asyncio.sleep(0.01)
-            started = time.perf_counter()
-            await _writers(url, total, processes)
-            while await audit_log.log_size(watcher) < total:  # noqa: ASYNC110 - polls the db
-                await asyncio.sleep(0.002)
-            elapsed = time.perf_counter() - started
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    assert await audit_log.log_size(watcher) == total
-    await watcher.close()
-    await pool.close()
+    elapsed = await _sequenced(
+        await _new_database(server_url), total, lambda url: _writers(url, total, processes)
+    )
     return {
         "events": total,
         "writers": WRITERS,
@@ -268,27 +277,9 @@ async def bench_appends_pgbench(server_url: str, total: int) -> dict[str, float]
         return None
     baseline_url = await _new_database(server_url)
     baseline = await _pgbench_writers(pgbench, baseline_url, total)
-    url = await _new_database(server_url)
-    pool = await create_pool(url, min_size=1, max_size=2)
-    watcher = await connect(url, role=APP_ROLE)
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as data_dir:
-        service = AuditService(pool, _signer(Path(data_dir)))
-        task = asyncio.create_task(service.run())
-        try:
-            while not service.is_sequencer:  # noqa: ASYNC110 - watching it from outside
-                await asyncio.sleep(0.01)
-            started = time.perf_counter()
-            await _pgbench_writers(pgbench, url, total)
-            while await audit_log.log_size(watcher) < total:  # noqa: ASYNC110 - polls the db
-                await asyncio.sleep(0.002)
-            elapsed = time.perf_counter() - started
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    assert await audit_log.log_size(watcher) == total
-    await watcher.close()
-    await pool.close()
+    elapsed = await _sequenced(
+        await _new_database(server_url), total, lambda url: _pgbench_writers(pgbench, url, total)
+    )
     return {
         "events": total,
         "writers": WRITERS,

@@ -4,16 +4,15 @@ group works as a recipient at once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from storage.db import connect
 from tests.conftest import Gateway, Session, login_as
 from tests.exchange.conftest import meta_for, send
+from tests.exchange.test_exchange_flow import audit_details
 
 
 @pytest.fixture(scope="module")
@@ -26,22 +25,6 @@ def refused(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code
-
-
-def audited(gateway: Gateway, event_type: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        connection = await connect(gateway.database_url)
-        try:
-            rows = await connection.fetch(
-                "SELECT details FROM audit_outbox WHERE type = $1 UNION ALL"
-                " SELECT convert_from(details, 'UTF8')::jsonb FROM audit_log WHERE type = $1",
-                event_type,
-            )
-        finally:
-            await connection.close()
-        return [dict(row["details"]) for row in rows]
-
-    return asyncio.run(read())
 
 
 NEW_UNIT = {
@@ -65,7 +48,7 @@ def test_an_admin_adds_a_unit_that_everyone_then_finds(gateway: Gateway, admin: 
         refused(clerk.post("/v1/departments", json={**NEW_UNIT, "code": "yl-x"}), 403, "forbidden")
     with gateway.client() as anonymous:
         refused(anonymous.post("/v1/departments", json=NEW_UNIT), 401, "invalid_token")
-    assert [d["code"] for d in audited(gateway, "department.created")] == ["yl-szj"]
+    assert [d["code"] for d in audit_details(gateway, "department.created")] == ["yl-szj"]
 
 
 @pytest.mark.parametrize(
@@ -120,4 +103,4 @@ def test_groups_share_the_code_namespace_and_work_as_recipients(
     refused(admin.post("/v1/groups", json={**half, "members": []}), 400, "invalid_request")
     with login_as(gateway, "yl-jyj", ["clerk"]) as clerk:
         refused(clerk.post("/v1/groups", json={**group, "code": "mine"}), 403, "forbidden")
-    assert [g["code"] for g in audited(gateway, "group.created")] == ["flood-control"]
+    assert [g["code"] for g in audit_details(gateway, "group.created")] == ["flood-control"]
