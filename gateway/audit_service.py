@@ -36,7 +36,7 @@ Clock = Callable[[], datetime]
 # While outbox writers are in flight the sequencer cannot sleep (they would not notify it):
 # it looks again after this delay, doubled up to the maximum while nothing arrives. 20 ms
 # rather than 5 ms: fewer, larger batches leave the two cores to the writers (bench_audit,
-# two A/B runs of 40,000 events each: +17 % appends with Python writers, +7 % with pgbench),
+# two A/B runs of 40,000 events each: +19 % appends with Python writers, +6 % with pgbench),
 # for at most 20 ms more before an event has its index.
 BUSY_DELAY_MIN = 0.02
 BUSY_DELAY_MAX = 0.1

@@ -195,38 +195,29 @@ def _token_verification_key(
     return {kid: key}
 
 
-_NONCES: dict[int, tuple[Runtime, ChallengeNonces]] = {}
-
-
-async def challenge_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
-    """The login nonce issuer; its HMAC key is shared by all processes through PostgreSQL."""
-    cached = _NONCES.get(id(runtime))
-    if cached is not None and cached[0] is runtime:
-        return cached[1]
-    async with runtime.pool.acquire() as connection:
-        key = await identity.gateway_secret(
-            connection, "challenge-nonce", runtime.master_key, now=now
-        )
-    nonces = ChallengeNonces(key, purpose="login")
-    _NONCES[id(runtime)] = (runtime, nonces)
-    return nonces
-
-
-_DPOP_NONCES: dict[int, tuple[Runtime, ChallengeNonces]] = {}
+_NONCES: dict[tuple[int, str], tuple[Runtime, ChallengeNonces]] = {}
 DPOP_NONCE_MAX_AGE = 300
 _DPOP_NONCE_TO_SEND: web.RequestKey[str] = web.RequestKey("dpop_nonce_to_send", str)
 
 
-async def _dpop_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
-    """The DPoP nonce issuer (stateless HMAC, key shared by all processes like the login's)."""
-    cached = _DPOP_NONCES.get(id(runtime))
+async def _nonce_issuer(
+    runtime: Runtime, now: datetime, *, key_name: str, purpose: str
+) -> ChallengeNonces:
+    """A stateless nonce issuer whose HMAC key is shared by all processes through
+    PostgreSQL; loaded once per runtime and purpose."""
+    cached = _NONCES.get((id(runtime), purpose))
     if cached is not None and cached[0] is runtime:
         return cached[1]
     async with runtime.pool.acquire() as connection:
-        key = await identity.gateway_secret(connection, "dpop-nonce", runtime.master_key, now=now)
-    nonces = ChallengeNonces(key, purpose="dpop")
-    _DPOP_NONCES[id(runtime)] = (runtime, nonces)
+        key = await identity.gateway_secret(connection, key_name, runtime.master_key, now=now)
+    nonces = ChallengeNonces(key, purpose=purpose)
+    _NONCES[(id(runtime), purpose)] = (runtime, nonces)
     return nonces
+
+
+async def challenge_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
+    """The login challenge nonce issuer."""
+    return await _nonce_issuer(runtime, now, key_name="challenge-nonce", purpose="login")
 
 
 async def checked_dpop_proof(
@@ -245,7 +236,7 @@ async def checked_dpop_proof(
         return verify_dpop_proof(
             proof, method=request.method, url=url, now=now, access_token=access_token
         )
-    nonces = await _dpop_nonces(runtime, now)
+    nonces = await _nonce_issuer(runtime, now, key_name="dpop-nonce", purpose="dpop")
     try:
         checked = verify_dpop_proof(
             proof,
@@ -389,13 +380,12 @@ def _refusal(exc: BaseException, code: str) -> web.Response:
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
-        error = (
-            code
-            if code == "use_dpop_nonce"
-            else "invalid_dpop_proof"
-            if "dpop" in code
-            else "invalid_token"
-        )
+        if code == "use_dpop_nonce":
+            error = code
+        elif "dpop" in code:
+            error = "invalid_dpop_proof"
+        else:
+            error = "invalid_token"
         response.headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
     return response
 

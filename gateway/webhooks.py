@@ -387,7 +387,6 @@ class WebhookWorker:
             self._pool.acquire(timeout=self._timeout) as connection,
             connection.transaction(),
         ):
-            policy = await rows.get_policy(connection)
             await self._finish(connection, job, attempt, result, policy)
         return True
 
@@ -419,8 +418,10 @@ class WebhookWorker:
             status=result.status,
             error=result.error,
         )
+        outcome = {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state]
         if not recorded:
             log.warning("webhook job %s moved on during its attempt %d", job.id, attempt)
+            outcome, next_at = "superseded", None
         details = {
             "webhook": str(job.webhook),
             "job": str(job.id),
@@ -429,10 +430,8 @@ class WebhookWorker:
             "status": result.status,
             "error": result.error,
             "address": result.address,
-            "outcome": {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state]
-            if recorded
-            else "superseded",
-            "next_attempt_at": next_at.isoformat() if next_at and recorded else None,
+            "outcome": outcome,
+            "next_attempt_at": next_at.isoformat() if next_at else None,
         }
         events = [
             AuditEvent(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -256,6 +256,11 @@ async def lock_decision(connection: DbConnection, delivery_id: uuid.UUID) -> Dec
     )
     if row is None:
         raise DocumentNotFound("no such delivery")
+    return decision_of(row)
+
+
+def decision_of(row: Mapping[str, Any] | asyncpg.Record) -> Decision:
+    """The decision columns of a delivery row (``lock_decision``'s or ``get_delivery``'s)."""
     return Decision(
         row["state"],
         row["decided_at"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -21,7 +20,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME, Runtime
-from keys.jws import parse_public_jwk, verify_receipt
+from keys.jws import parse_public_jwk, read_unverified, verify_receipt
 from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
@@ -81,12 +80,8 @@ async def _own_delivery(request: web.Request, principal: Principal) -> dict[str,
 
 
 def _claims_of(checked_jws: str) -> dict[str, Any]:
-    """The claims of a JWS this gateway made or verified before storing it."""
-    payload = checked_jws.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return claims
+    """The claims of a JWS this gateway made, or verified before storing it."""
+    return read_unverified(checked_jws)[1]
 
 
 async def _countersigned(
@@ -145,7 +140,7 @@ async def _decide(request: web.Request, action: str) -> web.Response:
             raise documents.WrongState(documents.ALREADY_DECIDED)
         if not repeated:
             decision = await _record_decision(
-                connection, request, principal, delivery, signature, action, now
+                connection, principal, delivery, signature, action, state, now
             )
             if scope is not None:
                 answer = {"delivery": str(delivery["id"]), "state": state}
@@ -164,11 +159,11 @@ async def _decide(request: web.Request, action: str) -> web.Response:
 
 async def _record_decision(
     connection: DbConnection,
-    request: web.Request,
     principal: Principal,
     delivery: dict[str, Any],
     signature: str,
     action: str,
+    state: str,
     now: datetime,
 ) -> documents.Decision:
     """A new receipt: verified against the caller's enrolled key, then the delivery's
@@ -184,7 +179,6 @@ async def _record_decision(
         now=now,
         expected_action=action,
     )
-    state = "received" if action == "receive" else "rejected"
     event = await record_event(
         connection,
         AuditEvent(
@@ -264,15 +258,8 @@ async def get_receipt(request: web.Request) -> web.Response:
     )
     if not allowed or delivery["receipt_jws"] is None:
         raise NotFound()
-    decision = documents.Decision(
-        delivery["state"],
-        delivery["decided_at"],
-        delivery["receipt_jws"],
-        delivery["decision_event"],
-        delivery["countersigned"],
-    )
     countersigned, _ = await _countersigned(
-        request.app[RUNTIME], delivery["id"], decision, now_of(request)
+        request.app[RUNTIME], delivery["id"], documents.decision_of(delivery), now_of(request)
     )
     return json_response(
         {

@@ -207,8 +207,8 @@ def gateway(
         tmp_path_factory.mktemp("gw"),
         env={
             "SEALHUB_WEBHOOK_CA_FILE": str(test_ca.ca_pem),
-            # An attempt's lease is twice this plus the backoff: short, so tests of results
-            # that never land wait seconds, not the default's 20.
+            # An attempt's lease is three times this plus the backoff: short, so tests of
+            # results that never land wait seconds, not the default's 30.
             "SEALHUB_WEBHOOK_TIMEOUT_SECONDS": "1",
         },
     )
