@@ -32,7 +32,6 @@ from storage.migrate import migrate
 pytest_plugins = ["tests.s3server"]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 TEMPLATE_DB = "sealhub_test_template"
 
 

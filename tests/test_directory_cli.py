@@ -16,7 +16,7 @@ from storage import directory
 from storage.db import connect, create_pool
 from storage.directory import Department
 from storage.migrate import available_migrations, migrate
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO
 
 
 def run_cli(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -31,10 +31,7 @@ def run_cli(*args: str, database_url: str, data_dir: Path) -> subprocess.Complet
     )
 
 
-def test_shipped_demo_file_is_the_shared_yulin_file() -> None:
-    shared = SHARED / "data" / "yulin_orgs.csv"
-    if shared.exists():
-        assert shared.read_text("utf-8") == demo_orgs_csv()
+def test_shipped_demo_file_is_the_yulin_file() -> None:
     departments = parse_orgs_csv(demo_orgs_csv())
     assert len(departments) == 234
     assert sum(d.kind == "county" for d in departments) == 7

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,7 @@ from storage.merkle import (
     verify_inclusion,
 )
 
-VECTOR_DIR = (
-    Path(os.environ.get("SEALHUB_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
-    / "vectors"
-    / "rfc9162"
-)
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors" / "rfc9162"
 
 
 def _load(kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -59,6 +54,15 @@ def _b64(value: str) -> bytes:
 
 def _hashes(values: list[str] | None) -> list[bytes]:
     return [_b64(v) for v in values or []]
+
+
+def test_no_vector_directory_is_empty() -> None:
+    # Every case directory copied from transparency-dev/merkle must still hold its JSON files.
+    case_dirs = [d for kind in ("inclusion", "consistency") for d in (VECTOR_DIR / kind).iterdir()]
+    assert len(case_dirs) >= 10
+    empty = [d.name for d in case_dirs if d.is_dir() and not any(d.glob("*.json"))]
+    assert empty == []
+    assert (VECTOR_DIR / "LICENSE").is_file()
 
 
 def test_vectors_were_found() -> None:

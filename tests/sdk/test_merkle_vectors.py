@@ -1,4 +1,4 @@
-"""RFC 9162 proof verification against every vector in shared/vectors/rfc9162
+"""RFC 9162 proof verification against every vector in tests/vectors/rfc9162
 (transparency-dev/merkle), and against proofs made by the server's storage.merkle."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sealhub_sdk import VerificationError, leaf_hash, verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc9162"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc9162"
 
 
 def _load(kind: str) -> list[tuple[str, dict[str, Any]]]:
