@@ -67,6 +67,8 @@ case "$command" in
     demo)
         system_packages demo
         venv
+        # People at a terminal read text logs; piped or redirected output stays JSON lines.
+        if [ -t 2 ] && [ -z "${SEALHUB_LOG_FORMAT:-}" ]; then export SEALHUB_LOG_FORMAT=text; fi
         exec .venv/bin/sealhub serve --demo "$@"
         ;;
     test)

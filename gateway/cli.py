@@ -33,6 +33,10 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 128
 
 
+class CannotDrawSeals(Exception):
+    """The machine lacks what drawing a seal needs: better no start than a 5xx on every send."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sealhub", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (SEALHUB_DATA_DIR)")
@@ -103,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OfficialCommandError,
         PlatformPkiError,
         MasterKeyError,
+        CannotDrawSeals,
     ) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
@@ -142,7 +147,11 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
     from gateway.middleware import ProblemRequestHandler
     from gateway.runtime import open_runtime
+    from seals.image import seal_drawing_problem
 
+    problem = seal_drawing_problem()
+    if problem is not None:
+        raise CannotDrawSeals(f"cannot draw seals: {problem}")
     # Slow or idle clients are bounded: the TLS handshake within HANDSHAKE_TIMEOUT, and a
     # connection that has not completed a request's headers (slowloris) or sits idle between
     # requests is closed after the idle timeout (aiohttp's keep-alive timer runs from
@@ -175,6 +184,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         )
         print(f"sealhub is ready at {settings.public_origin}", flush=True)
         print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
+        if demo:
+            print(next_steps(settings, runtime.pki.ca_pem_path), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -184,6 +195,56 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         finally:
             listener.close()
             await runner.cleanup()
+
+
+def next_steps(settings: Settings, ca_path: Path) -> str:
+    """What a person who just started the demo does next, with this instance's own paths."""
+    server = _shown(_beside_python("sealhub"))
+    sealctl = _shown(_beside_python("sealctl"))
+    data_dir = _shown(settings.data_dir)
+    ca = _shown(ca_path)
+    origin = settings.public_origin
+    repo = Path(__file__).resolve().parent.parent
+    guides = [
+        f"    {_shown(path)}"
+        for path in (repo / "README.md", repo / "clients" / "python_sdk" / "README.md")
+        if path.is_file()
+    ] or ["    the README of sealhub and of sealhub_sdk (the SDK and sealctl)"]
+    return "\n".join(
+        [
+            "",
+            "Next steps",
+            f"  1. Clients trust the platform CA: curl --cacert {ca} {origin}/readyz",
+            "  2. Create the first officials here (local access to the data directory is the",
+            "     bootstrap trust); each gets an id and a one-time enrollment code:",
+            f"       {server} official create --data-dir {data_dir} \\",
+            "           --department yl-bgs --name 用印员 --roles seal_keeper,clerk --json",
+            "     Two officials with the admin role approve each department's seal.",
+            "  3. Enroll the official's key on its own machine, then log in:",
+            f"       {sealctl} enroll --server {origin} --ca-file {ca} --official ID --code CODE",
+            f"       {sealctl} login",
+            "  4. Quick starts (first steps, the SDK, sealctl):",
+            *guides,
+            "  The HTTP API: GET /openapi.json; stop the gateway with Ctrl-C.",
+            "",
+        ]
+    )
+
+
+def _beside_python(command: str) -> Path | str:
+    """The console script installed next to this interpreter, else the bare command name."""
+    path = Path(sys.executable).parent / command
+    return path if path.exists() else command
+
+
+def _shown(path: Path | str) -> str:
+    """Paths under the working directory print relative to it: shorter to copy and paste."""
+    if isinstance(path, str):
+        return path
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 async def _migrate(settings: Settings) -> None:

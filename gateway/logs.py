@@ -1,4 +1,4 @@
-"""Logging: one JSON object a line, each carrying the request id of the request it serves."""
+"""Logging: JSON lines for services, plain text for people; each carries its request id."""
 
 from __future__ import annotations
 
@@ -35,10 +35,20 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """For people at a terminal: local time, level, source, message, then extra fields."""
+
     def format(self, record: logging.LogRecord) -> str:
         request_id = REQUEST_ID.get()
         prefix = f"[{request_id}] " if request_id else ""
-        line = f"{record.levelname.lower():7} {record.name}: {prefix}{record.getMessage()}"
+        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = " ".join(
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        line = f"{clock} {record.levelname.lower():7} {record.name}: {prefix}{record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -22,6 +22,9 @@ KNOWN_CJK_FONTS = (
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
 )
 _SUPERSAMPLE = 4
+FONT_PACKAGE_HINT = (
+    "install the Debian package fonts-wqy-zenhei (sudo apt-get install fonts-wqy-zenhei)"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,9 +46,27 @@ def find_cjk_font() -> Path:
             path = Path(line.split(":", 1)[0].strip())
             if path.suffix.lower() in {".ttf", ".ttc", ".otf", ".otc"} and path.is_file():
                 return path
-    raise FontNotFound(
-        "no CJK font found; install fonts-wqy-zenhei or fonts-noto-cjk (Debian packages)"
-    )
+    raise FontNotFound(f"no CJK font found; {FONT_PACKAGE_HINT} or fonts-noto-cjk")
+
+
+def seal_drawing_problem(*, draw: bool = True) -> str | None:
+    """Why this machine cannot draw seals, or None.
+
+    ``serve`` asks with ``draw=True`` once at start (a seal is really drawn, so a font that
+    Pillow cannot read counts too); ``/readyz`` asks cheaply whether the font is still there.
+    """
+    try:
+        path = find_cjk_font()
+        if not path.is_file():
+            find_cjk_font.cache_clear()
+            path = find_cjk_font()
+        if draw:
+            render_seal("公章", "", size=64, font_path=path)
+    except FontNotFound:
+        return f"no font with Chinese characters is installed; {FONT_PACKAGE_HINT}"
+    except OSError as exc:
+        return f"the seal font cannot be read ({exc.strerror or exc}); {FONT_PACKAGE_HINT}"
+    return None
 
 
 def _star(cx: float, cy: float, outer: float) -> list[tuple[float, float]]:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -143,10 +143,15 @@ def start_gateway(
     demo: bool = True,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Gateway:
-    """A ``sealhub serve`` process; pass *port* to restart one at the same public URL."""
+    """A ``sealhub serve`` process; pass *port* to restart one at the same public URL.
+
+    *wrapper* is a command line that runs the server as its last arguments (e.g. ``unshare``).
+    """
     port = port or free_port()
     command = [
+        *wrapper,
         sys.executable,
         "-m",
         "gateway",

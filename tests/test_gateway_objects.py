@@ -14,7 +14,11 @@ def test_filesystem_store_lives_in_the_data_directory(db_url: str, tmp_path: Pat
     running = start_gateway(db_url, tmp_path / "gw", demo=False)
     try:
         with running.client() as client:
-            assert client.get("/readyz").json()["checks"] == {"database": "ok", "objects": "ok"}
+            assert client.get("/readyz").json()["checks"] == {
+                "database": "ok",
+                "objects": "ok",
+                "seal_font": "ok",
+            }
         objects = tmp_path / "gw" / "objects"
         assert objects.is_dir()
         assert objects.stat().st_mode & 0o077 == 0

@@ -11,7 +11,8 @@ from gateway.http import json_response
 from gateway.middleware import METRICS
 from gateway.openapi import build_openapi, json_content
 from gateway.routes_table import routes
-from gateway.runtime import RUNTIME
+from gateway.runtime import RUNTIME, Runtime
+from seals.image import seal_drawing_problem
 from storage.objects import ObjectNotFound
 
 READY_TIMEOUT_SECONDS = 2.0
@@ -34,19 +35,37 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.add(
     "GET",
     "/readyz",
-    summary="Database and object store are reachable (else 503).",
+    summary="Database and object store reachable, seal font present (else 503).",
     access="public",
     tag="service",
     responses={"200": {"content": json_content({"type": "object"})}},
 )
 async def readyz(request: web.Request) -> web.Response:
+    """Every check runs, so one answer names everything that is missing."""
     runtime = request.app[RUNTIME]
+    checks = {
+        "database": await _database_check(runtime),
+        "objects": await _objects_check(runtime),
+        "seal_font": seal_drawing_problem(draw=False) or "ok",
+    }
+    failing = {name: state for name, state in checks.items() if state != "ok"}
+    if failing:
+        detail = "; ".join(f"{name}: {state}" for name, state in failing.items())
+        return problem_response(503, "not_ready", detail, extra={"checks": checks})
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def _database_check(runtime: Runtime) -> str:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             async with runtime.pool.acquire() as connection:
                 await connection.fetchval("SELECT 1")
     except Exception:  # any failure at all means "not ready", never a 500
-        return problem_response(503, "not_ready", "the database is not reachable")
+        return "the database is not reachable"
+    return "ok"
+
+
+async def _objects_check(runtime: Runtime) -> str:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             # A well-formed key that is never issued: "not found" proves the store answers.
@@ -54,8 +73,8 @@ async def readyz(request: web.Request) -> web.Response:
     except ObjectNotFound:
         pass
     except Exception:
-        return problem_response(503, "not_ready", "the object store is not reachable")
-    return json_response({"status": "ready", "checks": {"database": "ok", "objects": "ok"}})
+        return "the object store is not reachable"
+    return "ok"
 
 
 @routes.add(
