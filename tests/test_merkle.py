@@ -58,9 +58,11 @@ def _hashes(values: list[str] | None) -> list[bytes]:
 
 def test_no_vector_directory_is_empty() -> None:
     # Every case directory copied from transparency-dev/merkle must still hold its JSON files.
-    case_dirs = [d for kind in ("inclusion", "consistency") for d in (VECTOR_DIR / kind).iterdir()]
+    # Directories nest (inclusion/additional/0/...), so every one, at any depth, counts.
+    case_dirs = [d for kind in ("inclusion", "consistency") for d in (VECTOR_DIR / kind).rglob("*")]
+    case_dirs = [d for d in case_dirs if d.is_dir()]
     assert len(case_dirs) >= 10
-    empty = [d.name for d in case_dirs if d.is_dir() and not any(d.glob("*.json"))]
+    empty = [str(d.relative_to(VECTOR_DIR)) for d in case_dirs if not any(d.rglob("*.json"))]
     assert empty == []
     assert (VECTOR_DIR / "LICENSE").is_file()
 
