@@ -71,6 +71,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage_unavailable": 503,
     "database_unavailable": 503,
     "not_ready": 503,
+    "seal_font_missing": 503,
     "invalid_proof_request": 400,
     "invalid_verifier_key": 400,
     "invalid_note": 400,
