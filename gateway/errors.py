@@ -95,6 +95,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "pdf_invalid": 422,
     "sealing_failed": 422,
     "certification_forbids_seal": 422,
+    "verify_busy": 503,
     # Base classes of domain errors, for a subclass that forgot its own code.
     "directory_error": 422,
     "document_error": 409,

@@ -178,6 +178,7 @@ def small_gateway(
         tmp_path_factory.mktemp("small"),
         env={
             "SEALHUB_MAX_DOCUMENT_BYTES": str(SMALL_DOCUMENT_LIMIT),
+            "SEALHUB_MAX_VERIFY_BYTES": str(SMALL_DOCUMENT_LIMIT),
             "SEALHUB_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT),
         },
     )
