@@ -488,7 +488,10 @@ def huge_lengths() -> Iterator[Case]:
     objects = one_page()
     objects[4] = stream(PAGE_CONTENT)[:-10]
     yield Case("lengths/endstream-missing", raw_pdf(objects))
-    yield Case("lengths/trailer-size-huge", raw_pdf(one_page(), b"/Root 1 0 R /Size 999999999"))
+    yield Case(
+        "lengths/trailer-size-huge",
+        raw_pdf(one_page()).replace(b"/Size 6 ", b"/Size 999999999 ", 1),
+    )
     good = raw_pdf(one_page())
     yield Case(
         "lengths/xref-count-huge",
