@@ -526,6 +526,31 @@ def huge_lengths() -> Iterator[Case]:
     yield Case("lengths/filter-chain-junk", raw_pdf(objects))
 
 
+def predicted_streams(streams: int = 4, decoded_mib: int = 60, columns: int = 64) -> bytes:
+    """Pages whose content streams are PNG-predicted (filter Up): under a megabyte of file
+    that pyhanko alone took over 10 s of CPU to undo, before the decode budget ran out."""
+    row = b"\x02" + bytes(columns)
+    payload = zlib.compress(row * (decoded_mib * 1024 * 1024 // columns), 9)
+    kids = b" ".join(b"%d 0 R" % (10 + i) for i in range(streams))
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, streams),
+    }
+    for i in range(streams):
+        objects[10 + i] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>" % (20 + i)
+        )
+        objects[20 + i] = stream(
+            payload, b"/Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns %d >>" % columns
+        )
+    return raw_pdf(objects)
+
+
+def cpu_heavy() -> Iterator[Case]:
+    yield Case("cpu/predicted-streams-4x60mib", predicted_streams())
+    yield Case("cpu/predicted-stream-1x48mib", predicted_streams(1, 48))
+
+
 def corpus(bases: Mapping[str, bytes], *, seed: int = 17) -> list[Case]:
     """Every case, in a stable order; ``bases`` are healthy documents to damage.
 
@@ -545,6 +570,7 @@ def corpus(bases: Mapping[str, bytes], *, seed: int = 17) -> list[Case]:
     cases.extend(bad_encryption(first, bases[first]))
     cases.extend(deep_nesting())
     cases.extend(huge_lengths())
+    cases.extend(cpu_heavy())
     names = [case.name for case in cases]
     dupes = sorted({n for n in names if names.count(n) > 1})
     assert not dupes, f"case names must be unique: {dupes}"

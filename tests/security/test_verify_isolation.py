@@ -1,16 +1,15 @@
 """``POST /v1/verify`` cannot starve sealing (issue 16, item 8), over HTTPS against a real
 gateway: its own worker pool, its own size limit, a per-process cap and a per-official rate.
 
-A verification that costs seconds of CPU is easy to make and perfectly legal (a content
-stream with a PNG predictor, decoded row by row), so any authenticated caller can keep
-workers busy. Sealing must not queue behind that.
+A verification that costs seconds of CPU is easy to make and perfectly legal (a document
+of thousands of pages, each checked), so any authenticated caller can keep workers busy.
+Sealing must not queue behind that.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,24 +19,28 @@ import pytest
 from tests.conftest import Gateway, Session, _create_database, login_as, start_gateway
 from tests.exchange.conftest import issue_seal, meta_for, send
 from tests.security.conftest import DEPT_A, DEPT_B, PLATFORM, doc_number
-from tests.security.damaged_pdfs import one_page, raw_pdf, stream
+from tests.security.damaged_pdfs import PAGE_CONTENT, one_page, raw_pdf, stream
 from tests.security.test_hostile_input import problem
 
-VERIFY_LIMIT = 512 * 1024
+VERIFY_LIMIT = 4 * 1024 * 1024
 RATE = 8
 FLOOD = 4  # = SEALHUB_VERIFY_CONCURRENCY below
 
 
-def slow_to_verify_pdf(decoded_mib: int = 48, columns: int = 64) -> bytes:
-    """A valid one-page PDF whose content stream is PNG-predicted: pyhanko undoes the
-    predictor in Python, row by row, so checking the page costs seconds of CPU."""
-    row = b"\x02" + bytes(columns)  # PNG "Up" filter on a row of zeros
-    payload = zlib.compress(row * (decoded_mib * 1024 * 1024 // columns), 9)
-    objects = one_page()
-    objects[4] = stream(
-        payload,
-        b"/Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns %d >>" % columns,
-    )
+def slow_to_verify_pdf(pages: int = 9000) -> bytes:
+    """A valid PDF of many pages (the checks allow 10 000): walking the page tree and
+    decoding every page's content costs the worker seconds of CPU."""
+    kids = b" ".join(b"%d 0 R" % (10 + 2 * i) for i in range(pages))
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+    }
+    for i in range(pages):
+        objects[10 + 2 * i] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>"
+            % (11 + 2 * i)
+        )
+        objects[11 + 2 * i] = stream(PAGE_CONTENT)
     return raw_pdf(objects)
 
 
