@@ -22,25 +22,28 @@ from tests.security.conftest import DEPT_A, DEPT_B, PLATFORM, doc_number
 from tests.security.damaged_pdfs import PAGE_CONTENT, one_page, raw_pdf, stream
 from tests.security.test_hostile_input import problem
 
-VERIFY_LIMIT = 4 * 1024 * 1024
+VERIFY_LIMIT = 8 * 1024 * 1024
 RATE = 8
 FLOOD = 4  # = SEALHUB_VERIFY_CONCURRENCY below
 
 
-def slow_to_verify_pdf(pages: int = 9000) -> bytes:
+def slow_to_verify_pdf(pages: int = 9000, streams_per_page: int = 2) -> bytes:
     """A valid PDF of many pages (the checks allow 10 000): walking the page tree and
-    decoding every page's content costs the worker seconds of CPU."""
-    kids = b" ".join(b"%d 0 R" % (10 + 2 * i) for i in range(pages))
+    decoding every content stream of every page costs the worker seconds of CPU."""
+    step = streams_per_page + 1
+    kids = b" ".join(b"%d 0 R" % (10 + step * i) for i in range(pages))
     objects = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
     }
     for i in range(pages):
-        objects[10 + 2 * i] = (
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>"
-            % (11 + 2 * i)
+        page = 10 + step * i
+        contents = b" ".join(b"%d 0 R" % (page + 1 + j) for j in range(streams_per_page))
+        objects[page] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents [%s] >>" % contents
         )
-        objects[11 + 2 * i] = stream(PAGE_CONTENT)
+        for j in range(streams_per_page):
+            objects[page + 1 + j] = stream(PAGE_CONTENT)
     return raw_pdf(objects)
 
 
