@@ -21,6 +21,7 @@ from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
 from gateway.sealing import install_sealer
 from gateway.supervision import install_supervision
+from gateway.verification import install_verifier
 from gateway.webhooks import install_webhooks
 
 
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime) -> web.Application:
     crls = CrlCache(runtime.pki, runtime.pool)
     app[CRLS] = crls
     install_sealer(app, runtime, crls)
+    install_verifier(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
     routes.install(app)

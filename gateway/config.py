@@ -80,6 +80,10 @@ class Settings:
     webhook_ca_file: Path | None = None
     webhook_timeout_seconds: float = 10.0
     dpop_nonce: bool = False
+    verify_workers: int = 1
+    max_verify_bytes: int = 64 * MIB
+    verify_concurrency: int = 4
+    verify_rate_per_official: int = 60
 
     @property
     def public_origin(self) -> str:
@@ -290,6 +294,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Worker processes that parse and seal PDFs (memory and CPU limited).",
     ),
     Setting(
+        "SEALHUB_VERIFY_WORKERS",
+        "verify_workers",
+        _positive_int,
+        1,
+        "Worker processes of `POST /v1/verify`, a pool apart from sealing's so verification "
+        "never delays a seal.",
+    ),
+    Setting(
+        "SEALHUB_MAX_VERIFY_BYTES",
+        "max_verify_bytes",
+        _positive_int,
+        64 * MIB,
+        "Largest PDF `POST /v1/verify` accepts, in bytes.",
+    ),
+    Setting(
+        "SEALHUB_VERIFY_CONCURRENCY",
+        "verify_concurrency",
+        _positive_int,
+        4,
+        "Verifications one gateway process runs or queues at once; more get "
+        "`503 verify_busy` with `Retry-After`.",
+    ),
+    Setting(
+        "SEALHUB_VERIFY_RATE_PER_OFFICIAL",
+        "verify_rate_per_official",
+        _positive_int,
+        60,
+        "`POST /v1/verify` calls per minute one official may make (shared by all processes).",
+    ),
+    Setting(
         "SEALHUB_WEBHOOK_CA_FILE",
         "webhook_ca_file",
         _existing_file,
@@ -478,6 +512,10 @@ def _assemble(values: dict[str, Any]) -> Settings:
         webhook_ca_file=values["webhook_ca_file"],
         webhook_timeout_seconds=values["webhook_timeout_seconds"],
         dpop_nonce=values["dpop_nonce"] == "required",
+        verify_workers=values["verify_workers"],
+        max_verify_bytes=values["max_verify_bytes"],
+        verify_concurrency=values["verify_concurrency"],
+        verify_rate_per_official=values["verify_rate_per_official"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

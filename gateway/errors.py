@@ -15,7 +15,9 @@ from aiohttp import web
 
 PROBLEM_TYPE_BASE = "https://sealhub.invalid/problems/"
 
-# code -> HTTP status. Codes not listed here are treated as bugs (500).
+# code -> HTTP status: the one registry of error codes. Codes not listed here are treated as
+# bugs (500); tests/test_error_codes.py fails on any code raised in the packages that is
+# missing here or from the error table of docs/api.md.
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_json": 400,
@@ -89,6 +91,39 @@ STATUS_BY_CODE: dict[str, int] = {
     "webhook_target_not_allowed": 422,
     "webhook_address_refused": 422,
     "alert_closed": 409,
+    # Sealing core (seals/errors.py): a refused document is the client's, never a 500.
+    "seal_error": 422,
+    "pdf_invalid": 422,
+    "sealing_failed": 422,
+    "certification_forbids_seal": 422,
+    "verify_busy": 503,
+    # Base classes of domain errors, for a subclass that forgot its own code.
+    "directory_error": 422,
+    "document_error": 409,
+    "identity_error": 422,
+    "replayed": 401,
+    "supervision_error": 409,
+    "note_error": 400,
+    "invalid_proof": 422,
+    "object_store_error": 503,
+    # Faults of the installation or of our own code: logged as service errors, still 5xx.
+    "internal_error": 500,
+    "audit_log_error": 500,
+    "config_error": 500,
+    "crl_error": 500,
+    "key_not_found": 500,
+    "keystore_error": 500,
+    "master_key_error": 500,
+    "merkle_error": 500,
+    "merkle_node_missing": 500,
+    "merkle_state_invalid": 500,
+    "migration_failed": 500,
+    "official_command_error": 500,
+    "pki_error": 500,
+    "platform_pki_error": 500,
+    "timestamp_invalid": 500,
+    "tsa_error": 500,
+    "tsa_rejected": 500,
 }
 
 

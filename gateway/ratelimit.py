@@ -82,3 +82,23 @@ async def check(
     if count > limit.per_window:
         retry_after = max(1, math.ceil((start + limit.window - now).total_seconds()))
         raise RateLimited(f"too many {endpoint} attempts; retry later", retry_after)
+
+
+VERIFY_WINDOW = timedelta(minutes=1)
+
+
+async def check_verify(
+    connection: DbConnection, official: str, *, now: datetime, per_minute: int
+) -> None:
+    """Count one ``POST /v1/verify`` of *official*; raise RateLimited over *per_minute*.
+
+    Kept apart from the login limits: verification is authenticated and its budget is set by
+    ``SEALHUB_VERIFY_RATE_PER_OFFICIAL``, so one official cannot monopolise the verify pool.
+    """
+    start = window_start(now, VERIFY_WINDOW)
+    count = await identity.bump_counter(connection, f"verify:official:{official}"[:300], start)
+    if count > per_minute:
+        retry_after = max(1, math.ceil((start + VERIFY_WINDOW - now).total_seconds()))
+        raise RateLimited(
+            f"at most {per_minute} verifications a minute per official; retry later", retry_after
+        )

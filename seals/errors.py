@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class SealError(Exception):
     """Base of every error the sealing core raises on purpose."""
@@ -33,6 +35,31 @@ class PdfEncrypted(PdfInputError):
 
 class PdfMalformed(PdfInputError):
     code = "pdf_malformed"
+
+
+class UnreadablePdf(PdfMalformed):
+    """A parser failed on the document in a way it does not report as damage (an assertion,
+    a lookup, a decoder error); ``origin`` says where, for the log."""
+
+    def __init__(self, message: str, origin: str = "") -> None:
+        super().__init__(message)
+        self.origin = origin
+
+    def __reduce__(self) -> tuple[type[UnreadablePdf], tuple[str, str]]:
+        return (type(self), (self.message, self.origin))
+
+    @classmethod
+    def wrapping(cls, exc: BaseException) -> UnreadablePdf:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = ""
+        if frames:
+            where = "/".join(frames[-1].filename.rsplit("/", 2)[-2:]) + f":{frames[-1].lineno}"
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        text = str(exc)[:200]
+        return cls(
+            f"the PDF structure is damaged ({type(exc).__name__}{': ' + text if text else ''})",
+            f"{kind} at {where}",
+        )
 
 
 class PdfTooComplex(PdfMalformed):

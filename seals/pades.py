@@ -308,7 +308,9 @@ async def _prepare(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
         digest, _ = tbs.digest_tbs_document(output=buffer)
     except SigningError as exc:
         text = str(exc).lower()
-        if "certif" in text or "permission" in text or "locked" in text:
+        # pyhanko words it "Author signature forbids all changes" (DocMDP P=1) or names
+        # the certification, the permissions or a field lock.
+        if any(word in text for word in ("certif", "permission", "locked", "forbid")):
             raise CertificationForbids(str(exc)) from None
         raise SealingError(str(exc)) from None
     except PdfError as exc:

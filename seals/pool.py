@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import math
 import multiprocessing
 import resource
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 
 from pyhanko.sign.timestamps.api import TimeStamper
 
-from seals.errors import PdfTooComplex
+from seals.errors import PdfTooComplex, SealError, UnreadablePdf
 from seals.pades import (
     FieldPlacement,
     Level,
@@ -44,6 +45,7 @@ from seals.signer import SealSigner
 from seals.verify import VerificationReport, verify
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,29 @@ def _arm_cpu_budget() -> None:
 
 
 def _in_worker(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """Run one task; whatever escapes it leaves the worker as a typed input error.
+
+    Parsers meet damaged files with assertions, lookups and decoder errors of their own
+    (pyhanko, asn1crypto, zlib) that no list of expected exceptions ever covers; in a worker
+    every one of them means "this document cannot be processed", never a gateway bug.
+    """
     _arm_cpu_budget()
     try:
         return fn(*args)
+    except SealError:
+        raise
     except MemoryError:
         raise PdfTooComplex("the document needs more memory than a worker may use") from None
     except RecursionError:
         raise PdfTooComplex("the document's structure nests too deeply") from None
+    except Exception as exc:
+        raise UnreadablePdf.wrapping(exc) from None
+
+
+def _log_unreadable(exc: UnreadablePdf) -> None:
+    """The caller gets pdf_malformed; the log keeps where the parser gave up, in case it
+    was our bug rather than the document's."""
+    log.warning("a worker could not process a document: %s: %s", exc.origin, exc.message)
 
 
 class SealWorkerPool:
@@ -128,6 +146,9 @@ class SealWorkerPool:
         future = self._submit(fn, args)
         try:
             return future.result()
+        except UnreadablePdf as exc:
+            _log_unreadable(exc)
+            raise
         except BrokenProcessPool:
             self._replace_after(future)
             raise PdfTooComplex(
@@ -138,6 +159,9 @@ class SealWorkerPool:
         future = self._submit(fn, args)
         try:
             return await asyncio.wrap_future(future)
+        except UnreadablePdf as exc:
+            _log_unreadable(exc)
+            raise
         except BrokenProcessPool:
             self._replace_after(future)
             raise PdfTooComplex(

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from gateway.crls import CRLS
+from gateway.auth import now_of, principal_of
 from gateway.errors import ApiError
 from gateway.http import json_response
 from gateway.openapi import json_content
 from gateway.routes_table import routes
-from gateway.runtime import RUNTIME
-from gateway.sealing import SEAL_POOL
-from keys import pki
+from gateway.verification import VERIFIER
 
 READ_CHUNK = 256 * 1024
 REPORT = {
@@ -29,29 +23,19 @@ REPORT = {
 }
 
 
+def _refuse_declared_size(request: web.Request, limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("payload_too_large", f"verify takes documents of at most {limit} bytes")
+
+
 async def _body(request: web.Request, limit: int) -> bytes:
     """The upload, refused as soon as it passes the limit (never buffered beyond it)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError("payload_too_large", f"documents may have at most {limit} bytes")
     data = bytearray()
     while chunk := await request.content.read(READ_CHUNK):
         data += chunk
         if len(data) > limit:
-            raise ApiError("payload_too_large", f"documents may have at most {limit} bytes")
+            raise ApiError("payload_too_large", f"verify takes documents of at most {limit} bytes")
     return bytes(data)
-
-
-async def known_seals(request: web.Request) -> dict[str, str]:
-    """Certificate SHA-256 → seal id, so the report names our seals."""
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
-    known = {}
-    for row in rows:
-        der = x509.load_pem_x509_certificate(row["certificate_pem"].encode()).public_bytes(
-            serialization.Encoding.DER
-        )
-        known[hashlib.sha256(der).hexdigest()] = str(row["id"])
-    return known
 
 
 @routes.add(
@@ -67,15 +51,12 @@ async def known_seals(request: web.Request) -> dict[str, str]:
     responses={"200": {"content": json_content(REPORT)}},
 )
 async def verify_document(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    data = await _body(request, runtime.settings.max_document_bytes)
-    root = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
-    crls = request.app[CRLS]
-    report = await request.app[SEAL_POOL].averify(
-        data,
-        trust_roots=(root,),
-        crls=(await crls.get(pki.ROOT_CA_NAME), await crls.get(pki.SEAL_CA_NAME)),
-        known_seals=await known_seals(request),
-        max_bytes=runtime.settings.max_document_bytes,
-    )
+    """Rate first (429), the declared size (413), then a slot (503), then the body (413):
+    a refused call costs neither memory nor a worker."""
+    verifier = request.app[VERIFIER]
+    await verifier.admit(principal_of(request).official_id, now_of(request))
+    _refuse_declared_size(request, verifier.max_bytes)
+    with verifier.slot():
+        data = await _body(request, verifier.max_bytes)
+        report = await verifier.verify(data)
     return json_response(report.to_dict())

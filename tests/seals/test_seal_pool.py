@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from asn1crypto import cms as asn1_cms
 
-from seals.errors import NotAPdf, PdfTooComplex
+from seals.errors import NotAPdf, PdfMalformed, PdfTooComplex, UnreadablePdf
 from seals.pades import Level
 from seals.pool import SealWorkerPool, WorkerLimits
+from tests.security import damaged_pdfs
 
 from . import seal_corpus
 from .conftest import Department, PdfsigSignature
@@ -34,6 +37,22 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def fail_with(kind: str) -> None:
+    """Runs in a worker: fails the way parsers fail on damaged files."""
+    if kind == "assertion":
+        raise AssertionError
+    if kind == "key":
+        raise KeyError("/Root")
+    if kind == "index":
+        raise IndexError("list index out of range")
+    if kind == "zlib":
+        zlib.decompress(b"not zlib at all")
+    if kind == "asn1":
+        asn1_cms.ContentInfo.load(b"\x30\x82\xff\xff\x02")["content"].native  # noqa: B018
+    if kind == "recursion":
+        fail_with(kind)
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[SealWorkerPool]:
     limits = WorkerLimits(memory_bytes=1024 * 1024 * 1024, cpu_seconds_per_task=2)
@@ -51,6 +70,35 @@ def test_typed_errors_cross_the_process_boundary(pool: SealWorkerPool) -> None:
         pool.check(seal_corpus.NOT_A_PDF)
     with pytest.raises(PdfTooComplex):
         pool.check(seal_corpus.decompression_bomb_pdf())
+
+
+@pytest.mark.parametrize("kind", ["assertion", "key", "index", "zlib", "asn1"])
+def test_any_exception_in_a_worker_is_pdf_malformed(pool: SealWorkerPool, kind: str) -> None:
+    with pytest.raises(PdfMalformed) as raised:
+        pool.run(fail_with, kind)
+    assert raised.value.code == "pdf_malformed"
+    assert isinstance(raised.value, UnreadablePdf) and raised.value.origin
+
+
+def test_recursion_in_a_worker_is_pdf_too_complex(pool: SealWorkerPool) -> None:
+    with pytest.raises(PdfTooComplex):
+        pool.run(fail_with, "recursion")
+
+
+def test_parser_assertion_on_a_damaged_file_is_pdf_malformed(
+    pool: SealWorkerPool, pki: SealTestPki, departments: list[Department]
+) -> None:
+    """A PNG predictor over a billion columns trips an assertion inside pyhanko's decoder."""
+    damaged = next(
+        case.data
+        for case in damaged_pdfs.huge_lengths()
+        if case.name == "lengths/predictor-columns-huge"
+    )
+    with pytest.raises(PdfMalformed, match="AssertionError"):
+        pool.verify(damaged, [pki.root_der()])
+    dept = departments[0]
+    with pytest.raises(PdfMalformed, match="AssertionError"):
+        pool.seal(damaged, dept.signer, dept.appearance)
 
 
 def test_memory_limit_refuses_and_pool_survives(pool: SealWorkerPool) -> None:

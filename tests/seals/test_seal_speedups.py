@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import random
 
 import pytest
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import filters as filters_module
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfStreamError
@@ -88,6 +90,36 @@ def test_hex_reader_errors_match_pyhanko(raw: bytes) -> None:
 
 def test_hex_reader_is_installed() -> None:
     assert generic.read_hex_string_from_stream is _speedups._fast_read_hex_string
+
+
+def _predicted(rng: random.Random, columns: int, rows: int, filters: tuple[int, ...]) -> bytes:
+    return b"".join(bytes([rng.choice(filters)]) + rng.randbytes(columns) for _ in range(rows))
+
+
+@pytest.mark.parametrize("columns", [1, 2, 3, 7, 64, 1000])
+def test_png_predictor_matches_pyhanko(columns: int) -> None:
+    rng = random.Random(columns)
+    for filters in ((0,), (1,), (2,), (0, 1, 2)):
+        data = _predicted(rng, columns, 50, filters)
+        fast = _speedups._fast_png_decode(memoryview(data), columns)
+        assert fast == _speedups._original_png_decode(memoryview(data), columns)
+    assert filters_module._png_decode is _speedups._fast_png_decode
+
+
+@pytest.mark.parametrize(
+    ("data", "columns", "error"),
+    [
+        (b"\x03abc", 3, NotImplementedError),  # Average: pyhanko does not support it
+        (b"\x02ab", 3, AssertionError),  # not a whole number of rows
+    ],
+)
+def test_png_predictor_errors_match_pyhanko(
+    data: bytes, columns: int, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        _speedups._original_png_decode(memoryview(data), columns)
+    with pytest.raises(error):
+        _speedups._fast_png_decode(memoryview(data), columns)
 
 
 def test_overflowing_reservation_falls_back_to_a_valid_seal(
