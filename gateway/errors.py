@@ -88,6 +88,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "webhook_target_not_allowed": 422,
     "webhook_address_refused": 422,
     "alert_closed": 409,
+    "same_person": 403,
+    "request_decided": 409,
 }
 
 
