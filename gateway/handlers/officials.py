@@ -112,7 +112,10 @@ async def _check_grant(request: web.Request, department: str, roles: list[str]) 
 @routes.add(
     "POST",
     "/v1/officials",
-    summary="Create an official (dept_admin of the department, or admin); one enrollment code.",
+    summary=(
+        "Create an official (dept_admin of the department, or admin); one enrollment code."
+        " An admin role takes a second admin's approval (202)."
+    ),
     access="authenticated",
     roles=MANAGERS,
     tag="officials",
@@ -127,7 +130,7 @@ async def _check_grant(request: web.Request, department: str, roles: list[str]) 
             },
         }
     ),
-    responses={"201": {"content": OBJECT}},
+    responses={"201": {"content": OBJECT}, "202": {"content": OBJECT}},
 )
 async def create_official(request: web.Request) -> web.Response:
     """An ``admin`` role takes two admins: the first call opens a request (202), another
