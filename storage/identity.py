@@ -581,7 +581,7 @@ async def transfer_official(
 
 # --- requests that wait for a second person -------------------------------------------------
 
-RequestKind = Literal["enrollment_code", "create_admin", "transfer"]
+RequestKind = Literal["enrollment_code", "create_official", "transfer"]
 
 
 @dataclass(frozen=True)

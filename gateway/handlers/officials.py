@@ -5,8 +5,9 @@ its own department and only for officials whose roles it could have granted itse
 (``clerk``, ``leader``, ``seal_keeper``, ``system``); every official its own keys.
 Officials of another department are 404, a missing right inside one's department is 403.
 
-Acts on someone else's identity take two people (issue 16): a new admin, a manager-issued
-enrollment code for an official that has a key or a privileged role, and a move from one
+Acts on someone else's identity take two people (issue 16): a manager-issued enrollment code
+for an official that has a key or holds admin, inspector, leader or seal_keeper (the code of a
+new official with one of those roles included), and a move from one
 department to another (proposed by the releasing side, accepted by the receiving one, or
 done by a platform admin). The first person opens an ``official_requests`` row, the second
 approves it at ``/v1/official-requests/{id}/approve``; two ids only count as two people when
@@ -114,7 +115,7 @@ async def _check_grant(request: web.Request, department: str, roles: list[str]) 
     "/v1/officials",
     summary=(
         "Create an official (dept_admin of the department, or admin); one enrollment code."
-        " An admin role takes a second admin's approval (202)."
+        " admin, inspector, leader or seal_keeper take a second manager's approval (202)."
     ),
     access="authenticated",
     roles=MANAGERS,
@@ -133,8 +134,9 @@ async def _check_grant(request: web.Request, department: str, roles: list[str]) 
     responses={"201": {"content": OBJECT}, "202": {"content": OBJECT}},
 )
 async def create_official(request: web.Request) -> web.Response:
-    """An ``admin`` role takes two admins: the first call opens a request (202), another
-    admin approves it and receives the enrollment code."""
+    """A new official holding admin, inspector, leader or seal_keeper takes two managers:
+    the first call opens a request (202); another manager who could grant those roles
+    approves it and receives the enrollment code (so nobody alone holds a privileged key)."""
     body = await read_json_object(request)
     name = _string(body, "name")
     department = _string(body, "department", 63)
@@ -142,10 +144,10 @@ async def create_official(request: web.Request) -> web.Response:
     await _check_grant(request, department, roles)
     principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
-        if "admin" in roles:
+        if set(roles) & FOUR_EYES_ROLES:
             pending, _ = await identity.open_request(
                 connection,
-                kind="create_admin",
+                kind="create_official",
                 official=None,
                 department=department,
                 payload={"name": name.strip(), "department": department, "roles": roles},
@@ -501,7 +503,7 @@ REQUEST_STATES = ("pending", "approved", "declined", "cancelled")
     "/v1/official-requests/{id}/approve",
     summary=(
         "Approve another manager's request: a four-eyes enrollment code (the approver"
-        " receives it), a new admin, or a transfer into the approver's department."
+        " receives it), a new privileged official, or a transfer into the approver's department."
     ),
     access="authenticated",
     roles=MANAGERS,
@@ -534,9 +536,8 @@ async def approve_official_request(request: web.Request) -> web.Response:
         await _require_manager(request, official)
         if official.id == principal.official_id:
             raise identity.SamePerson("ask for your own code yourself, signed with your key")
-    elif pending.kind == "create_admin":
-        if "admin" not in principal.roles:
-            await _forbid(request, "only another admin may approve a new admin")
+    elif pending.kind == "create_official":
+        await _check_grant(request, pending.department, list(pending.payload.get("roles", [])))
     else:
         if "admin" not in principal.roles:
             if principal.department != pending.target_department:
@@ -572,7 +573,7 @@ async def approve_official_request(request: web.Request) -> web.Response:
                 cosigned_by=decided.requested_by,
             )
             return _code_json(decided.official, code, expires_at)
-        if decided.kind == "create_admin":
+        if decided.kind == "create_official":
             created = await identity.create_official(
                 connection,
                 name=str(decided.payload["name"]),

@@ -19,11 +19,11 @@ ALTER TABLE official_keys
 CREATE INDEX official_keys_unnotified ON official_keys (official_id)
     WHERE added_by_other AND owner_notified_at IS NULL;
 
--- Requests that wait for a second person: a four-eyes enrollment code, a new admin, a
--- transfer to another department (the receiving department accepts).
+-- Requests that wait for a second person: a four-eyes enrollment code, a new official with
+-- admin, inspector, leader or seal_keeper, a transfer (the receiving department accepts).
 CREATE TABLE official_requests (
     id                 uuid PRIMARY KEY,
-    kind               text NOT NULL CHECK (kind IN ('enrollment_code', 'create_admin', 'transfer')),
+    kind               text NOT NULL CHECK (kind IN ('enrollment_code', 'create_official', 'transfer')),
     official           text REFERENCES officials (id),
     department         org_code NOT NULL REFERENCES departments (code),
     target_department  org_code REFERENCES departments (code),
@@ -36,7 +36,7 @@ CREATE TABLE official_requests (
     decided_by         text REFERENCES officials (id),
     decided_at         timestamptz,
     CHECK (decided_by IS NULL OR decided_by <> requested_by),
-    CHECK ((kind = 'create_admin') = (official IS NULL)),
+    CHECK ((kind = 'create_official') = (official IS NULL)),
     CHECK ((kind = 'transfer') = (target_department IS NOT NULL))
 );
 -- One pending request of a kind per official.

@@ -83,12 +83,13 @@ def test_dept_admin_cannot_plant_a_seal_keeper_in_another_department(
     gaj_admin: Session,
 ) -> None:
     """The attack of the issue, step by step: only the proposal happens; 公安局 decides."""
+    # Step 1 no longer hands the dept_admin a seal_keeper's code on its own...
     created = jyj_admin.post(
         "/v1/officials", json={"name": "潜伏者", "department": JYJ, "roles": ["seal_keeper"]}
     )
-    assert created.status_code == 201, created.text
-    plant = _enroll(gateway, created.json()["id"], created.json()["enrollment_code"])
-    assert plant.login().status_code == 200
+    _pending_id(created)
+    # ...so say it holds one anyway (an accomplice): the move is still only a proposal.
+    plant = login_as(gateway, JYJ, ["seal_keeper"], name="潜伏者")
     moved = jyj_admin.post(f"/v1/officials/{plant.official_id}/transfer", json={"department": GAJ})
     request_id = _pending_id(moved)
     # Still in 教育局: a new login is 教育局's, and 公安局's seal is out of reach.
@@ -300,6 +301,24 @@ def test_two_admin_rule_counts_people_not_ids(
         assert made.status_code == 201, made.text
         problem(third.post(f"/v1/seal-requests/{made.json()['id']}/approve"), 403, "same_person")
         held.close()
+
+
+def test_dept_admin_cannot_create_a_leader_and_keep_its_code(
+    gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session
+) -> None:
+    asked = jyj_admin.post(
+        "/v1/officials", json={"name": "假局长", "department": JYJ, "roles": ["leader"]}
+    )
+    request_id = _pending_id(asked)
+    problem(jyj_admin.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
+    created = admins[0].post(f"/v1/official-requests/{request_id}/approve")
+    assert created.status_code == 201, created.text
+    assert created.json()["department"] == JYJ and created.json()["roles"] == ["leader"]
+    leader = _enroll(gateway, created.json()["id"], created.json()["enrollment_code"])
+    (key,) = jyj_admin.get(f"/v1/officials/{leader.official_id}/keys").json()["items"]
+    assert key["code_issued_by"] == admins[0].official_id
+    assert key["code_cosigned_by"] == jyj_admin.official_id
+    leader.close()
 
 
 def test_creating_an_admin_takes_two_admins(

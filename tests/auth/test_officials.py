@@ -86,9 +86,15 @@ def test_missing_role_in_own_department_is_403(
 def test_dept_admin_creates_an_official_who_enrolls_two_devices(
     gateway: Gateway, admin_b: Session
 ) -> None:
-    created = admin_b.post(
+    # A leader's code takes two managers: B's dept_admin asks, a second dept_admin approves.
+    asked = admin_b.post(
         "/v1/officials", json={"name": "王科长", "department": B, "roles": ["leader", "clerk"]}
     )
+    assert asked.status_code == 202, asked.text
+    with login_as(gateway, B, ["dept_admin"]) as second_admin:
+        created = second_admin.post(
+            f"/v1/official-requests/{asked.json()['request']['id']}/approve"
+        )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["roles"] == ["clerk", "leader"] and body["department"] == B
@@ -187,10 +193,13 @@ def test_privileged_roles_do_not_travel_with_a_transfer(gateway: Gateway) -> Non
         # The old token and key are gone with the move.
         problem(boss.get("/v1/me"), 401, "invalid_token", "key_revoked")
         problem(boss.login(), 401, "invalid_assertion", "key_revoked")
-        created = admin.post(
+        asked = admin.post(
             "/v1/officials", json={"name": "督察", "department": B, "roles": ["inspector"]}
         )
-        assert created.status_code == 201
+        assert asked.status_code == 202, asked.text
+        with login_as(gateway, "yl", ["admin"]) as second:
+            created = second.post(f"/v1/official-requests/{asked.json()['request']['id']}/approve")
+        assert created.status_code == 201, created.text
         rows = sql(gateway, "SELECT roles FROM officials WHERE id = $1", created.json()["id"])
         assert list(rows[0]["roles"]) == ["inspector"]
     finally:
