@@ -723,10 +723,20 @@ async def get_request(
     return _request(row)
 
 
+# Roles only an admin grants: requests to create such officials are for admins' eyes only.
+ADMIN_GRANTED_ROLES = ROLES - DEPT_ADMIN_GRANTABLE
+
+
+def admins_only(request: OfficialRequest) -> bool:
+    roles = request.payload.get("roles", [])
+    return request.kind == "create_official" and bool(set(roles) & ADMIN_GRANTED_ROLES)
+
+
 async def list_requests(
     connection: DbConnection, *, department: str | None, status: str | None, limit: int = 200
 ) -> list[OfficialRequest]:
-    """Newest first; *department*: only requests concerning it (either side of a transfer)."""
+    """Newest first; *department*: only requests concerning it (either side of a transfer),
+    without those only an admin may decide."""
     rows = await connection.fetch(
         f"SELECT {_REQUEST_COLUMNS} FROM official_requests"  # noqa: S608 (constant column lists)
         " WHERE ($1::text IS NULL OR department = $1 OR target_department = $1)"
@@ -736,7 +746,8 @@ async def list_requests(
         status,
         limit,
     )
-    return [_request(row) for row in rows]
+    found = [_request(row) for row in rows]
+    return found if department is None else [item for item in found if not admins_only(item)]
 
 
 async def decide_request(

@@ -442,14 +442,14 @@ async def transfer_official(request: web.Request) -> web.Response:
 
 async def _visible_request(request: web.Request) -> identity.OfficialRequest:
     """The request in the path: an admin sees all, a dept_admin those concerning its
-    department (either side of a transfer); anything else is 404."""
+    department (either side of a transfer) that a dept_admin could decide; else 404."""
     async with request.app[RUNTIME].pool.acquire() as connection:
         pending = await identity.get_request(connection, request.match_info["id"])
     principal = principal_of(request)
-    if "admin" in principal.roles or principal.department in (
-        pending.department,
-        pending.target_department,
-    ):
+    if "admin" in principal.roles:
+        return pending
+    concerned = principal.department in (pending.department, pending.target_department)
+    if concerned and not identity.admins_only(pending):
         return pending
     await deny_access(request, "other_department")
     raise NotFound()

@@ -330,6 +330,15 @@ def test_creating_an_admin_takes_two_admins(
     )
     request_id = _pending_id(asked)
     problem(first.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
+    # Not even a dept_admin of the platform department sees it.
+    with login_as(gateway, PLATFORM, ["dept_admin"]) as platform_dept_admin:
+        problem(
+            platform_dept_admin.post(f"/v1/official-requests/{request_id}/approve"),
+            404,
+            "not_found",
+        )
+        listed = platform_dept_admin.get("/v1/official-requests").json()["items"]
+        assert request_id not in {item["id"] for item in listed}
     created = second.post(f"/v1/official-requests/{request_id}/approve")
     assert created.status_code == 201, created.text
     assert created.json()["roles"] == ["admin"]
