@@ -124,6 +124,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "timestamp_invalid": 500,
     "tsa_error": 500,
     "tsa_rejected": 500,
+    # Identity: four eyes on people.
+    "same_person": 403,
+    "request_decided": 409,
 }
 
 

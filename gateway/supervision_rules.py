@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from storage.supervision import (
+    KEY_ADDED_BY_OTHER,
     Attempts,
     DeadLetters,
     OpenDelivery,
@@ -36,6 +37,8 @@ RULES = (
     REVOKED_SEAL_USE,
     WEBHOOK_DEAD_LETTERS,
 )
+# Every rule an alert may carry: the evaluated ones and those raised by an act itself.
+ALERT_RULES = (*RULES, KEY_ADDED_BY_OTHER)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import asyncpg
 
 from keys.challenge import enrollment_code_matches, generate_enrollment_code, hash_enrollment_code
 from keys.master import MasterKey, MasterKeyError
+from storage import supervision
 from storage.audit_outbox import AuditEvent, AuditSink
 from storage.db import DbConnection
 
@@ -89,6 +90,20 @@ class EnrollmentCodeLocked(IdentityError):
 
 class KeyAlreadyEnrolled(IdentityError):
     code = "key_already_enrolled"
+
+
+class RequestNotFound(IdentityError):
+    code = "not_found"
+
+
+class RequestDecided(IdentityError):
+    code = "request_decided"
+
+
+class SamePerson(IdentityError):
+    """The second person of a four-eyes act is the first one (or may hold its key)."""
+
+    code = "same_person"
 
 
 class RefreshTokenInvalid(IdentityError):
@@ -163,6 +178,17 @@ class OfficialKey:
     public_jwk: dict[str, str]
     created_at: datetime
     revoked_at: datetime | None
+    # Who handed out the enrollment code this key came from, and who cosigned it.
+    code_issued_by: str | None = None
+    code_cosigned_by: str | None = None
+    added_by_other: bool = False
+
+    @property
+    def code_handlers(self) -> frozenset[str]:
+        """Every official through whose hands this key's enrollment code went."""
+        return frozenset(
+            who for who in (self.code_issued_by, self.code_cosigned_by) if who is not None
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -171,6 +197,9 @@ class OfficialKey:
             "created_at": _rfc3339(self.created_at),
             "revoked_at": None if self.revoked_at is None else _rfc3339(self.revoked_at),
             "status": "active" if self.revoked_at is None else "revoked",
+            "code_issued_by": self.code_issued_by,
+            "code_cosigned_by": self.code_cosigned_by,
+            "added_by_other": self.added_by_other,
         }
 
 
@@ -218,6 +247,9 @@ def _key(row: asyncpg.Record) -> OfficialKey:
         public_jwk=dict(row["public_jwk"]),
         created_at=row["key_created_at"],
         revoked_at=row["revoked_at"],
+        code_issued_by=row["code_issued_by"],
+        code_cosigned_by=row["code_cosigned_by"],
+        added_by_other=row["added_by_other"],
     )
 
 
@@ -231,7 +263,10 @@ def normalize_roles(roles: Iterable[str]) -> tuple[str, ...]:
 
 
 _OFFICIAL_COLUMNS = "o.id, o.name, o.department, o.roles, o.status, o.created_at"
-_KEY_COLUMNS = "k.kid, k.official_id, k.public_jwk, k.created_at AS key_created_at, k.revoked_at"
+_KEY_COLUMNS = (
+    "k.kid, k.official_id, k.public_jwk, k.created_at AS key_created_at, k.revoked_at,"
+    " k.code_issued_by, k.code_cosigned_by, k.added_by_other"
+)
 
 
 # --- officials ----------------------------------------------------------------------------
@@ -243,20 +278,28 @@ async def _department_exists(connection: DbConnection, code: str) -> bool:
 
 
 async def _store_code(
-    connection: DbConnection, official_id: str, now: datetime
+    connection: DbConnection,
+    official_id: str,
+    now: datetime,
+    *,
+    issued_by: str | None,
+    cosigned_by: str | None = None,
 ) -> tuple[str, datetime]:
     code = generate_enrollment_code()
     expires_at = now + ENROLLMENT_CODE_LIFETIME
     await connection.execute(
-        "INSERT INTO enrollment_codes (official_id, code_hash, created_at, expires_at)"
-        " VALUES ($1, $2, $3, $4)"
+        "INSERT INTO enrollment_codes (official_id, code_hash, created_at, expires_at,"
+        " issued_by, cosigned_by) VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (official_id) DO UPDATE SET code_hash = EXCLUDED.code_hash,"
         " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,"
-        " failed_attempts = 0, used_at = NULL",
+        " failed_attempts = 0, used_at = NULL, issued_by = EXCLUDED.issued_by,"
+        " cosigned_by = EXCLUDED.cosigned_by",
         official_id,
         hash_enrollment_code(code, official_id=official_id),
         now,
         expires_at,
+        issued_by,
+        cosigned_by,
     )
     return code, expires_at
 
@@ -271,8 +314,13 @@ async def create_official(
     audit: AuditSink,
     actor: str | None,
     via: str = "api",
+    cosigned_by: str | None = None,
 ) -> NewOfficial:
-    """A new official with a one-time enrollment code (only its hash is stored)."""
+    """A new official with a one-time enrollment code (only its hash is stored).
+
+    *actor* receives the code (it is recorded as the code's issuer); *cosigned_by* is the
+    other admin who agreed, for an official created through a four-eyes request.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise InvalidRoles("name must have 1 to 200 characters")
@@ -291,7 +339,12 @@ async def create_official(
             now,
         )
         assert row is not None
-        code, expires_at = await _store_code(connection, official_id, now)
+        code, expires_at = await _store_code(
+            connection, official_id, now, issued_by=actor, cosigned_by=cosigned_by
+        )
+        details: dict[str, Any] = {"official": official_id, "roles": list(chosen), "via": via}
+        if cosigned_by is not None:
+            details["cosigned_by"] = cosigned_by
         await audit.record(
             connection,
             AuditEvent(
@@ -299,21 +352,83 @@ async def create_official(
                 now,
                 actor_official=actor,
                 department=department,
-                details={"official": official_id, "roles": list(chosen), "via": via},
+                details=details,
             ),
         )
     return NewOfficial(_official(row), code, expires_at)
 
 
 async def new_enrollment_code(
-    connection: DbConnection, official_id: str, *, now: datetime
+    connection: DbConnection,
+    official_id: str,
+    *,
+    now: datetime,
+    audit: AuditSink,
+    issued_by: str,
+    issued_with_kid: str | None,
+    cosigned_by: str | None = None,
 ) -> tuple[str, datetime]:
-    """Replace the official's pending code (a second device, a lost code)."""
+    """Replace the official's pending code (a second device, a lost code), audited with the
+    official who receives the code as actor and the cosigning manager, if any."""
     async with connection.transaction():
         official = await get_official(connection, official_id, for_update=True)
         if not official.active:
             raise OfficialDisabled("the official is disabled")
-        return await _store_code(connection, official_id, now)
+        code, expires_at = await _store_code(
+            connection, official_id, now, issued_by=issued_by, cosigned_by=cosigned_by
+        )
+        if issued_by == official.id:
+            via = "self"
+        elif cosigned_by is None:
+            via = "manager"
+        else:
+            via = "four_eyes"
+        await audit.record(
+            connection,
+            AuditEvent(
+                "enrollment_code.issued",
+                now,
+                actor_official=issued_by,
+                actor_jkt=issued_with_kid,
+                department=official.department,
+                details={
+                    "official": official.id,
+                    "issued_by": issued_by,
+                    "cosigned_by": cosigned_by,
+                    "via": via,
+                    "expires_at": _rfc3339(expires_at),
+                },
+            ),
+        )
+        return code, expires_at
+
+
+async def has_active_key(connection: DbConnection, official_id: str) -> bool:
+    found = await connection.fetchval(
+        "SELECT 1 FROM official_keys WHERE official_id = $1 AND revoked_at IS NULL LIMIT 1",
+        official_id,
+    )
+    return found is not None
+
+
+async def code_handlers_of_key(connection: DbConnection, kid: str | None) -> frozenset[str]:
+    """Who handled the enrollment code of key *kid* (nobody for an unknown key)."""
+    if kid is None:
+        return frozenset()
+    row = await connection.fetchrow(
+        "SELECT code_issued_by, code_cosigned_by FROM official_keys WHERE kid = $1", kid
+    )
+    if row is None:
+        return frozenset()
+    return frozenset(who for who in (row["code_issued_by"], row["code_cosigned_by"]) if who)
+
+
+def independent_people(
+    first: str, first_key_handlers: frozenset[str], second: str, second_key_handlers: frozenset[str]
+) -> bool:
+    """Two ids count as two people only when neither could hold the other's key: neither
+    handled the enrollment code of the key the other one acts with."""
+    return first != second and first not in second_key_handlers and second not in first_key_handlers
 
 
 async def get_official(
@@ -384,22 +499,36 @@ async def disable_official(
     return _official(row)
 
 
+# Roles an official keeps when it moves; anything else the receiving side must grant again.
+TRAVELLING_ROLES = frozenset({"clerk"})
+
+
 async def transfer_official(
     connection: DbConnection,
     official_id: str,
     *,
     department: str,
-    roles: Sequence[str],
+    granted: Sequence[str],
     now: datetime,
     audit: AuditSink,
     actor: str,
+    actor_jkt: str | None = None,
+    proposed_by: str | None = None,
+    request_id: str | None = None,
 ) -> Official:
-    """Move an official: new department and roles; every refresh family ends (log in again)."""
-    chosen = normalize_roles(roles)
+    """Move an official: it keeps only ``clerk`` plus the roles *granted* by the receiving
+    side; every key, refresh family and pending enrollment code ends (it enrolls anew in its
+    new department). Recorded in both departments' audit views."""
+    extra = normalize_roles(granted)
     async with connection.transaction():
         official = await get_official(connection, official_id, for_update=True)
+        if not official.active:
+            raise OfficialDisabled("the official is disabled")
+        if department == official.department:
+            raise InvalidRoles("the official is already in that department")
         if not await _department_exists(connection, department):
             raise DepartmentUnknown(f"no department {department!r}")
+        chosen = tuple(sorted((set(official.roles) & TRAVELLING_ROLES) | set(extra)))
         row = await connection.fetchrow(
             "UPDATE officials o SET department = $2, roles = $3, updated_at = $4 WHERE o.id = $1"  # noqa: S608 (constant column lists)
             f" RETURNING {_OFFICIAL_COLUMNS}",
@@ -409,25 +538,274 @@ async def transfer_official(
             now,
         )
         assert row is not None
-        families = await _revoke_families(connection, now, "transferred", official_id=official.id)
-        await audit.record(
-            connection,
-            AuditEvent(
-                "official.transferred",
-                now,
-                actor_official=actor,
-                department=official.department,
-                details={
-                    "official": official.id,
-                    "from": official.department,
-                    "to": department,
-                    "roles_before": list(official.roles),
-                    "roles_after": list(chosen),
-                    "refresh_families_revoked": families,
-                },
-            ),
+        revoked = await connection.fetch(
+            "UPDATE official_keys SET revoked_at = $2 WHERE official_id = $1"
+            " AND revoked_at IS NULL RETURNING kid",
+            official.id,
+            now,
         )
+        families = await _revoke_families(connection, now, "transferred", official_id=official.id)
+        await connection.execute("DELETE FROM enrollment_codes WHERE official_id = $1", official.id)
+        await connection.execute(
+            "UPDATE official_requests SET status = 'cancelled', decided_at = $2"
+            " WHERE official = $1 AND status = 'pending' AND id IS DISTINCT FROM $3::uuid",
+            official.id,
+            now,
+            request_id,
+        )
+        details = {
+            "official": official.id,
+            "from": official.department,
+            "to": department,
+            "roles_before": list(official.roles),
+            "roles_after": list(chosen),
+            "keys_revoked": [r["kid"] for r in revoked],
+            "refresh_families_revoked": families,
+            "proposed_by": proposed_by,
+            "request": request_id,
+        }
+        for side, concerned in (("out", official.department), ("in", department)):
+            await audit.record(
+                connection,
+                AuditEvent(
+                    "official.transferred",
+                    now,
+                    actor_official=actor,
+                    actor_jkt=actor_jkt,
+                    department=concerned,
+                    details={**details, "side": side},
+                ),
+            )
     return _official(row)
+
+
+# --- requests that wait for a second person -------------------------------------------------
+
+RequestKind = Literal["enrollment_code", "create_official", "transfer"]
+
+
+@dataclass(frozen=True)
+class OfficialRequest:
+    """A four-eyes act waiting for its second person."""
+
+    id: str
+    kind: str
+    official: str | None
+    department: str
+    target_department: str | None
+    payload: dict[str, Any]
+    status: str
+    requested_by: str
+    requested_with_kid: str | None
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "official": self.official,
+            "department": self.department,
+            "target_department": self.target_department,
+            "payload": self.payload,
+            "status": self.status,
+            "requested_by": self.requested_by,
+            "requested_at": _rfc3339(self.requested_at),
+            "decided_by": self.decided_by,
+            "decided_at": None if self.decided_at is None else _rfc3339(self.decided_at),
+        }
+
+
+_REQUEST_COLUMNS = (
+    "id::text AS id, kind, official, department, target_department, payload, status,"
+    " requested_by, requested_with_kid, requested_at, decided_by, decided_at"
+)
+
+
+def _request(row: asyncpg.Record) -> OfficialRequest:
+    return OfficialRequest(**{**dict(row.items()), "payload": dict(row["payload"])})
+
+
+def _request_event(
+    kind: str, request: OfficialRequest, now: datetime, actor: str | None, jkt: str | None
+) -> list[AuditEvent]:
+    """One event per department concerned (a transfer: both)."""
+    departments = [request.department]
+    if request.target_department is not None:
+        departments.append(request.target_department)
+    return [
+        AuditEvent(
+            kind,
+            now,
+            actor_official=actor,
+            actor_jkt=jkt,
+            department=department,
+            details={
+                "request": request.id,
+                "kind": request.kind,
+                "official": request.official,
+                "target_department": request.target_department,
+                "requested_by": request.requested_by,
+                "status": request.status,
+            },
+        )
+        for department in departments
+    ]
+
+
+async def open_request(
+    connection: DbConnection,
+    *,
+    kind: RequestKind,
+    official: str | None,
+    department: str,
+    target_department: str | None = None,
+    payload: dict[str, Any] | None = None,
+    requested_by: str,
+    requested_with_kid: str | None,
+    now: datetime,
+    audit: AuditSink,
+) -> tuple[OfficialRequest, bool]:
+    """A pending request (True), or the one already pending for this official (False)."""
+    async with connection.transaction():
+        if official is not None:
+            await get_official(connection, official, for_update=True)
+            existing = await connection.fetchrow(
+                f"SELECT {_REQUEST_COLUMNS} FROM official_requests"  # noqa: S608 (constant column lists)
+                " WHERE kind = $1 AND official = $2 AND status = 'pending'",
+                kind,
+                official,
+            )
+            if existing is not None:
+                return _request(existing), False
+        for code in (department, target_department):
+            if code is not None and not await _department_exists(connection, code):
+                raise DepartmentUnknown(f"no department {code!r}")
+        row = await connection.fetchrow(
+            "INSERT INTO official_requests (id, kind, official, department, target_department,"  # noqa: S608 (constant column lists)
+            " payload, requested_by, requested_with_kid, requested_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            f" RETURNING {_REQUEST_COLUMNS}",
+            uuid.uuid4(),
+            kind,
+            official,
+            department,
+            target_department,
+            payload or {},
+            requested_by,
+            requested_with_kid,
+            now,
+        )
+        assert row is not None
+        opened = _request(row)
+        for event in _request_event(
+            "official_request.opened", opened, now, requested_by, requested_with_kid
+        ):
+            await audit.record(connection, event)
+    return opened, True
+
+
+async def get_request(
+    connection: DbConnection, request_id: str, *, for_update: bool = False
+) -> OfficialRequest:
+    try:
+        parsed = uuid.UUID(request_id)
+    except ValueError:
+        raise RequestNotFound("no such request") from None
+    lock = " FOR UPDATE" if for_update else ""
+    row = await connection.fetchrow(
+        f"SELECT {_REQUEST_COLUMNS} FROM official_requests WHERE id = $1{lock}",  # noqa: S608
+        parsed,
+    )
+    if row is None:
+        raise RequestNotFound("no such request")
+    return _request(row)
+
+
+# Roles only an admin grants: requests to create such officials are for admins' eyes only.
+ADMIN_GRANTED_ROLES = ROLES - DEPT_ADMIN_GRANTABLE
+
+
+def admins_only(request: OfficialRequest) -> bool:
+    roles = request.payload.get("roles", [])
+    return request.kind == "create_official" and bool(set(roles) & ADMIN_GRANTED_ROLES)
+
+
+async def list_requests(
+    connection: DbConnection, *, department: str | None, status: str | None, limit: int = 200
+) -> list[OfficialRequest]:
+    """Newest first; *department*: only requests concerning it (either side of a transfer),
+    without those only an admin may decide."""
+    rows = await connection.fetch(
+        f"SELECT {_REQUEST_COLUMNS} FROM official_requests"  # noqa: S608 (constant column lists)
+        " WHERE ($1::text IS NULL OR department = $1 OR target_department = $1)"
+        " AND ($2::text IS NULL OR status = $2)"
+        " ORDER BY requested_at DESC, id DESC LIMIT $3",
+        department,
+        status,
+        limit,
+    )
+    found = [_request(row) for row in rows]
+    return found if department is None else [item for item in found if not admins_only(item)]
+
+
+async def decide_request(
+    connection: DbConnection,
+    request_id: str,
+    *,
+    status: Literal["approved", "declined", "cancelled"],
+    decided_by: str,
+    decided_with_kid: str | None,
+    now: datetime,
+    audit: AuditSink,
+) -> OfficialRequest:
+    """Close a pending request (in the caller's transaction, which then performs the act)."""
+    current = await get_request(connection, request_id, for_update=True)
+    if current.status != "pending":
+        raise RequestDecided("this request was already decided")
+    if status == "approved" and decided_by == current.requested_by:
+        raise SamePerson("a second, different official must approve this request")
+    row = await connection.fetchrow(
+        "UPDATE official_requests SET status = $2, decided_by = $3, decided_at = $4"  # noqa: S608 (constant column lists)
+        f" WHERE id = $1 RETURNING {_REQUEST_COLUMNS}",
+        uuid.UUID(current.id),
+        status,
+        None if status == "cancelled" else decided_by,
+        now,
+    )
+    assert row is not None
+    decided = _request(row)
+    for event in _request_event(
+        f"official_request.{status}", decided, now, decided_by, decided_with_kid
+    ):
+        await audit.record(connection, event)
+    return decided
+
+
+async def login_notices(
+    connection: DbConnection, official_id: str, kid: str, *, now: datetime
+) -> list[dict[str, Any]]:
+    """Keys someone else added to this official that it has not been told about, told now
+    (only to a login with another key: the added key's holder may be the intruder)."""
+    rows = await connection.fetch(
+        "UPDATE official_keys SET owner_notified_at = $3"
+        " WHERE official_id = $1 AND kid <> $2 AND added_by_other AND owner_notified_at IS NULL"
+        " RETURNING kid, created_at, code_issued_by, code_cosigned_by",
+        official_id,
+        kid,
+        now,
+    )
+    return [
+        {
+            "type": "key_added_by_other",
+            "kid": row["kid"],
+            "added_at": _rfc3339(row["created_at"]),
+            "code_issued_by": row["code_issued_by"],
+            "code_cosigned_by": row["code_cosigned_by"],
+        }
+        for row in sorted(rows, key=lambda r: (r["created_at"], r["kid"]))
+    ]
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -479,8 +857,8 @@ async def _enroll(
         # Unauthenticated callers learn nothing about which ids exist.
         return EnrollmentCodeInvalid("the enrollment code is not valid")
     code = await connection.fetchrow(
-        "SELECT code_hash, expires_at, failed_attempts, used_at FROM enrollment_codes"
-        " WHERE official_id = $1",
+        "SELECT code_hash, expires_at, failed_attempts, used_at, issued_by, cosigned_by"
+        " FROM enrollment_codes WHERE official_id = $1",
         official.id,
     )
     if code is None:
@@ -500,30 +878,75 @@ async def _enroll(
         return EnrollmentCodeInvalid("the enrollment code is not valid")
     if not official.active:
         return OfficialDisabled("the official is disabled")
+    issued_by: str | None = code["issued_by"]
+    cosigned_by: str | None = code["cosigned_by"]
+    had_keys = await connection.fetchval(
+        "SELECT count(*) FROM official_keys WHERE official_id = $1", official.id
+    )
+    # Someone else's code on an identity that already existed: the department and the
+    # official must hear of it (a first key from the creator's code is the normal path).
+    added_by_other = issued_by != official.id and had_keys > 0
     row = await connection.fetchrow(
-        "INSERT INTO official_keys AS k (kid, official_id, public_jwk, created_at)"  # noqa: S608 (constant column lists)
-        f" VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING RETURNING {_KEY_COLUMNS}",
+        "INSERT INTO official_keys AS k (kid, official_id, public_jwk, created_at,"  # noqa: S608 (constant column lists)
+        " code_issued_by, code_cosigned_by, added_by_other)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kid) DO NOTHING"
+        f" RETURNING {_KEY_COLUMNS}",
         kid,
         official.id,
         public_jwk,
         now,
+        issued_by,
+        cosigned_by,
+        added_by_other,
     )
     if row is None:
         return KeyAlreadyEnrolled("this key is already enrolled")
     await connection.execute(
         "UPDATE enrollment_codes SET used_at = $2 WHERE official_id = $1", official.id, now
     )
+    details = {
+        "official": official.id,
+        "kid": kid,
+        "code_issued_by": issued_by,
+        "code_cosigned_by": cosigned_by,
+        "added_by_other": added_by_other,
+    }
     await audit.record(
         connection,
         AuditEvent(
             "key.enrolled",
             now,
-            actor_official=official.id,
+            # The real actor is whoever handed out the code; the key is only its instrument.
+            actor_official=issued_by if issued_by is not None else official.id,
             actor_jkt=kid,
             department=official.department,
-            details={"official": official.id, "kid": kid},
+            details=details,
         ),
     )
+    if added_by_other:
+        alert = await supervision.open_alert(
+            connection,
+            rule=supervision.KEY_ADDED_BY_OTHER,
+            subject=f"key:{kid}",
+            department=official.department,
+            details=details,
+            now=now,
+        )
+        if alert is not None:
+            await audit.record(
+                connection,
+                AuditEvent(
+                    "supervision.alert_opened",
+                    now,
+                    department=official.department,
+                    details={
+                        **details,
+                        "alert": str(alert.id),
+                        "rule": alert.rule,
+                        "subject": alert.subject,
+                    },
+                ),
+            )
     return _key(row)
 
 

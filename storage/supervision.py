@@ -23,6 +23,9 @@ OPEN_DELIVERY_STATES = ("pending", "fetched")
 LOGIN_FAILURE_KINDS = ("login", "enroll", "refresh")
 DENIED_EVENT = "access.denied"
 SEAL_USE_REFUSED_EVENT = "seal.use_refused"
+# Raised by the act itself, not by the evaluator (which never closes it): a key enrolled with
+# someone else's enrollment code on an official that had keys before (storage/identity.py).
+KEY_ADDED_BY_OTHER = "key_added_by_other"
 
 
 class SupervisionError(Exception):

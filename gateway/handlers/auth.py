@@ -57,6 +57,7 @@ TOKEN_RESPONSE = json_content(
             "token_type": {"const": "DPoP"},
             "expires_in": {"type": "integer"},
             "refresh_token": {"type": "string"},
+            "notices": {"type": "array", "items": {"type": "object"}},
         },
     }
 )
@@ -143,6 +144,7 @@ def _token_response(
     request: web.Request,
     owner: identity.KeyOwner,
     refresh: identity.IssuedRefreshToken,
+    notices: list[dict[str, Any]] | None = None,
 ) -> web.Response:
     runtime = request.app[RUNTIME]
     kid, private_key = token_signing_key(runtime)
@@ -164,6 +166,8 @@ def _token_response(
             "token_type": "DPoP",
             "expires_in": ACCESS_TOKEN_LIFETIME,
             "refresh_token": refresh.token,
+            # Logins only: keys someone else added to this official since it last heard.
+            **({} if notices is None else {"notices": notices}),
         },
         headers={"Pragma": "no-cache"},
     )
@@ -218,6 +222,7 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
         refresh = await identity.start_refresh_family(
             connection, official_id=subject, kid=owner.key.kid, now=now
         )
+        notices = await identity.login_notices(connection, subject, owner.key.kid, now=now)
         await audit_of(request).record(
             connection,
             AuditEvent(
@@ -229,7 +234,7 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
                 details={"source": source_of(request), "family": refresh.family_id},
             ),
         )
-    return _token_response(request, owner, refresh)
+    return _token_response(request, owner, refresh, notices)
 
 
 async def _refresh(request: web.Request, fields: dict[str, str]) -> web.Response:

@@ -1,4 +1,8 @@
-"""Department seals: issued and revoked only when two different admins agree."""
+"""Department seals: issued and revoked only when two different admins agree.
+
+"Different" counts people, not ids: an approval is refused when either admin handled the
+enrollment code of the key the other one acts with (it may hold that key).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from gateway.sealing import DEFAULT_PURPOSE, SEALER, issue_seal
 from gateway.text import unsafe_character
 from keys import crl, pki
 from seals.image import render_seal
-from storage import directory
+from storage import directory, identity
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 
@@ -165,12 +169,14 @@ async def request_seal(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         await directory.get_department(connection, code)
         row: Any = await connection.fetchrow(
-            "INSERT INTO seal_requests (id, department, purpose, kind, requested_by, requested_at)"
-            " VALUES ($1, $2, $3, 'issue', $4, $5) RETURNING *",
+            "INSERT INTO seal_requests (id, department, purpose, kind, requested_by,"
+            " requested_with_kid, requested_at)"
+            " VALUES ($1, $2, $3, 'issue', $4, $5, $6) RETURNING *",
             uuid.uuid4(),
             code,
             purpose,
             principal.official_id,
+            principal.kid,
             now,
         )
         await record_event(
@@ -230,8 +236,8 @@ async def request_revocation(request: web.Request) -> web.Response:
             raise RequestDecided()
         row: Any = await connection.fetchrow(
             "INSERT INTO seal_requests (id, department, purpose, kind, seal_id, reason,"
-            " reason_code, requested_by, requested_at)"
-            " VALUES ($1, $2, $3, 'revoke', $4, $5, $6, $7, $8) RETURNING *",
+            " reason_code, requested_by, requested_with_kid, requested_at)"
+            " VALUES ($1, $2, $3, 'revoke', $4, $5, $6, $7, $8, $9) RETURNING *",
             uuid.uuid4(),
             seal["department"],
             seal["purpose"],
@@ -239,6 +245,7 @@ async def request_revocation(request: web.Request) -> web.Response:
             reason,
             reason_code,
             principal.official_id,
+            principal.kid,
             now,
         )
         await record_event(
@@ -292,6 +299,16 @@ async def approve_seal_request(request: web.Request) -> web.Response:
             raise RequestDecided()
         if pending["requested_by"] == principal.official_id:
             raise SameAdmin()
+        if not identity.independent_people(
+            pending["requested_by"],
+            await identity.code_handlers_of_key(connection, pending["requested_with_kid"]),
+            principal.official_id,
+            await identity.code_handlers_of_key(connection, principal.kid),
+        ):
+            raise identity.SamePerson(
+                "the approver handled the requester's enrollment code (or the other way"
+                " round): a second, independent admin must approve"
+            )
         await connection.execute(
             "UPDATE seal_requests SET status = 'approved', decided_by = $2, decided_at = $3"
             " WHERE id = $1",

@@ -27,7 +27,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import PAGE_PARAMS, path_param, query_param
 from gateway.runtime import RUNTIME
-from gateway.supervision_rules import RULES
+from gateway.supervision_rules import ALERT_RULES
 from storage import supervision
 from storage.audit_outbox import AuditEvent
 
@@ -41,7 +41,7 @@ _ALERT = {
     "required": ["id", "rule", "subject", "department", "state", "details", "opened_at"],
     "properties": {
         "id": {"type": "string"},
-        "rule": {"type": "string", "enum": list(RULES)},
+        "rule": {"type": "string", "enum": list(ALERT_RULES)},
         "subject": {"type": "string"},
         "department": {"type": ["string", "null"]},
         "state": {"type": "string", "enum": list(supervision.ALERT_STATES)},
@@ -154,7 +154,7 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
         department = principal.department
     query = supervision.AlertFilter(
         state=_choice(request, "state", supervision.ALERT_STATES),
-        rule=_choice(request, "rule", RULES),
+        rule=_choice(request, "rule", ALERT_RULES),
         department=department,
     )
     async with request.app[RUNTIME].pool.acquire() as connection:

@@ -86,19 +86,28 @@ def test_missing_role_in_own_department_is_403(
 def test_dept_admin_creates_an_official_who_enrolls_two_devices(
     gateway: Gateway, admin_b: Session
 ) -> None:
-    created = admin_b.post(
+    # A leader's code takes two managers: B's dept_admin asks, a second dept_admin approves.
+    asked = admin_b.post(
         "/v1/officials", json={"name": "王科长", "department": B, "roles": ["leader", "clerk"]}
     )
+    assert asked.status_code == 202, asked.text
+    with login_as(gateway, B, ["dept_admin"]) as second_admin:
+        created = second_admin.post(
+            f"/v1/official-requests/{asked.json()['request']['id']}/approve"
+        )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["roles"] == ["clerk", "leader"] and body["department"] == B
     laptop = new_session(gateway, body["id"])
     assert laptop.enroll(body["enrollment_code"]).status_code == 201
-    second = admin_b.post(f"/v1/officials/{body['id']}/enrollment-code")
-    assert second.status_code == 201
+    assert laptop.login().status_code == 200
+    # The second device's code: asked by the official itself, signed with the laptop's key
+    # (a manager alone may no longer re-key an official that has a working key).
+    second = laptop.post(f"/v1/officials/{body['id']}/enrollment-code")
+    assert second.status_code == 201, second.text
     phone = new_session(gateway, body["id"])
     assert phone.enroll(second.json()["enrollment_code"]).status_code == 201
-    assert laptop.login().status_code == 200 and phone.login().status_code == 200
+    assert phone.login().status_code == 200
     keys = laptop.get(f"/v1/officials/{body['id']}/keys").json()["items"]
     assert {k["kid"] for k in keys} == {laptop.kid, phone.kid}
     # Revoking the phone leaves the laptop working.
@@ -124,11 +133,13 @@ def test_disable_ends_every_session_at_once(
     )
 
 
-def test_transfer_rechecks_roles_and_ends_sessions(gateway: Gateway, admin_b: Session) -> None:
+def test_transfer_is_accepted_by_the_receiving_side_and_ends_sessions(
+    gateway: Gateway, admin_a: Session, admin_b: Session
+) -> None:
     mover = login_as(gateway, B, ["seal_keeper", "clerk"])
     try:
         old_refresh = mover.refresh_token
-        # A dept_admin may not add roles on the way out.
+        # The releasing side may not grant roles in the receiving department.
         problem(
             admin_b.post(
                 f"/v1/officials/{mover.official_id}/transfer",
@@ -144,17 +155,28 @@ def test_transfer_rechecks_roles_and_ends_sessions(gateway: Gateway, admin_b: Se
             422,
             "department_unknown",
         )
-        moved = admin_b.post(
-            f"/v1/officials/{mover.official_id}/transfer",
-            json={"department": A, "roles": ["clerk"]},
+        proposed = admin_b.post(
+            f"/v1/officials/{mover.official_id}/transfer", json={"department": A}
         )
+        assert proposed.status_code == 202, proposed.text
+        request_id = proposed.json()["request"]["id"]
+        # Until A accepts, nothing moved.
+        assert mover.get("/v1/me").json()["department"] == B
+        moved = admin_a.post(f"/v1/official-requests/{request_id}/approve")
         assert moved.status_code == 200, moved.text
         assert moved.json()["department"] == A and moved.json()["roles"] == ["clerk"]
-        problem(mover.get("/v1/me"), 401, "invalid_token", "token_outdated")
+        # Keys and refresh families ended: the official enrolls anew in A.
+        problem(mover.get("/v1/me"), 401, "invalid_token", "key_revoked")
         problem(mover.refresh(old_refresh), 401, "invalid_grant")
-        assert mover.login().status_code == 200
-        me = mover.get("/v1/me").json()
+        problem(mover.login(), 401, "invalid_assertion", "key_revoked")
+        code = admin_a.post(f"/v1/officials/{mover.official_id}/enrollment-code")
+        assert code.status_code == 201, code.text
+        again = new_session(gateway, mover.official_id)
+        assert again.enroll(code.json()["enrollment_code"]).status_code == 201
+        assert again.login().status_code == 200
+        me = again.get("/v1/me").json()
         assert me["department"] == A and me["roles"] == ["clerk"]
+        again.close()
         # Now in A: B's dept_admin no longer sees the official.
         problem(admin_b.get(f"/v1/officials/{mover.official_id}/keys"), 404, "not_found")
     finally:
@@ -166,15 +188,18 @@ def test_privileged_roles_do_not_travel_with_a_transfer(gateway: Gateway) -> Non
     boss = login_as(gateway, B, ["dept_admin", "leader"])
     try:
         moved = admin.post(f"/v1/officials/{boss.official_id}/transfer", json={"department": A})
-        assert moved.json()["roles"] == ["leader"]
-        # The old token claimed dept_admin: refused; a new login carries only leader.
-        problem(boss.get("/v1/me"), 401, "invalid_token", "token_outdated")
-        assert boss.login().status_code == 200
-        problem(boss.post(f"/v1/officials/{admin.official_id}/disable"), 403, "forbidden")
-        created = admin.post(
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["roles"] == []
+        # The old token and key are gone with the move.
+        problem(boss.get("/v1/me"), 401, "invalid_token", "key_revoked")
+        problem(boss.login(), 401, "invalid_assertion", "key_revoked")
+        asked = admin.post(
             "/v1/officials", json={"name": "督察", "department": B, "roles": ["inspector"]}
         )
-        assert created.status_code == 201
+        assert asked.status_code == 202, asked.text
+        with login_as(gateway, "yl", ["admin"]) as second:
+            created = second.post(f"/v1/official-requests/{asked.json()['request']['id']}/approve")
+        assert created.status_code == 201, created.text
         rows = sql(gateway, "SELECT roles FROM officials WHERE id = $1", created.json()["id"])
         assert list(rows[0]["roles"]) == ["inspector"]
     finally:

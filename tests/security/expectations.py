@@ -156,8 +156,11 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ("POST", "/v1/officials"): authenticated(
         "403", body="empty", dept_admin="4xx", foreign="4xx", admin="4xx"
     ),
+    # The official has a working key: a manager's call opens a four-eyes request (202), so
+    # nobody gets a code here; the official itself may ask (not one of these callers).
+    # Platform callers other than admin are of another department: 404.
     ("POST", "/v1/officials/{id}/enrollment-code"): authenticated(
-        "403", resource="official", dept_admin="2xx", admin="2xx", foreign="404"
+        "403", resource="official", dept_admin="2xx", admin="2xx", foreign="404", inspector="404"
     ),
     ("GET", "/v1/officials/{id}/keys"): authenticated(
         "403", resource="official", dept_admin="2xx", admin="2xx", foreign="404", inspector="404"
@@ -176,6 +179,16 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ),
     ("POST", "/v1/officials/{id}/transfer"): authenticated(
         "403", resource="official", body="empty", dept_admin="4xx", admin="4xx", foreign="404"
+    ),
+    # Requests waiting for a second person: managers only, each sees its department's.
+    ("GET", "/v1/official-requests"): authenticated(
+        "403", dept_admin="2xx", admin="2xx", foreign="2xx"
+    ),
+    ("POST", "/v1/official-requests/{id}/approve"): authenticated(
+        "403", resource="unknown_id", dept_admin="404", admin="404", foreign="404"
+    ),
+    ("POST", "/v1/official-requests/{id}/decline"): authenticated(
+        "403", resource="unknown_id", dept_admin="404", admin="404", foreign="404"
     ),
     # --- audit: entries by department (inspectors all); the witness role cosigns
     ("GET", "/v1/audit/entries"): authenticated("2xx"),

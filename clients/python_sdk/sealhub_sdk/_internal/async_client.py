@@ -245,6 +245,11 @@ class AsyncClient:
         """(dept_admin/admin) Create an official; returns its id and enrollment code."""
         return await self._run(ops.create_official(name, department, roles))
 
+    async def approve_official_request(self, request_id: str) -> Any:
+        """(a second manager) Approve a pending official request; returns the gateway's JSON
+        (a created official with its code, a code, or a moved official)."""
+        return await self._run(ops.approve_official_request(request_id))
+
     async def revoke_key(self, official_id: str, kid: str) -> None:
         """Revoke an enrolled key at once (its tokens and streams end)."""
         await self._run(ops.revoke_key(official_id, kid))

@@ -109,13 +109,22 @@ class Group:
 
 @dataclass(frozen=True)
 class NewOfficial:
-    """A created official; hand ``enrollment_code`` to the person over a separate channel."""
+    """A created official; hand ``enrollment_code`` to the person over a separate channel.
+
+    An official with admin, inspector, leader or seal_keeper waits for a second manager:
+    ``pending_request`` is then the request id (``id`` and ``enrollment_code`` are empty) and
+    the second manager's ``approve_official_request`` returns the created official.
+    """
 
     id: str
     enrollment_code: str = field(repr=False)
+    pending_request: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> NewOfficial:
+        request = data.get("request")
+        if data.get("status") == "pending_approval" and isinstance(request, Mapping):
+            return cls("", "", _s(request, "id"))
         return cls(_s(data, "id"), _s(data, "enrollment_code"))
 
 

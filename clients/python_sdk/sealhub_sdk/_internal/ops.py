@@ -76,6 +76,11 @@ def create_official(name: str, department: str, roles: Sequence[str]) -> Op[mode
     return Op(state_changing("POST", "/v1/officials", json=body), models.NewOfficial.from_json)
 
 
+def approve_official_request(request_id: str) -> Op[Any]:
+    path = f"/v1/official-requests/{seg(request_id)}/approve"
+    return Op(state_changing("POST", path, json={}), _json)
+
+
 def official_keys(official_id: str) -> Op[Any]:
     return Op(Call("GET", f"/v1/officials/{seg(official_id)}/keys"), _json)
 
