@@ -74,7 +74,12 @@ async def verify_document(request: web.Request) -> web.Response:
     report = await request.app[SEAL_POOL].averify(
         data,
         trust_roots=(root,),
-        crls=(await crls.get(pki.ROOT_CA_NAME), await crls.get(pki.SEAL_CA_NAME)),
+        # Compared with the database on every verification: a revocation approved on any
+        # gateway process counts here at once.
+        crls=(
+            await crls.get(pki.ROOT_CA_NAME),
+            await crls.get(pki.SEAL_CA_NAME, max_age_seconds=0),
+        ),
         known_seals=await known_seals(request),
         max_bytes=runtime.settings.max_document_bytes,
     )
