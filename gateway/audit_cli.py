@@ -38,7 +38,7 @@ from gateway.config import Settings
 from keys.keystore import CHECKPOINT, FileKeyStore
 from keys.master import load_or_create_master_key
 from storage import audit_log, merkle
-from storage.db import APP_ROLE, DbConnection, connect
+from storage.db import APP_ROLE, OWNER_ROLE, DbConnection, connect
 from storage.signed_note import (
     NoteError,
     NoteVerifier,
@@ -402,7 +402,7 @@ def _pinned_key(settings: Settings) -> str:
 
 
 async def _verify(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.runtime import database_url
+    from gateway.runtime import database_urls
 
     state = VerifyState.load(args.state)
     if state is None:
@@ -413,8 +413,8 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     intermediates = (
         x509.load_pem_x509_certificates(chain_file.read_bytes()) if chain_file.exists() else []
     )
-    async with database_url(settings) as url:
-        connection = await connect(url, role=APP_ROLE)
+    async with database_urls(settings) as urls:
+        connection = await connect(urls.app, role=APP_ROLE)
         try:
             async with connection.transaction(isolation="repeatable_read", readonly=True):
                 report = await verify_log(
@@ -438,10 +438,11 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _erase(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.runtime import database_url
+    from gateway.runtime import database_urls
 
-    async with database_url(settings) as url:
-        connection = await connect(url)  # the owner: the app role cannot change the log
+    async with database_urls(settings) as urls:
+        # The owner's login: the application login cannot change the log.
+        connection = await connect(urls.admin, role=OWNER_ROLE)
         try:
             count = await audit_log.erase_details(
                 connection,

@@ -248,12 +248,13 @@ def _shown(path: Path | str) -> str:
 
 
 async def _migrate(settings: Settings) -> None:
-    from gateway.runtime import database_url, prepare_data_dir
+    from gateway.runtime import database_urls, prepare_data_dir
     from storage.migrate import migrate
 
     prepare_data_dir(settings)
-    async with database_url(settings) as url:
-        applied = await migrate(url)
+    async with database_urls(settings) as urls:
+        # DATABASE_OWNER_URL; for a one-off run DATABASE_URL may name the owner's login.
+        applied = await migrate(urls.admin)
     print("applied: " + (", ".join(applied) if applied else "nothing, the schema is current"))
 
 
@@ -266,15 +267,12 @@ def _read_orgs(path: Path) -> list[Department]:
 
 
 async def _import_orgs(settings: Settings, departments: list[Department]) -> None:
-    from gateway.runtime import database_url, prepare_data_dir
+    from gateway.runtime import admin_connection, database_urls, prepare_data_dir
     from storage import directory
-    from storage.db import connect
-    from storage.migrate import migrate
 
     prepare_data_dir(settings)
-    async with database_url(settings) as url:
-        await migrate(url)
-        connection = await connect(url)
+    async with database_urls(settings) as urls:
+        connection = await admin_connection(urls)
         try:
             inserted = updated = 0
             with tqdm(

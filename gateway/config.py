@@ -78,6 +78,7 @@ class Settings:
     idle_timeout_seconds: float
     supervision: SupervisionSettings
     webhook_ca_file: Path | None = None
+    database_owner_url: str | None = field(default=None, repr=False)
     webhook_timeout_seconds: float = 10.0
     dpop_nonce: bool = False
     verify_workers: int = 1
@@ -234,8 +235,19 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         _postgres_url,
         None,
-        "PostgreSQL URL (a role that may create the schema); unset: embedded PostgreSQL "
-        "in the data directory.",
+        "PostgreSQL URL of the gateway's application login (`sealhub_app`: no superuser, "
+        "not a member of `sealhub_owner`; `serve` refuses anything more); unset: embedded "
+        "PostgreSQL in the data directory.",
+        secret=True,
+    ),
+    Setting(
+        "DATABASE_OWNER_URL",
+        "database_owner_url",
+        _postgres_url,
+        None,
+        "PostgreSQL URL of the schema owner's login (`sealhub_owner`), used only for "
+        "migrations: by `sealhub migrate`, or by `serve` before its pool opens. Unset: `serve` "
+        "only checks the schema is current.",
         secret=True,
     ),
     Setting(
@@ -487,6 +499,10 @@ def _assemble(values: dict[str, Any]) -> Settings:
             region=values["s3_region"],
             secure=endpoint.scheme == "https",
         )
+    if values["database_owner_url"] and not values["database_url"]:
+        raise ConfigError(
+            "DATABASE_OWNER_URL: needs DATABASE_URL (the embedded PostgreSQL makes both logins)"
+        )
     public_url = values["public_url"]
     if public_url is None:
         host = values["host"]
@@ -500,6 +516,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         port=values["port"],
         public_url=public_url,
         database_url=values["database_url"],
+        database_owner_url=values["database_owner_url"],
         s3=s3,
         master_key=values["master_key"],
         max_document_bytes=values["max_document_bytes"],

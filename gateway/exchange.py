@@ -29,6 +29,7 @@ from gateway.auth import Principal
 from gateway.text import unsafe_character
 from keys.jws import Approval, InvalidSignatureError, verify_approval
 from storage import directory, documents
+from storage import seals as seal_rows
 from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_events
 from storage.db import DbConnection
@@ -78,6 +79,16 @@ class DocumentLocked(ExchangeError):
 
 class WrongDocumentState(ExchangeError):
     code = "conflict"
+
+
+class SealRevokedMeanwhile(ExchangeError):
+    """The seal was revoked (on any gateway process) while this document was being sealed."""
+
+    code = "seal_revoked"
+
+    def __init__(self, seal_id: uuid.UUID) -> None:
+        super().__init__("the seal was revoked while the document was being sealed; not sent")
+        self.seal_id = seal_id
 
 
 @dataclass(frozen=True)
@@ -368,6 +379,10 @@ async def _dispatch(
     )
     await record_events(connection, events)
     await documents.notify_deliveries(connection, document_id)
+    # Last, after every other row of the dispatch: the seal was checked before sealing, but a
+    # revocation may have committed since (seconds of sealing, on any process).
+    if not await seal_rows.still_active_for_dispatch(connection, seal_id):
+        raise SealRevokedMeanwhile(seal_id)
     return len(deliveries)
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.middleware import METRICS
 from gateway.runtime import Runtime
 from storage import documents, identity
-from storage.db import connect
+from storage.db import APP_ROLE, connect
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY_SECONDS = 1.0
@@ -81,7 +81,7 @@ class InboxHub:
     async def _listen_forever(self, dsn: str) -> None:
         while True:
             try:
-                self._listener = await connect(dsn)
+                self._listener = await connect(dsn, role=APP_ROLE)
                 lost = asyncio.Event()
                 self._listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
                 await self._listener.add_listener(documents.DELIVERY_CHANNEL, self._notified)

@@ -34,19 +34,16 @@ def add_official_commands(subparsers: Any) -> None:
 
 
 async def run_official_command(args: argparse.Namespace, settings: Settings) -> None:
-    from gateway.runtime import database_url, prepare_data_dir
+    from gateway.runtime import admin_connection, database_urls, prepare_data_dir
     from storage import identity
     from storage.audit_outbox import OutboxSink
-    from storage.db import connect
-    from storage.migrate import migrate
 
     if args.official_command != "create":
         raise OfficialCommandError(f"unknown action {args.official_command!r}")
     roles = [role.strip() for role in args.roles.split(",") if role.strip()]
     prepare_data_dir(settings)
-    async with database_url(settings) as url:
-        await migrate(url)
-        connection = await connect(url)
+    async with database_urls(settings) as urls:
+        connection = await admin_connection(urls)
         try:
             created = await identity.create_official(
                 connection,

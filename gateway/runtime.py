@@ -23,9 +23,9 @@ from gateway.orgs import (
 from keys.master import MasterKey, load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
 from storage import directory
-from storage.db import create_pool
+from storage.db import APP_ROLE, OWNER_ROLE, check_application_login, create_pool, with_login
 from storage.embedded import embedded_postgres
-from storage.migrate import migrate
+from storage.migrate import MigrationError, create_logins, migrate, pending_migrations
 from storage.objects import (
     FilesystemStoreConfig,
     ObjectStore,
@@ -69,14 +69,43 @@ def object_store_config(settings: Settings) -> StoreConfig:
     )
 
 
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """The two logins: the gateway's (``app``) and the owner's for migrations (``owner``)."""
+
+    app: str = field(repr=False)
+    owner: str | None = field(repr=False)
+
+    @property
+    def admin(self) -> str:
+        """For the local admin commands: the owner's login when there is one."""
+        return self.owner or self.app
+
+
 @contextlib.asynccontextmanager
-async def database_url(settings: Settings) -> AsyncIterator[str]:
-    """``DATABASE_URL``, or the embedded server started for as long as the block runs."""
+async def database_urls(settings: Settings) -> AsyncIterator[DatabaseUrls]:
+    """``DATABASE_URL`` (+ ``DATABASE_OWNER_URL``), or the embedded server started for as
+    long as the block runs, with both logins made by its superuser."""
     if settings.database_url:
-        yield settings.database_url
+        yield DatabaseUrls(settings.database_url, settings.database_owner_url)
         return
-    with embedded_postgres(settings.data_dir) as url:
-        yield url
+    with embedded_postgres(settings.data_dir) as superuser_url:
+        await create_logins(superuser_url)
+        yield DatabaseUrls(
+            with_login(superuser_url, APP_ROLE), with_login(superuser_url, OWNER_ROLE)
+        )
+
+
+async def admin_connection(urls: DatabaseUrls) -> asyncpg.Connection:
+    """The local admin commands' connection: the owner when its login is configured, else the
+    application login (which is all that creating officials or importing units needs)."""
+    from storage.db import connect
+
+    if urls.owner is not None:
+        if migrated := await migrate(urls.owner):
+            log.info("migrations applied", extra={"migrations": ",".join(migrated)})
+        return await connect(urls.owner, role=OWNER_ROLE)
+    return await connect(urls.app, role=APP_ROLE)
 
 
 async def load_demo_data(pool: asyncpg.Pool) -> None:
@@ -102,13 +131,23 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
         master_key=master_key,
         now=datetime.now(UTC),
     )
-    async with database_url(settings) as url:
-        applied = await migrate(url)
-        if applied:
-            log.info("migrations applied", extra={"migrations": ",".join(applied)})
+    async with database_urls(settings) as urls:
+        if urls.owner is not None:
+            # The owner's login is used here, before the pool opens, and then never again.
+            applied = await migrate(urls.owner)
+            if applied:
+                log.info("migrations applied", extra={"migrations": ",".join(applied)})
         objects = await open_store(object_store_config(settings), master_key)
-        pool = await create_pool(url)
+        pool = await create_pool(urls.app)
         try:
+            async with pool.acquire() as connection:
+                await check_application_login(connection)
+                pending = await pending_migrations(connection)
+            if pending:
+                raise MigrationError(
+                    "the schema is not current (missing " + ", ".join(pending) + "):"
+                    " run `sealhub migrate` or set DATABASE_OWNER_URL"
+                )
             if demo:
                 await load_demo_data(pool)
             yield Runtime(
@@ -117,7 +156,7 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
                 master_key=master_key,
                 pki=pki,
                 objects=objects,
-                database_url=url,
+                database_url=urls.app,
             )
         finally:
             await pool.close()

@@ -164,7 +164,7 @@ class DepartmentSealer:
         """Called on revocation so a cached signer is never used again."""
         self._signers.pop(seal_id, None)
 
-    async def _record_refusal(self, department: str, seal_id: uuid.UUID) -> None:
+    async def record_refusal(self, department: str, seal_id: uuid.UUID) -> None:
         """``seal.use_refused`` for e-supervision, on a connection of its own so it commits
         even though the caller's transaction (if any) is about to fail."""
         async with self._runtime.pool.acquire() as connection:
@@ -193,7 +193,7 @@ class DepartmentSealer:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
         if row["status"] != "active":
             self.forget(row["id"])
-            await self._record_refusal(department, row["id"])
+            await self.record_refusal(department, row["id"])
             raise SealRevoked(f"the seal of {department} is revoked")
         signer, appearance = self._signer(
             row["id"], row["kid"], row["certificate_pem"], row["name"], row["purpose"]

@@ -79,7 +79,12 @@ class Verifier:
             self._in_use -= 1
 
     async def verify(self, data: bytes) -> VerificationReport:
-        crls = (await self._crls.get(pki.ROOT_CA_NAME), await self._crls.get(pki.SEAL_CA_NAME))
+        crls = (
+            await self._crls.get(pki.ROOT_CA_NAME),
+            # Compared with the database on every verification: a revocation approved on any
+            # gateway process counts here at once.
+            await self._crls.get(pki.SEAL_CA_NAME, max_age_seconds=0),
+        )
         return await self._pool.averify(
             data,
             trust_roots=(self._root_der,),

@@ -41,7 +41,7 @@ from gateway.runtime import RUNTIME
 from keys.master import MasterKey, MasterKeyError
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_events
-from storage.db import DbConnection, connect
+from storage.db import APP_ROLE, DbConnection, connect
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +532,7 @@ async def _listen(dsn: str, worker: WebhookWorker) -> None:
     while True:
         listener: asyncpg.Connection | None = None
         try:
-            listener = await connect(dsn)
+            listener = await connect(dsn, role=APP_ROLE)
             lost = asyncio.Event()
             listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
             await listener.add_listener(rows.NOTIFY_CHANNEL, lambda *_args: worker.wake())

@@ -39,6 +39,7 @@ from seals._aio import run_sync
 from seals._fastverify import Outcome, fast_outcome
 from seals.errors import PdfMalformed, PdfTooComplex
 from seals.pdfcheck import DEFAULT_MAX_BYTES, open_pdf
+from seals.revocation import effective_revocation, invalid_since
 
 _MODIFICATION_NAMES = {
     ModificationLevel.NONE: "none",
@@ -282,7 +283,11 @@ def _check_one(
     revoked_before = False
     if revocation is not None:
         when = timestamp or dt.datetime.now(dt.UTC)
-        revoked_before = revocation.revocation_date <= when
+        # A compromised key's invalidity date (CRL entry) counts, not only the revocation date.
+        revoked_from = effective_revocation(
+            revocation.revocation_date, invalid_since(cert, material[2])
+        )
+        revoked_before = revoked_from <= when
         if not revoked_before:
             # Revoked after a trusted timestamp: the seal was good when it was applied.
             roots, certs, crls = material
@@ -320,7 +325,7 @@ def _check_one(
         level = "B-LT" if has_revinfo else "B-T"
     cert_sha = hashlib.sha256(cert.dump()).hexdigest()
     return SealReport(
-        field=sig.field_name,
+        field=str(sig.field_name),  # a pyhanko TextStringObject does not deepcopy
         department=department_from_subject(cert.subject),
         seal_id=known_seals.get(cert_sha),
         signer_subject=cert.subject.human_friendly,
@@ -344,7 +349,7 @@ def _check_one(
 
 def _broken(sig: EmbeddedPdfSignature, problem: str) -> SealReport:
     return SealReport(
-        field=sig.field_name,
+        field=str(sig.field_name),  # a pyhanko TextStringObject does not deepcopy
         department=None,
         seal_id=None,
         signer_subject="",

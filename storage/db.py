@@ -1,15 +1,17 @@
 """PostgreSQL connections: one owner connection for migrations, a pool for the gateway.
 
-The schema belongs to ``sealhub_owner``; the gateway's pool runs as ``sealhub_app``,
-which the audit tables allow to INSERT and SELECT only. Both roles are set per
-connection with ``SET ROLE`` semantics (a startup parameter), so one login URL serves
-the embedded default while production can give the gateway its own login.
+Two logins. The schema belongs to ``sealhub_owner``, whose login runs migrations only
+(``sealhub migrate``, or ``serve`` before its pool opens). The gateway logs in as
+``sealhub_app``, which the audit tables allow to INSERT and SELECT only; it is neither a
+superuser nor a member of the owner role, so no code in the gateway can ``SET ROLE`` its way
+to the owner (:func:`check_application_login` refuses any login that could).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, TypeAlias
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -61,6 +63,49 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+class PrivilegedLogin(Exception):
+    """The gateway was given a login that could change the audit log or the schema."""
+
+    code = "database_unavailable"
+
+
+async def check_application_login(connection: DbConnection) -> None:
+    """Refuse a login that is a superuser, may create roles, or may become the owner."""
+    row = await connection.fetchrow(
+        "SELECT session_user AS login, r.rolsuper, r.rolcreaterole, r.rolbypassrls,"
+        " pg_has_role(session_user, $1, 'MEMBER') AS owner_member"
+        " FROM pg_roles r WHERE r.rolname = session_user",
+        OWNER_ROLE,
+    )
+    assert row is not None
+    powers = [
+        name
+        for name, held in (
+            ("a superuser", row["rolsuper"]),
+            ("allowed to create roles", row["rolcreaterole"]),
+            ("allowed to bypass row security", row["rolbypassrls"]),
+            (f"a member of {OWNER_ROLE}", row["owner_member"]),
+        )
+        if held
+    ]
+    if powers:
+        raise PrivilegedLogin(
+            f"DATABASE_URL logs in as {row['login']}, which is {' and '.join(powers)}: give the"
+            f" gateway the application login ({APP_ROLE}) and the owner's login to"
+            " DATABASE_OWNER_URL (migrations only)"
+        )
+
+
+def with_login(dsn: str, user: str, password: str | None = None) -> str:
+    """The same server and database as *dsn*, as another login (the embedded setup)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    credentials = quote(user, safe="")
+    if password is not None:
+        credentials += ":" + quote(password, safe="")
+    return urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, ""))
 
 
 def record_to_dict(record: Any) -> dict[str, Any]:

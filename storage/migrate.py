@@ -1,7 +1,8 @@
 """Versioned SQL migrations, applied in order, once, under an advisory lock.
 
 Files are ``storage/migrations/NNNN_name.sql``. Each runs in its own transaction as the
-schema owner; ``schema_migrations`` records what ran. Concurrent gateway replicas
+schema owner (the owner's login, ``DATABASE_OWNER_URL``; never the gateway's);
+``schema_migrations`` records what ran. Concurrent gateway replicas
 starting together serialize on the lock, so each migration runs exactly once.
 """
 
@@ -44,22 +45,78 @@ def available_migrations() -> list[Migration]:
 
 
 # The role names are the constants of storage.db, spelled out: DDL takes no parameters.
+# Runs as the migrating login (the owner's, or a superuser that bootstraps): it creates only
+# roles that are missing (creating needs CREATEROLE, so the owner's own login skips that) and
+# refuses to go on when the application role could act as the owner.
 _ROLES_SQL = """
 DO $$
 BEGIN
-    BEGIN
-        CREATE ROLE sealhub_owner NOLOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-    END;
-    BEGIN
-        CREATE ROLE sealhub_app NOLOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-    END;
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        EXECUTE format('GRANT sealhub_owner, sealhub_app TO %I', current_user);
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sealhub_owner') THEN
+        BEGIN
+            CREATE ROLE sealhub_owner NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sealhub_app') THEN
+        BEGIN
+            CREATE ROLE sealhub_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    IF NOT pg_has_role(current_user, 'sealhub_owner', 'MEMBER') THEN
+        EXECUTE format('GRANT sealhub_owner TO %I', current_user);
+    END IF;
+    IF pg_has_role('sealhub_app', 'sealhub_owner', 'MEMBER') THEN
+        RAISE EXCEPTION 'sealhub_app must be neither a superuser nor a member of sealhub_owner'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 END $$;
 """
+
+# The embedded server's bootstrap, as its superuser: both logins, the owner may create the schema.
+_LOGINS_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sealhub_owner') THEN
+        BEGIN
+            CREATE ROLE sealhub_owner LOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sealhub_app') THEN
+        BEGIN
+            CREATE ROLE sealhub_app LOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    END IF;
+    ALTER ROLE sealhub_owner LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS;
+    ALTER ROLE sealhub_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+    EXECUTE format('GRANT CREATE ON DATABASE %I TO sealhub_owner', current_database());
+END $$;
+"""
+
+
+async def create_logins(superuser_dsn: str) -> None:
+    """Make the owner's and the application's logins (the embedded PostgreSQL's set-up)."""
+    connection = await connect(superuser_dsn, role=None)
+    try:
+        await connection.execute(_LOGINS_SQL)
+    finally:
+        await connection.close()
+
+
+async def pending_migrations(connection: DbConnection) -> list[str]:
+    """Migrations not yet applied, as any login that may read ``schema_migrations``."""
+    try:
+        rows = await connection.fetch("SELECT version FROM schema_migrations")
+    except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError):
+        rows = []
+    applied = {row["version"] for row in rows}
+    return [
+        f"{migration.version:04d}_{migration.name}"
+        for migration in available_migrations()
+        if migration.version not in applied
+    ]
 
 
 async def migrate(dsn: str) -> list[str]:
@@ -86,6 +143,8 @@ async def _apply(connection: DbConnection, migrations: list[Migration]) -> list[
         " version integer PRIMARY KEY, name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
+    # serve without the owner's URL checks the schema is current as the application login.
+    await connection.execute(f"GRANT SELECT ON schema_migrations TO {APP_ROLE}")
     applied = {
         row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")
     }

@@ -40,6 +40,18 @@ def database_url_for(server_url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
+def app_url_for(admin_url: str) -> str:
+    """The same database as the application login ``sealhub_app`` (what a gateway gets)."""
+    from storage.db import APP_ROLE, with_login
+
+    return with_login(admin_url, APP_ROLE)
+
+
+def gateway_database_env(admin_url: str) -> dict[str, str]:
+    """A gateway's two logins: the application's for serving, the admin's for migrations."""
+    return {"DATABASE_URL": app_url_for(admin_url), "DATABASE_OWNER_URL": admin_url}
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     configured = os.environ.get("TEST_DATABASE_URL")
@@ -110,7 +122,8 @@ def free_port() -> int:
 
 @dataclass
 class Gateway:
-    """A real ``sealhub serve`` process and how to reach it."""
+    """A real ``sealhub serve`` process and how to reach it. ``database_url`` is the test's
+    admin login (for fixtures); the process itself serves as ``sealhub_app``."""
 
     base_url: str
     data_dir: Path
@@ -165,7 +178,7 @@ def start_gateway(
         command.append("--demo")
     process_env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        **gateway_database_env(database_url),
         "SEALHUB_LOG_FORMAT": "text",
         "SEALHUB_LOG_LEVEL": "warning",
         **(env or {}),

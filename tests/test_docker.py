@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import yaml
 
 from gateway.config import load_settings
+from storage.db import APP_ROLE, OWNER_ROLE
 from tests.conftest import REPO
 
 REQUIRED_IN_PRODUCTION = {
@@ -18,6 +22,27 @@ REQUIRED_IN_PRODUCTION = {
     "SEALHUB_HOST",
     "SEALHUB_DATA_DIR",
 }
+
+
+OPERATOR_SECRETS = {
+    "${SEALHUB_MASTER_KEY:?set SEALHUB_MASTER_KEY (base64 of 32 random bytes)}": "A" * 43 + "=",
+    "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}": "pw",
+    "${SEALHUB_OWNER_DB_PASSWORD:?set SEALHUB_OWNER_DB_PASSWORD}": "owner-pw",
+    "${SEALHUB_APP_DB_PASSWORD:?set SEALHUB_APP_DB_PASSWORD}": "app-pw",
+    "${MINIO_PASSWORD:?set MINIO_PASSWORD}": "pw",
+}
+
+
+def _resolved(environment: dict[str, object]) -> dict[str, str]:
+    """The variables an operator must supply, substituted as compose would."""
+    resolved = {}
+    for key, value in environment.items():
+        text = str(value)
+        for placeholder, secret in OPERATOR_SECRETS.items():
+            text = text.replace(placeholder, secret)
+        resolved[key] = text
+    assert not any("${" in value for value in resolved.values()), resolved
+    return resolved
 
 
 def _compose() -> dict[str, object]:
@@ -42,18 +67,42 @@ def test_every_gateway_gets_a_valid_production_configuration() -> None:
     for name in ("gateway-1", "gateway-2"):
         environment = services[name]["environment"]
         assert environment.keys() >= REQUIRED_IN_PRODUCTION, name
-        # Substitute the variables an operator must supply, then load as the gateway would.
-        resolved = {
-            key: str(value)
-            .replace(
-                "${SEALHUB_MASTER_KEY:?set SEALHUB_MASTER_KEY (base64 of 32 random bytes)}",
-                "A" * 43 + "=",
-            )
-            .replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}", "pw")
-            .replace("${MINIO_PASSWORD:?set MINIO_PASSWORD}", "pw")
-            for key, value in environment.items()
-        }
-        assert not any("${" in value for value in resolved.values()), resolved
-        settings = load_settings(resolved)
+        settings = load_settings(_resolved(environment))
         assert settings.s3 is not None and settings.database_url
         assert settings.public_url.startswith("https://")
+
+
+def test_gateways_log_in_as_the_application_login_and_only_migrate_sees_the_owner() -> None:
+    """Issue 16 item 5: the gateways' login is not the owner and never learns its password."""
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    for name in ("gateway-1", "gateway-2"):
+        settings = load_settings(_resolved(services[name]["environment"]))
+        assert settings.database_url is not None
+        assert urlsplit(settings.database_url).username == APP_ROLE, name
+        assert settings.database_owner_url is None, name
+        assert "owner-pw" not in repr(services[name]), name
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+    migrate = services["migrate"]
+    assert migrate["command"] == ["migrate"]
+    settings = load_settings(_resolved(migrate["environment"]))
+    assert settings.database_owner_url is not None
+    assert urlsplit(settings.database_owner_url).username == OWNER_ROLE
+
+
+def test_postgres_creates_both_logins_and_neither_is_a_superuser() -> None:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] not in (APP_ROLE, OWNER_ROLE)
+    mounts = [str(volume) for volume in postgres["volumes"]]
+    [init] = [m for m in mounts if "/docker-entrypoint-initdb.d/" in m]
+    script = (REPO / "docker" / init.split(":")[0].removeprefix("./")).read_text("utf-8")
+    for role in (OWNER_ROLE, APP_ROLE):
+        created = re.search(rf"CREATE ROLE {role} LOGIN ([^;]*);", script)
+        assert created is not None, role
+        assert "NOSUPERUSER" in created[1] and "NOCREATEROLE" in created[1], role
+    # The application login is granted nothing that makes it the owner.
+    assert not re.search(rf"GRANT {OWNER_ROLE}\b", script)

@@ -358,6 +358,10 @@ async def seal_document(request: web.Request) -> web.Response:
                     idempotency.StoredResponse(200, sent.as_json()),
                     now,
                 )
+    except exchange.SealRevokedMeanwhile as revoked:
+        await exchange.delete_quietly(runtime.objects, [sealed.key])
+        await request.app[SEALER].record_refusal(principal.department, revoked.seal_id)
+        raise
     except BaseException:
         await exchange.delete_quietly(runtime.objects, [sealed.key])
         raise

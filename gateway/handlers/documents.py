@@ -174,6 +174,10 @@ async def send_document(request: web.Request) -> web.Response:
         if earlier is None:
             raise
         return json_response(earlier.body, status=earlier.status)
+    except exchange.SealRevokedMeanwhile as revoked:
+        await exchange.delete_quietly(runtime.objects, created)
+        await request.app[SEALER].record_refusal(principal.department, revoked.seal_id)
+        raise
     except BaseException:
         await exchange.delete_quietly(runtime.objects, created)
         raise

@@ -50,6 +50,7 @@ SEAL = json_content(
             "valid_from": {"type": "string"},
             "valid_to": {"type": "string"},
             "revoked_at": {"type": ["string", "null"]},
+            "invalid_since": {"type": ["string", "null"]},
         },
     }
 )
@@ -64,6 +65,7 @@ SEAL_REQUEST = json_content(
             "status": {"type": "string"},
             "purpose": {"type": "string"},
             "seal_id": {"type": ["string", "null"]},
+            "invalid_since": {"type": ["string", "null"]},
         },
     }
 )
@@ -106,6 +108,7 @@ def _seal_json(row: Any) -> dict[str, Any]:
         "valid_from": _iso(row["valid_from"]),
         "valid_to": _iso(row["valid_to"]),
         "revoked_at": _iso(row["revoked_at"]),
+        "invalid_since": _iso(row["invalid_since"]),
     }
 
 
@@ -116,6 +119,7 @@ def _request_json(row: Any) -> dict[str, Any]:
         "kind": row["kind"],
         "purpose": row["purpose"],
         "seal_id": str(row["seal_id"]) if row["seal_id"] else None,
+        "invalid_since": _iso(row["invalid_since"]),
         "status": row["status"],
         "requested_by": row["requested_by"],
         "requested_at": _iso(row["requested_at"]),
@@ -209,6 +213,12 @@ async def request_seal(request: web.Request) -> web.Response:
                 "properties": {
                     "reason": {"type": "string", "maxLength": 500},
                     "reason_code": {"type": "string", "enum": sorted(crl.REASONS)},
+                    "invalid_since": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "key_compromise only: since when the key is unsafe"
+                        " (CRL invalidityDate); seals timestamped after it verify as revoked",
+                    },
                 },
             }
         ),
@@ -228,16 +238,19 @@ async def request_revocation(request: web.Request) -> web.Response:
         raise ApiError("invalid_request", "reason_code must be one of " + ", ".join(crl.REASONS))
     seal_id = _uuid(request, "id")
     now = now_of(request)
+    invalid_since = _invalid_since(body.get("invalid_since"), reason_code, now)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         seal = await connection.fetchrow("SELECT * FROM seals WHERE id = $1", seal_id)
         if seal is None:
             raise NotFound()
         if seal["status"] != "active":
             raise RequestDecided()
+        if invalid_since is not None and invalid_since < seal["issued_at"]:
+            raise ApiError("invalid_request", "invalid_since is before the seal was issued")
         row: Any = await connection.fetchrow(
             "INSERT INTO seal_requests (id, department, purpose, kind, seal_id, reason,"
-            " reason_code, requested_by, requested_with_kid, requested_at)"
-            " VALUES ($1, $2, $3, 'revoke', $4, $5, $6, $7, $8, $9) RETURNING *",
+            " reason_code, requested_by, requested_with_kid, requested_at, invalid_since)"
+            " VALUES ($1, $2, $3, 'revoke', $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             uuid.uuid4(),
             seal["department"],
             seal["purpose"],
@@ -247,6 +260,7 @@ async def request_revocation(request: web.Request) -> web.Response:
             principal.official_id,
             principal.kid,
             now,
+            invalid_since,
         )
         await record_event(
             connection,
@@ -255,19 +269,49 @@ async def request_revocation(request: web.Request) -> web.Response:
                 "seal.revocation_requested",
                 now,
                 seal["department"],
-                {"request": str(row["id"]), "seal_id": str(seal_id), "reason": reason},
+                {
+                    "request": str(row["id"]),
+                    "seal_id": str(seal_id),
+                    "reason": reason,
+                    "reason_code": reason_code,
+                    "invalid_since": _iso(invalid_since),
+                },
             ),
         )
     return json_response(_request_json(row), status=201)
 
 
+def _invalid_since(value: Any, reason_code: str, now: datetime) -> datetime | None:
+    """RFC 5280 invalidity date: only for a compromised key, never in the future."""
+    if value is None:
+        return None
+    if reason_code != "key_compromise":
+        raise ApiError("invalid_request", "invalid_since goes only with reason_code key_compromise")
+    if not isinstance(value, str) or len(value) > 40:
+        raise ApiError("invalid_request", "invalid_since must be an RFC 3339 time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError("invalid_request", "invalid_since must be an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise ApiError("invalid_request", "invalid_since needs a time zone (e.g. Z)")
+    if parsed > now:
+        raise ApiError("invalid_request", "invalid_since must not be in the future")
+    return parsed
+
+
 async def _revoke(connection: DbConnection, request_row: Any, now: datetime) -> Any:
+    # A revocation dated back can never be later than the revocation itself.
+    invalid_since = request_row["invalid_since"]
+    if invalid_since is not None:
+        invalid_since = min(invalid_since, now)
     row = await connection.fetchrow(
-        "UPDATE seals SET status = 'revoked', revoked_at = $2, revocation_reason = $3"
-        " WHERE id = $1 AND status = 'active' RETURNING *",
+        "UPDATE seals SET status = 'revoked', revoked_at = $2, revocation_reason = $3,"
+        " invalid_since = $4 WHERE id = $1 AND status = 'active' RETURNING *",
         request_row["seal_id"],
         now,
         request_row["reason_code"],
+        invalid_since,
     )
     if row is None:
         raise RequestDecided()
@@ -343,6 +387,11 @@ async def approve_seal_request(request: web.Request) -> web.Response:
                     "requested_by": pending["requested_by"],
                     "approved_by": principal.official_id,
                     "serial_number": str(row["serial_number"]),
+                    **(
+                        {"invalid_since": _iso(row["invalid_since"])}
+                        if row["invalid_since"] is not None
+                        else {}
+                    ),
                 },
             ),
         )

@@ -19,7 +19,7 @@ from keys.tsa import TimeStampAuthority
 from storage import audit_log
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection, connect, create_pool
-from tests.conftest import REPO
+from tests.conftest import REPO, app_url_for
 
 ORIGIN = "gateway.test:8443/audit"
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -52,7 +52,8 @@ def signer(platform: PlatformPki) -> audit_log.CheckpointSigner:
 
 @pytest.fixture
 async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    app_pool = await create_pool(db_url, min_size=1, max_size=4)
+    # As the gateway connects: the application login, not the test's superuser.
+    app_pool = await create_pool(app_url_for(db_url), min_size=1, max_size=4)
     try:
         yield app_pool
     finally:

@@ -13,6 +13,7 @@ from gateway.config import load_settings
 from gateway.object_sweeper import SWEEP_LOCK, sweep_once
 from gateway.runtime import Runtime, open_runtime
 from storage.objects import ObjectNotFound
+from tests.conftest import gateway_database_env
 
 
 async def _put(runtime: Runtime, data: bytes) -> str:
@@ -23,7 +24,7 @@ async def _put(runtime: Runtime, data: bytes) -> str:
 
 
 async def test_orphans_go_referenced_objects_stay(db_url: str, tmp_path: Path) -> None:
-    settings = load_settings({"DATABASE_URL": db_url, "SEALHUB_DATA_DIR": str(tmp_path)})
+    settings = load_settings({**gateway_database_env(db_url), "SEALHUB_DATA_DIR": str(tmp_path)})
     async with open_runtime(settings, demo=True) as runtime:
         orphan = await _put(runtime, b"left by a crash")
         kept = await _put(runtime, b"%PDF- draft")
