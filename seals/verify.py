@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -189,7 +189,7 @@ def _context(
 
 
 def verify(
-    pdf_bytes: bytes,
+    pdf_bytes: bytes | BinaryIO,
     trust_roots: Sequence[bytes],
     crls: Sequence[bytes] = (),
     *,
@@ -320,7 +320,7 @@ def _check_one(
         level = "B-LT" if has_revinfo else "B-T"
     cert_sha = hashlib.sha256(cert.dump()).hexdigest()
     return SealReport(
-        field=sig.field_name,
+        field=str(sig.field_name),
         department=department_from_subject(cert.subject),
         seal_id=known_seals.get(cert_sha),
         signer_subject=cert.subject.human_friendly,
@@ -344,7 +344,7 @@ def _check_one(
 
 def _broken(sig: EmbeddedPdfSignature, problem: str) -> SealReport:
     return SealReport(
-        field=sig.field_name,
+        field=str(sig.field_name),
         department=None,
         seal_id=None,
         signer_subject="",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
@@ -15,6 +17,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
 from gateway.sealing import SEAL_POOL
+from gateway.spool import spool_files
 from keys import pki
 
 READ_CHUNK = 256 * 1024
@@ -29,16 +32,17 @@ REPORT = {
 }
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    """The upload, refused as soon as it passes the limit (never buffered beyond it)."""
+async def _body(request: web.Request, limit: int, path: Path) -> None:
+    """The upload into the spool file *path*, refused as soon as it passes the limit."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("payload_too_large", f"documents may have at most {limit} bytes")
-    data = bytearray()
-    while chunk := await request.content.read(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise ApiError("payload_too_large", f"documents may have at most {limit} bytes")
-    return bytes(data)
+    size = 0
+    with path.open("r+b") as out:
+        while chunk := await request.content.read(READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("payload_too_large", f"documents may have at most {limit} bytes")
+            await asyncio.to_thread(out.write, chunk)
 
 
 async def known_seals(request: web.Request) -> dict[str, str]:
@@ -68,14 +72,15 @@ async def known_seals(request: web.Request) -> dict[str, str]:
 )
 async def verify_document(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    data = await _body(request, runtime.settings.max_document_bytes)
-    root = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
-    crls = request.app[CRLS]
-    report = await request.app[SEAL_POOL].averify(
-        data,
-        trust_roots=(root,),
-        crls=(await crls.get(pki.ROOT_CA_NAME), await crls.get(pki.SEAL_CA_NAME)),
-        known_seals=await known_seals(request),
-        max_bytes=runtime.settings.max_document_bytes,
-    )
+    with spool_files(runtime.settings, 1) as (upload,):
+        await _body(request, runtime.settings.max_document_bytes, upload)
+        root = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
+        crls = request.app[CRLS]
+        report = await request.app[SEAL_POOL].averify(
+            upload,
+            trust_roots=(root,),
+            crls=(await crls.get(pki.ROOT_CA_NAME), await crls.get(pki.SEAL_CA_NAME)),
+            known_seals=await known_seals(request),
+            max_bytes=runtime.settings.max_document_bytes,
+        )
     return json_response(report.to_dict())
