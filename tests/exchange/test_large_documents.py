@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, Session, login_as, start_gateway
-from tests.exchange.conftest import SENDER, issue_seal, meta_for
+from tests.exchange.conftest import SENDER, issue_seal, meta_for, send
 from tests.largepdf import write_large_pdf
 from tests.s3server import MotoServer
+from tests.seals.seal_corpus import reportlab_pdf
 
 MiB = 1024 * 1024
 LARGE = 200 * MiB
@@ -128,6 +129,9 @@ def round_trip(
 ) -> None:
     """Send, download (whole and a range) and verify; the gateway's peak RSS stays bounded."""
     path, draft_sha = large_pdf
+    # A small document first: lazy imports and caches are not what the bound is about.
+    warm = send(seal_keeper, meta_for([RECIPIENT], "永政发〔2026〕199号"), reportlab_pdf())
+    assert warm.status_code == 201, warm.text
     pid = gateway.process.pid
     baseline = reset_peak(pid)
 
