@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from pathlib import Path
@@ -38,7 +39,10 @@ def reset_spool(settings: Settings) -> int:
     removed = 0
     for entry in directory.iterdir():
         with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
             removed += 1
     if removed:
         log.info("spool swept", extra={"files": removed})

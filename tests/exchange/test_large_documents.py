@@ -207,10 +207,13 @@ def test_spool_left_by_a_crash_is_swept_at_start(gateway: Gateway, tmp_path: Pat
     spool = gateway.data_dir / "spool"
     left = spool / "doc-crashed.pdf"
     left.write_bytes(b"%PDF-1.7 half an upload")
+    (spool / "stray").mkdir()
+    (spool / "stray" / "inner.pdf").write_bytes(b"%PDF-1.7")
     port = int(gateway.base_url.rsplit(":", 1)[1])
     restarted = start_gateway(gateway.database_url, gateway.data_dir, demo=False, port=port)
     try:
         assert not left.exists()
+        assert list(spool.iterdir()) == []
         assert spool.stat().st_mode & 0o777 == 0o700
     finally:
         restarted.stop()
