@@ -147,6 +147,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
     from gateway.middleware import ProblemRequestHandler
     from gateway.runtime import open_runtime
+    from gateway.spool import reset_spool
     from seals.image import seal_drawing_problem
 
     problem = seal_drawing_problem()
@@ -166,6 +167,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         "access_log": None,
     }
     async with open_runtime(settings, demo=demo) as runtime:
+        reset_spool(settings)  # spool files a crashed run left behind
         runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()
         server = runner.server

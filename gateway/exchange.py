@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -255,14 +256,19 @@ def authorize_send(principal: Principal, *, with_workflow: bool = False) -> None
 
 @dataclass(frozen=True)
 class SealOutcome:
-    pdf: bytes
+    pdf: Path  # the sealed PDF's spool file (the caller's *sealed* argument)
     seal_id: uuid.UUID
 
 
 class DocumentSealer(Protocol):
-    """Applies the department's active seal (keys stay in keys/, parsing in workers)."""
+    """Applies the department's active seal (keys stay in keys/, parsing in workers).
 
-    async def seal(self, department: str, pdf: bytes, *, reason: str) -> SealOutcome: ...
+    Both documents are files: the draft is read from *draft*, the sealed PDF written to
+    *sealed*, so no process holds a document in memory."""
+
+    async def seal(
+        self, department: str, draft: Path, sealed: Path, *, reason: str
+    ) -> SealOutcome: ...
 
 
 async def chunks_of(data: bytes, size: int = 1024 * 1024) -> AsyncIterator[bytes]:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
@@ -178,9 +179,12 @@ class DepartmentSealer:
                 ),
             )
 
-    async def seal(self, department: str, pdf: bytes, *, reason: str) -> SealOutcome:
+    async def seal(self, department: str, draft: Path, sealed: Path, *, reason: str) -> SealOutcome:
         """Holds no database connection while the document is sealed: sealing waits for a
-        worker, and a pool drained by waiting sends would starve everything else."""
+        worker, and a pool drained by waiting sends would starve everything else.
+
+        The worker reads *draft* and writes *sealed* (spool files); this process only
+        writes the signature at its offset in *sealed*."""
         async with self._runtime.pool.acquire() as connection:
             row = await connection.fetchrow(
                 "SELECT s.id, s.kid, s.certificate_pem, s.purpose, s.status, d.name"
@@ -209,8 +213,9 @@ class DepartmentSealer:
             await self._crls.get(pki.ROOT_CA_NAME),
             await self._crls.get(pki.SEAL_CA_NAME),
         )
-        sealed = await self._pool.aseal(
-            pdf,
+        await self._pool.aseal_file(
+            draft,
+            sealed,
             signer,
             appearance,
             level=self._level,

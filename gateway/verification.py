@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
@@ -78,7 +79,7 @@ class Verifier:
         finally:
             self._in_use -= 1
 
-    async def verify(self, data: bytes) -> VerificationReport:
+    async def verify(self, data: bytes | Path) -> VerificationReport:
         crls = (
             await self._crls.get(pki.ROOT_CA_NAME),
             # Compared with the database on every verification: a revocation approved on any

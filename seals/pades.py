@@ -16,7 +16,7 @@ import io
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -222,7 +222,9 @@ class SealRequest:
 
 @dataclass(frozen=True)
 class PreparedSeal:
-    """The sealed document minus its CMS: the digest to sign and where the CMS goes."""
+    """The sealed document minus its CMS: the digest to sign and where the CMS goes.
+
+    ``document`` is empty when the revision was written to an output file instead."""
 
     document: bytes = field(repr=False)
     document_digest: bytes
@@ -249,12 +251,18 @@ class _NoKey:
         raise SealingError("the document side of sealing never holds a key")
 
 
-def prepare_seal(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
-    """Parse, check and lay out the sealed revision; runs where hostile input may run."""
-    return run_sync(_prepare(pdf, request))
+def prepare_seal(
+    pdf: bytes | BinaryIO | PdfInfo, request: SealRequest, output: BinaryIO | None = None
+) -> PreparedSeal:
+    """Parse, check and lay out the sealed revision; runs where hostile input may run.
+
+    With *output* (a file opened ``w+b``) the revision is written there, not returned."""
+    return run_sync(_prepare(pdf, request, output))
 
 
-async def _prepare(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
+async def _prepare(
+    pdf: bytes | BinaryIO | PdfInfo, request: SealRequest, output: BinaryIO | None = None
+) -> PreparedSeal:
     info = pdf if isinstance(pdf, PdfInfo) else open_pdf(pdf, max_bytes=request.max_bytes)
     level = Level(request.level)
     if level is Level.B_LT and not request.trust_roots:
@@ -304,8 +312,8 @@ async def _prepare(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
         session = pdf_signer.init_signing_session(writer)
         validation_info = await session.perform_presign_validation(writer)
         tbs = session.prepare_tbs_document(validation_info, bytes_reserved=reserved)
-        buffer = io.BytesIO()
-        digest, _ = tbs.digest_tbs_document(output=buffer)
+        buffer = io.BytesIO() if output is None else None
+        digest, _ = tbs.digest_tbs_document(output=output if buffer is None else buffer)
     except SigningError as exc:
         text = str(exc).lower()
         # pyhanko words it "Author signature forbids all changes" (DocMDP P=1) or names
@@ -316,7 +324,7 @@ async def _prepare(pdf: bytes | PdfInfo, request: SealRequest) -> PreparedSeal:
     except PdfError as exc:
         raise PdfMalformed(f"the document cannot be extended: {exc}") from None
     return PreparedSeal(
-        document=buffer.getvalue(),
+        document=buffer.getvalue() if buffer is not None else b"",
         document_digest=digest.document_digest,
         reserved_start=digest.reserved_region_start,
         reserved_end=digest.reserved_region_end,
@@ -333,6 +341,19 @@ async def async_finish_seal(
     prepared: PreparedSeal, signer: SealSigner, timestamper: TimeStamper | None = None
 ) -> bytes:
     """Sign the prepared digest and splice the CMS in; no PDF parsing happens here."""
+    out = io.BytesIO(prepared.document)
+    await async_finish_seal_into(prepared, signer, out, timestamper)
+    return out.getvalue()
+
+
+async def async_finish_seal_into(
+    prepared: PreparedSeal,
+    signer: SealSigner,
+    output: BinaryIO,
+    timestamper: TimeStamper | None = None,
+) -> None:
+    """Sign and write the CMS at the reserved /Contents offset of *output* (seek + write),
+    so a sealed document on disk is finished without reading it."""
     container = await signer.async_sign(
         prepared.document_digest, "sha256", use_pades=True, timestamper=timestamper
     )
@@ -340,11 +361,9 @@ async def async_finish_seal(
     room = prepared.reserved_end - prepared.reserved_start - 2
     if 2 * len(der) > room:
         raise ReservedSpaceTooSmall(2 * len(der))
-    out = io.BytesIO(prepared.document)
     PreparedByteRangeDigest(
         prepared.document_digest, prepared.reserved_start, prepared.reserved_end
-    ).fill_with_cms(out, der)
-    return out.getvalue()
+    ).fill_with_cms(output, der)
 
 
 def finish_seal(

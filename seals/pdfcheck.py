@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
@@ -43,9 +44,10 @@ class PdfInfo:
     signature_count: int
 
 
-def check_size(data: bytes, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
-    if max_bytes is not None and len(data) > max_bytes:
-        raise PayloadTooLarge(f"the document is {len(data)} bytes, the limit is {max_bytes}")
+def check_size(data: bytes | int, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+    size = data if isinstance(data, int) else len(data)
+    if max_bytes is not None and size > max_bytes:
+        raise PayloadTooLarge(f"the document is {size} bytes, the limit is {max_bytes}")
 
 
 def check_header(data: bytes) -> None:
@@ -53,12 +55,19 @@ def check_header(data: bytes) -> None:
         raise NotAPdf("the upload does not start with a %PDF- header")
 
 
-def open_pdf(data: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfInfo:
-    """Parse and structurally check a document, raising only PdfInputError subclasses."""
-    check_size(data, max_bytes)
-    check_header(data)
+def open_pdf(data: bytes | BinaryIO, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfInfo:
+    """Parse and structurally check a document, raising only PdfInputError subclasses.
+
+    *data* may be an open seekable file: pyhanko then reads objects from it on demand, so
+    a large document never has to be in memory (the caller keeps the file open)."""
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    size = stream.seek(0, io.SEEK_END)
+    check_size(size, max_bytes)
+    stream.seek(0)
+    check_header(stream.read(_HEADER_WINDOW))
+    stream.seek(0)
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=True, decode_limits=UNTRUSTED_LIMITS)
+        reader = PdfFileReader(stream, strict=True, decode_limits=UNTRUSTED_LIMITS)
         if reader.encrypted:
             raise PdfEncrypted("encrypted PDF documents cannot be sealed or verified")
         pages = _walk_pages(reader)
@@ -78,7 +87,7 @@ def open_pdf(data: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfIn
         raise PdfMalformed(f"the PDF structure is damaged: {type(exc).__name__}: {exc}") from None
     except NotImplementedError as exc:
         raise PdfMalformed(f"unsupported PDF feature: {exc}") from None
-    return PdfInfo(reader, len(data), tuple(pages), sig_count)
+    return PdfInfo(reader, size, tuple(pages), sig_count)
 
 
 def _walk_pages(reader: PdfFileReader) -> list[generic.Reference]:
@@ -163,6 +172,6 @@ class PdfSummary:
     signatures: int
 
 
-def check_pdf(data: bytes, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfSummary:
+def check_pdf(data: bytes | BinaryIO, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfSummary:
     info = open_pdf(data, max_bytes=max_bytes)
     return PdfSummary(info.size, len(info.page_refs), info.signature_count)

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pyhanko.sign.timestamps.api import TimeStamper
@@ -37,6 +38,7 @@ from seals.pades import (
     SealAppearance,
     SealRequest,
     async_finish_seal,
+    async_finish_seal_into,
     check_level,
     prepare_seal,
 )
@@ -173,12 +175,12 @@ class SealWorkerPool:
             executor = self._executor
         self._replace(executor)
 
-    def check(self, data: bytes, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfSummary:
-        return self.run(check_pdf, data, max_bytes)
+    def check(self, data: bytes | Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfSummary:
+        return self.run(_check, data, max_bytes)
 
     def verify(
         self,
-        data: bytes,
+        data: bytes | Path,
         trust_roots: Sequence[bytes],
         crls: Sequence[bytes] = (),
         known_seals: Mapping[str, str] | None = None,
@@ -188,7 +190,7 @@ class SealWorkerPool:
 
     async def averify(
         self,
-        data: bytes,
+        data: bytes | Path,
         trust_roots: Sequence[bytes],
         crls: Sequence[bytes] = (),
         known_seals: Mapping[str, str] | None = None,
@@ -235,6 +237,48 @@ class SealWorkerPool:
             prepared = await self.run_async(prepare_seal, data, bigger)
             return await async_finish_seal(prepared, signer, ts)
 
+    async def aseal_file(
+        self,
+        source: Path,
+        target: Path,
+        signer: SealSigner,
+        appearance: SealAppearance,
+        *,
+        level: Level | str = Level.B_B,
+        timestamper: TimeStamper | None = None,
+        trust_roots: Sequence[bytes] = (),
+        crls: Sequence[bytes] = (),
+        placement: FieldPlacement | None = None,
+        field_name: str | None = None,
+        reason: str | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> None:
+        """Seal the PDF in *source* into *target* (both files): the worker reads the draft
+        from its file and writes the sealed revision to the other, this process signs and
+        writes the CMS at its offset. No process ever holds the document in memory."""
+        request = SealRequest.for_signer(
+            signer,
+            appearance,
+            level=Level(level),
+            trust_roots=tuple(trust_roots),
+            crls=tuple(crls),
+            placement=placement or FieldPlacement(),
+            field_name=field_name,
+            reason=reason,
+            max_bytes=max_bytes,
+        )
+        check_level(request.level, timestamper)
+        ts = timestamper if request.level is not Level.B_B else None
+        prepared: PreparedSeal = await self.run_async(_prepare_file, source, target, request)
+        try:
+            with target.open("r+b") as output:
+                await async_finish_seal_into(prepared, signer, output, ts)
+        except ReservedSpaceTooSmall as exc:
+            bigger = replace(request, bytes_reserved=exc.needed + 8192)
+            prepared = await self.run_async(_prepare_file, source, target, bigger)
+            with target.open("r+b") as output:
+                await async_finish_seal_into(prepared, signer, output, ts)
+
     def seal(self, data: bytes, signer: SealSigner, appearance: SealAppearance, **kw: Any) -> bytes:
         return asyncio.run(self.aseal(data, signer, appearance, **kw))
 
@@ -250,10 +294,26 @@ class SealWorkerPool:
 
 
 def _verify(
-    data: bytes,
+    data: bytes | Path,
     trust_roots: tuple[bytes, ...],
     crls: tuple[bytes, ...],
     known_seals: Mapping[str, str] | None,
     max_bytes: int | None,
 ) -> VerificationReport:
+    if isinstance(data, Path):
+        with data.open("rb") as stream:
+            return verify(stream, trust_roots, crls, known_seals=known_seals, max_bytes=max_bytes)
     return verify(data, trust_roots, crls, known_seals=known_seals, max_bytes=max_bytes)
+
+
+def _check(data: bytes | Path, max_bytes: int | None) -> PdfSummary:
+    if isinstance(data, Path):
+        with data.open("rb") as stream:
+            return check_pdf(stream, max_bytes)
+    return check_pdf(data, max_bytes)
+
+
+def _prepare_file(source: Path, target: Path, request: SealRequest) -> PreparedSeal:
+    """In the worker: read the draft from *source*, write the sealed revision to *target*."""
+    with source.open("rb") as draft, target.open("w+b") as output:
+        return prepare_seal(draft, request, output)

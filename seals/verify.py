@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -190,7 +190,7 @@ def _context(
 
 
 def verify(
-    pdf_bytes: bytes,
+    pdf_bytes: bytes | BinaryIO,
     trust_roots: Sequence[bytes],
     crls: Sequence[bytes] = (),
     *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -18,6 +19,7 @@ from gateway.routes_table import routes
 from gateway.routing import path_param, query_param
 from gateway.runtime import RUNTIME
 from gateway.sealing import SEALER
+from gateway.spool import file_chunks, save_chunks, spool_files
 from keys.jws import parse_public_jwk
 from seals.pdfcheck import check_header
 from storage import documents, idempotency, identity
@@ -97,11 +99,9 @@ async def _own_department_document(request: web.Request) -> dict[str, Any]:
     return document
 
 
-async def _read_all(request: web.Request, key: str) -> bytes:
-    buffer = bytearray()
-    async for chunk in request.app[RUNTIME].objects.open(key):
-        buffer += chunk
-    return bytes(buffer)
+async def _spool_object(request: web.Request, key: str, path: Path) -> None:
+    """The stored draft into a spool file, for the sealing worker to read."""
+    await save_chunks(request.app[RUNTIME].objects.open(key), path)
 
 
 @routes.add(
@@ -332,13 +332,14 @@ async def seal_document(request: web.Request) -> web.Response:
             if earlier is not None:
                 return json_response(earlier.body, status=earlier.status)
         document = await exchange.draft_to_seal(connection, _document_id(request))
-    pdf = await _read_all(request, document["draft_object"])
-    outcome = await request.app[SEALER].seal(
-        principal.department, pdf, reason=document["doc_number"]
-    )
-    sealed: PutResult = await runtime.objects.put(
-        exchange.chunks_of(outcome.pdf), max_bytes=len(outcome.pdf) + 1
-    )
+    with spool_files(runtime.settings, 2) as (draft_file, sealed_file):
+        await _spool_object(request, document["draft_object"], draft_file)
+        outcome = await request.app[SEALER].seal(
+            principal.department, draft_file, sealed_file, reason=document["doc_number"]
+        )
+        sealed: PutResult = await runtime.objects.put(
+            file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
+        )
     try:
         async with runtime.pool.acquire() as connection, connection.transaction():
             sent = await exchange.record_sealed_after_approval(

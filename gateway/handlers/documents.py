@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME
 from gateway.sealing import SEALER
+from gateway.spool import file_chunks, read_head, spool_files, tee_to_file
 from seals.pdfcheck import check_header
 from storage import documents, idempotency
 from storage import workflow as workflow_rows
@@ -72,10 +74,9 @@ async def _read_meta_part(part: BodyPartReader, limit: int) -> bytes:
     return bytes(raw)
 
 
-async def _file_chunks(part: BodyPartReader, sink: bytearray) -> AsyncIterator[bytes]:
-    """The file part as it arrives, kept in *sink* too (sealing needs the whole PDF)."""
+async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """The file part as it arrives."""
     while chunk := await part.read_chunk(READ_CHUNK):
-        sink += chunk
         yield bytes(chunk)
 
 
@@ -120,10 +121,30 @@ async def send_document(request: web.Request) -> web.Response:
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         raise ApiError("invalid_request", "the second part must be 'file'")
+    with spool_files(runtime.settings, 2) as (draft_file, sealed_file):
+        return await _store_and_send(
+            request, meta, fanout, scope, part, draft_file=draft_file, sealed_file=sealed_file
+        )
 
-    pdf = bytearray()
+
+async def _store_and_send(
+    request: web.Request,
+    meta: exchange.DocumentMeta,
+    fanout: exchange.Fanout,
+    scope: idempotency.Scope | None,
+    part: BodyPartReader,
+    *,
+    draft_file: Path,
+    sealed_file: Path,
+) -> web.Response:
+    """The file part goes to the store and to a spool file at once; the worker seals from
+    that file into *sealed_file*, which is streamed to the store. Memory stays flat."""
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    now = now_of(request)
     draft = await runtime.objects.put(
-        _file_chunks(part, pdf), max_bytes=runtime.settings.max_document_bytes
+        tee_to_file(_file_chunks(part), draft_file),
+        max_bytes=runtime.settings.max_document_bytes,
     )
     created: list[str] = [draft.key]
     try:
@@ -135,13 +156,14 @@ async def send_document(request: web.Request) -> web.Response:
                 await exchange.delete_quietly(runtime.objects, created)
                 return json_response(earlier.body, status=earlier.status)
         if meta.workflow is not None:
-            sent = await _submit_for_approval(request, meta, draft, bytes(pdf), scope, body_hash)
+            head = read_head(draft_file)
+            sent = await _submit_for_approval(request, meta, draft, head, scope, body_hash)
             return json_response(sent.as_json(), status=201)
         outcome = await request.app[SEALER].seal(
-            principal.department, bytes(pdf), reason=meta.doc_number
+            principal.department, draft_file, sealed_file, reason=meta.doc_number
         )
         sealed: PutResult = await runtime.objects.put(
-            exchange.chunks_of(outcome.pdf), max_bytes=len(outcome.pdf) + 1
+            file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
         )
         created.append(sealed.key)
         async with runtime.pool.acquire() as connection, connection.transaction():
@@ -188,7 +210,7 @@ async def _submit_for_approval(
     request: web.Request,
     meta: exchange.DocumentMeta,
     draft: PutResult,
-    pdf: bytes,
+    head: bytes,
     scope: idempotency.Scope | None,
     body_hash: str,
 ) -> exchange.SentDocument:
@@ -196,7 +218,7 @@ async def _submit_for_approval(
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
     now = now_of(request)
-    check_header(pdf)
+    check_header(head)
     async with runtime.pool.acquire() as connection, connection.transaction():
         sent = await exchange.record_submission(
             connection, principal=principal, meta=meta, draft=draft, now=now

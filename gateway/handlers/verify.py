@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from aiohttp import web
 
 from gateway.auth import now_of, principal_of
@@ -9,6 +12,8 @@ from gateway.errors import ApiError
 from gateway.http import json_response
 from gateway.openapi import json_content
 from gateway.routes_table import routes
+from gateway.runtime import RUNTIME
+from gateway.spool import spool_files
 from gateway.verification import VERIFIER
 
 READ_CHUNK = 256 * 1024
@@ -28,14 +33,17 @@ def _refuse_declared_size(request: web.Request, limit: int) -> None:
         raise ApiError("payload_too_large", f"verify takes documents of at most {limit} bytes")
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    """The upload, refused as soon as it passes the limit (never buffered beyond it)."""
-    data = bytearray()
-    while chunk := await request.content.read(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise ApiError("payload_too_large", f"verify takes documents of at most {limit} bytes")
-    return bytes(data)
+async def _body(request: web.Request, limit: int, path: Path) -> None:
+    """The upload into the spool file *path*, refused as soon as it passes the limit."""
+    size = 0
+    with path.open("r+b") as out:
+        while chunk := await request.content.read(READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    "payload_too_large", f"verify takes documents of at most {limit} bytes"
+                )
+            await asyncio.to_thread(out.write, chunk)
 
 
 @routes.add(
@@ -52,11 +60,11 @@ async def _body(request: web.Request, limit: int) -> bytes:
 )
 async def verify_document(request: web.Request) -> web.Response:
     """Rate first (429), the declared size (413), then a slot (503), then the body (413):
-    a refused call costs neither memory nor a worker."""
+    a refused call costs neither memory nor a worker; the body goes to a spool file."""
     verifier = request.app[VERIFIER]
     await verifier.admit(principal_of(request).official_id, now_of(request))
     _refuse_declared_size(request, verifier.max_bytes)
-    with verifier.slot():
-        data = await _body(request, verifier.max_bytes)
-        report = await verifier.verify(data)
+    with verifier.slot(), spool_files(request.app[RUNTIME].settings, 1) as (upload,):
+        await _body(request, verifier.max_bytes, upload)
+        report = await verifier.verify(upload)
     return json_response(report.to_dict())

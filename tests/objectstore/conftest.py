@@ -2,14 +2,13 @@
 
 The S3 backend talks to a real S3-protocol server, moto's, started once per session as a
 separate process (so its memory is not ours); every test gets a fresh bucket and the
-server is reset afterwards. Tests marked ``slow`` (the 200 MB round trip) only run when
-``SEALHUB_SLOW_TESTS=1``.
+server is reset afterwards. The 200 MB round trip runs in every test run (seconds on
+both backends), not behind a flag.
 """
 
 from __future__ import annotations
 
 import abc
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -29,21 +28,6 @@ from storage.objects import (
 from tests.s3server import MotoServer
 
 MIB = 1024 * 1024
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slow: long-running (200 MB) test; runs only with SEALHUB_SLOW_TESTS=1"
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("SEALHUB_SLOW_TESTS") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow test; set SEALHUB_SLOW_TESTS=1 to run it")
-    for item in items:
-        if "slow" in item.keywords and "objectstore" in str(item.path):
-            item.add_marker(skip)
 
 
 @pytest.fixture

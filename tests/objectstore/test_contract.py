@@ -98,7 +98,6 @@ async def test_streamed_20mb_in_bounded_memory(store: ObjectStore) -> None:
     assert largest <= 2 * MIB
 
 
-@pytest.mark.slow
 async def test_streamed_200mb(store: ObjectStore) -> None:
     pattern = Pattern(200 * MIB)
     result = await store.put(pattern.stream(), max_bytes=pattern.size)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from asn1crypto import cms as asn1_cms
@@ -13,6 +15,7 @@ from asn1crypto import cms as asn1_cms
 from seals.errors import NotAPdf, PdfMalformed, PdfTooComplex, UnreadablePdf
 from seals.pades import Level
 from seals.pool import SealWorkerPool, WorkerLimits
+from tests.largepdf import write_large_pdf
 from tests.security import damaged_pdfs
 
 from . import seal_corpus
@@ -144,3 +147,54 @@ def test_seal_and_verify_through_pool(
     report = pool.verify(doc, [pki.root_der()], pki.crls())
     assert report.valid, report.problems
     assert [s.level for s in report.seals] == ["B-LT", "B-LT"]
+
+
+def reset_own_peak_rss() -> None:
+    """Runs in a worker: the peak RSS starts again from the current RSS."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def own_peak_rss() -> int:
+    """Runs in a worker: its peak RSS in bytes since the last reset."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_seal_file_to_file_never_holds_the_document(
+    pki: SealTestPki,
+    departments: list[Department],
+    tmp_path: Path,
+) -> None:
+    """The worker reads the draft from its file and writes the sealed one to another; its
+    peak RSS stays below the document's size, so the document was never in its memory."""
+    size = 128 * 1024 * 1024
+    draft, sealed = tmp_path / "draft.pdf", tmp_path / "sealed.pdf"
+    write_large_pdf(draft, size)
+    dep = departments[0]
+    with SealWorkerPool(workers=1) as big:
+        big.run(reset_own_peak_rss)
+        asyncio.run(
+            big.aseal_file(
+                draft,
+                sealed,
+                dep.signer,
+                dep.appearance,
+                level=Level.B_LT,
+                timestamper=pki.timestamper(),
+                trust_roots=[pki.root_der()],
+                crls=pki.crls(),
+                max_bytes=2 * size,
+            )
+        )
+        report = big.verify(sealed, [pki.root_der()], pki.crls(), max_bytes=2 * size)
+        assert big.check(sealed, max_bytes=2 * size).signatures == 1
+        peak = big.run(own_peak_rss)
+    assert report.valid, report.problems
+    assert report.seals[0].covers_whole_document
+    with draft.open("rb") as original, sealed.open("rb") as result:
+        assert result.read(size // 2) == original.read(size // 2)  # an incremental update
+    assert peak < size, f"the worker peaked at {peak >> 20} MiB"
