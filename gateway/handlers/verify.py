@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from aiohttp import web
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.crls import CRLS
@@ -14,7 +11,7 @@ from gateway.http import json_response
 from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
-from gateway.sealing import SEAL_POOL
+from gateway.sealing import SEAL_POOL, registered_seals, seal_issuer
 from keys import pki
 
 READ_CHUNK = 256 * 1024
@@ -44,14 +41,7 @@ async def _body(request: web.Request, limit: int) -> bytes:
 async def known_seals(request: web.Request) -> dict[str, str]:
     """Certificate SHA-256 → seal id, so the report names our seals."""
     async with request.app[RUNTIME].pool.acquire() as connection:
-        rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
-    known = {}
-    for row in rows:
-        der = x509.load_pem_x509_certificate(row["certificate_pem"].encode()).public_bytes(
-            serialization.Encoding.DER
-        )
-        known[hashlib.sha256(der).hexdigest()] = str(row["id"])
-    return known
+        return await registered_seals(connection)
 
 
 @routes.add(
@@ -77,5 +67,6 @@ async def verify_document(request: web.Request) -> web.Response:
         crls=(await crls.get(pki.ROOT_CA_NAME), await crls.get(pki.SEAL_CA_NAME)),
         known_seals=await known_seals(request),
         max_bytes=runtime.settings.max_document_bytes,
+        seal_issuer=seal_issuer(runtime.pki),
     )
     return json_response(report.to_dict())

@@ -93,6 +93,6 @@ def test_seal_and_verify_through_pool(
     assert [s.valid and s.trusted for s in sigs] == [True, True]
     assert sigs[-1].total
     qpdf_check(doc)
-    report = pool.verify(doc, [pki.root_der()], pki.crls())
+    report = pool.verify(doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert report.valid, report.problems
     assert [s.level for s in report.seals] == ["B-LT", "B-LT"]
