@@ -142,6 +142,32 @@ def test_soundly_sealed_document_takes_a_further_seal(
     assert [s.total for s in signatures] == [False, True]
 
 
+def test_document_whose_seal_was_revoked_is_not_sealed_again(
+    gateway: Gateway,
+    admins: tuple[Session, Session],
+    other_keeper: Session,
+    sample_pdf: bytes,
+) -> None:
+    """Revoked after its timestamp, the seal still verifies (it was good when applied), but
+    nobody may build on it: the upload is refused before our seal goes on."""
+    seal = issue_seal(admins, "yl-jyj")
+    with login_as(gateway, "yl-jyj", ["seal_keeper"], name="教育局用印员") as keeper:
+        sealed = sealed_by(keeper, sample_pdf, OTHER)
+    first, second = admins
+    asked = first.post(
+        f"/v1/seals/{seal['id']}/revoke",
+        json={"reason": "印章密钥疑似泄露", "reason_code": "key_compromise"},
+    )
+    assert asked.status_code == 201, asked.text
+    assert second.post(f"/v1/seal-requests/{asked.json()['id']}/approve").status_code == 200
+    report = verify(other_keeper, sealed)
+    assert report["seals"][0]["revoked"] is True
+    refused = send(other_keeper, meta_for(["yl-jyj"], _number()), sealed)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "existing_seal_invalid"
+    assert "revoked" in refused.json()["detail"]
+
+
 # --- Only seal certificates are seals ------------------------------------------------------
 
 
