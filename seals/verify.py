@@ -281,13 +281,12 @@ def verify(
     try:
         embedded_certs, embedded_crls, has_revinfo = _embedded_revinfo(reader)
         signatures = list(reader.embedded_regular_signatures)
-        every_signature = list(reader.embedded_signatures)
     except (PdfError, ValueError, TypeError, KeyError) as exc:
         raise PdfMalformed(f"signature data is damaged: {exc}") from None
     if not signatures:
         return VerificationReport(valid=False, problems=("the document carries no seal",))
 
-    findings = _revision_findings(reader, signatures, every_signature)
+    findings = _revision_findings(reader, signatures)
     all_crls = given_crls + embedded_crls
     trust_key = _trust_key(roots, embedded_certs, all_crls)
     context = _context(roots, embedded_certs, all_crls)
@@ -332,15 +331,17 @@ class _Finding:
 def _revision_findings(
     reader: Any,
     signatures: Sequence[EmbeddedPdfSignature],
-    every_signature: Sequence[EmbeddedPdfSignature],
 ) -> list[_Finding]:
     """Classify each revision after the first seal against the one before it.
 
     Consecutive pairs, so a change is named in the revision that made it even if a later
-    seal signs over it (pyhanko's per-seal review only sees the sum of later revisions)."""
+    seal signs over it (pyhanko's per-seal review only sees the sum of later revisions).
+    Only regular signatures make a revision a seal revision, because only they are validated
+    as seals here; a document time stamp (never checked) must not excuse what its revision
+    adds."""
     first = min(sig.signed_revision for sig in signatures)
     signed_in: dict[int, set[str]] = {}
-    for sig in every_signature:
+    for sig in signatures:
         signed_in.setdefault(sig.signed_revision, set()).add(sig.field_name)
     certification = signatures[0].docmdp_level
     findings = []
@@ -380,7 +381,7 @@ def _classify_revision(
         return _Finding(
             revision,
             "unsigned_signature_field",
-            f"adds signature fields not signed in the same revision: {sorted(unsigned)}",
+            f"adds signature fields that are not seals signed in this revision: {sorted(unsigned)}",
         )
     filled = set(diff.changed_form_fields) - sealed_fields
     if filled:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import pytest
 from asn1crypto import crl as asn1_crl
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from seals.pades import seal_pdf
@@ -143,3 +145,18 @@ def test_metadata_change_inside_a_dss_update_is_invalid(
     report = _check(out.getvalue(), pki)
     assert not report.valid
     assert report.seals[0].modifications == "metadata"
+
+
+def test_document_time_stamp_does_not_make_its_revision_a_seal(
+    pki: SealTestPki, departments: list[Department]
+) -> None:
+    """Document time stamps are not validated as seals, so the field one adds is no seal:
+    otherwise any key could sign a 'time stamp' revision carrying an overprinting widget."""
+    sealed = _sealed("x", departments[0])
+    writer = IncrementalPdfFileWriter(io.BytesIO(sealed))
+    out = io.BytesIO()
+    PdfTimeStamper(pki.timestamper()).timestamp_pdf(writer, "sha256", output=out)
+    report = _check(out.getvalue(), pki)
+    assert not report.valid
+    (seal,) = report.seals
+    assert seal.modifications == "unsigned_signature_field", seal.modification_details
