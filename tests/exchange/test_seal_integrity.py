@@ -231,20 +231,18 @@ def test_pdf_signed_with_the_receipt_key_is_not_a_seal(
     _not_a_seal(verify(seal_keeper, doc), "its key is for another purpose")
 
 
-def test_seal_ca_certificate_without_the_seal_policy_is_not_a_seal(
-    gateway: Gateway, seal_keeper: Session
-) -> None:
-    """Issued by the platform's seal CA with nonRepudiation and no extended key usage, as
-    receipt certificates of older versions are, but not under the seal policy and not in
-    the seals table: no seal."""
+def _old_style_certificate(
+    gateway: Gateway, public_key: ec.EllipticCurvePublicKey
+) -> x509.Certificate:
+    """What receipt certificates of older versions were: seal CA, nonRepudiation, no
+    extended key usage, no policy."""
     seal_ca_cert = _platform_cert(gateway, "seal-ca")
     seal_ca_key = _keystore(gateway).get_private(
         "pki:seal-ca", jwk_thumbprint(seal_ca_cert.public_key())
     )
     assert isinstance(seal_ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    old_style = (
+    return (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
@@ -255,7 +253,7 @@ def test_seal_ca_certificate_without_the_seal_policy_is_not_a_seal(
             )
         )
         .issuer_name(seal_ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(pki.new_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
@@ -280,8 +278,40 @@ def test_seal_ca_certificate_without_the_seal_policy_is_not_a_seal(
         )
         .sign(seal_ca_key, hashes.SHA256())
     )
-    doc = _signed_with(key, old_style, [seal_ca_cert])
+
+
+def test_seal_ca_certificate_without_the_seal_policy_is_not_a_seal(
+    gateway: Gateway, seal_keeper: Session
+) -> None:
+    """Issued by the platform's seal CA like a seal, but not under the seal policy and not
+    in the seals table (an old receipt certificate, say): no seal."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    old_style = _old_style_certificate(gateway, key.public_key())
+    doc = _signed_with(key, old_style, [_platform_cert(gateway, "seal-ca")])
     _not_a_seal(verify(seal_keeper, doc), "no seal certificate policy")
+
+
+def test_receipt_certificate_from_an_older_version_is_replaced(
+    gateway: Gateway, seal_keeper: Session
+) -> None:
+    """Upgrade: a stored receipt certificate without the receipt purpose is reissued for the
+    same key at the next countersignature, and a PDF signed under the old one is no seal."""
+    kid, current = _receipt_certificate(gateway, seal_keeper)
+    public = current.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    old = _old_style_certificate(gateway, public)
+    path = gateway.data_dir / "pki" / f"receipt-{kid}.pem"
+    path.write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    key = _keystore(gateway).get_private(keystore_module.RECEIPT, kid)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    doc = _signed_with(key, old, [_platform_cert(gateway, "seal-ca")])
+    _not_a_seal(verify(seal_keeper, doc), "no seal certificate policy")
+
+    kid_again, renewed = _receipt_certificate(gateway, seal_keeper)
+    assert kid_again == kid and renewed.public_key() == public
+    assert renewed.serial_number != old.serial_number
+    assert pki.has_purpose(renewed, pki.RECEIPT_SIGNING_EKU)
+    assert x509.load_pem_x509_certificate(path.read_bytes()) == renewed
 
 
 def test_pdf_signed_with_the_tsa_key_is_not_a_seal(gateway: Gateway, seal_keeper: Session) -> None:
