@@ -147,6 +147,21 @@ def text_widget_with_appearance(sealed: bytes) -> bytes:
     )
 
 
+def seal_appearance_replaced(sealed: bytes) -> bytes:
+    """The seal's own widget keeps its signature but gets an appearance that overprints."""
+    writer = _writer(sealed)
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/FT") == "/Sig" and "/V" in field:
+            field[pdf_name("/Rect")] = _rect(0, 0, 595, 842)
+            field[pdf_name("/AP")] = generic.DictionaryObject(
+                {pdf_name("/N"): _overprint_form(writer)}
+            )
+            writer.update_container(field)
+            return _out(writer)
+    raise AssertionError("the document carries no signed field")
+
+
 def annotation(sealed: bytes) -> bytes:
     """A FreeText annotation over the body (visible in every viewer)."""
     writer = _writer(sealed)
@@ -305,6 +320,7 @@ def xmp_metadata(sealed: bytes) -> bytes:
 MODIFICATIONS: dict[str, Modification] = {
     "unsigned_signature_widget": unsigned_signature_widget,
     "text_widget_with_appearance": text_widget_with_appearance,
+    "seal_appearance_replaced": seal_appearance_replaced,
     "annotation": annotation,
     "form_value": form_value,
     "page_added": page_added,

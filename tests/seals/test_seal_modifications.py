@@ -28,6 +28,7 @@ from .seal_pki import SealTestPki
 EXPECTED_KIND = {
     "unsigned_signature_widget": "other",
     "text_widget_with_appearance": "other",
+    "seal_appearance_replaced": "other",
     "annotation": "other",
     "form_value": "form_filling",
     "page_added": "other",
