@@ -48,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "seal_revoked": 409,
     "no_active_seal": 409,
     "doc_number_taken": 409,
+    "existing_seal_invalid": 422,
     "audit_pending": 503,
     "not_found": 404,
     "method_not_allowed": 405,

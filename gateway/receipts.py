@@ -50,15 +50,18 @@ class ReceiptSigner:
 
 
 def receipt_signer(runtime: Runtime, now: datetime) -> ReceiptSigner:
-    """The active receipt key and its certificate from the seal CA (issued on first use)."""
+    """The active receipt key and its certificate from the seal CA (issued on first use).
+
+    A certificate from before receipt certificates carried their own key purpose is
+    replaced by one that does (same key; receipts already issued keep their x5c).
+    """
     store = runtime.pki.keystore
     kid = store.ensure(keystore_module.RECEIPT, "ES256")
     key = store.get_private(keystore_module.RECEIPT, kid)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     path = runtime.settings.data_dir / "pki" / f"receipt-{kid}.pem"
-    if path.exists():
-        certificate = x509.load_pem_x509_certificate(path.read_bytes())
-    else:
+    certificate = x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
+    if certificate is None or not pki.has_purpose(certificate, pki.RECEIPT_SIGNING_EKU):
         certificate = pki.issue_gateway_signing_certificate(
             runtime.pki.seal_ca.key,
             runtime.pki.seal_ca.cert,

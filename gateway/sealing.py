@@ -9,6 +9,7 @@ our own CRLs embedded so validators need no network).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ from gateway.exchange import SealOutcome
 from gateway.runtime import Runtime
 from keys import keystore as keystore_module
 from keys import pki
+from keys.platform import PlatformPki
 from keys.tsa import InProcessTimeStamper, TimeStampAuthority
 from seals.image import render_seal
 from seals.pades import Level, SealAppearance
 from seals.pool import SealWorkerPool
 from seals.signer import InMemorySealKey, SealSigner
+from seals.verify import SealIssuer, VerificationReport
 from storage import directory
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
@@ -47,6 +50,53 @@ class SealUnavailable(Exception):
 
 class SealRevoked(SealUnavailable):
     code = "seal_revoked"
+
+
+class ExistingSealInvalid(Exception):
+    """The upload already carries seals and they do not all check out: sealing it would
+    lend our seal to whatever was changed after them."""
+
+    code = "existing_seal_invalid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def seal_issuer(platform: PlatformPki) -> SealIssuer:
+    """Seals are certificates of the platform's seal CA under the seal policy."""
+    return SealIssuer(
+        ca_certs=(platform.seal_ca.cert.public_bytes(serialization.Encoding.DER),),
+        policy_oid=pki.SEAL_POLICY_OID,
+    )
+
+
+async def registered_seals(connection: DbConnection) -> dict[str, str]:
+    """Certificate SHA-256 → seal id of every seal the platform issued (also those from
+    before seal certificates carried the seal policy, which verification accepts so)."""
+    rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
+    known = {}
+    for row in rows:
+        der = x509.load_pem_x509_certificate(row["certificate_pem"].encode()).public_bytes(
+            serialization.Encoding.DER
+        )
+        known[hashlib.sha256(der).hexdigest()] = str(row["id"])
+    return known
+
+
+def refuse_unless_sound(report: VerificationReport) -> None:
+    """An upload without seals may be sealed; one with seals only if every seal is intact,
+    trusted, a seal certificate, not revoked at all, and nothing but seals and validation
+    data was added after them."""
+    if not report.seals:
+        return
+    problems = list(report.problems)
+    problems += [f"{s.field}: the seal certificate is revoked" for s in report.seals if s.revoked]
+    if report.valid and not problems:
+        return
+    raise ExistingSealInvalid(
+        "the document already carries seals that do not verify: " + "; ".join(problems[:5])
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +193,7 @@ class DepartmentSealer:
         )
         self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
         self._seal_ca_der = platform.seal_ca.cert.public_bytes(serialization.Encoding.DER)
+        self._seal_issuer = seal_issuer(platform)
 
     def _signer(
         self, seal_id: uuid.UUID, kid: str, certificate_pem: str, name: str, purpose: str
@@ -213,6 +264,7 @@ class DepartmentSealer:
             await self._crls.get(pki.ROOT_CA_NAME),
             await self._crls.get(pki.SEAL_CA_NAME),
         )
+        await self._check_existing_seals(draft, crls)
         await self._pool.aseal_file(
             draft,
             sealed,
@@ -226,6 +278,20 @@ class DepartmentSealer:
             max_bytes=self._runtime.settings.max_document_bytes,
         )
         return SealOutcome(sealed, row["id"])
+
+    async def _check_existing_seals(self, pdf: Path, crls: tuple[bytes, ...]) -> None:
+        """Verify the upload as /v1/verify would before our seal goes on it."""
+        async with self._runtime.pool.acquire() as connection:
+            known = await registered_seals(connection)
+        report = await self._pool.averify(
+            pdf,
+            trust_roots=(self._root_der,),
+            crls=crls,
+            known_seals=known,
+            max_bytes=self._runtime.settings.max_document_bytes,
+            seal_issuer=self._seal_issuer,
+        )
+        refuse_unless_sound(report)
 
 
 SEALER: web.AppKey[DepartmentSealer] = web.AppKey("sealer", DepartmentSealer)

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway import ratelimit
 from gateway.crls import CrlCache
 from gateway.runtime import Runtime
+from gateway.sealing import registered_seals, seal_issuer
 from keys import pki
 from seals.pool import SealWorkerPool
 from seals.verify import VerificationReport
@@ -51,6 +50,7 @@ class Verifier:
         self._slots = runtime.settings.verify_concurrency
         self._in_use = 0
         self._root_der = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
+        self._seal_issuer = seal_issuer(runtime.pki)
 
     @property
     def max_bytes(self) -> int:
@@ -92,19 +92,13 @@ class Verifier:
             crls=crls,
             known_seals=await self._known_seals(),
             max_bytes=self.max_bytes,
+            seal_issuer=self._seal_issuer,
         )
 
     async def _known_seals(self) -> dict[str, str]:
         """Certificate SHA-256 → seal id, so the report names our seals."""
         async with self._runtime.pool.acquire() as connection:
-            rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
-        known = {}
-        for row in rows:
-            der = x509.load_pem_x509_certificate(row["certificate_pem"].encode()).public_bytes(
-                serialization.Encoding.DER
-            )
-            known[hashlib.sha256(der).hexdigest()] = str(row["id"])
-        return known
+            return await registered_seals(connection)
 
 
 VERIFIER: web.AppKey[Verifier] = web.AppKey("verifier", Verifier)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keys.tsa import SEALHUB_OID_ARC
+
 ORGANIZATION = "sealhub"
 ROOT_CA_NAME = "root"
 SEAL_CA_NAME = "seal-ca"
@@ -27,6 +29,12 @@ ISSUING_CA_VALIDITY_DAYS = 10 * 365
 TSA_VALIDITY_DAYS = 10 * 365
 TLS_SERVER_VALIDITY_DAYS = 365
 SEAL_VALIDITY_DAYS = 3 * 365
+
+# What a certificate is for, under sealhub's UUID arc (see keys.tsa). Verification counts a
+# certificate as a seal only with the seal policy; the receipt key's certificate names its
+# own purpose so no validator mistakes it for a document signer.
+SEAL_POLICY_OID = SEALHUB_OID_ARC + ".2.1"  # sealhub department seal certificate policy, v1
+RECEIPT_SIGNING_EKU = x509.ObjectIdentifier(SEALHUB_OID_ARC + ".3.1")  # receipt countersigning
 
 # Certificates start a little in the past so a peer whose clock lags still accepts them.
 BACKDATE = timedelta(minutes=5)
@@ -312,7 +320,8 @@ def issue_seal_certificate(
     validity_days: int = SEAL_VALIDITY_DAYS,
     seal_name: str | None = None,
 ) -> x509.Certificate:
-    """A department seal: digitalSignature + nonRepudiation, which PAdES validators require.
+    """A department seal: digitalSignature + nonRepudiation, which PAdES validators require,
+    and the seal certificate policy, which is what makes it a seal for our verification.
 
     No extended key usage: several PDF validators refuse unknown purposes, none refuse absence.
     """
@@ -334,6 +343,12 @@ def issue_seal_certificate(
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        .add_extension(
+            x509.CertificatePolicies(
+                [x509.PolicyInformation(x509.ObjectIdentifier(SEAL_POLICY_OID), None)]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -377,7 +392,11 @@ def issue_gateway_signing_certificate(
     now: datetime,
     validity_days: int = TSA_VALIDITY_DAYS,
 ) -> x509.Certificate:
-    """A certificate for a gateway signing key (the receipt countersignature's ``x5c``)."""
+    """A certificate for a gateway signing key (the receipt countersignature's ``x5c``).
+
+    Its only key purpose is receipt countersigning (critical), and it has no seal policy:
+    a document signed with it is never a seal, in our verification or in pdfsig's.
+    """
     _check_common_name(common_name)
     _require_ca(ca_cert, ca_key)
     return (
@@ -391,8 +410,17 @@ def issue_gateway_signing_certificate(
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([RECEIPT_SIGNING_EKU]), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def has_purpose(cert: x509.Certificate, purpose: x509.ObjectIdentifier) -> bool:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return purpose in usage
 
 
 def subject_alternative_names(cert: x509.Certificate) -> set[str]:

@@ -290,6 +290,9 @@ async def _prepare(
         md_algorithm="sha256",
         subfilter=fields.SigSeedSubFilter.PADES,
         certify=certify,
+        # PDF has no DocMDP level "further signatures only": P=2 (fill in forms and sign) is
+        # the strictest one that still lets other departments seal, so seals.verify enforces
+        # the rest (only signature fields created and signed in one revision, and DSS).
         docmdp_permissions=fields.MDPPerm.FILL_FORMS,
         reason=request.reason,
         **lt,

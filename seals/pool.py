@@ -44,7 +44,7 @@ from seals.pades import (
 )
 from seals.pdfcheck import DEFAULT_MAX_BYTES, PdfSummary, check_pdf
 from seals.signer import SealSigner
-from seals.verify import VerificationReport, verify
+from seals.verify import SealIssuer, VerificationReport, verify
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -185,8 +185,12 @@ class SealWorkerPool:
         crls: Sequence[bytes] = (),
         known_seals: Mapping[str, str] | None = None,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
+        *,
+        seal_issuer: SealIssuer,
     ) -> VerificationReport:
-        return self.run(_verify, data, tuple(trust_roots), tuple(crls), known_seals, max_bytes)
+        return self.run(
+            _verify, data, tuple(trust_roots), tuple(crls), known_seals, max_bytes, seal_issuer
+        )
 
     async def averify(
         self,
@@ -195,9 +199,11 @@ class SealWorkerPool:
         crls: Sequence[bytes] = (),
         known_seals: Mapping[str, str] | None = None,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
+        *,
+        seal_issuer: SealIssuer,
     ) -> VerificationReport:
         return await self.run_async(
-            _verify, data, tuple(trust_roots), tuple(crls), known_seals, max_bytes
+            _verify, data, tuple(trust_roots), tuple(crls), known_seals, max_bytes, seal_issuer
         )
 
     async def aseal(
@@ -299,11 +305,26 @@ def _verify(
     crls: tuple[bytes, ...],
     known_seals: Mapping[str, str] | None,
     max_bytes: int | None,
+    seal_issuer: SealIssuer,
 ) -> VerificationReport:
     if isinstance(data, Path):
         with data.open("rb") as stream:
-            return verify(stream, trust_roots, crls, known_seals=known_seals, max_bytes=max_bytes)
-    return verify(data, trust_roots, crls, known_seals=known_seals, max_bytes=max_bytes)
+            return verify(
+                stream,
+                trust_roots,
+                crls,
+                seal_issuer=seal_issuer,
+                known_seals=known_seals,
+                max_bytes=max_bytes,
+            )
+    return verify(
+        data,
+        trust_roots,
+        crls,
+        seal_issuer=seal_issuer,
+        known_seals=known_seals,
+        max_bytes=max_bytes,
+    )
 
 
 def _check(data: bytes | Path, max_bytes: int | None) -> PdfSummary:

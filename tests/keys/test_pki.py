@@ -148,6 +148,27 @@ def test_seal_certificate_subject_is_chinese_utf8(now: datetime) -> None:
     assert not usage.value.key_cert_sign
     assert cert.public_key() == seal_key.public_key()
     assert pki.crl_distribution_url(cert) == f"{PUBLIC_URL}/v1/pki/crl/seal-ca"
+    policies = _ext(cert, x509.CertificatePolicies).value
+    assert isinstance(policies, x509.CertificatePolicies)
+    assert [p.policy_identifier.dotted_string for p in policies] == [pki.SEAL_POLICY_OID]
+    with pytest.raises(x509.ExtensionNotFound):
+        _ext(cert, x509.ExtendedKeyUsage)
+
+
+def test_receipt_certificate_has_its_own_purpose_and_no_seal_policy(now: datetime) -> None:
+    h = _hierarchy(now)
+    cert = pki.issue_gateway_signing_certificate(
+        *h["seal"],
+        pki.new_private_key().public_key(),
+        common_name="sealhub receipt countersignature",
+        crl_url=None,
+        now=now,
+    )
+    usage = _ext(cert, x509.ExtendedKeyUsage)
+    assert usage.critical and list(usage.value) == [pki.RECEIPT_SIGNING_EKU]
+    assert pki.has_purpose(cert, pki.RECEIPT_SIGNING_EKU)
+    with pytest.raises(x509.ExtensionNotFound):
+        _ext(cert, x509.CertificatePolicies)
     with pytest.raises(pki.PkiError):
         pki.issue_seal_certificate(
             *h["seal"],
@@ -167,7 +188,7 @@ def test_tsa_certificate_has_only_critical_timestamping_eku(now: datetime) -> No
     )
     eku = _ext(cert, x509.ExtendedKeyUsage)
     assert eku.critical
-    assert list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]  # type: ignore[call-overload]
+    assert list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     usage = _ext(cert, x509.KeyUsage).value
     assert isinstance(usage, x509.KeyUsage)
     assert usage.digital_signature

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
+from keys.pki import SEAL_POLICY_OID
 from seals.signer import InMemorySealKey, SealSigner
+from seals.verify import SealIssuer
 
 CITY = "某市人民政府"
 
@@ -56,6 +58,7 @@ def _issue(
     path_len: int | None = None,
     key_usage: dict[str, bool],
     eku: list[x509.ObjectIdentifier] | None = None,
+    policy: str | None = None,
     not_before: dt.datetime | None = None,
     rsa_key: bool = False,
 ) -> Issued:
@@ -119,6 +122,11 @@ def _issue(
         )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
+    if policy is not None:
+        builder = builder.add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(policy), None)]),
+            critical=False,
+        )
     return Issued(builder.sign(signer_key, hashes.SHA256()), key)
 
 
@@ -153,12 +161,28 @@ class SealTestPki:
         )
         return cls(root, seal_ca, tsa)
 
-    def issue_seal(self, department: str, purpose: str = "公文专用章") -> Issued:
+    def issue_seal(
+        self,
+        department: str,
+        purpose: str = "公文专用章",
+        *,
+        policy: str | None = SEAL_POLICY_OID,
+        eku: list[x509.ObjectIdentifier] | None = None,
+    ) -> Issued:
+        """A seal certificate; ``policy=None`` or an ``eku`` make look-alikes that are not seals."""
         return _issue(
             _name(f"{department}{purpose}", ou=department),
             self.seal_ca,
             ca=False,
             key_usage={"digital_signature": True, "content_commitment": True},
+            eku=eku,
+            policy=policy,
+        )
+
+    @property
+    def seal_issuer(self) -> SealIssuer:
+        return SealIssuer(
+            (self.seal_ca.cert.public_bytes(serialization.Encoding.DER),), SEAL_POLICY_OID
         )
 
     def signer(self, seal: Issued) -> SealSigner:

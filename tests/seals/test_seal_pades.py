@@ -47,7 +47,7 @@ def _assert_all_good(
     assert all(s.valid and s.trusted for s in sigs), sigs
     assert sigs[-1].total
     qpdf_check(data)
-    report = verify(data, [pki.root_der()], pki.crls())
+    report = verify(data, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert report.valid, report.problems
     assert len(report.seals) == count
     assert all(s.level == expected_level for s in report.seals)
@@ -65,7 +65,7 @@ def test_single_seal_each_level(
 ) -> None:
     sealed = _seal(seal_corpus.reportlab_pdf(), departments[0], pki, level)
     _assert_all_good(sealed, pki, pdfsig, qpdf_check, level.value, 1)
-    report = verify(sealed, [pki.root_der()], pki.crls())
+    report = verify(sealed, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     seal = report.seals[0]
     assert seal.department == "市财政局"
     assert (seal.timestamp is not None) == (level is not Level.B_B)
@@ -83,11 +83,11 @@ def test_joint_document_three_departments(
     for dep in departments:
         doc = _seal(doc, dep, pki, level)
     _assert_all_good(doc, pki, pdfsig, qpdf_check, level.value, 3)
-    report = verify(doc, [pki.root_der()], pki.crls())
+    report = verify(doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert [s.department for s in report.seals] == ["市财政局", "市教育局", "市公安局"]
     assert [s.field for s in report.seals] == ["Seal1", "Seal2", "Seal3"]
     # The earlier seals see only further seals after them.
-    assert {s.modifications for s in report.seals[:-1]} == {"form_filling_and_signing"}
+    assert {s.modifications for s in report.seals[:-1]} == {"further_seals"}
 
 
 def test_first_seal_certifies_allowing_further_seals(

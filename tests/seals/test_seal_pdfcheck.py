@@ -118,7 +118,7 @@ def test_sealing_refuses_before_the_key_is_used(
 def test_verify_raises_only_typed_input_errors(kind: str, tmp_path: Path, pki: SealTestPki) -> None:
     make, error, _ = DAMAGED[kind]
     with pytest.raises(error):
-        verify(make(tmp_path), [pki.root_der()])
+        verify(make(tmp_path), [pki.root_der()], seal_issuer=pki.seal_issuer)
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ def test_parser_assertion_on_a_damaged_file_is_pdf_malformed(
         if case.name == "lengths/predictor-columns-huge"
     )
     with pytest.raises(PdfMalformed, match="AssertionError"):
-        pool.verify(damaged, [pki.root_der()])
+        pool.verify(damaged, [pki.root_der()], seal_issuer=pki.seal_issuer)
     dept = departments[0]
     with pytest.raises(PdfMalformed, match="AssertionError"):
         pool.seal(damaged, dept.signer, dept.appearance)
@@ -144,7 +144,7 @@ def test_seal_and_verify_through_pool(
     assert [s.valid and s.trusted for s in sigs] == [True, True]
     assert sigs[-1].total
     qpdf_check(doc)
-    report = pool.verify(doc, [pki.root_der()], pki.crls())
+    report = pool.verify(doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert report.valid, report.problems
     assert [s.level for s in report.seals] == ["B-LT", "B-LT"]
 
@@ -190,7 +190,9 @@ def test_seal_file_to_file_never_holds_the_document(
                 max_bytes=2 * size,
             )
         )
-        report = big.verify(sealed, [pki.root_der()], pki.crls(), max_bytes=2 * size)
+        report = big.verify(
+            sealed, [pki.root_der()], pki.crls(), max_bytes=2 * size, seal_issuer=pki.seal_issuer
+        )
         assert big.check(sealed, max_bytes=2 * size).signatures == 1
         peak = big.run(own_peak_rss)
     assert report.valid, report.problems

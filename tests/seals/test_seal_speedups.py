@@ -135,7 +135,7 @@ def test_overflowing_reservation_falls_back_to_a_valid_seal(
         level=Level.B_T,
         timestamper=pki.timestamper(),
     )
-    report = verify(doc, [pki.root_der()])
+    report = verify(doc, [pki.root_der()], seal_issuer=pki.seal_issuer)
     assert report.valid, report.problems
 
 
@@ -196,9 +196,15 @@ def test_fast_and_full_verification_report_the_same(
             crls=pki.crls(),
         )
     attacked = seal_corpus_shadow(doc)
-    fast = [verify(d, [pki.root_der()], pki.crls()) for d in (doc, attacked)]
+    fast = [
+        verify(d, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
+        for d in (doc, attacked)
+    ]
     monkeypatch.setattr(seals.verify, "fast_outcome", _never)
-    full = [verify(d, [pki.root_der()], pki.crls()) for d in (doc, attacked)]
+    full = [
+        verify(d, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
+        for d in (doc, attacked)
+    ]
     assert fast == full
     assert fast[0].valid and not fast[1].valid
 

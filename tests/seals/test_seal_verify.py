@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
+from keys.pki import RECEIPT_SIGNING_EKU
 from seals.errors import PdfMalformed
 from seals.pades import Level, seal_pdf
+from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import verify
 
 from . import seal_corpus
 from .conftest import Department
-from .seal_pki import SealTestPki
+from .seal_pki import Issued, SealTestPki
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def sealed(pki: SealTestPki, departments: list[Department]) -> bytes:
 
 
 def test_intact_document_is_valid(sealed: bytes, pki: SealTestPki) -> None:
-    report = verify(sealed, [pki.root_der()], pki.crls())
+    report = verify(sealed, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert report.valid
     (seal,) = report.seals
     assert (seal.intact, seal.trusted, seal.revoked) == (True, True, False)
@@ -40,24 +44,26 @@ def test_intact_document_is_valid(sealed: bytes, pki: SealTestPki) -> None:
 
 
 def test_known_seal_ids_are_reported(sealed: bytes, pki: SealTestPki) -> None:
-    first = verify(sealed, [pki.root_der()])
+    first = verify(sealed, [pki.root_der()], seal_issuer=pki.seal_issuer)
     sha = first.seals[0].certificate_sha256
-    report = verify(sealed, [pki.root_der()], known_seals={sha: "seal-42"})
+    report = verify(
+        sealed, [pki.root_der()], known_seals={sha: "seal-42"}, seal_issuer=pki.seal_issuer
+    )
     assert report.seals[0].seal_id == "seal-42"
 
 
 def test_byte_changed_inside_signed_range(sealed: bytes, pki: SealTestPki) -> None:
     assert sealed.count(b"ReportLab") >= 1
     tampered = sealed.replace(b"ReportLab", b"ReportLob", 1)
-    report = verify(tampered, [pki.root_der()], pki.crls())
+    report = verify(tampered, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert not report.valid
     assert not report.seals[0].intact
     assert "the sealed content was modified" in report.seals[0].problems
 
 
-def test_unknown_ca(sealed: bytes) -> None:
+def test_unknown_ca(sealed: bytes, pki: SealTestPki) -> None:
     other = SealTestPki.create("Some Other Root")
-    report = verify(sealed, [other.root_der()], other.crls())
+    report = verify(sealed, [other.root_der()], other.crls(), seal_issuer=pki.seal_issuer)
     assert not report.valid
     seal = report.seals[0]
     assert seal.intact and not seal.trusted
@@ -66,7 +72,7 @@ def test_unknown_ca(sealed: bytes) -> None:
 
 def test_truncated_sealed_file_raises_malformed(sealed: bytes, pki: SealTestPki) -> None:
     with pytest.raises(PdfMalformed):
-        verify(sealed[: len(sealed) - 2000], [pki.root_der()])
+        verify(sealed[: len(sealed) - 2000], [pki.root_der()], seal_issuer=pki.seal_issuer)
 
 
 def _shadow_attack(sealed: bytes) -> bytes:
@@ -86,7 +92,7 @@ def _shadow_attack(sealed: bytes) -> bytes:
 
 def test_shadow_attack_is_reported(sealed: bytes, pki: SealTestPki) -> None:
     attacked = _shadow_attack(sealed)
-    report = verify(attacked, [pki.root_der()], pki.crls())
+    report = verify(attacked, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
     assert not report.valid
     seal = report.seals[0]
     assert seal.intact and seal.trusted  # the seal itself still checks out
@@ -100,7 +106,7 @@ def test_shadow_attack_between_joint_seals(pki: SealTestPki, departments: list[D
     doc = seal_pdf(seal_corpus.reportlab_pdf(), departments[0].signer, departments[0].appearance)
     doc = _shadow_attack(doc)
     doc = seal_pdf(doc, departments[1].signer, departments[1].appearance)
-    report = verify(doc, [pki.root_der()])
+    report = verify(doc, [pki.root_der()], seal_issuer=pki.seal_issuer)
     assert not report.valid
     first, second = report.seals
     assert not first.modifications_allowed
@@ -108,7 +114,7 @@ def test_shadow_attack_between_joint_seals(pki: SealTestPki, departments: list[D
 
 
 def test_unsealed_document_is_not_valid(pki: SealTestPki) -> None:
-    report = verify(seal_corpus.reportlab_pdf(), [pki.root_der()])
+    report = verify(seal_corpus.reportlab_pdf(), [pki.root_der()], seal_issuer=pki.seal_issuer)
     assert not report.valid and report.seals == ()
 
 
@@ -130,7 +136,7 @@ def test_revoked_before_timestamp_is_invalid(
         level=Level.B_T,
         timestamper=local.timestamper(),
     )
-    report = verify(doc, [local.root_der()], local.crls())
+    report = verify(doc, [local.root_der()], local.crls(), seal_issuer=local.seal_issuer)
     assert not report.valid
     (r,) = report.seals
     assert r.revoked and r.revoked_before_timestamp and not r.trusted
@@ -151,8 +157,72 @@ def test_revoked_after_timestamp_stays_valid(
         timestamper=_backdated_timestamper(local, now - dt.timedelta(hours=3)),
     )
     local.revoke(seal, now - dt.timedelta(hours=1))
-    report = verify(doc, [local.root_der()], local.crls())
+    report = verify(doc, [local.root_der()], local.crls(), seal_issuer=local.seal_issuer)
     (r,) = report.seals
     assert r.revoked and not r.revoked_before_timestamp
     assert r.trusted, r.problems
     assert report.valid, report.problems
+
+
+def _sealed_by(cert: Issued, pki: SealTestPki, departments: list[Department]) -> bytes:
+    return seal_pdf(seal_corpus.reportlab_pdf(), pki.signer(cert), departments[0].appearance)
+
+
+def test_seal_ca_certificate_without_seal_policy_is_not_a_seal(
+    pki: SealTestPki, departments: list[Department]
+) -> None:
+    look_alike = pki.issue_seal("市财政局", policy=None)
+    doc = _sealed_by(look_alike, pki, departments)
+    report = verify(doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
+    assert not report.valid
+    (seal,) = report.seals
+    assert seal.intact and seal.trusted and not seal.seal_certificate
+    assert "the certificate is not a seal certificate (no seal certificate policy)" in seal.problems
+
+
+def test_registered_seal_from_before_the_policy_still_counts(
+    pki: SealTestPki, departments: list[Department]
+) -> None:
+    """Seals issued before certificates carried the policy are in the seals table."""
+    legacy = pki.issue_seal("市财政局", policy=None)
+    doc = _sealed_by(legacy, pki, departments)
+    sha = hashlib.sha256(legacy.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    report = verify(
+        doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer, known_seals={sha: "old"}
+    )
+    assert report.valid, report.problems
+    assert report.seals[0].seal_certificate
+
+
+def test_certificate_for_another_purpose_is_not_a_seal(
+    pki: SealTestPki, departments: list[Department]
+) -> None:
+    receipt_like = pki.issue_seal("市财政局", eku=[RECEIPT_SIGNING_EKU])
+    doc = _sealed_by(receipt_like, pki, departments)
+    sha = hashlib.sha256(receipt_like.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    report = verify(
+        doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer, known_seals={sha: "x"}
+    )
+    assert not report.valid
+    assert "its key is for another purpose" in "; ".join(report.seals[0].problems)
+
+
+def test_certificate_from_another_ca_of_the_same_root_is_not_a_seal(
+    pki: SealTestPki, departments: list[Department]
+) -> None:
+    # Issued by the root directly (as the TSA certificate is), with the seal policy.
+    direct = SealTestPki(pki.root, pki.root, pki.tsa).issue_seal("市财政局")
+    doc = seal_pdf(
+        seal_corpus.reportlab_pdf(),
+        SealSigner(
+            InMemorySealKey(direct.key),
+            direct.cert.public_bytes(serialization.Encoding.DER),
+            [],
+        ),
+        departments[0].appearance,
+    )
+    report = verify(doc, [pki.root_der()], pki.crls(), seal_issuer=pki.seal_issuer)
+    assert not report.valid
+    (seal,) = report.seals
+    assert seal.trusted and not seal.seal_certificate
+    assert "not issued by the seal CA" in "; ".join(seal.problems)

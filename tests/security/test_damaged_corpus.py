@@ -219,12 +219,14 @@ def certified_locked_pdf() -> bytes:
 def test_certified_locked_pdf_is_refused_with_422(
     corpus_gateway: Gateway, keepers: list[Session]
 ) -> None:
-    """Used to be 500: certification_forbids_seal had no status."""
+    """Used to be 500: certification_forbids_seal had no status. Since issue 16 the
+    existing-seal check refuses it first: a certification by a key outside the platform is
+    no sound seal to build on."""
     pdf = certified_locked_pdf()
     documents_before = count_rows(corpus_gateway, "SELECT count(*) FROM documents")
     objects_before = stored_objects(corpus_gateway)
     sent = send(keepers[0], meta_for([DEPT_B], doc_number()), pdf)
-    assert problem(sent, 422)["code"] == "certification_forbids_seal"
+    assert problem(sent, 422)["code"] == "existing_seal_invalid"
     assert count_rows(corpus_gateway, "SELECT count(*) FROM documents") == documents_before
     assert stored_objects(corpus_gateway) == objects_before
     checked = keepers[0].post(
