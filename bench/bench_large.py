@@ -185,9 +185,12 @@ def main() -> None:
     try:
         server_url = server.get_uri()
         database_url = _create_database(server_url, asyncio.run(_template(server_url)))
-        gateway = start_gateway(
-            database_url, root / "gw", demo=True, env={"SEALHUB_SEAL_WORKERS": "1"}
-        )
+        # Verification has its own size limit (64 MiB by default): let it take the document.
+        limits = {
+            "SEALHUB_SEAL_WORKERS": "1",
+            "SEALHUB_MAX_VERIFY_BYTES": str((args.mb + 16) * 1024 * 1024),
+        }
+        gateway = start_gateway(database_url, root / "gw", demo=True, env=limits)
         try:
             work = root / "work"
             work.mkdir()
