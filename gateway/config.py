@@ -80,6 +80,7 @@ class Settings:
     webhook_ca_file: Path | None = None
     webhook_timeout_seconds: float = 10.0
     dpop_nonce: bool = False
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def public_origin(self) -> str:
@@ -207,6 +208,15 @@ def _text(value: str) -> str:
     return value
 
 
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated IP addresses or CIDR networks."""
+    networks = []
+    for item in value.split(","):
+        if item.strip():
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+    return tuple(networks)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SEALHUB_DATA_DIR",
@@ -324,7 +334,17 @@ SETTINGS: tuple[Setting, ...] = (
         "login_rate_per_source",
         _positive_int,
         300,
-        "Login, token and enrollment attempts per minute from one address.",
+        "Login, token and enrollment attempts per minute from one address; past it each "
+        "further attempt is slowed down (at most 2 s), never refused.",
+    ),
+    Setting(
+        "SEALHUB_TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        None,
+        "Comma-separated addresses or CIDR networks of TCP proxies that send a PROXY protocol "
+        "v2 header (HAProxy `send-proxy-v2`) before TLS; only their headers are read, and they "
+        "must send one. The client address it names is used for pacing and audit.",
     ),
     Setting(
         "SEALHUB_SUPERVISION_INTERVAL",
@@ -478,6 +498,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         webhook_ca_file=values["webhook_ca_file"],
         webhook_timeout_seconds=values["webhook_timeout_seconds"],
         dpop_nonce=values["dpop_nonce"] == "required",
+        trusted_proxies=values["trusted_proxies"] or (),
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],
