@@ -155,7 +155,7 @@ async def denied_accesses(
     for event in await _recent_events(connection, DENIED_EVENT, since, until):
         details = event["details"] or {}
         if details.get("aggregated"):
-            continue  # counted exactly by the auth_failures rows below
+            continue  # counted exactly by the counter rows below
         source = details.get("source")
         found.append(
             Attempts(
@@ -172,7 +172,44 @@ async def denied_accesses(
         until,
     )
     found.extend(Attempts(row["minute"], row["source"], None, None, row["count"]) for row in rows)
+    rows = await connection.fetch(
+        "SELECT minute, source, official, department, count FROM denied_access_counts"
+        " WHERE minute >= $1 AND minute <= $2",
+        since,
+        until,
+    )
+    found.extend(
+        Attempts(row["minute"], row["source"], row["official"], row["department"], row["count"])
+        for row in rows
+    )
     return found
+
+
+async def count_denied_access(
+    connection: DbConnection,
+    *,
+    minute: datetime,
+    official: str,
+    department: str,
+    source: str,
+    reason: str,
+) -> bool:
+    """Count one hidden refusal (404) of a signed-in official; True when it is the first of
+    its (minute, official, source) row, i.e. when the caller writes the row's audit event."""
+    inserted = await connection.fetchval(
+        "INSERT INTO denied_access_counts"
+        " (minute, official, department, source, count, last_reason)"
+        " VALUES ($1, $2, $3, $4, 1, $5)"
+        " ON CONFLICT (minute, official, source) DO UPDATE"
+        " SET count = denied_access_counts.count + 1, last_reason = EXCLUDED.last_reason"
+        " RETURNING (xmax = 0)",
+        minute,
+        official[:64],
+        department[:63],
+        source[:64],
+        reason[:100],
+    )
+    return bool(inserted)
 
 
 async def refused_seal_uses(

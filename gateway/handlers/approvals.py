@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from gateway import exchange, workflow
-from gateway.auth import NotFound, deny_access, now_of, principal_of
+from gateway.auth import NotFound, deny_access, hidden, now_of, principal_of
 from gateway.errors import ApiError
 from gateway.handlers.documents import idempotency_scope, parse_range
 from gateway.http import json_response, read_json_object
@@ -76,11 +76,12 @@ VERSION_BODY = {
 }
 
 
-def _document_id(request: web.Request) -> uuid.UUID:
+async def _document_id(request: web.Request) -> uuid.UUID:
+    """The path's document id; one that is no id at all counts as a probe (audited 404)."""
     try:
         return uuid.UUID(request.match_info["id"])
     except ValueError:
-        raise NotFound() from None
+        raise await hidden(request, "unknown_id") from None
 
 
 async def _own_department_document(request: web.Request) -> dict[str, Any]:
@@ -88,12 +89,11 @@ async def _own_department_document(request: web.Request) -> dict[str, Any]:
     principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            document = await documents.get_document(connection, _document_id(request))
+            document = await documents.get_document(connection, await _document_id(request))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if document["sender"] != principal.department:
-        await deny_access(request, "other_department", document=str(document["id"]))
-        raise NotFound()
+        raise await hidden(request, "other_department", document=str(document["id"]))
     return document
 
 
@@ -323,7 +323,7 @@ async def submit_version(request: web.Request) -> web.Response:
 async def seal_document(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
-    await _own_department_document(request)
+    document_id = (await _own_department_document(request))["id"]
     now = now_of(request)
     scope = idempotency_scope(request, principal.official_id)
     async with runtime.pool.acquire() as connection:
@@ -331,7 +331,7 @@ async def seal_document(request: web.Request) -> web.Response:
             earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
             if earlier is not None:
                 return json_response(earlier.body, status=earlier.status)
-        document = await exchange.draft_to_seal(connection, _document_id(request))
+        document = await exchange.draft_to_seal(connection, document_id)
     pdf = await _read_all(request, document["draft_object"])
     outcome = await request.app[SEALER].seal(
         principal.department, pdf, reason=document["doc_number"]

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import exchange, receipts
-from gateway.auth import NotFound, Principal, now_of, principal_of, require_roles
+from gateway.auth import NotFound, Principal, hidden, now_of, principal_of, require_roles
 from gateway.errors import ApiError
 from gateway.handlers.documents import idempotency_scope
 from gateway.http import json_response, read_json_object
@@ -52,11 +52,12 @@ SENDER_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
 WITHDRAW_HASH = hashlib.sha256(b"withdraw").hexdigest()
 
 
-def _uuid(request: web.Request, name: str) -> uuid.UUID:
+async def _probed(request: web.Request, name: str) -> uuid.UUID:
+    """The path's id; one that is no id at all counts as a probe (audited 404)."""
     try:
         return uuid.UUID(request.match_info[name])
     except ValueError:
-        raise NotFound() from None
+        raise await hidden(request, "unknown_id") from None
 
 
 async def _signature(request: web.Request) -> str:
@@ -71,11 +72,11 @@ async def _own_delivery(request: web.Request, principal: Principal) -> dict[str,
     """A delivery addressed to the caller's department (anything else: 404)."""
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+            delivery = await documents.get_delivery(connection, await _probed(request, "id"))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if delivery["recipient"] != principal.department or delivery["state"] == "withdrawn":
-        raise NotFound()
+        raise await hidden(request, "other_department", delivery=str(delivery["id"]))
     return delivery
 
 
@@ -250,13 +251,15 @@ async def get_receipt(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+            delivery = await documents.get_delivery(connection, await _probed(request, "id"))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
         principal.has_any({"inspector"})
     )
-    if not allowed or delivery["receipt_jws"] is None:
+    if not allowed:
+        raise await hidden(request, "other_department", delivery=str(delivery["id"]))
+    if delivery["receipt_jws"] is None:
         raise NotFound()
     countersigned, _ = await _countersigned(
         request.app[RUNTIME], delivery["id"], documents.decision_of(delivery), now_of(request)
@@ -272,14 +275,14 @@ async def get_receipt(request: web.Request) -> web.Response:
 
 async def _own_document(request: web.Request) -> tuple[Principal, uuid.UUID]:
     principal = principal_of(request)
-    document_id = _uuid(request, "id")
+    document_id = await _probed(request, "id")
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
             document = await documents.get_document(connection, document_id)
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if document["sender"] != principal.department:
-        raise NotFound()
+        raise await hidden(request, "other_department", document=str(document_id))
     await require_roles(request, SENDER_ROLES, "withdrawing or resending needs a clerk")
     return principal, document_id
 
