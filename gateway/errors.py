@@ -88,6 +88,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "webhook_target_not_allowed": 422,
     "webhook_address_refused": 422,
     "alert_closed": 409,
+    "alert_notes_full": 409,
 }
 
 

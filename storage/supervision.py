@@ -41,6 +41,14 @@ class AlertClosed(SupervisionError):
     code = "alert_closed"
 
 
+class AlertNotesFull(SupervisionError):
+    code = "alert_notes_full"
+
+
+MAX_ALERT_NOTES = 50
+INSPECTOR_CLOSED = "closed_by_inspector"
+
+
 # --- facts ----------------------------------------------------------------------------------
 
 
@@ -291,6 +299,7 @@ class Alert:
     acknowledged_by: str | None = None
     closed_at: datetime | None = None
     close_reason: str | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -305,12 +314,13 @@ class Alert:
             "acknowledged_by": self.acknowledged_by,
             "closed_at": _iso(self.closed_at),
             "close_reason": self.close_reason,
+            "notes": self.notes,
         }
 
 
 _ALERT_COLUMNS = (
     "id, rule, subject, department, state, opened_at, details, acknowledged_at,"
-    " acknowledged_by, closed_at, close_reason"
+    " acknowledged_by, closed_at, close_reason, notes"
 )
 
 
@@ -397,6 +407,27 @@ async def acknowledge_alert(
     if current.state == "closed":
         raise AlertClosed("this alert is already closed")
     return current, False
+
+
+async def add_alert_note(
+    connection: DbConnection, alert_id: uuid.UUID, note: dict[str, Any]
+) -> Alert:
+    """Append *note* to a live alert (at most MAX_ALERT_NOTES; a closed alert takes none)."""
+    row = await connection.fetchrow(
+        "UPDATE supervision_alerts"  # noqa: S608 - our columns
+        " SET notes = notes || jsonb_build_array($2::jsonb)"
+        " WHERE id = $1 AND state <> 'closed' AND jsonb_array_length(notes) < $3"
+        f" RETURNING {_ALERT_COLUMNS}",
+        alert_id,
+        note,
+        MAX_ALERT_NOTES,
+    )
+    if row is not None:
+        return _alert(row)
+    current = await get_alert(connection, alert_id)
+    if current.state == "closed":
+        raise AlertClosed("this alert is already closed")
+    raise AlertNotesFull(f"an alert takes at most {MAX_ALERT_NOTES} notes")
 
 
 @dataclass(frozen=True)

@@ -12,3 +12,8 @@ CREATE TABLE denied_access_counts (
     PRIMARY KEY (minute, official, source)
 );
 CREATE INDEX denied_access_counts_minute ON denied_access_counts (minute);
+
+-- Notes on an alert: the department concerned explains (it may not close an alert about
+-- itself; only inspectors acknowledge and close), inspectors comment. Each
+-- {"at", "by", "department", "note"}; at most 50 an alert (storage/supervision.py).
+ALTER TABLE supervision_alerts ADD COLUMN notes jsonb NOT NULL DEFAULT '[]'::jsonb;

@@ -219,7 +219,14 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # --- supervision: a department its own, inspectors everything
     ("GET", "/v1/supervision/alerts"): authenticated("2xx"),
     ("GET", "/v1/supervision/stats"): authenticated("2xx"),
+    # Only inspectors acknowledge or close; the department concerned (its dept_admin) adds notes.
     ("POST", "/v1/supervision/alerts/{id}/acknowledge"): authenticated(
-        "403", resource="unknown_id", dept_admin="404", foreign="404", inspector="404"
+        "403", resource="unknown_id", inspector="404"
+    ),
+    ("POST", "/v1/supervision/alerts/{id}/close"): authenticated(
+        "403", resource="unknown_id", body="empty", inspector="4xx"
+    ),
+    ("POST", "/v1/supervision/alerts/{id}/notes"): authenticated(
+        "403", resource="unknown_id", body="empty", dept_admin="4xx", foreign="4xx", inspector="4xx"
     ),
 }
