@@ -100,9 +100,10 @@ def test_overdue_delivery_alert_visibility_acknowledgement_and_closing(
         path = f"/v1/supervision/alerts/{alert['id']}/acknowledge"
         close = f"/v1/supervision/alerts/{alert['id']}/close"
         notes = f"/v1/supervision/alerts/{alert['id']}/notes"
-        for caller in (clerk, jyj_admin):
+        for caller in (jyj_admin, clerk):
             refused = caller.post(path, json={})
             assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        for caller in (jyj_admin, clerk):
             refused = caller.post(close, json={"note": "已处理"})
             assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
         assert outsider.post(notes, json={"note": "路过"}).status_code == 404
