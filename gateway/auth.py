@@ -79,6 +79,8 @@ class Principal:
     department: str
     roles: frozenset[str]
     kid: str
+    # When the access token of this request expires: long-lived responses end there.
+    token_expires_at: datetime | None = None
 
     def has_any(self, roles: Iterable[str]) -> bool:
         return bool(self.roles & frozenset(roles))
@@ -417,6 +419,7 @@ async def _authenticate(request: web.Request) -> Principal:
         department=official.department,
         roles=frozenset(official.roles),
         kid=owner.key.kid,
+        token_expires_at=claims.expires_at,
     )
 
 

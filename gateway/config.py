@@ -81,6 +81,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     dpop_nonce: bool = False
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    access_token_seconds: int = 900
 
     @property
     def public_origin(self) -> str:
@@ -208,6 +209,13 @@ def _text(value: str) -> str:
     return value
 
 
+def _token_seconds(value: str) -> int:
+    number = int(value)
+    if not 10 <= number <= 3600:
+        raise ValueError("must be between 10 and 3600 seconds")
+    return number
+
+
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Comma-separated IP addresses or CIDR networks."""
     networks = []
@@ -328,6 +336,13 @@ SETTINGS: tuple[Setting, ...] = (
         "off",
         "`required`: every DPoP proof must carry a server nonce (RFC 9449 section 8), sent "
         "in `DPoP-Nonce` and valid 5 minutes, so proofs cannot be made ahead of time.",
+    ),
+    Setting(
+        "SEALHUB_ACCESS_TOKEN_SECONDS",
+        "access_token_seconds",
+        _token_seconds,
+        900,
+        "Lifetime of an access token (10 to 3600 s); an inbox event stream ends with it.",
     ),
     Setting(
         "SEALHUB_LOGIN_RATE_PER_SOURCE",
@@ -499,6 +514,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         webhook_timeout_seconds=values["webhook_timeout_seconds"],
         dpop_nonce=values["dpop_nonce"] == "required",
         trusted_proxies=values["trusted_proxies"] or (),
+        access_token_seconds=values["access_token_seconds"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

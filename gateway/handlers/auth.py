@@ -31,7 +31,6 @@ from gateway.runtime import RUNTIME
 from keys.challenge import NONCE_MAX_AGE, ChallengeError
 from keys.dpop import DpopProof
 from keys.jws import (
-    ACCESS_TOKEN_LIFETIME,
     InvalidAssertionError,
     InvalidDpopError,
     JwsError,
@@ -150,12 +149,13 @@ def _token_response(
         jkt=owner.key.kid,
         jti=uuid.uuid4().hex,
         now=now_of(request),
+        lifetime=runtime.settings.access_token_seconds,
     )
     return json_response(
         {
             "access_token": token,
             "token_type": "DPoP",
-            "expires_in": ACCESS_TOKEN_LIFETIME,
+            "expires_in": runtime.settings.access_token_seconds,
             "refresh_token": refresh.token,
         },
         headers={"Pragma": "no-cache"},
