@@ -8,6 +8,7 @@ its traceback under the request id, answered as a bare 500.
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -112,6 +113,17 @@ def status_for(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+# An absolute filesystem path: a slash-led run of at least two components, not inside a URL
+# or an API path (/v1/..., /.well-known/...). Library messages (OSError, pyhanko, asyncpg)
+# may carry one; it tells a client where the server keeps its data, so none is ever sent.
+_SERVER_PATH = re.compile(r"(?<![\w.:/-])/(?!v1/|\.well-known/)(?:[\w.+@~-]+/)+[\w.+@~-]*")
+
+
+def without_server_paths(text: str) -> str:
+    """*text* with every filesystem path replaced by ``<path>``."""
+    return _SERVER_PATH.sub("<path>", text)
+
+
 def problem_response(
     status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None
 ) -> web.Response:
@@ -119,7 +131,7 @@ def problem_response(
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": without_server_paths(detail),
         "code": code,
     }
     if extra:

@@ -20,6 +20,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME, Runtime
+from gateway.text import unsafe_character
 from keys.jws import parse_public_jwk, read_unverified, verify_receipt
 from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import AuditEvent, record_event, record_events
@@ -180,6 +181,10 @@ async def _record_decision(
         now=now,
         expected_action=action,
     )
+    # The 退回 reason lands in the audit log, the sender's screen and the receipt: the
+    # free-text rule of every official record applies (gateway/text.py).
+    if (unsafe := unsafe_character(receipt.reason, multiline=True)) is not None:
+        raise ApiError("invalid_request", f"the reason must not contain {unsafe}")
     event = await record_event(
         connection,
         AuditEvent(
