@@ -82,6 +82,11 @@ class Settings:
     dpop_nonce: bool = False
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     access_token_seconds: int = 900
+    metrics_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def public_origin(self) -> str:
@@ -209,6 +214,12 @@ def _text(value: str) -> str:
     return value
 
 
+def _secret_token(value: str) -> str:
+    if len(value) < 16 or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return value
+
+
 def _token_seconds(value: str) -> int:
     number = int(value)
     if not 10 <= number <= 3600:
@@ -217,7 +228,9 @@ def _token_seconds(value: str) -> int:
 
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Comma-separated IP addresses or CIDR networks."""
+    """Comma-separated IP addresses or CIDR networks; ``none`` for none."""
+    if value.strip().lower() == "none":
+        return ()
     networks = []
     for item in value.split(","):
         if item.strip():
@@ -343,6 +356,23 @@ SETTINGS: tuple[Setting, ...] = (
         _token_seconds,
         900,
         "Lifetime of an access token (10 to 3600 s); an inbox event stream ends with it.",
+    ),
+    Setting(
+        "SEALHUB_METRICS_ADDRESSES",
+        "metrics_addresses",
+        _networks,
+        "127.0.0.0/8,::1",
+        "Comma-separated addresses or CIDR networks that may read `/metrics` without a token "
+        "(the client address, after a trusted proxy's PROXY header); `none`: no address.",
+    ),
+    Setting(
+        "SEALHUB_METRICS_TOKEN",
+        "metrics_token",
+        _secret_token,
+        None,
+        "Bearer secret (16+ characters) with which any address may read `/metrics` "
+        "(`Authorization: Bearer <token>`); unset: only the listed addresses.",
+        secret=True,
     ),
     Setting(
         "SEALHUB_LOGIN_RATE_PER_SOURCE",
@@ -515,6 +545,10 @@ def _assemble(values: dict[str, Any]) -> Settings:
         dpop_nonce=values["dpop_nonce"] == "required",
         trusted_proxies=values["trusted_proxies"] or (),
         access_token_seconds=values["access_token_seconds"],
+        metrics_addresses=_networks(values["metrics_addresses"])
+        if isinstance(values["metrics_addresses"], str)
+        else values["metrics_addresses"],
+        metrics_token=values["metrics_token"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

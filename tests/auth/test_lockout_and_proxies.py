@@ -194,3 +194,15 @@ def test_a_local_header_from_the_proxy_is_served_as_the_proxy(gateway: Gateway) 
 def test_direct_clients_are_still_served_with_proxies_configured(gateway: Gateway) -> None:
     with gateway.client() as http:
         assert http.get("/healthz").status_code == 200
+
+
+def test_metrics_are_not_open_to_clients_behind_a_local_proxy(
+    gateway: Gateway, proxy: PeerProxy
+) -> None:
+    """The proxy sits on a loopback address (which may read /metrics by default); the
+    client it speaks for does not."""
+    proxy.client = ("203.0.113.9", 50009)
+    with via(proxy, gateway) as http:
+        assert http.get("/metrics").status_code == 403
+    with gateway.client() as http:
+        assert http.get("/metrics").status_code == 200

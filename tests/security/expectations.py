@@ -77,6 +77,8 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # --- service and public material
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
+    # From loopback (where the matrix runs) by default; tests/test_metrics_access.py covers
+    # other addresses and the bearer secret.
     ("GET", "/metrics"): public(),
     ("GET", "/openapi.json"): public(),
     ("GET", "/.well-known/jwks.json"): public(),
