@@ -44,6 +44,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthenticated": 401,
     "forbidden": 403,
     "seal_requires_approval": 403,
+    "resend_requires_approval": 403,
     "seal_revoked": 409,
     "no_active_seal": 409,
     "doc_number_taken": 409,

@@ -344,7 +344,13 @@ async def withdraw_document(request: web.Request) -> web.Response:
             {
                 "type": "object",
                 "required": ["recipients"],
-                "properties": {"recipients": {"type": "array", "items": {"type": "string"}}},
+                "properties": {
+                    "recipients": {"type": "array", "items": {"type": "string"}},
+                    "approval": {
+                        "type": "string",
+                        "description": "sealhub-resend+jwt of a leader; needed once signed off",
+                    },
+                },
             }
         ),
     },
@@ -374,7 +380,11 @@ async def resend_document(request: web.Request) -> web.Response:
             request.app[RUNTIME].settings.supervision.sign_for_within(),
         )
         deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
+        approved_by = None
         if deliveries:
+            approved_by = await exchange.check_resend_approval(
+                connection, document, codes, body.get("approval"), now
+            )
             await documents.insert_deliveries(connection, document_id, deliveries, now)
             await record_events(
                 connection,
@@ -404,7 +414,10 @@ async def resend_document(request: web.Request) -> web.Response:
                     actor_jkt=principal.kid,
                     department=principal.department,
                     document=str(document_id),
-                    details={"recipients": [d.recipient for d in deliveries]},
+                    details={
+                        "recipients": [d.recipient for d in deliveries],
+                        "approved_by": approved_by,
+                    },
                 ),
             )
             await documents.notify_deliveries(connection, document_id)
