@@ -509,9 +509,10 @@ async def record_dispatch(
 
 
 async def check_workflow(
-    connection: DbConnection, spec: workflow.WorkflowSpec, sender: str
+    connection: DbConnection, spec: workflow.WorkflowSpec, sender: str, drafter: str
 ) -> None:
-    """Assignees must be approvers of the sending department; the sign-off, leaders (422)."""
+    """Assignees must be approvers of the sending department; the sign-off, leaders other
+    than the drafter, so no drafter is the only approver of its own document (422)."""
     found = await workflow_rows.officials_by_id(connection, sorted(spec.assignees))
     workflow.check_assignees(
         spec,
@@ -520,6 +521,7 @@ async def check_workflow(
             for official_id, row in found.items()
         },
         sender,
+        drafter,
     )
 
 

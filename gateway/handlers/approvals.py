@@ -27,6 +27,7 @@ from storage.objects import PutResult
 
 READ_CHUNK = 256 * 1024
 SEAL_ROLES = frozenset({"seal_keeper"})
+AWAITING_SEAL = "awaiting_seal"
 SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
 
 SIGNATURE_BODY = {
@@ -160,8 +161,8 @@ async def approve_document(request: web.Request) -> web.Response:
 @routes.add(
     "GET",
     "/v1/documents/{id}/draft",
-    summary="The draft (newest version, or ?version=N), to its drafter, approvers and "
-    "seal keepers.",
+    summary="The draft (newest version, or ?version=N), to its drafter and approvers; "
+    "to seal keepers the newest, while it awaits the seal.",
     access="authenticated",
     tag="workflow",
     parameters=(
@@ -181,15 +182,27 @@ async def document_draft(request: web.Request) -> web.StreamResponse:
         steps = await workflow_rows.steps_of(connection, document["id"])
         versions = await workflow_rows.versions_of(connection, document["id"])
     assignees = {official for step in steps for official in step.assignees}
+    wanted = request.query.get("version")
+    newest = str(versions[-1].version) if versions else "1"
+    # A seal keeper reads what it is about to seal, and only then: not drafts still in
+    # approval, not earlier versions, not drafts of documents already sent.
+    sealing = (
+        principal.has_any(SEAL_ROLES)
+        and document["status"] == AWAITING_SEAL
+        and wanted in (None, newest)
+    )
     allowed = (
         principal.official_id == document["created_by"]
         or principal.official_id in assignees
-        or principal.has_any(SEAL_ROLES)
+        or sealing
     )
     if not allowed:
         await deny_access(request, "not_an_approver", document=str(document["id"]))
-        raise ApiError("forbidden", "only the drafter, the approvers and seal keepers read drafts")
-    wanted = request.query.get("version")
+        raise ApiError(
+            "forbidden",
+            "drafts are for the drafter and the approvers, and for seal keepers while the "
+            "document awaits its seal",
+        )
     if wanted is None:
         key, sha256, size, number = (
             document["draft_object"],

@@ -117,7 +117,9 @@ async def send_document(request: web.Request) -> web.Response:
     async with runtime.pool.acquire() as connection:
         fanout = await exchange.expand_fanout(connection, meta, principal.department)
         if meta.workflow is not None:
-            await exchange.check_workflow(connection, meta.workflow, principal.department)
+            await exchange.check_workflow(
+                connection, meta.workflow, principal.department, principal.official_id
+            )
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         raise ApiError("invalid_request", "the second part must be 'file'")

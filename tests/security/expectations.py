@@ -189,6 +189,8 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ("POST", "/v1/documents/{id}/approvals"): authenticated(
         "404", resource="document", body="empty", own="4xx"
     ),
+    # The seal keeper here is the document's drafter (it sent it); other seal keepers read a
+    # draft only while it awaits their seal (tests/workflow/test_trust_rules.py).
     ("GET", "/v1/documents/{id}/draft"): authenticated(
         "404", resource="document", own="403", seal_keeper="2xx"
     ),

@@ -19,6 +19,7 @@ from tests.workflow.conftest import audit_types
 from tests.workflow.test_workflow_flow import Officials, decide, submit
 
 NEW_RECIPIENT = "yl-gaj"
+RECIPIENT = "yl-jyj"
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,68 @@ def test_resending_a_document_sent_without_sign_off_needs_no_approval(
     )
     assert resent.status_code == 200, resent.text
     assert resent.json()["added"] == [NEW_RECIPIENT]
+
+
+# --- who approves, who reads drafts -----------------------------------------------------------
+
+
+def test_a_leader_cannot_draft_and_sign_off_its_own_document(
+    team: Officials, sample_pdf: bytes
+) -> None:
+    drafter = team.signer  # a leader
+    alone = {"steps": [{"name": "签发", "mode": "any", "assignees": [drafter.official_id]}]}
+    refused = send(
+        drafter, meta_for([RECIPIENT], "玉政办发〔2026〕611号", workflow=alone), sample_pdf
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "invalid_workflow"
+    # Reviewing every step itself and naming a second leader with "any" changes nothing.
+    shared = {
+        "steps": [
+            {"name": "核稿", "mode": "any", "assignees": [drafter.official_id]},
+            {
+                "name": "签发",
+                "mode": "any",
+                "assignees": [drafter.official_id, team.leaders[0].official_id],
+            },
+        ]
+    }
+    refused = send(
+        drafter, meta_for([RECIPIENT], "玉政办发〔2026〕612号", workflow=shared), sample_pdf
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_workflow"
+    # The drafter may review its draft when someone else signs it off.
+    fine = {
+        "steps": [
+            {"name": "核稿", "mode": "any", "assignees": [drafter.official_id]},
+            {"name": "签发", "mode": "any", "assignees": [team.leaders[0].official_id]},
+        ]
+    }
+    accepted = send(
+        drafter, meta_for([RECIPIENT], "玉政办发〔2026〕613号", workflow=fine), sample_pdf
+    )
+    assert accepted.status_code == 201, accepted.text
+
+
+def test_seal_keepers_read_a_draft_only_while_it_awaits_their_seal(
+    team: Officials, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    document = submit(team, "玉政办发〔2026〕614号", sample_pdf)
+    draft = f"/v1/documents/{document['id']}/draft"
+    early = seal_keeper.get(draft)
+    assert early.status_code == 403, early.status_code  # still in approval
+    for session, step in [
+        (team.reviewers[0], 0),
+        (team.leaders[0], 1),
+        (team.leaders[1], 1),
+        (team.signer, 2),
+    ]:
+        assert decide(session, document, step).status_code == 200
+    assert seal_keeper.get(draft).status_code == 200  # awaiting its seal
+    assert seal_keeper.post(f"/v1/documents/{document['id']}/seal").status_code == 200
+    late = seal_keeper.get(draft)
+    assert late.status_code == 403 and late.json()["code"] == "forbidden"
+    # The drafter and the approvers keep reading it; an uninvolved clerk never did.
+    assert team.drafter.get(draft).status_code == 200
+    assert team.reviewers[1].get(draft).status_code == 200
+    assert team.clerk.get(draft).status_code == 403
