@@ -39,6 +39,7 @@ from keys.jws import (
 )
 from keys.keystore import KeyStoreError
 from storage import identity
+from storage import supervision as supervision_rows
 from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
 
 log = logging.getLogger("sealhub.auth")
@@ -78,6 +79,8 @@ class Principal:
     department: str
     roles: frozenset[str]
     kid: str
+    # When the access token of this request expires: long-lived responses end there.
+    token_expires_at: datetime | None = None
 
     def has_any(self, roles: Iterable[str]) -> bool:
         return bool(self.roles & frozenset(roles))
@@ -133,6 +136,53 @@ async def deny_access(request: web.Request, reason: str, **details: str) -> None
         )
 
 
+async def hidden(request: web.Request, reason: str, **details: str) -> NotFound:
+    """The 404 that hides a resource from a signed-in caller (another department's, or none
+    at all: ID probing), counted as ``access.denied``. Aggregated per official, source and
+    minute: the first refusal of a minute writes the audit event, the others bump its
+    counter (which the burst rule reads), so probing is visible and the log stays bounded.
+    Returned for the caller to raise; counting never turns the 404 into a 500."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return NotFound()
+    now = now_of(request)
+    minute = now.replace(second=0, microsecond=0)
+    source = source_of(request)
+    try:
+        async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+            first = await supervision_rows.count_denied_access(
+                connection,
+                minute=minute,
+                official=principal.official_id,
+                department=principal.department,
+                source=source,
+                reason=reason,
+            )
+            if first:
+                await audit_of(request).record(
+                    connection,
+                    AuditEvent(
+                        "access.denied",
+                        now,
+                        actor_official=principal.official_id,
+                        actor_jkt=principal.kid,
+                        department=principal.department,
+                        details={
+                            "reason": reason,
+                            "method": request.method,
+                            "path": request.path,
+                            "source": source,
+                            "minute": minute.isoformat().replace("+00:00", "Z"),
+                            "aggregated": True,
+                            **details,
+                        },
+                    ),
+                )
+    except Exception:
+        log.exception("could not record a denied access")
+    return NotFound()
+
+
 async def require_department(
     request: web.Request,
     department: str,
@@ -144,8 +194,7 @@ async def require_department(
     principal = principal_of(request)
     if principal.department == department or principal.has_any(cross_department_roles):
         return principal
-    await deny_access(request, "other_department")
-    raise NotFound()
+    raise await hidden(request, "other_department")
 
 
 async def require_roles(request: web.Request, roles: Iterable[str], detail: str) -> Principal:
@@ -370,6 +419,7 @@ async def _authenticate(request: web.Request) -> Principal:
         department=official.department,
         roles=frozenset(official.roles),
         kid=owner.key.kid,
+        token_expires_at=claims.expires_at,
     )
 
 

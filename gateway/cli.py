@@ -145,7 +145,8 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
-    from gateway.middleware import ProblemRequestHandler
+    from gateway.middleware import ProblemRequestHandler, ProxiedRequestHandler
+    from gateway.proxy_protocol import ProxyAwareListener
     from gateway.runtime import open_runtime
     from gateway.spool import reset_spool
     from seals.image import seal_drawing_problem
@@ -175,15 +176,30 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         loop = asyncio.get_running_loop()
         # Our own listener instead of web.TCPSite, so each connection gets the protocol
         # that answers unparsable requests as problem+json.
-        listener = await loop.create_server(
-            lambda: ProblemRequestHandler(server, loop=loop, **handler_args),
-            settings.host,
-            settings.port,
-            ssl=runtime.pki.ssl_context(),
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
-            reuse_address=True,
-            backlog=LISTEN_BACKLOG,
-        )
+        listener: asyncio.AbstractServer | ProxyAwareListener
+        if settings.trusted_proxies:
+            # Behind trusted proxies: read their PROXY v2 header before TLS starts.
+            listener = await ProxyAwareListener.start(
+                settings.host,
+                settings.port,
+                lambda client: ProxiedRequestHandler(
+                    server, loop=loop, client_address=client, **handler_args
+                ),
+                ssl_context=runtime.pki.ssl_context(),
+                trusted=settings.trusted_proxies,
+                handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+                backlog=LISTEN_BACKLOG,
+            )
+        else:
+            listener = await loop.create_server(
+                lambda: ProblemRequestHandler(server, loop=loop, **handler_args),
+                settings.host,
+                settings.port,
+                ssl=runtime.pki.ssl_context(),
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
+            )
         print(f"sealhub is ready at {settings.public_origin}", flush=True)
         print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
         if demo:

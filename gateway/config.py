@@ -85,6 +85,13 @@ class Settings:
     max_verify_bytes: int = 64 * MIB
     verify_concurrency: int = 4
     verify_rate_per_official: int = 60
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    access_token_seconds: int = 900
+    metrics_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def public_origin(self) -> str:
@@ -210,6 +217,30 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 def _text(value: str) -> str:
     return value
+
+
+def _secret_token(value: str) -> str:
+    if len(value) < 16 or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return value
+
+
+def _token_seconds(value: str) -> int:
+    number = int(value)
+    if not 10 <= number <= 3600:
+        raise ValueError("must be between 10 and 3600 seconds")
+    return number
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated IP addresses or CIDR networks; ``none`` for none."""
+    if value.strip().lower() == "none":
+        return ()
+    networks = []
+    for item in value.split(","):
+        if item.strip():
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+    return tuple(networks)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -366,11 +397,45 @@ SETTINGS: tuple[Setting, ...] = (
         "in `DPoP-Nonce` and valid 5 minutes, so proofs cannot be made ahead of time.",
     ),
     Setting(
+        "SEALHUB_ACCESS_TOKEN_SECONDS",
+        "access_token_seconds",
+        _token_seconds,
+        900,
+        "Lifetime of an access token (10 to 3600 s); an inbox event stream ends with it.",
+    ),
+    Setting(
+        "SEALHUB_METRICS_ADDRESSES",
+        "metrics_addresses",
+        _networks,
+        "127.0.0.0/8,::1",
+        "Comma-separated addresses or CIDR networks that may read `/metrics` without a token "
+        "(the client address, after a trusted proxy's PROXY header); `none`: no address.",
+    ),
+    Setting(
+        "SEALHUB_METRICS_TOKEN",
+        "metrics_token",
+        _secret_token,
+        None,
+        "Bearer secret (16+ characters) with which any address may read `/metrics` "
+        "(`Authorization: Bearer <token>`); unset: only the listed addresses.",
+        secret=True,
+    ),
+    Setting(
         "SEALHUB_LOGIN_RATE_PER_SOURCE",
         "login_rate_per_source",
         _positive_int,
         300,
-        "Login, token and enrollment attempts per minute from one address.",
+        "Login, token and enrollment attempts per minute from one address; past it each "
+        "further attempt is slowed down (at most 2 s), never refused.",
+    ),
+    Setting(
+        "SEALHUB_TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        None,
+        "Comma-separated addresses or CIDR networks of TCP proxies that send a PROXY protocol "
+        "v2 header (HAProxy `send-proxy-v2`) before TLS; only their headers are read, and they "
+        "must send one. The client address it names is used for pacing and audit.",
     ),
     Setting(
         "SEALHUB_SUPERVISION_INTERVAL",
@@ -533,6 +598,12 @@ def _assemble(values: dict[str, Any]) -> Settings:
         max_verify_bytes=values["max_verify_bytes"],
         verify_concurrency=values["verify_concurrency"],
         verify_rate_per_official=values["verify_rate_per_official"],
+        trusted_proxies=values["trusted_proxies"] or (),
+        access_token_seconds=values["access_token_seconds"],
+        metrics_addresses=_networks(values["metrics_addresses"])
+        if isinstance(values["metrics_addresses"], str)
+        else values["metrics_addresses"],
+        metrics_token=values["metrics_token"],
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],

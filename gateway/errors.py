@@ -8,6 +8,7 @@ its traceback under the request id, answered as a bare 500.
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -45,6 +46,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthenticated": 401,
     "forbidden": 403,
     "seal_requires_approval": 403,
+    "resend_requires_approval": 403,
     "seal_revoked": 409,
     "no_active_seal": 409,
     "doc_number_taken": 409,
@@ -128,6 +130,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # Identity: four eyes on people.
     "same_person": 403,
     "request_decided": 409,
+    "alert_notes_full": 409,
 }
 
 
@@ -151,6 +154,17 @@ def status_for(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+# An absolute filesystem path: a slash-led run of at least two components, not inside a URL
+# or an API path (/v1/..., /.well-known/...). Library messages (OSError, pyhanko, asyncpg)
+# may carry one; it tells a client where the server keeps its data, so none is ever sent.
+_SERVER_PATH = re.compile(r"(?<![\w.:/-])/(?!v1/|\.well-known/)(?:[\w.+@~-]+/)+[\w.+@~-]*")
+
+
+def without_server_paths(text: str) -> str:
+    """*text* with every filesystem path replaced by ``<path>``."""
+    return _SERVER_PATH.sub("<path>", text)
+
+
 def problem_response(
     status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None
 ) -> web.Response:
@@ -158,7 +172,7 @@ def problem_response(
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": without_server_paths(detail),
         "code": code,
     }
     if extra:

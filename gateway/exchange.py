@@ -28,8 +28,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway import workflow
 from gateway.auth import Principal
 from gateway.text import unsafe_character
-from keys.jws import Approval, InvalidSignatureError, verify_approval
-from storage import directory, documents
+from keys.jws import (
+    Approval,
+    InvalidSignatureError,
+    parse_public_jwk,
+    read_unverified,
+    verify_approval,
+    verify_resend_approval,
+)
+from storage import directory, documents, identity
 from storage import seals as seal_rows
 from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_events
@@ -54,6 +61,53 @@ class ExchangeError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class ResendRequiresApproval(ExchangeError):
+    code = "resend_requires_approval"
+
+
+RESEND_APPROVER_ROLE = "leader"
+
+
+async def check_resend_approval(
+    connection: DbConnection,
+    document: Mapping[str, Any],
+    codes: Sequence[str],
+    approval: object,
+    now: datetime,
+) -> str | None:
+    """补发 of a signed-off document widens what a leader signed off: it needs the signed
+    approval (``sealhub-resend+jwt``) of an active leader of the sending department for
+    exactly these recipients. Returns the approving official (None: no sign-off, so none
+    is needed). A replay within the signature's age adds nothing: its recipients have their
+    deliveries by then."""
+    if not await workflow_rows.steps_of(connection, document["id"]):
+        return None
+    if not isinstance(approval, str) or not approval:
+        raise ResendRequiresApproval(
+            "this document was signed off: sending it to new recipients needs a leader's "
+            "signed approval (approval)"
+        )
+    header, _ = read_unverified(approval, error=InvalidSignatureError)
+    kid = header.get("kid")
+    owner = await identity.key_owner(connection, kid) if isinstance(kid, str) else None
+    if owner is None or owner.key.revoked_at is not None or not owner.official.active:
+        raise InvalidSignatureError("unknown_key", "the approval's kid is not an enrolled key")
+    official = owner.official
+    if official.department != document["sender"] or RESEND_APPROVER_ROLE not in official.roles:
+        raise ResendRequiresApproval(
+            "the approval must be signed by a leader of the sending department"
+        )
+    verify_resend_approval(
+        approval,
+        key=parse_public_jwk(owner.key.public_jwk),
+        document_id=str(document["id"]),
+        sha256=str(document["sealed_sha256"]),
+        recipients=codes,
+        now=now,
+    )
+    return official.id
 
 
 class InvalidMeta(ExchangeError):
@@ -476,9 +530,10 @@ async def record_dispatch(
 
 
 async def check_workflow(
-    connection: DbConnection, spec: workflow.WorkflowSpec, sender: str
+    connection: DbConnection, spec: workflow.WorkflowSpec, sender: str, drafter: str
 ) -> None:
-    """Assignees must be approvers of the sending department; the sign-off, leaders (422)."""
+    """Assignees must be approvers of the sending department; the sign-off, leaders other
+    than the drafter, so no drafter is the only approver of its own document (422)."""
     found = await workflow_rows.officials_by_id(connection, sorted(spec.assignees))
     workflow.check_assignees(
         spec,
@@ -487,6 +542,7 @@ async def check_workflow(
             for official_id, row in found.items()
         },
         sender,
+        drafter,
     )
 
 

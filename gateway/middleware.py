@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 import traceback
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -227,3 +228,18 @@ class ProblemRequestHandler(RequestHandler):
         response.headers.update(_SECURITY_HEADERS)
         response.force_close()
         return response
+
+
+class ProxiedRequestHandler(ProblemRequestHandler):
+    """The connection protocol behind a trusted proxy: the peer is the proxy, the client is
+    the address its PROXY header named (None: the proxy spoke for itself, a health check)."""
+
+    def __init__(self, *args: Any, client_address: tuple[str, int] | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client_address = client_address
+
+    @property
+    def peername(self) -> str | tuple[str, int, int, int] | tuple[str, int] | None:
+        if self._client_address is not None:
+            return self._client_address
+        return self.transport.get_extra_info("peername") if self.transport else None

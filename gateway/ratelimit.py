@@ -4,16 +4,22 @@ Counters live in the database (fixed one-minute windows, one upsert per check) s
 gateway process behind the load balancer shares them; a limit kept in process memory
 would multiply by the number of replicas.
 
-Per source the limits are generous (a whole office may sit behind one NAT address); per
-subject they are tight, because one official needs one challenge and one token a login.
+Per source the limits are generous (a whole office may sit behind one NAT address) and they
+slow a source down rather than lock it out: past the limit each attempt waits its share of
+the window (at most MAX_BACKOFF_SECONDS), so a flood from one address costs the flooder time
+and cannot shut out the office that shares it. Per subject the limit is tight (one official
+needs one token a login) and refuses with 429, but it is counted only once the caller has
+proved it holds the official's key: naming an official id costs that official nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
 from aiohttp import web
 
 from storage import identity
@@ -29,7 +35,6 @@ class Limit:
 # (endpoint, "source" | "subject") -> limit
 LIMITS: dict[tuple[str, str], Limit] = {
     ("challenge", "source"): Limit(300),
-    ("challenge", "subject"): Limit(10),
     ("token", "source"): Limit(300),
     ("token", "subject"): Limit(10),
     ("enroll", "source"): Limit(60),
@@ -45,6 +50,9 @@ def configured_limits(per_source: int) -> dict[tuple[str, str], Limit]:
         for key, limit in LIMITS.items()
     }
 
+
+# The longest wait a source is made to sit out for one attempt over its limit.
+MAX_BACKOFF_SECONDS = 2.0
 
 RATE_LIMITS: web.AppKey[dict[tuple[str, str], Limit]] = web.AppKey("rate_limits", dict)
 
@@ -75,7 +83,12 @@ async def check(
     now: datetime,
     limits: dict[tuple[str, str], Limit] | None = None,
 ) -> None:
-    """Count one attempt for (endpoint, scope, key); raise RateLimited over the limit."""
+    """Count one attempt for (endpoint, scope, key); raise RateLimited over the limit.
+
+    Only for per-subject limits: sources are paced with :func:`pace_source`.
+    """
+    if scope == "source":
+        raise ValueError("per-source limits slow down, they do not refuse: use pace_source")
     limit = (limits or LIMITS)[(endpoint, scope)]
     start = window_start(now, limit.window)
     count = await identity.bump_counter(connection, f"{endpoint}:{scope}:{key}"[:300], start)
@@ -102,3 +115,25 @@ async def check_verify(
         raise RateLimited(
             f"at most {per_minute} verifications a minute per official; retry later", retry_after
         )
+
+
+async def pace_source(
+    pool: asyncpg.Pool,
+    endpoint: str,
+    source: str,
+    *,
+    now: datetime,
+    limits: dict[tuple[str, str], Limit] | None = None,
+) -> None:
+    """Count one attempt from *source* and, past the limit, make it wait before it is served:
+    ``window / limit`` for every attempt over, at most MAX_BACKOFF_SECONDS. The wait happens
+    after the database connection went back to the pool, so waiting floods hold no connection.
+    """
+    limit = (limits or LIMITS)[(endpoint, "source")]
+    start = window_start(now, limit.window)
+    async with pool.acquire() as connection:
+        count = await identity.bump_counter(connection, f"{endpoint}:source:{source}"[:300], start)
+    excess = count - limit.per_window
+    if excess > 0:
+        share = limit.window.total_seconds() / limit.per_window
+        await asyncio.sleep(min(MAX_BACKOFF_SECONDS, excess * share))

@@ -131,7 +131,10 @@ class Candidate:
 
 
 def check_assignees(
-    spec: WorkflowSpec, officials: Mapping[str, Candidate], department: str
+    spec: WorkflowSpec,
+    officials: Mapping[str, Candidate],
+    department: str,
+    drafter: str | None = None,
 ) -> None:
     """Assignees are active approvers of the sending department; the last step, leaders.
 
@@ -151,6 +154,13 @@ def check_assignees(
                     f"step {index} ({step.name}): {official_id} has no role that may approve"
                 )
     last = spec.steps[-1]
+    if drafter is not None and drafter in last.assignees:
+        # Otherwise a leader could draft, name itself for every step and sign its own
+        # document off alone: the sign-off always comes from someone else.
+        raise InvalidWorkflow(
+            f"the last step ({last.name}) is the sign-off (签发): the drafter cannot sign off "
+            "its own document"
+        )
     for official_id in last.assignees:
         if SIGN_OFF_ROLE not in officials[official_id].roles:
             raise InvalidWorkflow(

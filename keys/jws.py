@@ -37,6 +37,7 @@ TYP_LOGIN = "JWT"
 TYP_DPOP = "dpop+jwt"
 TYP_APPROVAL = "sealhub-approval+jwt"
 TYP_RECEIPT = "sealhub-receipt+jwt"
+TYP_RESEND = "sealhub-resend+jwt"
 TYP_ACCESS_TOKEN = "at+jwt"  # noqa: S105 (a media type, not a secret)
 TYP_COUNTERSIGN = "sealhub-countersign+jwt"
 
@@ -668,6 +669,49 @@ def verify_approval(
         jti=jti_claim(claims, error),
         issued_at=from_epoch(iat),
         replay_until=from_epoch(iat + max_age),
+    )
+
+
+@dataclass(frozen=True)
+class ResendApproval:
+    document: str
+    sha256: str
+    recipients: tuple[str, ...]
+    jti: str
+    issued_at: datetime
+
+
+def verify_resend_approval(
+    signature: str,
+    *,
+    key: ec.EllipticCurvePublicKey,
+    document_id: str,
+    sha256: str,
+    recipients: Sequence[str],
+    now: datetime,
+    max_age: float = SIGNATURE_MAX_AGE,
+    leeway: float = CLOCK_LEEWAY,
+) -> ResendApproval:
+    """A ``sealhub-resend+jwt``: a leader approves 补发 of exactly this sealed document to
+    exactly these recipient codes (the ``recipients`` claim, as a set)."""
+    error = InvalidSignatureError
+    _, claims = verify_jws(signature, key=key, expected_typ=TYP_RESEND, error=error)
+    document = string_claim(claims, "document", error=error)
+    if document != document_id:
+        raise error("document_mismatch", "the approval is for another document")
+    sealed = _expect_sha256(claims, "sha256", sha256, error)
+    named = claims.get("recipients")
+    if not isinstance(named, list) or not all(isinstance(code, str) for code in named):
+        raise error("claim_invalid", "recipients must be a list of department codes")
+    if sorted(set(named)) != sorted(set(recipients)):
+        raise error("recipients_mismatch", "the approval names other recipients")
+    iat = _signed_at(claims, now, max_age, leeway, error)
+    return ResendApproval(
+        document=document,
+        sha256=sealed,
+        recipients=tuple(sorted(set(named))),
+        jti=jti_claim(claims, error),
+        issued_at=from_epoch(iat),
     )
 
 

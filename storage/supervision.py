@@ -44,6 +44,14 @@ class AlertClosed(SupervisionError):
     code = "alert_closed"
 
 
+class AlertNotesFull(SupervisionError):
+    code = "alert_notes_full"
+
+
+MAX_ALERT_NOTES = 50
+INSPECTOR_CLOSED = "closed_by_inspector"
+
+
 # --- facts ----------------------------------------------------------------------------------
 
 
@@ -158,7 +166,7 @@ async def denied_accesses(
     for event in await _recent_events(connection, DENIED_EVENT, since, until):
         details = event["details"] or {}
         if details.get("aggregated"):
-            continue  # counted exactly by the auth_failures rows below
+            continue  # counted exactly by the counter rows below
         source = details.get("source")
         found.append(
             Attempts(
@@ -175,7 +183,44 @@ async def denied_accesses(
         until,
     )
     found.extend(Attempts(row["minute"], row["source"], None, None, row["count"]) for row in rows)
+    rows = await connection.fetch(
+        "SELECT minute, source, official, department, count FROM denied_access_counts"
+        " WHERE minute >= $1 AND minute <= $2",
+        since,
+        until,
+    )
+    found.extend(
+        Attempts(row["minute"], row["source"], row["official"], row["department"], row["count"])
+        for row in rows
+    )
     return found
+
+
+async def count_denied_access(
+    connection: DbConnection,
+    *,
+    minute: datetime,
+    official: str,
+    department: str,
+    source: str,
+    reason: str,
+) -> bool:
+    """Count one hidden refusal (404) of a signed-in official; True when it is the first of
+    its (minute, official, source) row, i.e. when the caller writes the row's audit event."""
+    inserted = await connection.fetchval(
+        "INSERT INTO denied_access_counts"
+        " (minute, official, department, source, count, last_reason)"
+        " VALUES ($1, $2, $3, $4, 1, $5)"
+        " ON CONFLICT (minute, official, source) DO UPDATE"
+        " SET count = denied_access_counts.count + 1, last_reason = EXCLUDED.last_reason"
+        " RETURNING (xmax = 0)",
+        minute,
+        official[:64],
+        department[:63],
+        source[:64],
+        reason[:100],
+    )
+    return bool(inserted)
 
 
 async def refused_seal_uses(
@@ -257,6 +302,7 @@ class Alert:
     acknowledged_by: str | None = None
     closed_at: datetime | None = None
     close_reason: str | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -271,12 +317,13 @@ class Alert:
             "acknowledged_by": self.acknowledged_by,
             "closed_at": _iso(self.closed_at),
             "close_reason": self.close_reason,
+            "notes": self.notes,
         }
 
 
 _ALERT_COLUMNS = (
     "id, rule, subject, department, state, opened_at, details, acknowledged_at,"
-    " acknowledged_by, closed_at, close_reason"
+    " acknowledged_by, closed_at, close_reason, notes"
 )
 
 
@@ -363,6 +410,27 @@ async def acknowledge_alert(
     if current.state == "closed":
         raise AlertClosed("this alert is already closed")
     return current, False
+
+
+async def add_alert_note(
+    connection: DbConnection, alert_id: uuid.UUID, note: dict[str, Any]
+) -> Alert:
+    """Append *note* to a live alert (at most MAX_ALERT_NOTES; a closed alert takes none)."""
+    row = await connection.fetchrow(
+        "UPDATE supervision_alerts"  # noqa: S608 - our columns
+        " SET notes = notes || jsonb_build_array($2::jsonb)"
+        " WHERE id = $1 AND state <> 'closed' AND jsonb_array_length(notes) < $3"
+        f" RETURNING {_ALERT_COLUMNS}",
+        alert_id,
+        note,
+        MAX_ALERT_NOTES,
+    )
+    if row is not None:
+        return _alert(row)
+    current = await get_alert(connection, alert_id)
+    if current.state == "closed":
+        raise AlertClosed("this alert is already closed")
+    raise AlertNotesFull(f"an alert takes at most {MAX_ALERT_NOTES} notes")
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,25 @@ def test_postgres_creates_both_logins_and_neither_is_a_superuser() -> None:
         assert "NOSUPERUSER" in created[1] and "NOCREATEROLE" in created[1], role
     # The application login is granted nothing that makes it the owner.
     assert not re.search(rf"GRANT {OWNER_ROLE}\b", script)
+
+
+def test_haproxy_sends_proxy_v2_from_the_address_the_gateways_trust() -> None:
+    """Behind the proxy every client would otherwise have the proxy's address."""
+    import ipaddress
+
+    servers = [
+        line.split()
+        for line in (REPO / "docker" / "haproxy.cfg").read_text("utf-8").splitlines()
+        if line.strip().startswith("server ")
+    ]
+    assert len(servers) == 2
+    for words in servers:
+        assert "send-proxy-v2" in words and "check-send-proxy" in words, words
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    proxy_address = ipaddress.ip_address(services["proxy"]["networks"]["default"]["ipv4_address"])
+    for name in ("gateway-1", "gateway-2"):
+        trusted = load_settings(
+            {"SEALHUB_TRUSTED_PROXIES": services[name]["environment"]["SEALHUB_TRUSTED_PROXIES"]}
+        ).trusted_proxies
+        assert trusted and all(proxy_address in network for network in trusted), name

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from gateway import exchange, workflow
-from gateway.auth import NotFound, deny_access, now_of, principal_of
+from gateway.auth import NotFound, deny_access, hidden, now_of, principal_of
 from gateway.errors import ApiError
 from gateway.handlers.documents import idempotency_scope, parse_range
 from gateway.http import json_response, read_json_object
@@ -29,6 +29,7 @@ from storage.objects import PutResult
 
 READ_CHUNK = 256 * 1024
 SEAL_ROLES = frozenset({"seal_keeper"})
+AWAITING_SEAL = "awaiting_seal"
 SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
 
 SIGNATURE_BODY = {
@@ -78,11 +79,12 @@ VERSION_BODY = {
 }
 
 
-def _document_id(request: web.Request) -> uuid.UUID:
+async def _document_id(request: web.Request) -> uuid.UUID:
+    """The path's document id; one that is no id at all counts as a probe (audited 404)."""
     try:
         return uuid.UUID(request.match_info["id"])
     except ValueError:
-        raise NotFound() from None
+        raise await hidden(request, "unknown_id") from None
 
 
 async def _own_department_document(request: web.Request) -> dict[str, Any]:
@@ -90,12 +92,11 @@ async def _own_department_document(request: web.Request) -> dict[str, Any]:
     principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            document = await documents.get_document(connection, _document_id(request))
+            document = await documents.get_document(connection, await _document_id(request))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if document["sender"] != principal.department:
-        await deny_access(request, "other_department", document=str(document["id"]))
-        raise NotFound()
+        raise await hidden(request, "other_department", document=str(document["id"]))
     return document
 
 
@@ -160,8 +161,8 @@ async def approve_document(request: web.Request) -> web.Response:
 @routes.add(
     "GET",
     "/v1/documents/{id}/draft",
-    summary="The draft (newest version, or ?version=N), to its drafter, approvers and "
-    "seal keepers.",
+    summary="The draft (newest version, or ?version=N), to its drafter and approvers; "
+    "to seal keepers the newest, while it awaits the seal.",
     access="authenticated",
     tag="workflow",
     parameters=(
@@ -181,15 +182,27 @@ async def document_draft(request: web.Request) -> web.StreamResponse:
         steps = await workflow_rows.steps_of(connection, document["id"])
         versions = await workflow_rows.versions_of(connection, document["id"])
     assignees = {official for step in steps for official in step.assignees}
+    wanted = request.query.get("version")
+    newest = str(versions[-1].version) if versions else "1"
+    # A seal keeper reads what it is about to seal, and only then: not drafts still in
+    # approval, not earlier versions, not drafts of documents already sent.
+    sealing = (
+        principal.has_any(SEAL_ROLES)
+        and document["status"] == AWAITING_SEAL
+        and wanted in (None, newest)
+    )
     allowed = (
         principal.official_id == document["created_by"]
         or principal.official_id in assignees
-        or principal.has_any(SEAL_ROLES)
+        or sealing
     )
     if not allowed:
         await deny_access(request, "not_an_approver", document=str(document["id"]))
-        raise ApiError("forbidden", "only the drafter, the approvers and seal keepers read drafts")
-    wanted = request.query.get("version")
+        raise ApiError(
+            "forbidden",
+            "drafts are for the drafter and the approvers, and for seal keepers while the "
+            "document awaits its seal",
+        )
     if wanted is None:
         key, sha256, size, number = (
             document["draft_object"],
@@ -323,7 +336,7 @@ async def submit_version(request: web.Request) -> web.Response:
 async def seal_document(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
-    await _own_department_document(request)
+    document_id = (await _own_department_document(request))["id"]
     now = now_of(request)
     scope = idempotency_scope(request, principal.official_id)
     async with runtime.pool.acquire() as connection:
@@ -331,7 +344,7 @@ async def seal_document(request: web.Request) -> web.Response:
             earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
             if earlier is not None:
                 return json_response(earlier.body, status=earlier.status)
-        document = await exchange.draft_to_seal(connection, _document_id(request))
+        document = await exchange.draft_to_seal(connection, document_id)
     with spool_files(runtime.settings, 2) as (draft_file, sealed_file):
         await _spool_object(request, document["draft_object"], draft_file)
         outcome = await request.app[SEALER].seal(

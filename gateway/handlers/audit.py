@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.audit_service import log_verifier
-from gateway.auth import PRINCIPAL
+from gateway.auth import PRINCIPAL, hidden
 from gateway.errors import ApiError
 from gateway.http import encode_cursor, json_response, page_params, query_text, read_json_object
 from gateway.openapi import json_content
@@ -170,8 +170,10 @@ async def get_audit_entry(request: web.Request) -> web.Response:
         raise ApiError("not_found", "no such audit entry")
     async with request.app[RUNTIME].pool.acquire() as connection:
         entry = await audit_log.get_entry(connection, int(raw))
-    if entry is None or not (caller.is_inspector or entry.department == caller.department):
+    if entry is None:
         raise ApiError("not_found", "no such audit entry")
+    if not (caller.is_inspector or entry.department == caller.department):
+        raise await hidden(request, "other_department", entry=raw)
     return json_response(entry.as_json())
 
 

@@ -24,14 +24,13 @@ from gateway.auth import (
 from gateway.errors import ApiError
 from gateway.http import json_response, parse_json_bytes
 from gateway.openapi import json_content
-from gateway.ratelimit import RATE_LIMITS
+from gateway.ratelimit import RATE_LIMITS, pace_source
 from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME
 from keys.challenge import NONCE_MAX_AGE, ChallengeError
 from keys.dpop import DpopProof
 from keys.jws import (
-    ACCESS_TOKEN_LIFETIME,
     InvalidAssertionError,
     InvalidDpopError,
     JwsError,
@@ -46,7 +45,7 @@ from storage.audit_outbox import AuditEvent
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REFRESH = "refresh_token"
 _MAX_SUBJECT_CHARS = 64
-# The official a failed login is counted against, once the key proved it exists.
+# The official a failed login is counted against, once its key signed the assertion.
 AUTH_SUBJECT: web.RequestKey[str] = web.RequestKey("auth_subject", str)
 
 TOKEN_RESPONSE = json_content(
@@ -91,18 +90,11 @@ async def challenge(request: web.Request) -> web.Response:
     subject = body.get("subject") if isinstance(body, dict) else None
     if not _is_subject(subject):
         raise ApiError("invalid_request", "subject must be the official id")
-    async with runtime.pool.acquire() as connection:
-        await rate_limit(
-            connection,
-            "challenge",
-            "source",
-            source_of(request),
-            now=now,
-            limits=request.app[RATE_LIMITS],
-        )
-        await rate_limit(
-            connection, "challenge", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
-        )
+    # Paced per source only: a per-subject limit here would let anyone who knows an
+    # official's id use up that official's challenges. Nonces are stateless and cheap.
+    await pace_source(
+        runtime.pool, "challenge", source_of(request), now=now, limits=request.app[RATE_LIMITS]
+    )
     nonces = await challenge_nonces(runtime, now)
     return json_response({"nonce": nonces.issue_nonce(subject, now), "expires_in": NONCE_MAX_AGE})
 
@@ -159,12 +151,13 @@ def _token_response(
         jkt=owner.key.kid,
         jti=uuid.uuid4().hex,
         now=now_of(request),
+        lifetime=runtime.settings.access_token_seconds,
     )
     return json_response(
         {
             "access_token": token,
             "token_type": "DPoP",
-            "expires_in": ACCESS_TOKEN_LIFETIME,
+            "expires_in": runtime.settings.access_token_seconds,
             "refresh_token": refresh.token,
             # Logins only: keys someone else added to this official since it last heard.
             **({} if notices is None else {"notices": notices}),
@@ -183,10 +176,6 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
     subject = unverified.get("sub")
     if not _is_subject(subject):
         raise InvalidAssertionError("claim_invalid", "sub must be the official id")
-    async with runtime.pool.acquire() as connection:
-        await rate_limit(
-            connection, "token", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
-        )
     proof = await _dpop_for_token(request)
     async with runtime.pool.acquire() as connection:
         owner = await identity.key_owner(connection, proof.jkt)
@@ -194,7 +183,6 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
     # bound to a key whose revocation the gateway sees on every request.
     if owner is None or owner.official.id != subject:
         raise InvalidAssertionError("unknown_key", "the DPoP key is not a key of this official")
-    request[AUTH_SUBJECT] = subject
     if owner.key.revoked_at is not None:
         raise InvalidAssertionError("key_revoked", "this key has been revoked")
     header_kid = read_unverified(assertion, error=InvalidAssertionError)[0].get("kid")
@@ -207,6 +195,13 @@ async def _jwt_bearer(request: web.Request, fields: dict[str, str]) -> web.Respo
         now=now,
         expected_subject=subject,
     )
+    # From here on the caller proved it holds the official's key: only now do its attempts
+    # and failures count against the official (anyone can name an id; only the key signs).
+    request[AUTH_SUBJECT] = subject
+    async with runtime.pool.acquire() as connection:
+        await rate_limit(
+            connection, "token", "subject", subject, now=now, limits=request.app[RATE_LIMITS]
+        )
     nonce_expiry = (await challenge_nonces(runtime, now)).check_nonce(checked.nonce, subject, now)
     if not owner.official.active:
         raise identity.OfficialDisabled("the official is disabled")
@@ -274,15 +269,13 @@ async def _refresh(request: web.Request, fields: dict[str, str]) -> web.Response
 )
 async def token(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    async with runtime.pool.acquire() as connection:
-        await rate_limit(
-            connection,
-            "token",
-            "source",
-            source_of(request),
-            now=now_of(request),
-            limits=request.app[RATE_LIMITS],
-        )
+    await pace_source(
+        runtime.pool,
+        "token",
+        source_of(request),
+        now=now_of(request),
+        limits=request.app[RATE_LIMITS],
+    )
     fields = await _token_form(request)
     grant = fields.get("grant_type")
     kind: identity.FailureKind = "refresh" if grant == REFRESH else "login"

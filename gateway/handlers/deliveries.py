@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import exchange, receipts
-from gateway.auth import NotFound, Principal, now_of, principal_of, require_roles
+from gateway.auth import NotFound, Principal, hidden, now_of, principal_of, require_roles
 from gateway.errors import ApiError
 from gateway.handlers.documents import idempotency_scope
 from gateway.http import json_response, read_json_object
@@ -20,6 +20,7 @@ from gateway.openapi import json_content
 from gateway.routes_table import routes
 from gateway.routing import path_param
 from gateway.runtime import RUNTIME, Runtime
+from gateway.text import unsafe_character
 from keys.jws import parse_public_jwk, read_unverified, verify_receipt
 from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import AuditEvent, record_event, record_events
@@ -52,11 +53,12 @@ SENDER_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
 WITHDRAW_HASH = hashlib.sha256(b"withdraw").hexdigest()
 
 
-def _uuid(request: web.Request, name: str) -> uuid.UUID:
+async def _probed(request: web.Request, name: str) -> uuid.UUID:
+    """The path's id; one that is no id at all counts as a probe (audited 404)."""
     try:
         return uuid.UUID(request.match_info[name])
     except ValueError:
-        raise NotFound() from None
+        raise await hidden(request, "unknown_id") from None
 
 
 async def _signature(request: web.Request) -> str:
@@ -71,11 +73,11 @@ async def _own_delivery(request: web.Request, principal: Principal) -> dict[str,
     """A delivery addressed to the caller's department (anything else: 404)."""
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+            delivery = await documents.get_delivery(connection, await _probed(request, "id"))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if delivery["recipient"] != principal.department or delivery["state"] == "withdrawn":
-        raise NotFound()
+        raise await hidden(request, "other_department", delivery=str(delivery["id"]))
     return delivery
 
 
@@ -179,6 +181,10 @@ async def _record_decision(
         now=now,
         expected_action=action,
     )
+    # The 退回 reason lands in the audit log, the sender's screen and the receipt: the
+    # free-text rule of every official record applies (gateway/text.py).
+    if (unsafe := unsafe_character(receipt.reason, multiline=True)) is not None:
+        raise ApiError("invalid_request", f"the reason must not contain {unsafe}")
     event = await record_event(
         connection,
         AuditEvent(
@@ -250,13 +256,15 @@ async def get_receipt(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
-            delivery = await documents.get_delivery(connection, _uuid(request, "id"))
+            delivery = await documents.get_delivery(connection, await _probed(request, "id"))
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
         principal.has_any({"inspector"})
     )
-    if not allowed or delivery["receipt_jws"] is None:
+    if not allowed:
+        raise await hidden(request, "other_department", delivery=str(delivery["id"]))
+    if delivery["receipt_jws"] is None:
         raise NotFound()
     countersigned, _ = await _countersigned(
         request.app[RUNTIME], delivery["id"], documents.decision_of(delivery), now_of(request)
@@ -272,14 +280,14 @@ async def get_receipt(request: web.Request) -> web.Response:
 
 async def _own_document(request: web.Request) -> tuple[Principal, uuid.UUID]:
     principal = principal_of(request)
-    document_id = _uuid(request, "id")
+    document_id = await _probed(request, "id")
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
             document = await documents.get_document(connection, document_id)
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
     if document["sender"] != principal.department:
-        raise NotFound()
+        raise await hidden(request, "other_department", document=str(document_id))
     await require_roles(request, SENDER_ROLES, "withdrawing or resending needs a clerk")
     return principal, document_id
 
@@ -336,7 +344,13 @@ async def withdraw_document(request: web.Request) -> web.Response:
             {
                 "type": "object",
                 "required": ["recipients"],
-                "properties": {"recipients": {"type": "array", "items": {"type": "string"}}},
+                "properties": {
+                    "recipients": {"type": "array", "items": {"type": "string"}},
+                    "approval": {
+                        "type": "string",
+                        "description": "sealhub-resend+jwt of a leader; needed once signed off",
+                    },
+                },
             }
         ),
     },
@@ -366,7 +380,11 @@ async def resend_document(request: web.Request) -> web.Response:
             request.app[RUNTIME].settings.supervision.sign_for_within(),
         )
         deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
+        approved_by = None
         if deliveries:
+            approved_by = await exchange.check_resend_approval(
+                connection, document, codes, body.get("approval"), now
+            )
             await documents.insert_deliveries(connection, document_id, deliveries, now)
             await record_events(
                 connection,
@@ -396,7 +414,10 @@ async def resend_document(request: web.Request) -> web.Response:
                     actor_jkt=principal.kid,
                     department=principal.department,
                     document=str(document_id),
-                    details={"recipients": [d.recipient for d in deliveries]},
+                    details={
+                        "recipients": [d.recipient for d in deliveries],
+                        "approved_by": approved_by,
+                    },
                 ),
             )
             await documents.notify_deliveries(connection, document_id)

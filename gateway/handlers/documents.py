@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import BodyPartReader, web
 
 from gateway import exchange, workflow
-from gateway.auth import NotFound, now_of, principal_of
+from gateway.auth import NotFound, hidden, now_of, principal_of
 from gateway.errors import ApiError
 from gateway.http import json_response, parse_json_bytes
 from gateway.openapi import json_content
@@ -58,11 +58,12 @@ SEND_BODY = {
 }
 
 
-def _document_id(request: web.Request) -> uuid.UUID:
+async def _probed_document_id(request: web.Request) -> uuid.UUID:
+    """The path's document id; one that is no id at all counts as a probe (audited 404)."""
     try:
         return uuid.UUID(request.match_info["id"])
     except ValueError:
-        raise NotFound() from None
+        raise await hidden(request, "unknown_id") from None
 
 
 async def _read_meta_part(part: BodyPartReader, limit: int) -> bytes:
@@ -117,7 +118,9 @@ async def send_document(request: web.Request) -> web.Response:
     async with runtime.pool.acquire() as connection:
         fanout = await exchange.expand_fanout(connection, meta, principal.department)
         if meta.workflow is not None:
-            await exchange.check_workflow(connection, meta.workflow, principal.department)
+            await exchange.check_workflow(
+                connection, meta.workflow, principal.department, principal.official_id
+            )
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         raise ApiError("invalid_request", "the second part must be 'file'")
@@ -237,17 +240,17 @@ def _iso(value: Any) -> str | None:
 async def _visible_document(request: web.Request) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The document and the caller's delivery; 404 for anyone not sender or recipient."""
     principal = principal_of(request)
-    document_id = _document_id(request)
+    document_id = await _probed_document_id(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         try:
             document = await documents.get_document(connection, document_id)
         except documents.DocumentNotFound:
-            raise NotFound() from None
+            raise await hidden(request, "unknown_id") from None
         delivery = await documents.recipient_delivery(connection, document_id, principal.department)
     if document["sender"] != principal.department and (
         delivery is None or delivery["state"] == "withdrawn"
     ):
-        raise NotFound()
+        raise await hidden(request, "other_department", document=str(document_id))
     return document, delivery
 
 

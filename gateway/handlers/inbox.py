@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.auth import Principal, principal_of
+from gateway.auth import Principal, now_of, principal_of
 from gateway.errors import ApiError
 from gateway.http import encode_cursor, json_response, page_params
 from gateway.inbox import INBOX
@@ -177,6 +177,13 @@ async def inbox(request: web.Request) -> web.Response:
     )
 
 
+def _seconds_left(request: web.Request, principal: Principal) -> float:
+    """Seconds until the request's access token expires (a day when it carries none)."""
+    if principal.token_expires_at is None:
+        return 86400.0
+    return (principal.token_expires_at - now_of(request)).total_seconds()
+
+
 @routes.add(
     "GET",
     "/v1/inbox/events",
@@ -222,12 +229,17 @@ async def inbox_events(request: web.Request) -> web.StreamResponse:
                 )
             if rows:
                 continue
+            expires_in = _seconds_left(request, principal)
             try:
-                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                async with asyncio.timeout(min(HEARTBEAT_SECONDS, max(expires_in, 0.0))):
                     await event.wait()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
             try:
+                if _seconds_left(request, principal) <= 0:
+                    # The stream was authorized by a token that is no longer valid: a
+                    # stolen or outdated token must not keep a stream open for ever.
+                    raise SessionEnded("the access token expired: refresh it and reconnect")
                 await ensure_still_valid(request, principal)
             except SessionEnded as ended:
                 await response.write(

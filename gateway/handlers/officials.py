@@ -37,7 +37,7 @@ from gateway.auth import (
 from gateway.errors import ApiError
 from gateway.http import json_response, query_text, read_json_object
 from gateway.openapi import json_content
-from gateway.ratelimit import RATE_LIMITS
+from gateway.ratelimit import RATE_LIMITS, pace_source
 from gateway.ratelimit import check as rate_limit
 from gateway.routes_table import routes
 from gateway.routing import path_param, query_param
@@ -260,15 +260,10 @@ async def enroll_key(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     now = now_of(request)
     official_id = request.match_info["id"]
+    await pace_source(
+        runtime.pool, "enroll", source_of(request), now=now, limits=request.app[RATE_LIMITS]
+    )
     async with runtime.pool.acquire() as connection:
-        await rate_limit(
-            connection,
-            "enroll",
-            "source",
-            source_of(request),
-            now=now,
-            limits=request.app[RATE_LIMITS],
-        )
         await rate_limit(
             connection,
             "enroll",

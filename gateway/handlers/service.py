@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 
+from gateway.auth import source_of
 from gateway.errors import problem_response
 from gateway.http import json_response
 from gateway.middleware import METRICS
 from gateway.openapi import build_openapi, json_content
+from gateway.proxy_protocol import is_trusted
 from gateway.routes_table import routes
 from gateway.runtime import RUNTIME, Runtime
 from seals.image import seal_drawing_problem
@@ -80,12 +83,26 @@ async def _objects_check(runtime: Runtime) -> str:
 @routes.add(
     "GET",
     "/metrics",
-    summary="Prometheus metrics.",
+    summary="Prometheus metrics (configured addresses, or Authorization: Bearer <token>).",
     access="public",
     tag="service",
     responses={"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: web.Request) -> web.Response:
+    """Metrics name routes, volumes and error rates: for the operators' scraper, not the
+    Internet. Allowed from SEALHUB_METRICS_ADDRESSES or with the bearer secret."""
+    settings = request.app[RUNTIME].settings
+    allowed = is_trusted(source_of(request), settings.metrics_addresses)
+    if not allowed and settings.metrics_token is not None:
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        # Constant time: the comparison must not tell how much of a guess was right.
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(
+            offered.strip().encode(), settings.metrics_token.encode()
+        )
+    if not allowed:
+        return problem_response(
+            403, "forbidden", "metrics are for configured addresses or the metrics token"
+        )
     return web.Response(
         body=request.app[METRICS].render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

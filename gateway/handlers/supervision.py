@@ -1,8 +1,10 @@
-"""E-supervision endpoints: alerts (list, acknowledge) and per-department statistics.
+"""E-supervision endpoints: alerts (list, acknowledge, close, notes) and per-department stats.
 
 Inspectors see every alert and any department's numbers; everyone else sees the alerts and
 numbers of their own department. Platform-wide alerts (no department, e.g. a burst from one
-source address) are for inspectors only.
+source address) are for inspectors only. Only inspectors acknowledge or close an alert: the
+department it concerns is the one supervised, so it may explain itself in a note but not
+take the alert off the inspectors' list.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 from gateway.auth import (
     NotFound,
     audit_of,
-    deny_access,
+    hidden,
     now_of,
     principal_of,
     require_department,
@@ -28,11 +30,12 @@ from gateway.routes_table import routes
 from gateway.routing import PAGE_PARAMS, path_param, query_param
 from gateway.runtime import RUNTIME
 from gateway.supervision_rules import ALERT_RULES
+from gateway.text import unsafe_character
 from storage import supervision
 from storage.audit_outbox import AuditEvent
 
 INSPECTOR = "inspector"
-ACKNOWLEDGER_ROLES = frozenset({INSPECTOR, "dept_admin"})
+MAX_NOTE_CHARS = 500
 DEFAULT_STATS_PERIOD = timedelta(days=30)
 MAX_STATS_PERIOD = timedelta(days=366 * 5)
 
@@ -51,6 +54,18 @@ _ALERT = {
         "acknowledged_by": {"type": ["string", "null"]},
         "closed_at": {"type": ["string", "null"], "format": "date-time"},
         "close_reason": {"type": ["string", "null"]},
+        "notes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "by": {"type": "string"},
+                    "department": {"type": "string"},
+                    "note": {"type": "string"},
+                },
+            },
+        },
     },
 }
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -175,70 +190,154 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
     )
 
 
-@routes.add(
-    "POST",
-    "/v1/supervision/alerts/{id}/acknowledge",
-    summary="Acknowledge an open alert (an inspector, or the concerned department's dept_admin).",
-    access="authenticated",
-    roles=ACKNOWLEDGER_ROLES,
-    tag="supervision",
-    parameters=(path_param("id", "Alert id."),),
-    request_body={
-        "required": False,
-        "content": json_content(
-            {"type": "object", "properties": {"note": {"type": "string", "maxLength": 500}}}
-        ),
-    },
-    responses={"200": {"content": json_content(_ALERT)}},
-)
-async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
-    """Acknowledging again is harmless (same answer), so retries need no Idempotency-Key."""
+_NOTE_BODY = {
+    "type": "object",
+    "properties": {"note": {"type": "string", "maxLength": MAX_NOTE_CHARS}},
+}
+
+
+async def _note_of(request: web.Request, *, required: bool) -> str | None:
+    """The body's ``note``: at most MAX_NOTE_CHARS, under the free-text rule (gateway/text)."""
+    note = None
+    if request.can_read_body:
+        note = (await read_json_object(request)).get("note")
+    if note is None and not required:
+        return None
+    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE_CHARS:
+        raise ApiError(
+            "invalid_request", f"note must be a text of 1 to {MAX_NOTE_CHARS} characters"
+        )
+    if (unsafe := unsafe_character(note, multiline=True)) is not None:
+        raise ApiError("invalid_request", f"note contains {unsafe}")
+    return note
+
+
+async def _alert_of(request: web.Request) -> supervision.Alert:
+    """The path's alert, if the caller may see it: inspectors all, others their department's
+    (another department's, or a platform-wide one, is a hidden 404)."""
     principal = principal_of(request)
     try:
         alert_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise NotFound() from None
-    note = None
-    if request.can_read_body:
-        body = await read_json_object(request)
-        note = body.get("note")
-        if note is not None and (not isinstance(note, str) or len(note) > 500):
-            raise ApiError("invalid_request", "note must be a string of at most 500 characters")
-    pool = request.app[RUNTIME].pool
-    async with pool.acquire() as connection:
+    async with request.app[RUNTIME].pool.acquire() as connection:
         try:
             alert = await supervision.get_alert(connection, alert_id)
         except supervision.AlertNotFound:
             raise NotFound() from None
     if not principal.has_any({INSPECTOR}):
         if alert.department is None:
-            await deny_access(request, "other_department")
-            raise NotFound()
-        # The route already demands dept_admin or inspector: here, of the right department.
+            raise await hidden(request, "other_department", alert=str(alert.id))
         await require_department(request, alert.department, cross_department_roles=(INSPECTOR,))
+    return alert
+
+
+def _alert_event(
+    request: web.Request, event_type: str, alert: supervision.Alert, now: datetime, **details: Any
+) -> AuditEvent:
+    principal = principal_of(request)
+    return AuditEvent(
+        event_type,
+        now,
+        actor_official=principal.official_id,
+        actor_jkt=principal.kid,
+        department=alert.department,
+        details={"alert": str(alert.id), "rule": alert.rule, "subject": alert.subject, **details},
+    )
+
+
+@routes.add(
+    "POST",
+    "/v1/supervision/alerts/{id}/acknowledge",
+    summary="Acknowledge an open alert (inspectors: the department concerned may only add notes).",
+    access="authenticated",
+    roles=frozenset({INSPECTOR}),
+    tag="supervision",
+    parameters=(path_param("id", "Alert id."),),
+    request_body={"required": False, "content": json_content(_NOTE_BODY)},
+    responses={"200": {"content": json_content(_ALERT)}},
+)
+async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
+    """Acknowledging again is harmless (same answer), so retries need no Idempotency-Key."""
+    principal = principal_of(request)
+    note = await _note_of(request, required=False)
+    alert = await _alert_of(request)
     now = now_of(request)
-    async with pool.acquire() as connection, connection.transaction():
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         alert, changed = await supervision.acknowledge_alert(
-            connection, alert_id, official=principal.official_id, now=now
+            connection, alert.id, official=principal.official_id, now=now
         )
         if changed:
             await audit_of(request).record(
                 connection,
-                AuditEvent(
-                    "supervision.alert_acknowledged",
-                    now,
-                    actor_official=principal.official_id,
-                    actor_jkt=principal.kid,
-                    department=alert.department,
-                    details={
-                        "alert": str(alert.id),
-                        "rule": alert.rule,
-                        "subject": alert.subject,
-                        "note": note,
-                    },
-                ),
+                _alert_event(request, "supervision.alert_acknowledged", alert, now, note=note),
             )
     return json_response(alert.as_json())
+
+
+@routes.add(
+    "POST",
+    "/v1/supervision/alerts/{id}/close",
+    summary="Close a live alert (inspectors only), with the note that says why.",
+    access="authenticated",
+    roles=frozenset({INSPECTOR}),
+    tag="supervision",
+    parameters=(path_param("id", "Alert id."),),
+    request_body={"required": True, "content": json_content({**_NOTE_BODY, "required": ["note"]})},
+    responses={"200": {"content": json_content(_ALERT)}},
+)
+async def close_supervision_alert(request: web.Request) -> web.Response:
+    note = await _note_of(request, required=True)
+    alert = await _alert_of(request)
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        closed = await supervision.close_alert(
+            connection, alert.id, now=now, reason=supervision.INSPECTOR_CLOSED
+        )
+        if closed is None:
+            raise supervision.AlertClosed("this alert is already closed")
+        await audit_of(request).record(
+            connection,
+            _alert_event(
+                request,
+                "supervision.alert_closed",
+                closed,
+                now,
+                reason=supervision.INSPECTOR_CLOSED,
+                note=note,
+            ),
+        )
+    return json_response(closed.as_json())
+
+
+@routes.add(
+    "POST",
+    "/v1/supervision/alerts/{id}/notes",
+    summary="Add a note to a live alert: the department concerned explains, inspectors comment.",
+    access="authenticated",
+    roles=frozenset({INSPECTOR, "dept_admin"}),
+    tag="supervision",
+    parameters=(path_param("id", "Alert id."),),
+    request_body={"required": True, "content": json_content({**_NOTE_BODY, "required": ["note"]})},
+    responses={"200": {"content": json_content(_ALERT)}},
+)
+async def add_supervision_alert_note(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    note = await _note_of(request, required=True)
+    alert = await _alert_of(request)
+    now = now_of(request)
+    entry = {
+        "at": _iso(now),
+        "by": principal.official_id,
+        "department": principal.department,
+        "note": note,
+    }
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        noted = await supervision.add_alert_note(connection, alert.id, entry)
+        await audit_of(request).record(
+            connection, _alert_event(request, "supervision.alert_noted", noted, now, note=note)
+        )
+    return json_response(noted.as_json())
 
 
 @routes.add(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -38,6 +39,7 @@ READ_CHUNK_SIZE = 1024 * 1024
 SYNC_EVERY = 16 * 1024 * 1024
 _FANOUT_CHARS = frozenset("0123456789abcdef")
 
+log = logging.getLogger("sealhub.objects")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -137,7 +139,9 @@ class FilesystemObjectStore(SealedStore):
         try:
             await _io(writer.create)
         except FileNotFoundError as exc:
-            raise StorageUnavailable(f"object store root is missing: {self.root}") from exc
+            # The path is for the operator's log, never for the client's answer.
+            log.error("object store root is missing: %s", self.root)
+            raise StorageUnavailable("the object store root is missing") from exc
         return writer
 
     async def _read_head(self, key: str) -> StoredHead:

@@ -15,20 +15,23 @@ NOW = datetime(2026, 11, 26, 9, 0, 30, tzinfo=UTC)
 
 
 async def test_rate_limit_is_shared_and_resets_with_the_window(db_url: str) -> None:
-    limits = {("token", "source"): Limit(3)}
+    limits = {("token", "subject"): Limit(3)}
     # Two pools stand for two gateway processes: the counter is in the database.
     first, second = await create_pool(db_url, min_size=1), await create_pool(db_url, min_size=1)
     try:
         for pool in (first, second, first):
             async with pool.acquire() as connection:
-                await check(connection, "token", "source", "10.0.0.1", now=NOW, limits=limits)
+                await check(connection, "token", "subject", "official-1", now=NOW, limits=limits)
         async with second.acquire() as connection:
             with pytest.raises(RateLimited) as refused:
-                await check(connection, "token", "source", "10.0.0.1", now=NOW, limits=limits)
+                await check(connection, "token", "subject", "official-1", now=NOW, limits=limits)
             assert refused.value.retry_after == 30
-            await check(connection, "token", "source", "10.0.0.2", now=NOW, limits=limits)
+            await check(connection, "token", "subject", "official-2", now=NOW, limits=limits)
             later = NOW + timedelta(seconds=30)
-            await check(connection, "token", "source", "10.0.0.1", now=later, limits=limits)
+            await check(connection, "token", "subject", "official-1", now=later, limits=limits)
+            # Sources are paced, never refused: check() does not take them.
+            with pytest.raises(ValueError, match="pace_source"):
+                await check(connection, "token", "source", "10.0.0.1", now=later, limits=limits)
     finally:
         await first.close()
         await second.close()

@@ -104,6 +104,15 @@ def test_draft_approve_seal_and_sign_for(
     receipt = recipient.sign_for(item.id, sha256=received.sha256)
     assert receipt.state == "received"
 
+    # 补发 of the signed-off document: the leader's signed approval for exactly these.
+    with pytest.raises(SealhubError, match="signed approval"):
+        officials["clerk"].resend(sent.id, ["yl-gaj"])
+    approval = officials["leader"].approve_resend(
+        sent.id, sha256=sealed.sha256, recipients=["yl-gaj"]
+    )
+    resent = officials["clerk"].resend(sent.id, ["yl-gaj"], approval=approval)
+    assert resent["added"] == ["yl-gaj"]
+
 
 def test_rejection_returns_the_draft(
     officials: dict[str, Client], pdf: Path, tmp_path: Path

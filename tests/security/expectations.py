@@ -77,6 +77,8 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # --- service and public material
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
+    # From loopback (where the matrix runs) by default; tests/test_metrics_access.py covers
+    # other addresses and the bearer secret.
     ("GET", "/metrics"): public(),
     ("GET", "/openapi.json"): public(),
     ("GET", "/.well-known/jwks.json"): public(),
@@ -200,6 +202,8 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ("POST", "/v1/documents/{id}/approvals"): authenticated(
         "404", resource="document", body="empty", own="4xx"
     ),
+    # The seal keeper here is the document's drafter (it sent it); other seal keepers read a
+    # draft only while it awaits their seal (tests/workflow/test_trust_rules.py).
     ("GET", "/v1/documents/{id}/draft"): authenticated(
         "404", resource="document", own="403", seal_keeper="2xx"
     ),
@@ -232,7 +236,14 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # --- supervision: a department its own, inspectors everything
     ("GET", "/v1/supervision/alerts"): authenticated("2xx"),
     ("GET", "/v1/supervision/stats"): authenticated("2xx"),
+    # Only inspectors acknowledge or close; the department concerned (its dept_admin) adds notes.
     ("POST", "/v1/supervision/alerts/{id}/acknowledge"): authenticated(
-        "403", resource="unknown_id", dept_admin="404", foreign="404", inspector="404"
+        "403", resource="unknown_id", inspector="404"
+    ),
+    ("POST", "/v1/supervision/alerts/{id}/close"): authenticated(
+        "403", resource="unknown_id", body="empty", inspector="4xx"
+    ),
+    ("POST", "/v1/supervision/alerts/{id}/notes"): authenticated(
+        "403", resource="unknown_id", body="empty", dept_admin="4xx", foreign="4xx", inspector="4xx"
     ),
 }

@@ -1,6 +1,7 @@
 """Over HTTPS with a real gateway: an overdue delivery raises an alert that inspectors and the
-concerned department see (nobody else), a dept_admin acknowledges it, and signing for the
-delivery closes it; a send with a revoked seal raises an alert; stats by visibility."""
+concerned department see (nobody else), its dept_admin may add a note but only an inspector
+acknowledges or closes it, and signing for the delivery closes it; a send with a revoked
+seal raises an alert; stats by visibility."""
 
 from __future__ import annotations
 
@@ -94,16 +95,29 @@ def test_overdue_delivery_alert_visibility_acknowledgement_and_closing(
         # The sender's delivery to yl-gaj is not overdue.
         assert all(a["details"].get("recipient") != "yl-gaj" for a in alerts(inspector))
 
-        # Acknowledging: not by another department (404), not by a clerk (403).
+        # The department supervised may explain itself in a note, never take the alert off
+        # the inspectors' list: acknowledging and closing are for inspectors only.
         path = f"/v1/supervision/alerts/{alert['id']}/acknowledge"
-        assert outsider.post(path, json={}).status_code == 404
-        refused = clerk.post(path, json={})
-        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
-        acknowledged = jyj_admin.post(path, json={"note": "已督促收文员签收"})
+        close = f"/v1/supervision/alerts/{alert['id']}/close"
+        notes = f"/v1/supervision/alerts/{alert['id']}/notes"
+        for caller in (jyj_admin, clerk):
+            refused = caller.post(path, json={})
+            assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        for caller in (jyj_admin, clerk):
+            refused = caller.post(close, json={"note": "已处理"})
+            assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert outsider.post(notes, json={"note": "路过"}).status_code == 404
+        assert clerk.post(notes, json={"note": "已签收"}).status_code == 403
+        noted = jyj_admin.post(notes, json={"note": "已督促收文员签收"})
+        assert noted.status_code == 200, noted.text
+        assert noted.json()["state"] == "open"
+        assert [n["note"] for n in noted.json()["notes"]] == ["已督促收文员签收"]
+        assert noted.json()["notes"][0]["by"] == jyj_admin.official_id
+        acknowledged = inspector.post(path, json={"note": "已知悉"})
         assert acknowledged.status_code == 200, acknowledged.text
         assert acknowledged.json()["state"] == "acknowledged"
-        assert acknowledged.json()["acknowledged_by"] == jyj_admin.official_id
-        assert jyj_admin.post(path).json()["acknowledged_by"] == jyj_admin.official_id
+        assert acknowledged.json()["acknowledged_by"] == inspector.official_id
+        assert inspector.post(path).json()["acknowledged_by"] == inspector.official_id
         # Still one alert for this delivery, however many passes ran meanwhile.
         mine = [a for a in alerts(inspector, "?limit=500") if a["subject"] == alert["subject"]]
         assert len(mine) == 1
@@ -117,7 +131,9 @@ def test_overdue_delivery_alert_visibility_acknowledgement_and_closing(
         closed = eventually(lambda: alert_for(inspector, delivery, "closed"), "the closing")
         assert closed["close_reason"] == "cause_gone" and closed["closed_at"] is not None
         assert alert_for(inspector, delivery, "open") is None
-        late = jyj_admin.post(path, json={})
+        late = inspector.post(path, json={})
+        assert late.status_code == 409 and late.json()["code"] == "alert_closed"
+        late = jyj_admin.post(notes, json={"note": "补充说明"})
         assert late.status_code == 409 and late.json()["code"] == "alert_closed"
         assert alerts(inspector, "?state=closed&rule=delivery_overdue")
         assert inspector.get("/v1/supervision/alerts?state=bogus").status_code == 400
@@ -130,13 +146,42 @@ def test_overdue_delivery_alert_visibility_acknowledgement_and_closing(
                 for entry in response.json()["items"]
                 if (entry["details"] or {}).get("alert") == alert["id"]
             ]
-            return types if len(types) == 3 else None
+            return types if len(types) == 4 else None
 
         assert eventually(logged, "the audit entries") == [
             "supervision.alert_opened",
+            "supervision.alert_noted",
             "supervision.alert_acknowledged",
             "supervision.alert_closed",
         ]
+
+
+def test_only_an_inspector_closes_an_alert_and_notes_follow_the_text_rule(
+    gateway: Gateway, seal_keeper: Session, sample_pdf: bytes
+) -> None:
+    sent = send(seal_keeper, meta_for(["yl-jyj"], "玉政办发〔2026〕251号"), sample_pdf)
+    assert sent.status_code == 201, sent.text
+    delivery = make_overdue(gateway, sent.json()["id"], "yl-jyj")
+    with (
+        login_as(gateway, "yl", ["inspector"], name="监察员") as inspector,
+        login_as(gateway, "yl-jyj", ["dept_admin"], name="教育局管理员") as jyj_admin,
+    ):
+        alert = eventually(lambda: alert_for(inspector, delivery), "the overdue alert")
+        close = f"/v1/supervision/alerts/{alert['id']}/close"
+        notes = f"/v1/supervision/alerts/{alert['id']}/notes"
+        assert jyj_admin.post(close, json={"note": "已处理"}).status_code == 403
+        # A note is free text in the record: the bidi override trick and controls are refused.
+        for bad in ("已\u202e处理", "a\x00b", "", "x" * 501):
+            refused = jyj_admin.post(notes, json={"note": bad})
+            assert refused.status_code == 400 and refused.json()["code"] == "invalid_request"
+            refused = inspector.post(close, json={"note": bad})
+            assert refused.status_code == 400 and refused.json()["code"] == "invalid_request"
+        closed = inspector.post(close, json={"note": "经核实，已电话督办"})
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["state"] == "closed"
+        assert closed.json()["close_reason"] == "closed_by_inspector"
+        again = inspector.post(close, json={"note": "再次关闭"})
+        assert again.status_code == 409 and again.json()["code"] == "alert_closed"
 
 
 def test_sending_with_a_revoked_seal_raises_an_alert(

@@ -121,3 +121,13 @@ def test_assignee_rules() -> None:
     del missing[D]
     with pytest.raises(InvalidWorkflow):
         check_assignees(spec, missing, "yl-bgs")
+
+
+def test_the_drafter_never_signs_off_its_own_document() -> None:
+    """A leader drafting may review or countersign, never be the sign-off: someone else
+    always approves."""
+    spec = parse_workflow(spec_raw())
+    check_assignees(spec, officials(), "yl-bgs", drafter=A)
+    check_assignees(spec, officials(), "yl-bgs", drafter=C)
+    with pytest.raises(InvalidWorkflow, match="drafter cannot sign off"):
+        check_assignees(spec, officials(), "yl-bgs", drafter=E)

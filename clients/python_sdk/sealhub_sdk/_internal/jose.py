@@ -30,6 +30,7 @@ TYP_ENROLL = "sealhub-enroll+jwt"
 TYP_LOGIN = "JWT"
 TYP_DPOP = "dpop+jwt"
 TYP_APPROVAL = "sealhub-approval+jwt"
+TYP_RESEND = "sealhub-resend+jwt"
 TYP_RECEIPT = "sealhub-receipt+jwt"
 TYP_COUNTERSIGN = "sealhub-countersign+jwt"
 
@@ -153,6 +154,26 @@ def approval_signature(
         "jti": new_jti(),
     }
     return sign_jws(claims, key, typ=TYP_APPROVAL, kid=key.thumbprint)
+
+
+def resend_approval_signature(
+    key: DeviceKey,
+    *,
+    document_id: str,
+    sha256: str,
+    recipients: Sequence[str],
+    now: int | None = None,
+) -> str:
+    """``sealhub-resend+jwt``: a leader approves 补发 of this sealed document to exactly
+    these recipients (needed once the document went through sign-off)."""
+    claims = {
+        "document": document_id,
+        "sha256": sha256.lower(),
+        "recipients": sorted(set(recipients)),
+        "iat": _now() if now is None else now,
+        "jti": new_jti(),
+    }
+    return sign_jws(claims, key, typ=TYP_RESEND, kid=key.thumbprint)
 
 
 def receipt_signature(

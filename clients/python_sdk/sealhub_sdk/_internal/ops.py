@@ -182,9 +182,12 @@ def withdraw(document_id: str) -> Op[Any]:
     return Op(state_changing("POST", path, json={}), _json)
 
 
-def resend(document_id: str, recipients: Sequence[str]) -> Op[Any]:
+def resend(document_id: str, recipients: Sequence[str], approval: str | None = None) -> Op[Any]:
     path = f"/v1/documents/{seg(document_id)}/resend"
-    return Op(state_changing("POST", path, json={"recipients": list(recipients)}), _json)
+    body: dict[str, Any] = {"recipients": list(recipients)}
+    if approval is not None:
+        body["approval"] = approval
+    return Op(state_changing("POST", path, json=body), _json)
 
 
 def inbox_page(

@@ -467,9 +467,18 @@ class Client:
         """Withdraw (撤回) a document no recipient has signed for yet."""
         return self._run(ops.withdraw(document_id))
 
-    def resend(self, document_id: str, recipients: Sequence[str]) -> Any:
-        """Send a dispatched document again (补发) to more recipients."""
-        return self._run(ops.resend(document_id, recipients))
+    def resend(
+        self, document_id: str, recipients: Sequence[str], *, approval: str | None = None
+    ) -> Any:
+        """Send a dispatched document again (补发) to more recipients; a signed-off document
+        needs *approval*, a leader's :meth:`approve_resend` for exactly these recipients."""
+        return self._run(ops.resend(document_id, recipients, approval))
+
+    def approve_resend(self, document_id: str, *, sha256: str, recipients: Sequence[str]) -> str:
+        """(leader) The signed approval for 补发 of this sealed document to *recipients*."""
+        return jose.resend_approval_signature(
+            self._signing_key(), document_id=document_id, sha256=sha256, recipients=recipients
+        )
 
     def verify(self, file: str | os.PathLike[str]) -> VerificationReport:
         """Ask the gateway to verify a sealed PDF (it fetches nothing from the network)."""
