@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import (
+    Forbidden,
     NotFound,
     audit_of,
     deny_access,
@@ -175,6 +176,15 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
     )
 
 
+def _about_own_act(alert: supervision.Alert, official: str) -> bool:
+    """A key added with someone else's code is acknowledged by someone other than whoever
+    handed out or cosigned that code (else the taker of a key silences its own alarm)."""
+    if alert.rule != supervision.KEY_ADDED_BY_OTHER:
+        return False
+    details = alert.details or {}
+    return official in (details.get("code_issued_by"), details.get("code_cosigned_by"))
+
+
 @routes.add(
     "POST",
     "/v1/supervision/alerts/{id}/acknowledge",
@@ -216,6 +226,9 @@ async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
             raise NotFound()
         # The route already demands dept_admin or inspector: here, of the right department.
         await require_department(request, alert.department, cross_department_roles=(INSPECTOR,))
+    if _about_own_act(alert, principal.official_id):
+        await deny_access(request, "role_missing")
+        raise Forbidden("this alert is about a key added with your enrollment code")
     now = now_of(request)
     async with pool.acquire() as connection, connection.transaction():
         alert, changed = await supervision.acknowledge_alert(

@@ -325,6 +325,31 @@ def test_revoke_then_solo_reissue_of_a_clerk_is_alerted(
         taken.close()
 
 
+def test_the_manager_who_added_a_key_cannot_acknowledge_its_own_alert(
+    gateway: Gateway, jyj_admin: Session
+) -> None:
+    """Was open: a dept_admin revokes a clerk's key, hands itself a code alone (allowed: no
+    active key), enrolls, and then acknowledges the key_added_by_other alert about its own
+    act; the victim, with no key left, never sees the login notice either."""
+    with login_as(gateway, JYJ, ["clerk"]) as victim:
+        jyj_admin.delete(f"/v1/officials/{victim.official_id}/keys/{victim.kid}")
+        issued = jyj_admin.post(f"/v1/officials/{victim.official_id}/enrollment-code")
+        assert issued.status_code == 201, issued.text
+        taken = _enroll(gateway, victim.official_id, issued.json()["enrollment_code"])
+        (alert,) = sql(
+            gateway,
+            "SELECT id::text AS id FROM supervision_alerts WHERE subject = $1",
+            f"key:{taken.kid}",
+        )
+        problem(
+            jyj_admin.post(f"/v1/supervision/alerts/{alert['id']}/acknowledge"), 403, "forbidden"
+        )
+        with login_as(gateway, JYJ, ["dept_admin"]) as colleague:
+            acknowledged = colleague.post(f"/v1/supervision/alerts/{alert['id']}/acknowledge")
+            assert acknowledged.status_code == 200, acknowledged.text
+        taken.close()
+
+
 def test_disabled_official_gets_no_code_through_a_pending_request(
     gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session
 ) -> None:
