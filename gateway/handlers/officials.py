@@ -555,6 +555,10 @@ async def approve_official_request(request: web.Request) -> web.Response:
     now = now_of(request)
     audit = audit_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        if pending.official is not None:
+            # The official's row before the request's, as a transfer takes them: else an
+            # approval racing a transfer of the same official deadlocks (a 500).
+            await identity.get_official(connection, pending.official, for_update=True)
         await _require_independent(request, connection, pending)
         decided = await identity.decide_request(
             connection,

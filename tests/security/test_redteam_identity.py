@@ -302,6 +302,36 @@ def test_replayed_and_raced_approvals_give_one_code(
         assert all(code not in row["d"] for row in rows)
 
 
+def test_an_approval_racing_a_transfer_of_the_same_official_is_no_500(
+    gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session
+) -> None:
+    """Was open: approving a code took the request's row, then the official's; an admin's
+    transfer takes the official's, then cancels its pending requests. Raced, PostgreSQL
+    found a deadlock and one side answered 500 (8 of 15 rounds here)."""
+    outcomes = []
+    moved_ids = []
+    for _ in range(8):
+        with login_as(gateway, JYJ, ["leader"]) as leader:
+            moved_ids.append(leader.official_id)
+            request_id = _pending_id(
+                jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
+            )
+            with ThreadPoolExecutor(2) as pool:
+                approving = pool.submit(
+                    admins[1].post, f"/v1/official-requests/{request_id}/approve"
+                )
+                moving = pool.submit(
+                    admins[0].post,
+                    f"/v1/officials/{leader.official_id}/transfer",
+                    json={"department": GAJ},
+                )
+                outcomes.append((approving.result().status_code, moving.result().status_code))
+    assert all(approved in (201, 409) and moved == 200 for approved, moved in outcomes), outcomes
+    assert not sql(
+        gateway, "SELECT 1 FROM enrollment_codes WHERE official_id = ANY($1::text[])", moved_ids
+    ), "a code issued in the old department survived the move"
+
+
 def test_revoke_then_solo_reissue_of_a_clerk_is_alerted(
     gateway: Gateway, jyj_admin: Session
 ) -> None:
