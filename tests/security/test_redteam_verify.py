@@ -246,3 +246,54 @@ def test_a_client_resetting_mid_body_is_not_a_server_error(verify_gateway: Gatew
     logged = "".join(verify_gateway.output)
     assert logged.count("unhandled error") == before, logged[-3000:]
     session.close()
+
+
+@pytest.fixture(scope="module")
+def one_worker_gateway(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    running = start_gateway(
+        _create_database(pg_server_url, template_database),
+        tmp_path_factory.mktemp("redteam-verify-kill"),
+        env={"SEALHUB_VERIFY_WORKERS": "1", "SEALHUB_VERIFY_CONCURRENCY": "4"},
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a verify worker killed by its CPU budget breaks the whole ProcessPoolExecutor: every"
+        " other caller's verification queued or running with it fails as 422 pdf_too_complex"
+    ),
+)
+def test_a_document_that_kills_the_worker_fails_only_its_own_verification(
+    one_worker_gateway: Gateway,
+) -> None:
+    """10 000 pages of 40 content streams (53 MB, under the 64 MiB limit) cost the worker
+    more than its 20 s CPU budget: SIGXCPU kills it. A small PDF another official sent
+    just after it, queued for the same worker, must still be verified."""
+    from tests.security.test_verify_isolation import slow_to_verify_pdf
+
+    killer = slow_to_verify_pdf(pages=10_000, streams_per_page=40)
+    attacker, victim = _clerk(one_worker_gateway, "杀进程者"), _clerk(one_worker_gateway, "无辜者")
+    answers: dict[str, int] = {}
+
+    def attack() -> None:
+        answers["attacker"] = attacker.post(
+            "/v1/verify", content=killer, headers={"Content-Type": "application/pdf"}
+        ).status_code
+
+    thread = threading.Thread(target=attack)
+    thread.start()
+    time.sleep(3.0)  # the upload is in and the worker is busy with it
+    pdf = raw_pdf(one_page())
+    answer = victim.post("/v1/verify", content=pdf, headers={"Content-Type": "application/pdf"})
+    thread.join()
+    assert answers["attacker"] == 422  # its own document: pdf_too_complex
+    assert answer.status_code == 200, answer.text  # today: 422 pdf_too_complex
+    attacker.close()
+    victim.close()
