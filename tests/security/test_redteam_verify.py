@@ -255,7 +255,11 @@ def one_worker_gateway(
     running = start_gateway(
         _create_database(pg_server_url, template_database),
         tmp_path_factory.mktemp("redteam-verify-kill"),
-        env={"SEALHUB_VERIFY_WORKERS": "1", "SEALHUB_VERIFY_CONCURRENCY": "4"},
+        env={
+            "SEALHUB_VERIFY_WORKERS": "1",
+            "SEALHUB_VERIFY_CONCURRENCY": "4",
+            "SEALHUB_SEAL_WORKERS": "1",
+        },
     )
     try:
         yield running
@@ -297,3 +301,43 @@ def test_a_document_that_kills_the_worker_fails_only_its_own_verification(
     assert answer.status_code == 200, answer.text  # today: 422 pdf_too_complex
     attacker.close()
     victim.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the seal pool breaks the same way: a seal_keeper sending a document that exceeds"
+        " the worker's CPU budget fails another official's seal in flight with it"
+    ),
+)
+def test_a_document_that_kills_the_seal_worker_fails_only_its_own_send(
+    one_worker_gateway: Gateway,
+) -> None:
+    from tests.exchange.conftest import issue_seal, meta_for, send
+    from tests.security.conftest import DEPT_A, PLATFORM, doc_number
+    from tests.security.test_verify_isolation import slow_to_verify_pdf
+
+    admins = (
+        login_as(one_worker_gateway, PLATFORM, ["admin"], name="管理员甲"),
+        login_as(one_worker_gateway, PLATFORM, ["admin"], name="管理员乙"),
+    )
+    issue_seal(admins, DEPT_A)
+    attacker = login_as(one_worker_gateway, DEPT_A, ["seal_keeper", "clerk"], name="内鬼")
+    victim = login_as(one_worker_gateway, DEPT_A, ["seal_keeper", "clerk"], name="用印员")
+    warm = send(victim, meta_for([DEPT_B], doc_number()), raw_pdf(one_page()))
+    assert warm.status_code == 201, warm.text
+    killer = slow_to_verify_pdf(pages=10_000, streams_per_page=40)
+    answers: dict[str, int] = {}
+
+    def attack() -> None:
+        answers["attacker"] = send(attacker, meta_for([DEPT_B], doc_number()), killer).status_code
+
+    thread = threading.Thread(target=attack)
+    thread.start()
+    time.sleep(3.0)
+    sent = send(victim, meta_for([DEPT_B], doc_number()), raw_pdf(one_page()))
+    thread.join()
+    assert 400 <= answers["attacker"] < 500, answers
+    assert sent.status_code == 201, sent.text  # today: 422 pdf_too_complex
+    for session in (*admins, attacker, victim):
+        session.close()
