@@ -356,8 +356,8 @@ SETTINGS: tuple[Setting, ...] = (
         "verify_concurrency",
         _positive_int,
         4,
-        "Verifications one gateway process runs or queues at once; more get "
-        "`503 verify_busy` with `Retry-After`.",
+        "Verifications one gateway process runs or queues at once, half of them (at least "
+        "one) for any one official; more get `503 verify_busy` with `Retry-After`.",
     ),
     Setting(
         "SEALHUB_VERIFY_RATE_PER_OFFICIAL",

@@ -137,6 +137,13 @@ async def _within_body_bounds(request: web.Request, handler: Handler) -> web.Str
         raise
 
 
+def _client_reset(request: web.Request, exc: Exception) -> bool:
+    """A reset of the client's own connection (say while its body was read), not one of
+    ours to the database or the object store: the request's transport is gone too."""
+    transport = request.transport
+    return isinstance(exc, ConnectionResetError) and (transport is None or transport.is_closing())
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     offered = request.headers.get("X-Request-Id", "")
@@ -154,6 +161,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             client_error = None if mapped else _client_data_error(exc)
             if client_error is not None:
                 response = problem_response(400, "invalid_request", client_error)
+            elif mapped is None and _client_reset(request, exc):
+                # Nobody is left to answer, and it is not our fault: no traceback, no 500.
+                log.info("the client reset the connection", extra={"path": request.path})
+                response = problem_response(400, "invalid_request", "the connection was reset")
             elif mapped is None:
                 log.exception("unhandled error", extra={"path": request.path})
                 response = problem_response(

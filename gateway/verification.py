@@ -49,6 +49,10 @@ class Verifier:
         self._crls = crls
         self._slots = runtime.settings.verify_concurrency
         self._in_use = 0
+        # Slots are taken before the body is read, and a body trickling just above the
+        # slow-body guard's floor keeps one for hours: no official may hold them all.
+        self._share = max(1, self._slots // 2)
+        self._held: dict[str, int] = {}
         self._root_der = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
         self._seal_issuer = seal_issuer(runtime.pki)
 
@@ -67,17 +71,27 @@ class Verifier:
             )
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """One of ``SEALHUB_VERIFY_CONCURRENCY`` places, taken at once or refused (503)."""
+    def slot(self, official: str) -> Iterator[None]:
+        """One of ``SEALHUB_VERIFY_CONCURRENCY`` places, taken at once or refused (503);
+        one official holds at most half of them (at least one)."""
+        if self._held.get(official, 0) >= self._share:
+            raise VerifyBusy(
+                f"you already have {self._share} verifications running or queued; retry shortly"
+            )
         if self._in_use >= self._slots:
             raise VerifyBusy(
                 f"{self._slots} verifications are already running or queued; retry shortly"
             )
         self._in_use += 1
+        self._held[official] = self._held.get(official, 0) + 1
         try:
             yield
         finally:
             self._in_use -= 1
+            if (left := self._held[official] - 1) > 0:
+                self._held[official] = left
+            else:
+                del self._held[official]
 
     async def verify(self, data: bytes | Path) -> VerificationReport:
         crls = (

@@ -624,7 +624,8 @@ _REQUEST_COLUMNS = (
 
 
 def _request(row: asyncpg.Record) -> OfficialRequest:
-    return OfficialRequest(**{**dict(row.items()), "payload": dict(row["payload"])})
+    fields = {name: value for name, value in row.items() if name != "official_roles"}
+    return OfficialRequest(**{**fields, "payload": dict(row["payload"])})
 
 
 def _request_event(
@@ -723,13 +724,20 @@ async def get_request(
     return _request(row)
 
 
-# Roles only an admin grants: requests to create such officials are for admins' eyes only.
+# Roles only an admin grants: requests to create such officials, or for a code of an
+# official holding one, are for admins' eyes only (a dept_admin could not decide them).
 ADMIN_GRANTED_ROLES = ROLES - DEPT_ADMIN_GRANTABLE
 
 
-def admins_only(request: OfficialRequest) -> bool:
-    roles = request.payload.get("roles", [])
-    return request.kind == "create_official" and bool(set(roles) & ADMIN_GRANTED_ROLES)
+def admins_only(request: OfficialRequest, official_roles: Iterable[str] = ()) -> bool:
+    """*official_roles*: the current roles of the official an enrollment-code request is for."""
+    if request.kind == "create_official":
+        roles: Iterable[str] = request.payload.get("roles", [])
+    elif request.kind == "enrollment_code":
+        roles = official_roles
+    else:
+        return False
+    return bool(set(roles) & ADMIN_GRANTED_ROLES)
 
 
 async def list_requests(
@@ -738,7 +746,8 @@ async def list_requests(
     """Newest first; *department*: only requests concerning it (either side of a transfer),
     without those only an admin may decide."""
     rows = await connection.fetch(
-        f"SELECT {_REQUEST_COLUMNS} FROM official_requests"  # noqa: S608 (constant column lists)
+        f"SELECT {_REQUEST_COLUMNS}, (SELECT o.roles FROM officials o"  # noqa: S608 (constant column lists)
+        " WHERE o.id = official_requests.official) AS official_roles FROM official_requests"
         " WHERE ($1::text IS NULL OR department = $1 OR target_department = $1)"
         " AND ($2::text IS NULL OR status = $2)"
         " ORDER BY requested_at DESC, id DESC LIMIT $3",
@@ -746,8 +755,8 @@ async def list_requests(
         status,
         limit,
     )
-    found = [_request(row) for row in rows]
-    return found if department is None else [item for item in found if not admins_only(item)]
+    found = [(_request(row), row["official_roles"] or ()) for row in rows]
+    return [item for item, roles in found if department is None or not admins_only(item, roles)]
 
 
 async def decide_request(

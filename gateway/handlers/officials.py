@@ -437,14 +437,18 @@ async def transfer_official(request: web.Request) -> web.Response:
 
 async def _visible_request(request: web.Request) -> identity.OfficialRequest:
     """The request in the path: an admin sees all, a dept_admin those concerning its
-    department (either side of a transfer) that a dept_admin could decide; else 404."""
+    department (either side of a transfer) that a dept_admin could decide (not a code for an
+    admin, inspector or dept_admin); else 404, for approving and declining alike."""
+    principal = principal_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection:
         pending = await identity.get_request(connection, request.match_info["id"])
-    principal = principal_of(request)
-    if "admin" in principal.roles:
-        return pending
+        if "admin" in principal.roles:
+            return pending
+        official_roles: tuple[str, ...] = ()
+        if pending.official is not None:
+            official_roles = (await identity.get_official(connection, pending.official)).roles
     concerned = principal.department in (pending.department, pending.target_department)
-    if concerned and not identity.admins_only(pending):
+    if concerned and not identity.admins_only(pending, official_roles):
         return pending
     await deny_access(request, "other_department")
     raise NotFound()
@@ -546,6 +550,10 @@ async def approve_official_request(request: web.Request) -> web.Response:
     now = now_of(request)
     audit = audit_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        if pending.official is not None:
+            # The official's row before the request's, as a transfer takes them: else an
+            # approval racing a transfer of the same official deadlocks (a 500).
+            await identity.get_official(connection, pending.official, for_update=True)
         await _require_independent(request, connection, pending)
         decided = await identity.decide_request(
             connection,

@@ -16,8 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import (
+    Forbidden,
     NotFound,
     audit_of,
+    deny_access,
     hidden,
     now_of,
     principal_of,
@@ -190,6 +192,15 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
     )
 
 
+def _about_own_act(alert: supervision.Alert, official: str) -> bool:
+    """A key added with someone else's code is acknowledged by someone other than whoever
+    handed out or cosigned that code (else the taker of a key silences its own alarm)."""
+    if alert.rule != supervision.KEY_ADDED_BY_OTHER:
+        return False
+    details = alert.details or {}
+    return official in (details.get("code_issued_by"), details.get("code_cosigned_by"))
+
+
 _NOTE_BODY = {
     "type": "object",
     "properties": {"note": {"type": "string", "maxLength": MAX_NOTE_CHARS}},
@@ -262,6 +273,9 @@ async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
     principal = principal_of(request)
     note = await _note_of(request, required=False)
     alert = await _alert_of(request)
+    if _about_own_act(alert, principal.official_id):
+        await deny_access(request, "role_missing")
+        raise Forbidden("this alert is about a key added with your enrollment code")
     now = now_of(request)
     async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
         alert, changed = await supervision.acknowledge_alert(

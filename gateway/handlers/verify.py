@@ -62,9 +62,10 @@ async def verify_document(request: web.Request) -> web.Response:
     """Rate first (429), the declared size (413), then a slot (503), then the body (413):
     a refused call costs neither memory nor a worker; the body goes to a spool file."""
     verifier = request.app[VERIFIER]
-    await verifier.admit(principal_of(request).official_id, now_of(request))
+    official = principal_of(request).official_id
+    await verifier.admit(official, now_of(request))
     _refuse_declared_size(request, verifier.max_bytes)
-    with verifier.slot(), spool_files(request.app[RUNTIME].settings, 1) as (upload,):
+    with verifier.slot(official), spool_files(request.app[RUNTIME].settings, 1) as (upload,):
         await _body(request, verifier.max_bytes, upload)
         report = await verifier.verify(upload)
     return json_response(report.to_dict())
