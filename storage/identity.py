@@ -284,22 +284,24 @@ async def _store_code(
     *,
     issued_by: str | None,
     cosigned_by: str | None = None,
+    inherited_handlers: Iterable[str] = (),
 ) -> tuple[str, datetime]:
     code = generate_enrollment_code()
     expires_at = now + ENROLLMENT_CODE_LIFETIME
     await connection.execute(
         "INSERT INTO enrollment_codes (official_id, code_hash, created_at, expires_at,"
-        " issued_by, cosigned_by) VALUES ($1, $2, $3, $4, $5, $6)"
+        " issued_by, cosigned_by, inherited_handlers) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (official_id) DO UPDATE SET code_hash = EXCLUDED.code_hash,"
         " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,"
         " failed_attempts = 0, used_at = NULL, issued_by = EXCLUDED.issued_by,"
-        " cosigned_by = EXCLUDED.cosigned_by",
+        " cosigned_by = EXCLUDED.cosigned_by, inherited_handlers = EXCLUDED.inherited_handlers",
         official_id,
         hash_enrollment_code(code, official_id=official_id),
         now,
         expires_at,
         issued_by,
         cosigned_by,
+        sorted(inherited_handlers),
     )
     return code, expires_at
 
@@ -374,8 +376,20 @@ async def new_enrollment_code(
         official = await get_official(connection, official_id, for_update=True)
         if not official.active:
             raise OfficialDisabled("the official is disabled")
+        # Asked with its own key: the new code carries whoever could hold that key, so a
+        # borrowed key cannot be re-keyed into a "fresh" identity of nobody's but its own.
+        inherited = (
+            await code_handlers_of_key(connection, issued_with_kid) - {official.id}
+            if issued_by == official.id
+            else frozenset()
+        )
         code, expires_at = await _store_code(
-            connection, official_id, now, issued_by=issued_by, cosigned_by=cosigned_by
+            connection,
+            official_id,
+            now,
+            issued_by=issued_by,
+            cosigned_by=cosigned_by,
+            inherited_handlers=inherited,
         )
         if issued_by == official.id:
             via = "self"
@@ -395,6 +409,7 @@ async def new_enrollment_code(
                     "official": official.id,
                     "issued_by": issued_by,
                     "cosigned_by": cosigned_by,
+                    "inherited_handlers": sorted(inherited),
                     "via": via,
                     "expires_at": _rfc3339(expires_at),
                 },
@@ -412,15 +427,19 @@ async def has_active_key(connection: DbConnection, official_id: str) -> bool:
 
 
 async def code_handlers_of_key(connection: DbConnection, kid: str | None) -> frozenset[str]:
-    """Who handled the enrollment code of key *kid* (nobody for an unknown key)."""
+    """Who handled the enrollment code of key *kid*, or of the keys it was asked with (nobody
+    for an unknown key)."""
     if kid is None:
         return frozenset()
     row = await connection.fetchrow(
-        "SELECT code_issued_by, code_cosigned_by FROM official_keys WHERE kid = $1", kid
+        "SELECT code_issued_by, code_cosigned_by, code_inherited_handlers"
+        " FROM official_keys WHERE kid = $1",
+        kid,
     )
     if row is None:
         return frozenset()
-    return frozenset(who for who in (row["code_issued_by"], row["code_cosigned_by"]) if who)
+    direct = {who for who in (row["code_issued_by"], row["code_cosigned_by"]) if who}
+    return frozenset(direct | set(row["code_inherited_handlers"]))
 
 
 def independent_people(
@@ -866,8 +885,8 @@ async def _enroll(
         # Unauthenticated callers learn nothing about which ids exist.
         return EnrollmentCodeInvalid("the enrollment code is not valid")
     code = await connection.fetchrow(
-        "SELECT code_hash, expires_at, failed_attempts, used_at, issued_by, cosigned_by"
-        " FROM enrollment_codes WHERE official_id = $1",
+        "SELECT code_hash, expires_at, failed_attempts, used_at, issued_by, cosigned_by,"
+        " inherited_handlers FROM enrollment_codes WHERE official_id = $1",
         official.id,
     )
     if code is None:
@@ -897,8 +916,8 @@ async def _enroll(
     added_by_other = issued_by != official.id and had_keys > 0
     row = await connection.fetchrow(
         "INSERT INTO official_keys AS k (kid, official_id, public_jwk, created_at,"  # noqa: S608 (constant column lists)
-        " code_issued_by, code_cosigned_by, added_by_other)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kid) DO NOTHING"
+        " code_issued_by, code_cosigned_by, added_by_other, code_inherited_handlers)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kid) DO NOTHING"
         f" RETURNING {_KEY_COLUMNS}",
         kid,
         official.id,
@@ -907,6 +926,7 @@ async def _enroll(
         issued_by,
         cosigned_by,
         added_by_other,
+        code["inherited_handlers"],
     )
     if row is None:
         return KeyAlreadyEnrolled("this key is already enrolled")

@@ -69,15 +69,6 @@ def _launder(gateway: Gateway, held: Session) -> Session:
 # --- one person, two ids ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "self-issued codes drop the chain of code handlers: a key made from a code the"
-        " official asked with a key someone else held counts as nobody's but the official's,"
-        " so one admin makes a dept_admin, re-keys it 'itself' and then approves its own"
-        " four-eyes requests with it"
-    ),
-)
 def test_one_admin_alone_gets_a_seal_keeper_code_through_a_laundered_dept_admin(
     gateway: Gateway, admins: tuple[Session, Session]
 ) -> None:
@@ -97,19 +88,12 @@ def test_one_admin_alone_gets_a_seal_keeper_code_through_a_laundered_dept_admin(
     # ...but after asking "its own" new code with the key the admin holds, it is.
     laundered = _launder(gateway, puppet)
     approved = laundered.post(f"/v1/official-requests/{request_id}/approve")
-    assert approved.status_code == 403, approved.text  # today: 201 and a seal_keeper code
+    assert approved.status_code == 403, approved.text  # was 201 and a seal_keeper code
     assert approved.json()["code"] == "same_person"
     puppet.close()
     laundered.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "self-issued codes drop the chain of code handlers: an admin who approved a code"
-        " for another admin re-keys that identity 'by itself' and approves its own seal"
-    ),
-)
 def test_an_admin_holding_anothers_key_launders_it_and_approves_its_own_seal(
     gateway: Gateway, admins: tuple[Session, Session]
 ) -> None:
@@ -126,7 +110,7 @@ def test_an_admin_holding_anothers_key_launders_it_and_approves_its_own_seal(
         problem(held.post(f"/v1/seal-requests/{made.json()['id']}/approve"), 403, "same_person")
         laundered = _launder(gateway, held)
         sealed = laundered.post(f"/v1/seal-requests/{made.json()['id']}/approve")
-        assert sealed.status_code == 403, sealed.text  # today: 201, one person made a seal
+        assert sealed.status_code == 403, sealed.text  # was 201: one person made a seal
         held.close()
         laundered.close()
 
