@@ -10,6 +10,7 @@ import httpx
 
 from storage.db import connect
 from tests.conftest import Gateway
+from tests.identity_support import admins, gaj_admin, jyj_admin  # noqa: F401 (fixtures)
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

@@ -9,36 +9,18 @@ as another person. Each test performs the attack of the issue and checks it is r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.auth.conftest import problem
-from tests.conftest import Gateway, Session, create_official_in_db, login_as, new_session
-
-JYJ, GAJ, KJJ, PLATFORM = "yl-jyj", "yl-gaj", "yl-kjj", "yl"
-
-
-@pytest.fixture(scope="module")
-def admins(gateway: Gateway) -> Iterator[tuple[Session, Session]]:
-    first = login_as(gateway, PLATFORM, ["admin"], name="管理员甲")
-    second = login_as(gateway, PLATFORM, ["admin"], name="管理员乙")
-    yield first, second
-    first.close()
-    second.close()
-
-
-@pytest.fixture(scope="module")
-def jyj_admin(gateway: Gateway) -> Iterator[Session]:
-    with login_as(gateway, JYJ, ["dept_admin"], name="教育局管理员") as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
-def gaj_admin(gateway: Gateway) -> Iterator[Session]:
-    with login_as(gateway, GAJ, ["dept_admin"], name="公安局管理员") as session:
-        yield session
+from tests.conftest import Gateway, Session, create_official_in_db, login_as
+from tests.identity_support import (
+    GAJ,
+    JYJ,
+    KJJ,
+    PLATFORM,
+    enroll_with_code,
+    pending_request_id,
+)
 
 
 def _entries(session: Session, event_type: str, official: str, at_least: int = 1) -> list[Any]:
@@ -58,21 +40,6 @@ def _entries(session: Session, event_type: str, official: str, at_least: int = 1
         time.sleep(0.3)
 
 
-def _enroll(gateway: Gateway, official: str, code: str) -> Session:
-    session = new_session(gateway, official)
-    enrolled = session.enroll(code)
-    assert enrolled.status_code == 201, enrolled.text
-    return session
-
-
-def _pending_id(answer: Any) -> str:
-    assert answer.status_code == 202, answer.text
-    body = answer.json()
-    assert body["status"] == "pending_approval" and "enrollment_code" not in body, body
-    request_id: str = body["request"]["id"]
-    return request_id
-
-
 # --- 1. planting an official in another department ------------------------------------------
 
 
@@ -87,11 +54,11 @@ def test_dept_admin_cannot_plant_a_seal_keeper_in_another_department(
     created = jyj_admin.post(
         "/v1/officials", json={"name": "潜伏者", "department": JYJ, "roles": ["seal_keeper"]}
     )
-    _pending_id(created)
+    pending_request_id(created)
     # ...so say it holds one anyway (an accomplice): the move is still only a proposal.
     plant = login_as(gateway, JYJ, ["seal_keeper"], name="潜伏者")
     moved = jyj_admin.post(f"/v1/officials/{plant.official_id}/transfer", json={"department": GAJ})
-    request_id = _pending_id(moved)
+    request_id = pending_request_id(moved)
     # Still in 教育局: a new login is 教育局's, and 公安局's seal is out of reach.
     assert plant.login().status_code == 200
     me = plant.get("/v1/me").json()
@@ -121,11 +88,13 @@ def test_an_accepted_transfer_ends_keys_and_roles_and_is_seen_by_both_sides(
 ) -> None:
     mover = login_as(gateway, JYJ, ["seal_keeper", "clerk", "leader"], name="调动者")
     old_refresh = mover.refresh_token
-    request_id = _pending_id(
+    request_id = pending_request_id(
         jyj_admin.post(f"/v1/officials/{mover.official_id}/transfer", json={"department": GAJ})
     )
     # A code 教育局 asked for before the move must not survive it either.
-    code_request = _pending_id(jyj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code"))
+    code_request = pending_request_id(
+        jyj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code")
+    )
     accepted = gaj_admin.post(f"/v1/official-requests/{request_id}/approve")
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["department"] == GAJ and accepted.json()["roles"] == ["clerk"]
@@ -153,7 +122,7 @@ def test_receiving_side_grants_roles_and_a_seal_keeper_code_takes_two_managers(
     gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session, gaj_admin: Session
 ) -> None:
     mover = login_as(gateway, JYJ, ["seal_keeper"], name="调任用印员")
-    request_id = _pending_id(
+    request_id = pending_request_id(
         jyj_admin.post(f"/v1/officials/{mover.official_id}/transfer", json={"department": GAJ})
     )
     # The receiving dept_admin may grant what a dept_admin grants, never admin.
@@ -168,11 +137,15 @@ def test_receiving_side_grants_roles_and_a_seal_keeper_code_takes_two_managers(
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["roles"] == ["seal_keeper"]
     # No key and a seal_keeper: one manager's code is not enough.
-    code_request = _pending_id(gaj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code"))
+    code_request = pending_request_id(
+        gaj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code")
+    )
     problem(gaj_admin.post(f"/v1/official-requests/{code_request}/approve"), 403, "same_person")
     approved = admins[0].post(f"/v1/official-requests/{code_request}/approve")
     assert approved.status_code == 201, approved.text
-    again = _enroll(gateway, mover.official_id, approved.json()["enrollment_code"])
+    again = enroll_with_code(
+        gateway, mover.official_id, approved.json()["enrollment_code"], login=False
+    )
     assert again.login().status_code == 200
     assert again.get("/v1/me").json()["department"] == GAJ
     keys = gaj_admin.get(f"/v1/officials/{mover.official_id}/keys").json()["items"]
@@ -214,7 +187,7 @@ def test_issuing_a_code_is_audited_with_the_real_actor(
     (event,) = _entries(jyj_admin, "enrollment_code.issued", official)
     assert event["actor"]["official"] == jyj_admin.official_id
     assert event["actor"]["jkt"] == jyj_admin.kid
-    device = _enroll(gateway, official, issued.json()["enrollment_code"])
+    device = enroll_with_code(gateway, official, issued.json()["enrollment_code"], login=False)
     (key,) = jyj_admin.get(f"/v1/officials/{official}/keys").json()["items"]
     assert key["code_issued_by"] == jyj_admin.official_id
     (enrolled,) = _entries(jyj_admin, "key.enrolled", official)
@@ -230,13 +203,17 @@ def test_dept_admin_cannot_take_over_its_leaders_key(
     itself, and the leader's own key keeps working. Two managers: the approver gets the code,
     the department sees an alert and the leader hears of it at its next login."""
     leader = login_as(gateway, JYJ, ["leader"], name="局长")
-    request_id = _pending_id(jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code"))
+    request_id = pending_request_id(
+        jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
+    )
     problem(jyj_admin.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     problem(leader.post(f"/v1/official-requests/{request_id}/approve"), 403, "forbidden")
     assert leader.get("/v1/me").status_code == 200
     approved = admins[1].post(f"/v1/official-requests/{request_id}/approve")
     assert approved.status_code == 201, approved.text
-    added = _enroll(gateway, leader.official_id, approved.json()["enrollment_code"])
+    added = enroll_with_code(
+        gateway, leader.official_id, approved.json()["enrollment_code"], login=False
+    )
     # The department sees an alert about the key someone else added.
     with login_as(gateway, JYJ, ["clerk"]) as colleague:
         alerts = colleague.get("/v1/supervision/alerts?rule=key_added_by_other").json()["items"]
@@ -259,7 +236,9 @@ def test_official_asks_its_own_code_with_its_key(gateway: Gateway) -> None:
     with login_as(gateway, JYJ, ["seal_keeper"]) as keeper:
         issued = keeper.post(f"/v1/officials/{keeper.official_id}/enrollment-code")
         assert issued.status_code == 201, issued.text
-        phone = _enroll(gateway, keeper.official_id, issued.json()["enrollment_code"])
+        phone = enroll_with_code(
+            gateway, keeper.official_id, issued.json()["enrollment_code"], login=False
+        )
         assert phone.login().status_code == 200
         assert keeper.login().json()["notices"] == []  # its own act: nothing to warn about
         phone.close()
@@ -270,7 +249,9 @@ def test_one_admin_cannot_rekey_another_and_approve_its_own_seal_request(
 ) -> None:
     first, second = admins
     # Today's attack: the first admin re-keys the second and approves its own request.
-    request_id = _pending_id(first.post(f"/v1/officials/{second.official_id}/enrollment-code"))
+    request_id = pending_request_id(
+        first.post(f"/v1/officials/{second.official_id}/enrollment-code")
+    )
     problem(first.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     problem(second.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     assert second.get("/v1/me").status_code == 200
@@ -283,10 +264,14 @@ def test_two_admin_rule_counts_people_not_ids(
     key can then not approve what the third or the first admin requested."""
     first, second = admins
     with login_as(gateway, PLATFORM, ["admin"], name="管理员丙") as third:
-        request_id = _pending_id(first.post(f"/v1/officials/{second.official_id}/enrollment-code"))
+        request_id = pending_request_id(
+            first.post(f"/v1/officials/{second.official_id}/enrollment-code")
+        )
         approved = third.post(f"/v1/official-requests/{request_id}/approve")
         assert approved.status_code == 201, approved.text
-        held = _enroll(gateway, second.official_id, approved.json()["enrollment_code"])
+        held = enroll_with_code(
+            gateway, second.official_id, approved.json()["enrollment_code"], login=False
+        )
         assert held.login().status_code == 200
         for requester in (third, first):
             made = requester.post(
@@ -309,12 +294,14 @@ def test_dept_admin_cannot_create_a_leader_and_keep_its_code(
     asked = jyj_admin.post(
         "/v1/officials", json={"name": "假局长", "department": JYJ, "roles": ["leader"]}
     )
-    request_id = _pending_id(asked)
+    request_id = pending_request_id(asked)
     problem(jyj_admin.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     created = admins[0].post(f"/v1/official-requests/{request_id}/approve")
     assert created.status_code == 201, created.text
     assert created.json()["department"] == JYJ and created.json()["roles"] == ["leader"]
-    leader = _enroll(gateway, created.json()["id"], created.json()["enrollment_code"])
+    leader = enroll_with_code(
+        gateway, created.json()["id"], created.json()["enrollment_code"], login=False
+    )
     (key,) = jyj_admin.get(f"/v1/officials/{leader.official_id}/keys").json()["items"]
     assert key["code_issued_by"] == admins[0].official_id
     assert key["code_cosigned_by"] == jyj_admin.official_id
@@ -328,7 +315,7 @@ def test_creating_an_admin_takes_two_admins(
     asked = first.post(
         "/v1/officials", json={"name": "新管理员", "department": PLATFORM, "roles": ["admin"]}
     )
-    request_id = _pending_id(asked)
+    request_id = pending_request_id(asked)
     problem(first.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     # Not even a dept_admin of the platform department sees it.
     with login_as(gateway, PLATFORM, ["dept_admin"]) as platform_dept_admin:
@@ -342,7 +329,9 @@ def test_creating_an_admin_takes_two_admins(
     created = second.post(f"/v1/official-requests/{request_id}/approve")
     assert created.status_code == 201, created.text
     assert created.json()["roles"] == ["admin"]
-    newcomer = _enroll(gateway, created.json()["id"], created.json()["enrollment_code"])
+    newcomer = enroll_with_code(
+        gateway, created.json()["id"], created.json()["enrollment_code"], login=False
+    )
     assert newcomer.login().status_code == 200
     assert newcomer.get("/v1/me").json()["roles"] == ["admin"]
     newcomer.close()

@@ -21,6 +21,7 @@ from tests.conftest import (
     new_session,
 )
 from tests.exchange.conftest import issue_seal, meta_for, send
+from tests.identity_support import admins, gaj_admin, jyj_admin  # noqa: F401 (fixtures)
 from tests.seals.seal_corpus import reportlab_pdf
 
 DEPT_A = "yl-bgs"

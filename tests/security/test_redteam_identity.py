@@ -10,52 +10,19 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
-import pytest
-
 from tests.auth.conftest import problem, sql
-from tests.conftest import REPO, Gateway, Session, login_as, new_session
-
-JYJ, GAJ, KJJ, PLATFORM = "yl-jyj", "yl-gaj", "yl-kjj", "yl"
-
-
-@pytest.fixture(scope="module")
-def admins(gateway: Gateway) -> Iterator[tuple[Session, Session]]:
-    first = login_as(gateway, PLATFORM, ["admin"], name="管理员甲")
-    second = login_as(gateway, PLATFORM, ["admin"], name="管理员乙")
-    yield first, second
-    first.close()
-    second.close()
-
-
-@pytest.fixture(scope="module")
-def jyj_admin(gateway: Gateway) -> Iterator[Session]:
-    with login_as(gateway, JYJ, ["dept_admin"], name="教育局管理员") as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
-def gaj_admin(gateway: Gateway) -> Iterator[Session]:
-    with login_as(gateway, GAJ, ["dept_admin"], name="公安局管理员") as session:
-        yield session
-
-
-def _enroll(gateway: Gateway, official: str, code: str) -> Session:
-    session = new_session(gateway, official)
-    enrolled = session.enroll(code)
-    assert enrolled.status_code == 201, enrolled.text
-    assert session.login().status_code == 200
-    return session
-
-
-def _pending_id(answer: httpx.Response) -> str:
-    assert answer.status_code == 202, answer.text
-    request_id: str = answer.json()["request"]["id"]
-    return request_id
+from tests.conftest import REPO, Gateway, Session, login_as
+from tests.identity_support import (
+    GAJ,
+    JYJ,
+    KJJ,
+    PLATFORM,
+    enroll_with_code,
+    pending_request_id,
+)
 
 
 def _launder(gateway: Gateway, held: Session) -> Session:
@@ -63,7 +30,7 @@ def _launder(gateway: Gateway, held: Session) -> Session:
     the new key's code was 'issued by the official itself'."""
     issued = held.post(f"/v1/officials/{held.official_id}/enrollment-code")
     assert issued.status_code == 201, issued.text
-    return _enroll(gateway, held.official_id, issued.json()["enrollment_code"])
+    return enroll_with_code(gateway, held.official_id, issued.json()["enrollment_code"], login=True)
 
 
 # --- one person, two ids ----------------------------------------------------------------------
@@ -78,12 +45,14 @@ def test_one_admin_alone_gets_a_seal_keeper_code_through_a_laundered_dept_admin(
         "/v1/officials", json={"name": "傀儡", "department": KJJ, "roles": ["dept_admin"]}
     )
     assert made.status_code == 201, made.text
-    puppet = _enroll(gateway, made.json()["id"], made.json()["enrollment_code"])
+    puppet = enroll_with_code(
+        gateway, made.json()["id"], made.json()["enrollment_code"], login=True
+    )
     # Held directly, the puppet is rightly not a second person...
     asked = attacker.post(
         "/v1/officials", json={"name": "用印员", "department": KJJ, "roles": ["seal_keeper"]}
     )
-    request_id = _pending_id(asked)
+    request_id = pending_request_id(asked)
     problem(puppet.post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     # ...but after asking "its own" new code with the key the admin holds, it is.
     laundered = _launder(gateway, puppet)
@@ -101,10 +70,14 @@ def test_an_admin_holding_anothers_key_launders_it_and_approves_its_own_seal(
     with login_as(gateway, PLATFORM, ["admin"], name="管理员丙") as third:
         # Four eyes as designed: the first asks a code for the second, the third approves
         # and receives it, and keeps the key for itself.
-        request_id = _pending_id(first.post(f"/v1/officials/{second.official_id}/enrollment-code"))
+        request_id = pending_request_id(
+            first.post(f"/v1/officials/{second.official_id}/enrollment-code")
+        )
         approved = third.post(f"/v1/official-requests/{request_id}/approve")
         assert approved.status_code == 201, approved.text
-        held = _enroll(gateway, second.official_id, approved.json()["enrollment_code"])
+        held = enroll_with_code(
+            gateway, second.official_id, approved.json()["enrollment_code"], login=True
+        )
         made = third.post(f"/v1/departments/{KJJ}/seal-requests", json={"purpose": "洗白专用章"})
         assert made.status_code == 201, made.text
         problem(held.post(f"/v1/seal-requests/{made.json()['id']}/approve"), 403, "same_person")
@@ -121,14 +94,14 @@ def test_an_official_cannot_approve_a_request_about_itself(
     """A dept_admin whose code a platform admin asks for (it has a key) cannot approve it,
     and a clerk (not a manager) cannot approve anything."""
     with login_as(gateway, JYJ, ["dept_admin"]) as target:
-        request_id = _pending_id(
+        request_id = pending_request_id(
             admins[0].post(f"/v1/officials/{target.official_id}/enrollment-code")
         )
         # Refused either way: a code for a dept_admin is for admins to decide (404 to it).
         problem(target.post(f"/v1/official-requests/{request_id}/approve"), 404, "not_found")
         problem(admins[0].post(f"/v1/official-requests/{request_id}/approve"), 403, "same_person")
     with login_as(gateway, JYJ, ["clerk"]) as clerk:
-        request_id = _pending_id(
+        request_id = pending_request_id(
             jyj_admin.post(f"/v1/officials/{clerk.official_id}/enrollment-code")
         )
         problem(clerk.post(f"/v1/official-requests/{request_id}/approve"), 403, "forbidden")
@@ -143,7 +116,7 @@ def test_approve_cannot_add_roles_to_a_create_or_a_code(
     asked = jyj_admin.post(
         "/v1/officials", json={"name": "只是科员", "department": JYJ, "roles": ["leader"]}
     )
-    request_id = _pending_id(asked)
+    request_id = pending_request_id(asked)
     for roles in (["admin"], ["inspector"], ["leader", "dept_admin"]):
         problem(
             admins[0].post(f"/v1/official-requests/{request_id}/approve", json={"roles": roles}),
@@ -159,7 +132,7 @@ def test_accepting_a_transfer_cannot_grant_what_the_acceptor_may_not(
     gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session, gaj_admin: Session
 ) -> None:
     with login_as(gateway, JYJ, ["clerk"]) as mover:
-        request_id = _pending_id(
+        request_id = pending_request_id(
             jyj_admin.post(f"/v1/officials/{mover.official_id}/transfer", json={"department": GAJ})
         )
         for roles in (["dept_admin"], ["inspector"], ["admin"]):
@@ -194,7 +167,7 @@ def test_accepting_a_transfer_cannot_grant_what_the_acceptor_may_not(
         )
         assert accepted.status_code == 200, accepted.text
         assert mover.get("/v1/me").status_code == 401
-        _pending_id(gaj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code"))
+        pending_request_id(gaj_admin.post(f"/v1/officials/{mover.official_id}/enrollment-code"))
 
 
 def test_clerk_made_alone_cannot_become_a_seal_keeper_with_its_key(
@@ -206,7 +179,7 @@ def test_clerk_made_alone_cannot_become_a_seal_keeper_with_its_key(
         "/v1/officials", json={"name": "科员", "department": JYJ, "roles": ["clerk"]}
     )
     assert made.status_code == 201, made.text
-    clerk = _enroll(gateway, made.json()["id"], made.json()["enrollment_code"])
+    clerk = enroll_with_code(gateway, made.json()["id"], made.json()["enrollment_code"], login=True)
     moved = admins[0].post(
         f"/v1/officials/{clerk.official_id}/transfer",
         json={"department": GAJ, "roles": ["clerk", "seal_keeper"]},
@@ -226,7 +199,7 @@ def test_a_dept_admin_cannot_approve_or_see_another_departments_requests(
     gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session, gaj_admin: Session
 ) -> None:
     with login_as(gateway, JYJ, ["leader"]) as leader:
-        request_id = _pending_id(
+        request_id = pending_request_id(
             jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
         )
         problem(gaj_admin.post(f"/v1/official-requests/{request_id}/approve"), 404, "not_found")
@@ -248,7 +221,9 @@ def test_a_dept_admin_cannot_block_the_rekeying_of_an_admin_of_its_department(
     """Was open: the platform department's dept_admin saw the request for a code of an admin
     of its department and declined it, again and again (it can never approve one)."""
     first, second = admins
-    request_id = _pending_id(first.post(f"/v1/officials/{second.official_id}/enrollment-code"))
+    request_id = pending_request_id(
+        first.post(f"/v1/officials/{second.official_id}/enrollment-code")
+    )
     with login_as(gateway, PLATFORM, ["dept_admin"]) as platform_dept_admin:
         listed = platform_dept_admin.get("/v1/official-requests").json()["items"]
         declined = platform_dept_admin.post(f"/v1/official-requests/{request_id}/decline")
@@ -266,7 +241,7 @@ def test_replayed_and_raced_approvals_give_one_code(
         login_as(gateway, JYJ, ["leader"]) as leader,
         login_as(gateway, JYJ, ["dept_admin"]) as second_dept_admin,
     ):
-        request_id = _pending_id(
+        request_id = pending_request_id(
             jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
         )
         path = f"/v1/official-requests/{request_id}/approve"
@@ -297,7 +272,7 @@ def test_an_approval_racing_a_transfer_of_the_same_official_is_no_500(
     for _ in range(8):
         with login_as(gateway, JYJ, ["leader"]) as leader:
             moved_ids.append(leader.official_id)
-            request_id = _pending_id(
+            request_id = pending_request_id(
                 jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
             )
             with ThreadPoolExecutor(2) as pool:
@@ -325,7 +300,9 @@ def test_revoke_then_solo_reissue_of_a_clerk_is_alerted(
         assert revoked.status_code == 200, revoked.text
         issued = jyj_admin.post(f"/v1/officials/{victim.official_id}/enrollment-code")
         assert issued.status_code == 201, issued.text
-        taken = _enroll(gateway, victim.official_id, issued.json()["enrollment_code"])
+        taken = enroll_with_code(
+            gateway, victim.official_id, issued.json()["enrollment_code"], login=True
+        )
         alerts = sql(
             gateway,
             "SELECT 1 FROM supervision_alerts WHERE rule = 'key_added_by_other' AND subject = $1",
@@ -335,7 +312,7 @@ def test_revoke_then_solo_reissue_of_a_clerk_is_alerted(
         # The same for a leader is four eyes even with no key left.
     with login_as(gateway, JYJ, ["leader"]) as leader:
         jyj_admin.delete(f"/v1/officials/{leader.official_id}/keys/{leader.kid}")
-        _pending_id(jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code"))
+        pending_request_id(jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code"))
         taken.close()
 
 
@@ -349,7 +326,9 @@ def test_the_manager_who_added_a_key_cannot_acknowledge_its_own_alert(
         jyj_admin.delete(f"/v1/officials/{victim.official_id}/keys/{victim.kid}")
         issued = jyj_admin.post(f"/v1/officials/{victim.official_id}/enrollment-code")
         assert issued.status_code == 201, issued.text
-        taken = _enroll(gateway, victim.official_id, issued.json()["enrollment_code"])
+        taken = enroll_with_code(
+            gateway, victim.official_id, issued.json()["enrollment_code"], login=True
+        )
         (alert,) = sql(
             gateway,
             "SELECT id::text AS id FROM supervision_alerts WHERE subject = $1",
@@ -376,7 +355,7 @@ def test_disabled_official_gets_no_code_through_a_pending_request(
     gateway: Gateway, admins: tuple[Session, Session], jyj_admin: Session
 ) -> None:
     with login_as(gateway, JYJ, ["leader"]) as leader:
-        request_id = _pending_id(
+        request_id = pending_request_id(
             jyj_admin.post(f"/v1/officials/{leader.official_id}/enrollment-code")
         )
         assert jyj_admin.post(f"/v1/officials/{leader.official_id}/disable").status_code == 200
@@ -427,9 +406,9 @@ def test_the_first_admins_come_from_the_command_line_and_then_work_as_two(
     gateway: Gateway,
 ) -> None:
     one, two = (_cli_create(gateway, name) for name in ("首任管理员一", "首任管理员二"))
-    first = _enroll(gateway, one["id"], one["enrollment_code"])
-    second = _enroll(gateway, two["id"], two["enrollment_code"])
-    request_id = _pending_id(
+    first = enroll_with_code(gateway, one["id"], one["enrollment_code"], login=True)
+    second = enroll_with_code(gateway, two["id"], two["enrollment_code"], login=True)
+    request_id = pending_request_id(
         first.post(
             "/v1/officials", json={"name": "第三位", "department": PLATFORM, "roles": ["admin"]}
         )
