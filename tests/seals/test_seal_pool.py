@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,20 @@ def spin() -> None:
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_counted(tally: Path, after: float) -> None:
+    """Runs in a worker: notes that it ran, then kills its worker as an rlimit would."""
+    with tally.open("a") as runs:
+        runs.write("ran\n")
+    time.sleep(after)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nap(seconds: float, value: int) -> int:
+    """Runs in a worker: a sound task that takes a while."""
+    time.sleep(seconds)
+    return value
 
 
 def fail_with(kind: str) -> None:
@@ -120,6 +135,33 @@ def test_killed_worker_is_replaced(pool: SealWorkerPool) -> None:
     with pytest.raises(PdfTooComplex):
         pool.run(die)
     assert pool.check(seal_corpus.reportlab_pdf()).pages == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_task_that_kills_its_worker_fails_alone_and_only_once(
+    workers: int, tmp_path: Path
+) -> None:
+    """The broken executor fails every task in flight; only the culprit may see that. With
+    one worker the others were queued behind it, with two one ran beside it and was
+    terminated by the executor: all of them are retried, the culprit is not."""
+    tally = tmp_path / "runs"
+
+    async def together(pool: SealWorkerPool) -> list[object]:
+        culprit = asyncio.ensure_future(pool.run_async(die_counted, tally, 0.5))
+        await asyncio.sleep(0.2)  # the culprit is running
+        bystanders = [pool.run_async(nap, 1.0, n) for n in range(3)]
+        return await asyncio.gather(culprit, *bystanders, return_exceptions=True)
+
+    with SealWorkerPool(workers=workers) as fresh:
+        fresh.run(nap, 0, 0)  # the workers are up
+        started = time.monotonic()
+        outcomes = asyncio.run(together(fresh))
+        elapsed = time.monotonic() - started
+        assert isinstance(outcomes[0], PdfTooComplex), outcomes
+        assert outcomes[1:] == [0, 1, 2]
+        assert tally.read_text() == "ran\n"  # never run again
+        assert elapsed < 30
+        assert fresh.run(nap, 0, 7) == 7
 
 
 def test_seal_and_verify_through_pool(
