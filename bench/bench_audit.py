@@ -1,7 +1,7 @@
 """Audit log in PostgreSQL: appends through the outbox, and proofs at one million entries.
 
 1. Appends: 8 concurrent writers (one event per transaction, as producers write them) while
-   the gateway's sequencer service (gateway/audit_service.py, in this process) runs;
+   the gateway's sequencer service (gateway/audit/sequencer.py, in this process) runs;
    appends/s is the rate at which events become log entries. Baselines, in the same run: the
    same writers into the outbox with no sequencer, once with the outbox trigger as it is and
    once with the trigger before migration 0010 (a NOTIFY in every transaction); and the
@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from gateway.audit_service import AuditService, checkpoint_key
+from gateway.audit.sequencer import AuditService, checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import ensure_platform_pki
 from keys.tsa import TimeStampAuthority

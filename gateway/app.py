@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from aiohttp import web
 
-from gateway import __version__, handlers
-from gateway.audit_service import install_audit_service
-from gateway.auth import authenticate, send_dpop_nonce
-from gateway.crls import CRLS, CrlCache
-from gateway.handlers import service
-from gateway.inbox import install_inbox
-from gateway.metrics import Metrics
-from gateway.middleware import BODY_IDLE_SECONDS, METRICS, observe
-from gateway.object_sweeper import install_object_sweeper
-from gateway.ratelimit import RATE_LIMITS, configured_limits
-from gateway.routes_table import routes
+from gateway import __version__
+from gateway.audit.sequencer import install_audit_service
+from gateway.exchange.inbox import install_inbox
+from gateway.exchange.sweeper import install_object_sweeper
+from gateway.http import service_handlers as service
+from gateway.http.metrics import Metrics
+from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
+from gateway.http.openapi import build_openapi
+from gateway.http.ratelimit import RATE_LIMITS, configured_limits
+from gateway.identity.auth import authenticate, send_dpop_nonce
+from gateway.pki.crls import CRLS, CrlCache
+from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
-from gateway.sealing import install_sealer
-from gateway.supervision import install_supervision
-from gateway.verification import install_verifier
-from gateway.webhooks import install_webhooks
-
-
-def _load_handler_modules() -> None:
-    """Every module in gateway/handlers registers its routes on import."""
-    for module in pkgutil.iter_modules(handlers.__path__):
-        importlib.import_module(f"{handlers.__name__}.{module.name}")
+from gateway.sealing.sealer import install_sealer
+from gateway.sealing.verifier import install_verifier
+from gateway.supervision.service import install_supervision
+from gateway.webhooks.worker import install_webhooks
 
 
 def create_app(runtime: Runtime) -> web.Application:
-    _load_handler_modules()
     app = web.Application(
         middlewares=[observe, authenticate], client_max_size=runtime.settings.max_json_bytes
     )
@@ -41,8 +32,8 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
-    app[service.OPENAPI_DOCUMENT] = service.openapi_document(
-        runtime.settings.public_origin, __version__
+    app[service.OPENAPI_DOCUMENT] = build_openapi(
+        routes.routes, server_url=runtime.settings.public_origin, version=__version__
     )
     crls = CrlCache(runtime.pki, runtime.pool)
     app[CRLS] = crls

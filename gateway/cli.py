@@ -15,15 +15,15 @@ import asyncpg
 from aiohttp import web
 from tqdm import tqdm
 
-from gateway.audit_cli import add_audit_commands, run_audit_command
+from gateway.audit.cli import add_audit_commands, run_audit_command
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.logs import configure_logging
-from gateway.officials_cli import (
+from gateway.directory.orgs import OrgFileError, parse_orgs_csv
+from gateway.identity.cli import (
     OfficialCommandError,
     add_official_commands,
     run_official_command,
 )
-from gateway.orgs import OrgFileError, parse_orgs_csv
+from gateway.logs import configure_logging
 from keys.master import MasterKeyError, load_or_create_master_key
 from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
@@ -145,8 +145,8 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
-    from gateway.middleware import ProblemRequestHandler, ProxiedRequestHandler
-    from gateway.proxy_protocol import ProxyAwareListener
+    from gateway.http.middleware import ProblemRequestHandler, ProxiedRequestHandler
+    from gateway.http.proxy_protocol import ProxyAwareListener
     from gateway.runtime import open_runtime
     from gateway.spool import reset_spool
     from seals.image import seal_drawing_problem

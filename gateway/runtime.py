@@ -13,7 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from gateway.config import Settings
-from gateway.orgs import (
+from gateway.directory.orgs import (
     DEMO_GROUP_CODE,
     DEMO_GROUP_NAME,
     county_governments,

@@ -1,6 +1,6 @@
 """E-supervision data: the facts the rules read, the alerts they raise, per-department stats.
 
-Facts are plain frozen dataclasses so the rules (gateway/supervision_rules.py) stay pure
+Facts are plain frozen dataclasses so the rules (gateway/supervision/rules.py) stay pure
 functions of data and a time. Every query takes the time it reasons about as a parameter:
 nothing here reads the wall clock, so tests and the evaluator inject theirs.
 """

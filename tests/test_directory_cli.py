@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.orgs import OrgFileError, demo_orgs_csv, parse_orgs_csv
+from gateway.directory.orgs import OrgFileError, demo_orgs_csv, parse_orgs_csv
 from storage import directory
 from storage.db import connect, create_pool
 from storage.directory import Department

@@ -1,5 +1,5 @@
 """One registry of error codes: every code the packages can raise has an HTTP status in
-``gateway.errors.STATUS_BY_CODE`` and a row in the error table of docs/api.md.
+``gateway.http.errors.STATUS_BY_CODE`` and a row in the error table of docs/api.md.
 
 A code without a status becomes a 500 at the edge (``certification_forbids_seal`` did, for
 a client's certified PDF). Codes are found twice: by reading the source (``code = "..."`` in
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import STATUS_BY_CODE
+from gateway.http.errors import STATUS_BY_CODE
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "seals", "storage", "keys")
@@ -126,7 +126,7 @@ def test_every_raised_code_has_a_status(scan: object) -> None:
     assert callable(scan)
     found: dict[str, list[str]] = scan()
     missing = {code: where for code, where in found.items() if code not in STATUS_BY_CODE}
-    assert missing == {}, f"codes without a status in gateway/errors.py: {missing}"
+    assert missing == {}, f"codes without a status in gateway/http/errors.py: {missing}"
 
 
 def test_every_code_is_documented_with_its_status() -> None:

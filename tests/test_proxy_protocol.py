@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from gateway.proxy_protocol import (
+from gateway.http.proxy_protocol import (
     SIGNATURE,
     ProxiedAddress,
     ProxyHeaderError,

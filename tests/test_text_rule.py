@@ -1,10 +1,10 @@
-"""The one rule for free text in official records (gateway/text.py)."""
+"""The one rule for free text in official records (gateway/http/text.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.text import unsafe_character
+from gateway.http.text import unsafe_character
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.audit_service import checkpoint_key
+from gateway.audit.sequencer import checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
 from keys.tsa import TimeStampAuthority

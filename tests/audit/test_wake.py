@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from gateway.audit_service import AuditService
+from gateway.audit.sequencer import AuditService
 from storage import audit_log
 from storage.audit_outbox import record_event
 from storage.db import connect

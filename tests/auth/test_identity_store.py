@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.ratelimit import Limit, RateLimited, check
+from gateway.http.ratelimit import Limit, RateLimited, check
 from keys.master import MasterKey
 from storage import identity
 from storage.db import create_pool

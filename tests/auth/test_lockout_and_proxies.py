@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.proxy_protocol import SIGNATURE, build_header
+from gateway.http.proxy_protocol import SIGNATURE, build_header
 from tests.auth.conftest import JWT_BEARER, audit_events
 from tests.conftest import Gateway, start_gateway
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_settings
-from gateway.object_sweeper import SWEEP_LOCK, sweep_once
+from gateway.exchange.sweeper import SWEEP_LOCK, sweep_once
 from gateway.runtime import Runtime, open_runtime
 from storage.objects import ObjectNotFound
 from tests.conftest import gateway_database_env

@@ -10,14 +10,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.app import _load_handler_modules
-from gateway.routes_table import routes
+from gateway.routes import routes
 from tests.conftest import login_as, new_session
 from tests.exchange.conftest import meta_for, send
 from tests.security.conftest import CALLERS, DEPT_A, DEPT_B, DEPT_C, World, doc_number
 from tests.security.expectations import EXPECTATIONS, Expectation, Outcome
 
-_load_handler_modules()
 ROUTES = sorted({(route.method, route.path) for route in routes.routes})
 VALIDATION = {400, 413, 415, 422}
 

@@ -34,8 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.app import _load_handler_modules
-from gateway.routes_table import routes
+from gateway.routes import routes
 from tests.conftest import Gateway, Session, login_as
 from tests.security.conftest import DEPT_A
 
@@ -51,7 +50,6 @@ MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGAT
 schemathesis.serializer.alias(
     ["application/pdf", "application/timestamp-query"], "application/octet-stream"
 )
-_load_handler_modules()
 OPERATIONS = sorted(
     {(r.method, r.path) for r in routes.routes if (r.method, r.path) not in NOT_FUZZED}
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gateway.supervision import SupervisionService
-from gateway.supervision_rules import RuleConfig
+from gateway.supervision.rules import RuleConfig
+from gateway.supervision.service import SupervisionService
 from storage.db import create_pool
 
 

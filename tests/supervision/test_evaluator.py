@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from gateway import supervision_rules as rules
-from gateway.supervision import Sources, evaluate_once
+from gateway.supervision import rules
+from gateway.supervision.service import Sources, evaluate_once
 from storage import audit_log, supervision
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection, connect

@@ -13,7 +13,7 @@ import time
 
 import asyncpg
 
-from gateway.supervision import EVALUATOR_LOCK_KEY
+from gateway.supervision.service import EVALUATOR_LOCK_KEY
 from tests.conftest import REPO
 
 

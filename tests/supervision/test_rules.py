@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from gateway import supervision_rules as rules
+from gateway.supervision import rules
 from storage.supervision import (
     Attempts,
     DeadLetters,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from sealhub_sdk import verify_webhook_signature
 
-from gateway.webhooks import (
+from gateway.webhooks.worker import (
     AddressRefused,
     InvalidWebhookUrl,
     PinnedResolver,

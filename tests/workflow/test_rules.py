@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from gateway.workflow import (
+from gateway.workflow.rules import (
     AlreadyDecided,
     Candidate,
     Decision,

@@ -1,0 +1,125 @@
+"""Wake-ups for long-polls and event streams, across every gateway process.
+
+A committed send NOTIFYs ``sealhub_deliveries`` with the document id; each process keeps
+one LISTEN connection, asks which departments the document went to, and wakes the
+waiters of those departments. Waiters then re-read the database: the notification only
+says "look again", so a lost or duplicated one costs a query, never a delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from gateway.http.middleware import METRICS
+from gateway.runtime import Runtime
+from storage import documents, identity
+from storage.db import APP_ROLE, connect
+
+log = logging.getLogger(__name__)
+RECONNECT_DELAY_SECONDS = 1.0
+
+
+class InboxHub:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listener: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def waiting(self, department: str) -> AsyncIterator[asyncio.Event]:
+        """An event set when something new may have arrived for *department*."""
+        event = asyncio.Event()
+        self._waiters[department].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[department].discard(event)
+            if not self._waiters[department]:
+                del self._waiters[department]
+
+    @property
+    def waiter_count(self) -> int:
+        return sum(len(events) for events in self._waiters.values())
+
+    def wake(self, departments: list[str]) -> None:
+        for department in departments:
+            for event in self._waiters.get(department, ()):
+                event.set()
+
+    def wake_all(self) -> None:
+        """After a reconnect, notifications may have been missed: everyone looks again."""
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    async def _on_document(self, document_id: uuid.UUID) -> None:
+        async with self._runtime.pool.acquire() as connection:
+            recipients = await documents.recipients_of(connection, document_id)
+        self.wake(recipients)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if not self._waiters:
+            return
+        try:
+            document_id = uuid.UUID(str(payload))
+        except ValueError:
+            return
+        task = asyncio.get_running_loop().create_task(self._on_document(document_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _listen_forever(self, dsn: str) -> None:
+        while True:
+            try:
+                self._listener = await connect(dsn, role=APP_ROLE)
+                lost = asyncio.Event()
+                self._listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
+                await self._listener.add_listener(documents.DELIVERY_CHANNEL, self._notified)
+                await self._listener.add_listener(
+                    identity.SESSIONS_CHANNEL, lambda *_args: self.wake_all()
+                )
+                self.wake_all()
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("inbox listener lost its connection: %s", exc)
+            finally:
+                if self._listener is not None and not self._listener.is_closed():
+                    await self._listener.close()
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    async def start(self, dsn: str) -> None:
+        self._task = asyncio.create_task(self._listen_forever(dsn))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.wake_all()
+
+
+INBOX: web.AppKey[InboxHub] = web.AppKey("inbox", InboxHub)
+
+
+def install_inbox(app: web.Application, runtime: Runtime, dsn: str) -> None:
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        hub = InboxHub(runtime)
+        app[INBOX] = hub
+        app[METRICS].inbox_waiters.set_function(lambda: hub.waiter_count)
+        await hub.start(dsn)
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app.cleanup_ctx.append(lifetime)

@@ -1,0 +1,122 @@
+"""The route table: every endpoint declared once with what it needs and what it returns.
+
+The aiohttp router, ``/openapi.json`` and the authorization checks all read this table,
+so a route cannot exist without its documentation and its access rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Access = Literal["public", "authenticated"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    access: Access
+    roles: frozenset[str] = frozenset()
+    tag: str = "misc"
+    parameters: tuple[dict[str, Any], ...] = ()
+    request_body: dict[str, Any] | None = None
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        access: Access,
+        roles: frozenset[str] | set[str] = frozenset(),
+        tag: str = "misc",
+        parameters: tuple[dict[str, Any], ...] = (),
+        request_body: dict[str, Any] | None = None,
+        responses: dict[str, dict[str, Any]] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method=method.upper(),
+                    path=path,
+                    handler=handler,
+                    summary=summary,
+                    access=access,
+                    roles=frozenset(roles),
+                    tag=tag,
+                    parameters=parameters,
+                    request_body=request_body,
+                    responses=responses or {},
+                )
+            )
+            return handler
+
+        return register
+
+    @classmethod
+    def joined(cls, *tables: RouteTable) -> RouteTable:
+        """One table holding the routes of *tables*, in order."""
+        joined = cls()
+        for table in tables:
+            joined.routes.extend(table.routes)
+        return joined
+
+    def install(self, app: web.Application) -> None:
+        for route in self.routes:
+            resource_route = app.router.add_route(route.method, route.path, route.handler)
+            _ROUTE_BY_HANDLER[resource_route.handler] = route
+
+
+_ROUTE_BY_HANDLER: dict[Any, Route] = {}
+
+
+def route_of(request: web.Request) -> Route | None:
+    """The declared route that matched *request* (None for 404/405)."""
+    return _ROUTE_BY_HANDLER.get(request.match_info.route.handler)
+
+
+def query_param(
+    name: str, description: str, *, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+PAGE_PARAMS = (
+    query_param(
+        "limit", "Page size, 1 to 500.", schema={"type": "integer", "minimum": 1, "maximum": 500}
+    ),
+    query_param("cursor", "Opaque cursor from the previous page's `next_cursor`."),
+)

@@ -1,0 +1,125 @@
+"""Service endpoints: liveness, readiness, metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from aiohttp import web
+
+from gateway.http.bodies import json_response
+from gateway.http.errors import problem_response
+from gateway.http.middleware import METRICS
+from gateway.http.openapi import json_content
+from gateway.http.proxy_protocol import is_trusted
+from gateway.http.routing import RouteTable
+from gateway.identity.auth import source_of
+from gateway.runtime import RUNTIME, Runtime
+from seals.image import seal_drawing_problem
+from storage.objects import ObjectNotFound
+
+routes = RouteTable()
+
+READY_TIMEOUT_SECONDS = 2.0
+PROBE_OBJECT_KEY = "0" * 32
+OPENAPI_DOCUMENT: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
+
+
+@routes.add(
+    "GET",
+    "/healthz",
+    summary="The process is up.",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.add(
+    "GET",
+    "/readyz",
+    summary="Database and object store reachable, seal font present (else 503).",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def readyz(request: web.Request) -> web.Response:
+    """Every check runs, so one answer names everything that is missing."""
+    runtime = request.app[RUNTIME]
+    checks = {
+        "database": await _database_check(runtime),
+        "objects": await _objects_check(runtime),
+        "seal_font": seal_drawing_problem(draw=False) or "ok",
+    }
+    failing = {name: state for name, state in checks.items() if state != "ok"}
+    if failing:
+        detail = "; ".join(f"{name}: {state}" for name, state in failing.items())
+        return problem_response(503, "not_ready", detail, extra={"checks": checks})
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def _database_check(runtime: Runtime) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            async with runtime.pool.acquire() as connection:
+                await connection.fetchval("SELECT 1")
+    except Exception:  # any failure at all means "not ready", never a 500
+        return "the database is not reachable"
+    return "ok"
+
+
+async def _objects_check(runtime: Runtime) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            # A well-formed key that is never issued: "not found" proves the store answers.
+            await runtime.objects.stat(PROBE_OBJECT_KEY)
+    except ObjectNotFound:
+        pass
+    except Exception:
+        return "the object store is not reachable"
+    return "ok"
+
+
+@routes.add(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (configured addresses, or Authorization: Bearer <token>).",
+    access="public",
+    tag="service",
+    responses={"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: web.Request) -> web.Response:
+    """Metrics name routes, volumes and error rates: for the operators' scraper, not the
+    Internet. Allowed from SEALHUB_METRICS_ADDRESSES or with the bearer secret."""
+    settings = request.app[RUNTIME].settings
+    allowed = is_trusted(source_of(request), settings.metrics_addresses)
+    if not allowed and settings.metrics_token is not None:
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        # Constant time: the comparison must not tell how much of a guess was right.
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(
+            offered.strip().encode(), settings.metrics_token.encode()
+        )
+    if not allowed:
+        return problem_response(
+            403, "forbidden", "metrics are for configured addresses or the metrics token"
+        )
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+@routes.add(
+    "GET",
+    "/openapi.json",
+    summary="This API as OpenAPI 3.1.",
+    access="public",
+    tag="service",
+    responses={"200": {"content": json_content({"type": "object"})}},
+)
+async def openapi(request: web.Request) -> web.Response:
+    if OPENAPI_DOCUMENT not in request.app:
+        raise web.HTTPNotFound()
+    return json_response(request.app[OPENAPI_DOCUMENT])

@@ -1,0 +1,469 @@
+"""Authentication and authorization, decided in one place from the route table.
+
+Every route declares ``access`` and ``roles``; this middleware authenticates each request
+to an ``authenticated`` route (access token + DPoP proof + the key's current status, one
+database round trip), refuses a missing role with 403, and attaches the :class:`Principal`.
+Handlers then only ask :func:`require_department` about the resource they touch, which
+answers 404 across departments so existence never leaks.
+
+It also renders the login-related refusals (with the failed check as ``reason`` and, for
+429, ``Retry-After``) and counts unauthenticated failures per source and minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.http.errors import STATUS_BY_CODE, detail_of, problem_response
+from gateway.http.ratelimit import RateLimited
+from gateway.http.routing import Handler, route_of
+from gateway.runtime import RUNTIME, Runtime
+from keys import keystore as keystore_module
+from keys.challenge import ChallengeError, ChallengeNonces
+from keys.dpop import DpopProof, check_token_binding, verify_dpop_proof
+from keys.jws import (
+    AccessToken,
+    DpopNonceRequiredError,
+    InvalidDpopError,
+    InvalidTokenError,
+    JwsError,
+    decode_protected_header,
+    verify_access_token,
+)
+from keys.keystore import KeyStoreError
+from storage import identity
+from storage import supervision as supervision_rows
+from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
+
+log = logging.getLogger("sealhub.auth")
+
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
+
+TOKEN_PATH = "/v1/auth/token"  # noqa: S105 (a path, not a secret)
+_PURGE_PROBABILITY = 0.01
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def now_of(request: web.Request) -> datetime:
+    """The gateway's clock: ``app[CLOCK]`` when a test injected one, else the wall clock."""
+    return request.app.get(CLOCK, _utcnow)()
+
+
+def audit_of(request: web.Request) -> AuditSink:
+    return request.app.get(AUDIT) or OutboxSink()
+
+
+def source_of(request: web.Request) -> str:
+    """The peer address. Forwarded headers are not trusted: they are set by the client."""
+    return request.remote or "unknown"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as the database says it is now."""
+
+    official_id: str
+    name: str
+    department: str
+    roles: frozenset[str]
+    kid: str
+    # When the access token of this request expires: long-lived responses end there.
+    token_expires_at: datetime | None = None
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return bool(self.roles & frozenset(roles))
+
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+class Forbidden(Exception):
+    code = "forbidden"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(Exception):
+    code = "not_found"
+
+    def __init__(self, detail: str = "no such resource") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def principal_of(request: web.Request) -> Principal:
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise RuntimeError("principal_of() on a route that is not authenticated") from None
+
+
+async def deny_access(request: web.Request, reason: str, **details: str) -> None:
+    """One ``access.denied`` event, in its own transaction (the refusal changes nothing)."""
+    principal = request.get(PRINCIPAL)
+    now = now_of(request)
+    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+        await audit_of(request).record(
+            connection,
+            AuditEvent(
+                "access.denied",
+                now,
+                actor_official=principal.official_id if principal else None,
+                actor_jkt=principal.kid if principal else None,
+                department=principal.department if principal else None,
+                details={
+                    "reason": reason,
+                    "method": request.method,
+                    "path": request.path,
+                    "source": source_of(request),
+                    **details,
+                },
+            ),
+        )
+
+
+async def hidden(request: web.Request, reason: str, **details: str) -> NotFound:
+    """The 404 that hides a resource from a signed-in caller (another department's, or none
+    at all: ID probing), counted as ``access.denied``. Aggregated per official, source and
+    minute: the first refusal of a minute writes the audit event, the others bump its
+    counter (which the burst rule reads), so probing is visible and the log stays bounded.
+    Returned for the caller to raise; counting never turns the 404 into a 500."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return NotFound()
+    now = now_of(request)
+    minute = now.replace(second=0, microsecond=0)
+    source = source_of(request)
+    try:
+        async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+            first = await supervision_rows.count_denied_access(
+                connection,
+                minute=minute,
+                official=principal.official_id,
+                department=principal.department,
+                source=source,
+                reason=reason,
+            )
+            if first:
+                await audit_of(request).record(
+                    connection,
+                    AuditEvent(
+                        "access.denied",
+                        now,
+                        actor_official=principal.official_id,
+                        actor_jkt=principal.kid,
+                        department=principal.department,
+                        details={
+                            "reason": reason,
+                            "method": request.method,
+                            "path": request.path,
+                            "source": source,
+                            "minute": minute.isoformat().replace("+00:00", "Z"),
+                            "aggregated": True,
+                            **details,
+                        },
+                    ),
+                )
+    except Exception:
+        log.exception("could not record a denied access")
+    return NotFound()
+
+
+async def require_department(
+    request: web.Request,
+    department: str,
+    *,
+    cross_department_roles: Iterable[str] = ("admin",),
+) -> Principal:
+    """Department isolation: a resource of another department is 404 for the caller
+    (audited as ``access.denied``), unless the caller holds a cross-department role."""
+    principal = principal_of(request)
+    if principal.department == department or principal.has_any(cross_department_roles):
+        return principal
+    raise await hidden(request, "other_department")
+
+
+async def require_roles(request: web.Request, roles: Iterable[str], detail: str) -> Principal:
+    """403 (audited) for a caller inside the right department who lacks every one of *roles*."""
+    principal = principal_of(request)
+    if not principal.has_any(roles):
+        await deny_access(request, "role_missing")
+        raise Forbidden(detail)
+    return principal
+
+
+# --- gateway keys and nonces ---------------------------------------------------------------
+
+
+def token_signing_key(runtime: Runtime) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    """The active ``token`` key, created on first use."""
+    store = runtime.pki.keystore
+    kid = store.ensure(keystore_module.TOKEN, "ES256")
+    key = store.get_private(keystore_module.TOKEN, kid)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyStoreError("the token key is not an EC key")
+    return kid, key
+
+
+def ensure_jwks_keys(runtime: Runtime) -> None:
+    for purpose in keystore_module.JWKS_PURPOSES:
+        runtime.pki.keystore.ensure(purpose, "ES256")
+
+
+def _token_verification_key(
+    runtime: Runtime, token: str, now: datetime
+) -> dict[str, ec.EllipticCurvePublicKey]:
+    """The one published ``token`` key the header's kid names (none: the check fails)."""
+    kid = decode_protected_header(token, error=InvalidTokenError).get("kid")
+    if not isinstance(kid, str):
+        return {}
+    store = runtime.pki.keystore
+    try:
+        key = store.get_public(keystore_module.TOKEN, kid)
+        published = any(
+            info.kid == kid and info.published(now) for info in store.infos(keystore_module.TOKEN)
+        )
+    except KeyStoreError:
+        return {}
+    if not published or not isinstance(key, ec.EllipticCurvePublicKey):
+        return {}
+    return {kid: key}
+
+
+_NONCES: dict[tuple[int, str], tuple[Runtime, ChallengeNonces]] = {}
+DPOP_NONCE_MAX_AGE = 300
+_DPOP_NONCE_TO_SEND: web.RequestKey[str] = web.RequestKey("dpop_nonce_to_send", str)
+
+
+async def _nonce_issuer(
+    runtime: Runtime, now: datetime, *, key_name: str, purpose: str
+) -> ChallengeNonces:
+    """A stateless nonce issuer whose HMAC key is shared by all processes through
+    PostgreSQL; loaded once per runtime and purpose."""
+    cached = _NONCES.get((id(runtime), purpose))
+    if cached is not None and cached[0] is runtime:
+        return cached[1]
+    async with runtime.pool.acquire() as connection:
+        key = await identity.gateway_secret(connection, key_name, runtime.master_key, now=now)
+    nonces = ChallengeNonces(key, purpose=purpose)
+    _NONCES[(id(runtime), purpose)] = (runtime, nonces)
+    return nonces
+
+
+async def challenge_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
+    """The login challenge nonce issuer."""
+    return await _nonce_issuer(runtime, now, key_name="challenge-nonce", purpose="login")
+
+
+async def checked_dpop_proof(
+    request: web.Request, proof: str, *, url: str, access_token: str | None = None
+) -> DpopProof:
+    """``verify_dpop_proof`` for this request, with the server nonce when
+    ``SEALHUB_DPOP_NONCE=required``: a proof without a current one is refused with
+    ``use_dpop_nonce`` and a fresh nonce in ``DPoP-Nonce``; one whose nonce is past half its
+    life is accepted and a fresh nonce sent along, so busy clients never see the refusal.
+    Nonces are not single use (the proof's ``jti`` is); they only bound how far ahead of
+    time a proof can be made.
+    """
+    runtime = request.app[RUNTIME]
+    now = now_of(request)
+    if not runtime.settings.dpop_nonce:
+        return verify_dpop_proof(
+            proof, method=request.method, url=url, now=now, access_token=access_token
+        )
+    nonces = await _nonce_issuer(runtime, now, key_name="dpop-nonce", purpose="dpop")
+    try:
+        checked = verify_dpop_proof(
+            proof,
+            method=request.method,
+            url=url,
+            now=now,
+            access_token=access_token,
+            require_nonce=True,
+        )
+        try:
+            expires = nonces.check_nonce(checked.nonce or "", "", now, DPOP_NONCE_MAX_AGE)
+        except ChallengeError:
+            stale = DpopNonceRequiredError("nonce_mismatch", "the DPoP nonce is not current")
+            raise stale from None
+    except DpopNonceRequiredError:
+        request[_DPOP_NONCE_TO_SEND] = nonces.issue_nonce("", now)
+        raise
+    if expires - now < timedelta(seconds=DPOP_NONCE_MAX_AGE / 2):
+        request[_DPOP_NONCE_TO_SEND] = nonces.issue_nonce("", now)
+    return checked
+
+
+async def send_dpop_nonce(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: a nonce chosen while checking the proof goes out with the
+    answer, whatever it is (streamed, an error, a refusal)."""
+    nonce = request.get(_DPOP_NONCE_TO_SEND)
+    if nonce is not None:
+        response.headers["DPoP-Nonce"] = nonce
+
+
+def public_url(runtime: Runtime, path: str) -> str:
+    return runtime.settings.public_origin + path
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+async def record_failure(
+    request: web.Request,
+    kind: identity.FailureKind,
+    reason: str,
+    *,
+    subject: str = "",
+) -> None:
+    """Count a failed attempt; only the first per (minute, source, kind, subject) becomes an
+    audit event, so a flood of garbage costs one counter row, not one log entry each."""
+    now = now_of(request)
+    minute = now.replace(second=0, microsecond=0)
+    source = source_of(request)
+    try:
+        async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
+            first = await identity.count_failure(
+                connection,
+                minute=minute,
+                source=source,
+                kind=kind,
+                subject=subject,
+                reason=reason,
+            )
+            if first:
+                await audit_of(request).record(
+                    connection,
+                    AuditEvent(
+                        "access.denied" if kind == "token" else "login.failed",
+                        now,
+                        actor_official=subject or None,
+                        details={
+                            "kind": kind,
+                            "reason": reason,
+                            "source": source,
+                            "minute": minute.isoformat().replace("+00:00", "Z"),
+                            "aggregated": True,
+                        },
+                    ),
+                )
+    except Exception:  # counting must never turn a 401 into a 500
+        log.exception("could not record an authentication failure")
+
+
+def reason_of(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, str) else str(getattr(type(exc), "code", "error"))
+
+
+# --- the middleware -----------------------------------------------------------------------
+
+
+async def _authenticate(request: web.Request) -> Principal:
+    runtime = request.app[RUNTIME]
+    now = now_of(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "dpop" or not token:
+        raise InvalidTokenError("missing", "send Authorization: DPoP <access token>")
+    proofs = request.headers.getall("DPoP", [])
+    if len(proofs) != 1:
+        raise InvalidDpopError("missing", "send exactly one DPoP proof header")
+    claims: AccessToken = verify_access_token(
+        token,
+        keys=_token_verification_key(runtime, token, now),
+        public_url=runtime.settings.public_origin,
+        now=now,
+    )
+    proof = await checked_dpop_proof(
+        request,
+        proofs[0],
+        url=public_url(runtime, request.rel_url.raw_path),
+        access_token=token,
+    )
+    check_token_binding(claims, proof)
+    async with runtime.pool.acquire() as connection:
+        fresh, owner = await identity.authenticate_request(
+            connection, kid=proof.jkt, dpop_jti=proof.jti, replay_until=proof.replay_until
+        )
+        if random.random() < _PURGE_PROBABILITY:  # noqa: S311 (scheduling, not security)
+            await identity.purge_expired(connection, now=now)
+    if owner is None or owner.official.id != claims.subject:
+        raise InvalidTokenError("unknown_key", "the token's key is not enrolled")
+    if owner.key.revoked_at is not None:
+        raise InvalidTokenError("key_revoked", "the token's key has been revoked")
+    official = owner.official
+    if not official.active:
+        raise InvalidTokenError("official_disabled", "the official is disabled")
+    if official.department != claims.department or set(official.roles) != set(claims.roles):
+        raise InvalidTokenError("token_outdated", "department or roles changed: log in again")
+    if not fresh:
+        raise identity.ReplayedDpop("this DPoP proof was already used")
+    return Principal(
+        official_id=official.id,
+        name=official.name,
+        department=official.department,
+        roles=frozenset(official.roles),
+        kid=owner.key.kid,
+        token_expires_at=claims.expires_at,
+    )
+
+
+def _refusal(exc: BaseException, code: str) -> web.Response:
+    status = STATUS_BY_CODE[code]
+    extra = {"reason": exc.reason} if isinstance(exc, JwsError | ChallengeError) else None
+    response = problem_response(status, code, detail_of(exc), extra=extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if status == 401:
+        if code == "use_dpop_nonce":
+            error = code
+        elif "dpop" in code:
+            error = "invalid_dpop_proof"
+        else:
+            error = "invalid_token"
+        response.headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate and authorize from the matched route's declaration."""
+    route = route_of(request)
+    try:
+        if route is not None and route.access == "authenticated":
+            try:
+                request[PRINCIPAL] = await _authenticate(request)
+            except (JwsError, identity.Replayed) as exc:
+                await record_failure(request, "token", reason_of(exc))
+                raise
+            if route.roles and not request[PRINCIPAL].has_any(route.roles):
+                await deny_access(request, "role_missing")
+                raise Forbidden("your roles do not allow this")
+        return await handler(request)
+    except (
+        JwsError,
+        ChallengeError,
+        RateLimited,
+        identity.IdentityError,
+        Forbidden,
+        NotFound,
+    ) as exc:
+        code = getattr(type(exc), "code", "")
+        if code not in STATUS_BY_CODE:
+            raise
+        return _refusal(exc, code)

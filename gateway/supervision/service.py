@@ -1,0 +1,255 @@
+"""The supervision evaluator: one pass gathers facts, applies the pure rules, and reconciles
+the answer with the stored alerts; a background task runs passes in exactly one process.
+
+Every gateway process runs :class:`SupervisionService`; only the holder of the evaluator
+advisory lock (a session lock on the very connection that runs the passes) evaluates. The
+others try the lock every few seconds, so when the holder dies (its connection closes and
+PostgreSQL drops the lock) another process takes over. Each opened or closed alert is an
+audit event committed in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from gateway.config import SupervisionSettings
+from gateway.identity.auth import CLOCK
+from gateway.runtime import RUNTIME
+from gateway.supervision import rules
+from storage import supervision as store
+from storage.audit_outbox import AuditEvent, record_events
+from storage.db import DbConnection
+
+log = logging.getLogger("sealhub.supervision")
+
+EVALUATOR_LOCK_KEY = 0x5EA1_5E4F
+CLOSED_BECAUSE = "cause_gone"
+MAX_LOCK_RETRY = 5.0
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+StepSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.PendingApprovalStep]]]
+DeadLetterSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.DeadLetters]]]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Queries for rules whose tables belong to other parts (the approval workflow, the
+    webhook queue). ``None``, or a query whose table does not exist: not wired, the rule is
+    not evaluated and its alerts stay as they are."""
+
+    pending_approval_steps: StepSource | None = None
+    dead_letters: DeadLetterSource | None = None
+
+
+WIRED = Sources(
+    pending_approval_steps=store.pending_approval_steps, dead_letters=store.dead_letters
+)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    now: datetime
+    rules: frozenset[str]
+    opened: list[store.Alert] = field(default_factory=list)
+    closed: list[store.Alert] = field(default_factory=list)
+
+
+async def gather_facts(
+    connection: DbConnection, now: datetime, config: rules.RuleConfig, sources: Sources
+) -> rules.Facts:
+    since = now - config.lookback
+
+    async def optional(source: Callable[[DbConnection, datetime], Awaitable[T]] | None) -> T | None:
+        if source is None:
+            return None
+        try:
+            return await source(connection, now)
+        except asyncpg.UndefinedTableError:
+            log.warning("a supervision rule's table is missing; the rule is skipped")
+            return None
+
+    return rules.Facts(
+        overdue_deliveries=await store.overdue_deliveries(connection, now),
+        failed_logins=await store.failed_logins(connection, now - config.burst_window, now),
+        denied_accesses=await store.denied_accesses(connection, now - config.burst_window, now),
+        refused_seal_uses=await store.refused_seal_uses(connection, since, now),
+        pending_approval_steps=await optional(sources.pending_approval_steps),
+        dead_letters=await optional(sources.dead_letters),
+    )
+
+
+def _event(kind: str, alert: store.Alert, now: datetime, extra: dict[str, object]) -> AuditEvent:
+    document = alert.details.get("document")
+    return AuditEvent(
+        f"supervision.alert_{kind}",
+        now,
+        department=alert.department,
+        document=document if isinstance(document, str) else None,
+        details={**extra, "alert": str(alert.id), "rule": alert.rule, "subject": alert.subject},
+    )
+
+
+async def evaluate_once(
+    connection: DbConnection,
+    now: datetime,
+    config: rules.RuleConfig,
+    sources: Sources | None = None,
+) -> PassResult:
+    """One pass at *now*: open alerts for new hits, close live alerts no longer hit."""
+    facts = await gather_facts(connection, now, config, WIRED if sources is None else sources)
+    verdict = rules.evaluate(facts, now, config)
+    result = PassResult(now, verdict.rules)
+    events: list[AuditEvent] = []
+    async with connection.transaction():
+        live = {
+            (alert.rule, alert.subject): alert
+            for alert in await store.live_alerts(connection, sorted(verdict.rules))
+        }
+        for key, alert in live.items():
+            if key in verdict.hits:
+                continue
+            closed = await store.close_alert(connection, alert.id, now=now, reason=CLOSED_BECAUSE)
+            if closed is not None:
+                result.closed.append(closed)
+                events.append(_event("closed", closed, now, {"reason": CLOSED_BECAUSE}))
+        for key, hit in verdict.hits.items():
+            if key in live:
+                continue
+            opened = await store.open_alert(
+                connection,
+                rule=hit.rule,
+                subject=hit.subject,
+                department=hit.department,
+                details=dict(hit.details),
+                now=now,
+            )
+            if opened is not None:
+                result.opened.append(opened)
+                events.append(_event("opened", opened, now, opened.details))
+        if events:
+            await record_events(connection, events)
+    return result
+
+
+async def try_acquire_evaluator(connection: DbConnection) -> bool:
+    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", EVALUATOR_LOCK_KEY))
+
+
+class SupervisionService:
+    """The evaluation loop; :meth:`run` until cancelled."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: rules.RuleConfig,
+        *,
+        interval: float,
+        clock: Clock = _utc_now,
+        sources: Sources | None = None,
+    ) -> None:
+        self._pool = pool
+        self._config = config
+        self._interval = interval
+        self._clock = clock
+        self._sources = WIRED if sources is None else sources
+        self._wake = asyncio.Event()
+        self.is_evaluator = False
+        self.passes = 0
+
+    def __repr__(self) -> str:
+        return f"SupervisionService(evaluator={self.is_evaluator}, passes={self.passes})"
+
+    def wake(self) -> None:
+        """Evaluate now instead of at the end of the interval (holder only)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with self._pool.acquire() as connection:
+                    await self._serve(connection)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("supervision lost its database connection: %s", type(exc).__name__)
+            except Exception:
+                log.exception("supervision evaluator failed; retrying")
+            self.is_evaluator = False
+            await asyncio.sleep(min(self._interval, MAX_LOCK_RETRY))
+
+    async def _serve(self, connection: DbConnection) -> None:
+        try:
+            while True:
+                if not self.is_evaluator:
+                    self.is_evaluator = await try_acquire_evaluator(connection)
+                    if self.is_evaluator:
+                        log.info("this process now evaluates the supervision rules")
+                timeout = min(self._interval, MAX_LOCK_RETRY)
+                if self.is_evaluator:
+                    self._wake.clear()
+                    result = await evaluate_once(
+                        connection, self._clock(), self._config, self._sources
+                    )
+                    self.passes += 1
+                    if result.opened or result.closed:
+                        log.info(
+                            "supervision pass",
+                            extra={"opened": len(result.opened), "closed": len(result.closed)},
+                        )
+                    timeout = self._interval
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self.is_evaluator = False
+            if not connection.is_closed():
+                with contextlib.suppress(asyncpg.PostgresError):
+                    await connection.execute("SELECT pg_advisory_unlock_all()")
+
+
+SUPERVISION: web.AppKey[SupervisionService] = web.AppKey("supervision", SupervisionService)
+
+
+def rule_config(settings: SupervisionSettings) -> rules.RuleConfig:
+    return rules.RuleConfig(
+        approval_overdue=timedelta(hours=settings.approval_overdue_hours),
+        burst_window=timedelta(minutes=settings.burst_window_minutes),
+        failed_login_burst=settings.failed_login_burst,
+        denied_access_burst=settings.denied_access_burst,
+        revoked_seal_alert_for=timedelta(hours=settings.revoked_seal_alert_hours),
+    )
+
+
+async def _supervision_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[SUPERVISION].run(), name="supervision-evaluator")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def install_supervision(app: web.Application, sources: Sources | None = None) -> None:
+    """Register the evaluator and its background task (call from ``create_app``)."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings.supervision
+    app[SUPERVISION] = SupervisionService(
+        runtime.pool,
+        rule_config(settings),
+        interval=settings.interval_seconds,
+        clock=lambda: app.get(CLOCK, _utc_now)(),
+        sources=sources,
+    )
+    app.cleanup_ctx.append(_supervision_ctx)
