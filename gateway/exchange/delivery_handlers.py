@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.exchange import receipts
 from gateway.exchange import service as exchange
 from gateway.exchange.handlers import idempotency_scope
+from gateway.exchange.meta import due_at, parse_recipient_codes
 from gateway.http.bodies import json_response, read_json_object
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
@@ -361,7 +362,7 @@ async def withdraw_document(request: web.Request) -> web.Response:
 async def resend_document(request: web.Request) -> web.Response:
     principal, document_id = await _own_document(request)
     body = await read_json_object(request)
-    codes = exchange.parse_recipient_codes(body.get("recipients"))
+    codes = parse_recipient_codes(body.get("recipients"))
     scope = idempotency_scope(request, principal.official_id)
     body_hash = hashlib.sha256(json.dumps(sorted(codes)).encode()).hexdigest()
     now = now_of(request)
@@ -375,7 +376,7 @@ async def resend_document(request: web.Request) -> web.Response:
         expanded = await directory.expand_recipients(connection, codes)
         existing = await documents.existing_recipients(connection, document_id)
         new = [code for code in expanded if code not in existing and code != principal.department]
-        due = exchange.due_at(
+        due = due_at(
             document["deadline"],
             document["urgency"],
             now,

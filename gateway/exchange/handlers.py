@@ -11,6 +11,8 @@ import asyncpg
 from aiohttp import BodyPartReader, web
 
 from gateway.exchange import service as exchange
+from gateway.exchange.errors import SealRevokedMeanwhile
+from gateway.exchange.meta import DocumentMeta, parse_meta
 from gateway.http.bodies import json_response, parse_json_bytes
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
@@ -112,7 +114,7 @@ async def send_document(request: web.Request) -> web.Response:
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "meta":
         raise ApiError("invalid_request", "the first part must be 'meta' (before 'file')")
-    meta = exchange.parse_meta(
+    meta = parse_meta(
         parse_json_bytes(await _read_meta_part(part, runtime.settings.max_json_bytes)), now=now
     )
     exchange.authorize_send(principal, with_workflow=meta.workflow is not None)
@@ -134,7 +136,7 @@ async def send_document(request: web.Request) -> web.Response:
 
 async def _store_and_send(
     request: web.Request,
-    meta: exchange.DocumentMeta,
+    meta: DocumentMeta,
     fanout: exchange.Fanout,
     scope: idempotency.Scope | None,
     part: BodyPartReader,
@@ -201,7 +203,7 @@ async def _store_and_send(
         if earlier is None:
             raise
         return json_response(earlier.body, status=earlier.status)
-    except exchange.SealRevokedMeanwhile as revoked:
+    except SealRevokedMeanwhile as revoked:
         await exchange.delete_quietly(runtime.objects, created)
         await request.app[SEALER].record_refusal(principal.department, revoked.seal_id)
         raise
@@ -213,7 +215,7 @@ async def _store_and_send(
 
 async def _submit_for_approval(
     request: web.Request,
-    meta: exchange.DocumentMeta,
+    meta: DocumentMeta,
     draft: PutResult,
     head: bytes,
     scope: idempotency.Scope | None,

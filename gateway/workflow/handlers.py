@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from gateway.exchange import service as exchange
+from gateway.exchange.errors import DocumentLocked, DraftingNotAllowed, SealRevokedMeanwhile
 from gateway.exchange.handlers import idempotency_scope, parse_range
 from gateway.http.bodies import json_response, read_json_object
 from gateway.http.errors import ApiError
@@ -279,12 +280,12 @@ async def submit_version(request: web.Request) -> web.Response:
     principal = principal_of(request)
     document = await _own_department_document(request)
     if document["status"] in ("awaiting_seal", "dispatched", "withdrawn"):
-        raise exchange.DocumentLocked(
+        raise DocumentLocked(
             f"the document is {document['status']}: it was signed off and cannot change"
         )
     if document["created_by"] != principal.official_id:
         await deny_access(request, "not_the_drafter", document=str(document["id"]))
-        raise exchange.DraftingNotAllowed("only the drafter may submit a new version")
+        raise DraftingNotAllowed("only the drafter may submit a new version")
     part = await _file_part(request)
     head = bytearray()
 
@@ -374,7 +375,7 @@ async def seal_document(request: web.Request) -> web.Response:
                     idempotency.StoredResponse(200, sent.as_json()),
                     now,
                 )
-    except exchange.SealRevokedMeanwhile as revoked:
+    except SealRevokedMeanwhile as revoked:
         await exchange.delete_quietly(runtime.objects, [sealed.key])
         await request.app[SEALER].record_refusal(principal.department, revoked.seal_id)
         raise
