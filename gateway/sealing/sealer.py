@@ -29,7 +29,7 @@ from keys import pki
 from keys.platform import PlatformPki
 from keys.tsa import InProcessTimeStamper, TimeStampAuthority
 from seals.image import render_seal
-from seals.pades import Level, SealAppearance
+from seals.pades import Level, SealAppearance, SealOptions
 from seals.pool import SealWorkerPool
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
@@ -270,12 +270,14 @@ class DepartmentSealer:
             sealed,
             signer,
             appearance,
-            level=self._level,
+            SealOptions(
+                level=self._level,
+                trust_roots=(self._root_der,),
+                crls=crls,
+                reason=reason,
+                max_bytes=self._runtime.settings.max_document_bytes,
+            ),
             timestamper=InProcessTimeStamper(self._authority, _PrefetchedSerials(serials)),
-            trust_roots=(self._root_der,),
-            crls=crls,
-            reason=reason,
-            max_bytes=self._runtime.settings.max_document_bytes,
         )
         return SealOutcome(sealed, row["id"])
 
