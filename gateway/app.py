@@ -15,6 +15,8 @@ from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
 from gateway.identity.auth import authenticate, send_dpop_nonce
 from gateway.pki.crls import CRLS, CrlCache
+from gateway.pki.handlers import TIME_STAMPS
+from gateway.pki.service import TimeStampService
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
 from gateway.sealing.sealer import install_sealer
@@ -39,6 +41,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[CRLS] = crls
     install_sealer(app, runtime, crls)
     install_verifier(app, runtime, crls)
+    app[TIME_STAMPS] = TimeStampService(runtime.pool, runtime.pki.timestamper)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
     routes.install(app)

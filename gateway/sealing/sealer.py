@@ -27,7 +27,6 @@ from gateway.runtime import Runtime
 from keys import keystore as keystore_module
 from keys import pki
 from keys.platform import PlatformPki
-from keys.tsa import InProcessTimeStamper, TimeStampAuthority
 from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
 from seals.pool import SealWorkerPool
@@ -36,6 +35,7 @@ from seals.verify import SealIssuer, VerificationReport
 from storage import directory
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
+from storage.pki import next_tsa_serials
 
 DEFAULT_PURPOSE = "公文专用章"
 
@@ -161,15 +161,8 @@ async def issue_seal(
     )
 
 
-class _PrefetchedSerials:
-    """RFC 3161 serials taken from the shared PostgreSQL sequence before sealing starts
-    (the timestamper calls synchronously; every process draws from one sequence)."""
-
-    def __init__(self, serials: list[int]) -> None:
-        self._serials = serials
-
-    def __call__(self) -> int:
-        return self._serials.pop(0)
+# A seal takes one token; the second serial covers the retry with a bigger container.
+TSA_SERIALS_PER_SEAL = 2
 
 
 class DepartmentSealer:
@@ -188,9 +181,7 @@ class DepartmentSealer:
         self._level = level
         self._signers: dict[uuid.UUID, tuple[SealSigner, SealAppearance]] = {}
         platform = runtime.pki
-        self._authority = TimeStampAuthority(
-            platform.tsa.cert, platform.tsa.key, extra_certs=(platform.root_cert,)
-        )
+        self._timestamper = platform.timestamper
         self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
         self._seal_ca_der = platform.seal_ca.cert.public_bytes(serialization.Encoding.DER)
         self._seal_issuer = seal_issuer(platform)
@@ -254,12 +245,7 @@ class DepartmentSealer:
             row["id"], row["kid"], row["certificate_pem"], row["name"], row["purpose"]
         )
         async with self._runtime.pool.acquire() as connection:
-            serials = [
-                int(value)
-                for value in await connection.fetchval(
-                    "SELECT array_agg(nextval('tsa_serial_numbers')) FROM generate_series(1, 2)"
-                )
-            ]
+            serials = await next_tsa_serials(connection, TSA_SERIALS_PER_SEAL)
         crls = (
             await self._crls.get(pki.ROOT_CA_NAME),
             await self._crls.get(pki.SEAL_CA_NAME),
@@ -277,7 +263,7 @@ class DepartmentSealer:
                 reason=reason,
                 max_bytes=self._runtime.settings.max_document_bytes,
             ),
-            timestamper=InProcessTimeStamper(self._authority, _PrefetchedSerials(serials)),
+            timestamper=self._timestamper.for_pades(serials),
         )
         return SealOutcome(sealed, row["id"])
 
