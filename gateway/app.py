@@ -19,7 +19,9 @@ from gateway.pki.handlers import TIME_STAMPS
 from gateway.pki.service import TimeStampService
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
-from gateway.sealing.sealer import install_sealer
+from gateway.sealing.handlers import SEALS
+from gateway.sealing.sealer import SealSigners, install_sealer
+from gateway.sealing.service import SealService
 from gateway.sealing.verifier import install_verifier
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
@@ -37,10 +39,11 @@ def create_app(runtime: Runtime) -> web.Application:
     app[service.OPENAPI_DOCUMENT] = build_openapi(
         routes.routes, server_url=runtime.settings.public_origin, version=__version__
     )
-    crls = CrlCache(runtime.pki, runtime.pool)
-    app[CRLS] = crls
-    install_sealer(app, runtime, crls)
+    crls = app[CRLS] = CrlCache(runtime.pki, runtime.pool)
+    signers = SealSigners(runtime.pki)
+    install_sealer(app, runtime, crls, signers)
     install_verifier(app, runtime, crls)
+    app[SEALS] = SealService(runtime.pool, runtime.pki, crls, signers)
     app[TIME_STAMPS] = TimeStampService(runtime.pool, runtime.pki.timestamper)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
