@@ -6,8 +6,10 @@ database round trip), refuses a missing role with 403, and attaches the :class:`
 Handlers then only ask :func:`require_department` about the resource they touch, which
 answers 404 across departments so existence never leaks.
 
-It also renders the login-related refusals (with the failed check as ``reason`` and, for
-429, ``Retry-After``) and counts unauthenticated failures per source and minute.
+Login-related refusals leave here as :class:`~gateway.http.errors.ApiError` carrying the
+failed check as ``reason`` and their headers (``WWW-Authenticate``, ``Retry-After``,
+``DPoP-Nonce``); gateway/http/middleware.py renders them like every other error.
+Unauthenticated failures are counted per source and minute.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.http.errors import STATUS_BY_CODE, detail_of, problem_response
+from gateway.http.errors import STATUS_BY_CODE, ApiError, detail_of
 from gateway.http.ratelimit import RateLimited
 from gateway.http.routing import Handler, route_of
 from gateway.identity.access import AccessLog, Clock, reason_of
@@ -267,12 +269,13 @@ async def _authenticate(request: web.Request) -> Principal:
     )
 
 
-def _refusal(exc: BaseException, code: str) -> web.Response:
+def _refusal(request: web.Request, exc: BaseException, code: str) -> ApiError:
+    """The refusal as the renderer answers it: the failed check as ``reason``, and the
+    headers RFC 9449 and RFC 6585 ask for."""
     status = STATUS_BY_CODE[code]
-    extra = {"reason": exc.reason} if isinstance(exc, JwsError | ChallengeError) else None
-    response = problem_response(status, code, detail_of(exc), extra=extra)
+    headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(exc.retry_after)
+        headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         if code == "use_dpop_nonce":
             error = code
@@ -280,8 +283,12 @@ def _refusal(exc: BaseException, code: str) -> web.Response:
             error = "invalid_dpop_proof"
         else:
             error = "invalid_token"
-        response.headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
-    return response
+        headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
+    nonce = request.get(_DPOP_NONCE_TO_SEND)
+    if nonce is not None:
+        headers["DPoP-Nonce"] = nonce
+    extra = {"reason": exc.reason} if isinstance(exc, JwsError | ChallengeError) else None
+    return ApiError(code, detail_of(exc), status=status, headers=headers, extra=extra)
 
 
 @web.middleware
@@ -310,4 +317,4 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         code = getattr(type(exc), "code", "")
         if code not in STATUS_BY_CODE:
             raise
-        return _refusal(exc, code)
+        raise _refusal(request, exc, code) from exc
