@@ -13,7 +13,12 @@ from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
-from gateway.identity.auth import authenticate, send_dpop_nonce
+from gateway.identity.access import AccessLog
+from gateway.identity.auth import ACCESS, NONCES, authenticate, clock_of, send_dpop_nonce
+from gateway.identity.login_handlers import LOGIN
+from gateway.identity.nonces import NonceIssuers
+from gateway.identity.official_handlers import OFFICIALS
+from gateway.identity.service import LoginService, OfficialsService
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.pki.handlers import TIME_STAMPS
 from gateway.pki.service import TimeStampService
@@ -25,6 +30,7 @@ from gateway.sealing.service import SealService
 from gateway.sealing.verifier import install_verifier
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+from storage.audit_outbox import OutboxSink
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -36,6 +42,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
+    install_identity(app, runtime)
     app[service.OPENAPI_DOCUMENT] = build_openapi(
         routes.routes, server_url=runtime.settings.public_origin, version=__version__
     )
@@ -52,3 +59,22 @@ def create_app(runtime: Runtime) -> web.Application:
     install_supervision(app)
     install_webhooks(app)
     return app
+
+
+def install_identity(app: web.Application, runtime: Runtime) -> None:
+    """The identity services, sharing one refusal log, one clock and the nonce issuers."""
+    pool, clock, audit, limits = runtime.pool, clock_of(app), OutboxSink(), app[RATE_LIMITS]
+    app[ACCESS] = access = AccessLog(pool, audit=audit, clock=clock)
+    app[NONCES] = nonces = NonceIssuers(pool, runtime.master_key)
+    app[OFFICIALS] = OfficialsService(pool, audit=audit, clock=clock, access=access, limits=limits)
+    app[LOGIN] = LoginService(
+        pool,
+        audit=audit,
+        clock=clock,
+        access=access,
+        nonces=nonces,
+        limits=limits,
+        keystore=runtime.pki.keystore,
+        public_origin=runtime.settings.public_origin,
+        access_token_seconds=runtime.settings.access_token_seconds,
+    )
