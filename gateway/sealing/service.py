@@ -13,10 +13,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
+from gateway.identity.principal import Principal
 from gateway.pki.crls import CrlCache
 from gateway.sealing.sealer import SealSigners, issue_seal
 from keys import pki
@@ -26,9 +27,6 @@ from storage import directory, identity
 from storage import seals as seal_rows
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
-
-if TYPE_CHECKING:
-    from gateway.identity.auth import Principal
 
 
 class SealingRefused(Exception):

@@ -4,7 +4,6 @@ and signers know of the moment it commits."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
+from gateway.identity.service import create_official
 from gateway.pki.crls import CrlCache
 from gateway.sealing.sealer import SealSigners
 from gateway.sealing.service import (
@@ -34,6 +34,7 @@ from storage import directory, identity
 from storage import seals as seal_rows
 from storage.audit_outbox import OutboxSink
 from storage.db import DbConnection, create_pool
+from storage.identity import keys as identity_keys
 
 DEPARTMENT = "yl-svc"
 PURPOSE = "合同专用章"
@@ -82,54 +83,45 @@ def sealing(pool: asyncpg.Pool, platform: PlatformPki) -> Sealing:
     return Sealing(pool, platform)
 
 
-async def _enroll(connection: DbConnection, official_id: str, code: str, now: datetime) -> str:
+async def _key(connection: DbConnection, official_id: str, *, code_issued_by: str | None) -> str:
+    """A key enrolled from a code that *code_issued_by* handed out (None: a local command)."""
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     kid = jwk_thumbprint(public)
-    await identity.enroll_key(
+    await identity_keys.insert_key(
         connection,
-        official_id=official_id,
-        enrollment_code=code,
         kid=kid,
+        official_id=official_id,
         public_jwk=public_jwk(public),
-        proof_jti=secrets.token_hex(8),
-        proof_replay_until=now + timedelta(minutes=5),
-        now=now,
-        audit=OutboxSink(),
+        now=datetime.now(UTC),
+        code_issued_by=code_issued_by,
+        code_cosigned_by=None,
+        added_by_other=code_issued_by not in (None, official_id),
+        code_inherited_handlers=(),
     )
     return kid
 
 
 async def _admin(pool: asyncpg.Pool, name: str) -> Principal:
-    """A new admin with one key from the code a local command made (nobody else handled it)."""
-    now = datetime.now(UTC)
+    """A new admin whose one key came from a local command's code (nobody else handled it)."""
     async with pool.acquire() as connection:
-        made = await identity.create_official(
+        made = await create_official(
             connection,
             name=name,
             department=DEPARTMENT,
             roles=["admin"],
-            now=now,
+            now=datetime.now(UTC),
             audit=OutboxSink(),
             actor=None,
             via="test",
         )
-        kid = await _enroll(connection, made.official.id, made.enrollment_code, now)
+        kid = await _key(connection, made.official.id, code_issued_by=None)
     return Principal(made.official.id, name, DEPARTMENT, frozenset({"admin"}), kid)
 
 
 async def _key_from(pool: asyncpg.Pool, holder: Principal, issuer: Principal) -> Principal:
     """*holder* with a second key, from a code that *issuer* handed out (and may have kept)."""
-    now = datetime.now(UTC)
     async with pool.acquire() as connection:
-        code, _ = await identity.new_enrollment_code(
-            connection,
-            holder.official_id,
-            now=now,
-            audit=OutboxSink(),
-            issued_by=issuer.official_id,
-            issued_with_kid=issuer.kid,
-        )
-        kid = await _enroll(connection, holder.official_id, code, now)
+        kid = await _key(connection, holder.official_id, code_issued_by=issuer.official_id)
     return Principal(holder.official_id, holder.name, DEPARTMENT, holder.roles, kid)
 
 
