@@ -22,6 +22,7 @@ from gateway.runtime import RUNTIME
 from gateway.sealing.sealer import SEALER
 from gateway.spool import file_chunks, read_head, spool_files, tee_to_file
 from gateway.workflow import rules as workflow
+from gateway.workflow import service as workflow_service
 from seals.pdfcheck import check_header
 from storage import documents, idempotency
 from storage import workflow as workflow_rows
@@ -122,7 +123,7 @@ async def send_document(request: web.Request) -> web.Response:
     async with runtime.pool.acquire() as connection:
         fanout = await exchange.expand_fanout(connection, meta, principal.department)
         if meta.workflow is not None:
-            await exchange.check_workflow(
+            await workflow_service.check_workflow(
                 connection, meta.workflow, principal.department, principal.official_id
             )
     part = await reader.next()
@@ -227,7 +228,7 @@ async def _submit_for_approval(
     now = now_of(request)
     check_header(head)
     async with runtime.pool.acquire() as connection, connection.transaction():
-        sent = await exchange.record_submission(
+        sent = await workflow_service.record_submission(
             connection, principal=principal, meta=meta, draft=draft, now=now
         )
         if scope is not None:
