@@ -29,6 +29,7 @@ from gateway.sealing.verifier import install_verifier
 from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+from gateway.workflow import service as workflow_service
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime) -> web.Application:
             pool=runtime.pool,
             objects=runtime.objects,
             sealer=app[SEALER],
+            drafting=workflow_service,
             countersigner=Countersigner(runtime.pki),
             inbox=inbox,
             spool=functools.partial(spool_files, runtime.settings),
