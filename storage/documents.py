@@ -375,6 +375,19 @@ async def recipients_of(connection: DbConnection, document_id: uuid.UUID) -> lis
     return sorted(await existing_recipients(connection, document_id))
 
 
+# One object sweep at a time across gateway processes (a session-level advisory lock).
+OBJECT_SWEEP_LOCK = 0x5EA1_0003
+
+
+async def try_lock_object_sweep(connection: DbConnection) -> bool:
+    """Taken without waiting: False while another process sweeps."""
+    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", OBJECT_SWEEP_LOCK))
+
+
+async def unlock_object_sweep(connection: DbConnection) -> None:
+    await connection.execute("SELECT pg_advisory_unlock($1)", OBJECT_SWEEP_LOCK)
+
+
 async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:
     """Which of *keys* a document row still points to (the object sweeper's question)."""
     rows = await connection.fetch(
