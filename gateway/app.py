@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -22,9 +21,13 @@ from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
 from gateway.identity.auth import CLOCK, authenticate, send_dpop_nonce
 from gateway.pki.crls import CRLS, CrlCache
+from gateway.pki.handlers import TIME_STAMPS
+from gateway.pki.service import TimeStampService
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
-from gateway.sealing.sealer import SEALER, install_sealer
+from gateway.sealing.handlers import SEALS
+from gateway.sealing.sealer import SealSigners, install_sealer
+from gateway.sealing.service import SealService
 from gateway.sealing.verifier import install_verifier
 from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
@@ -44,10 +47,12 @@ def create_app(runtime: Runtime) -> web.Application:
     app[service.OPENAPI_DOCUMENT] = build_openapi(
         routes.routes, server_url=runtime.settings.public_origin, version=__version__
     )
-    crls = CrlCache(runtime.pki, runtime.pool)
-    app[CRLS] = crls
-    install_sealer(app, runtime, crls)
+    crls = app[CRLS] = CrlCache(runtime.pki, runtime.pool)
+    signers = SealSigners(runtime.pki)
+    sealer = install_sealer(app, runtime, crls, signers)
     install_verifier(app, runtime, crls)
+    app[SEALS] = SealService(runtime.pool, runtime.pki, crls, signers)
+    app[TIME_STAMPS] = TimeStampService(runtime.pool, runtime.pki.timestamper)
     inbox = InboxHub(runtime.pool)
     install_inbox(app, inbox, runtime.database_url)
     install_object_sweeper(app, runtime)
@@ -55,23 +60,18 @@ def create_app(runtime: Runtime) -> web.Application:
     def clock() -> datetime:
         return app.get(CLOCK, lambda: datetime.now(UTC))()
 
-    async def services(app: web.Application) -> AsyncIterator[None]:
-        """The domain services, built once the sealer (started with the app) exists."""
-        app[EXCHANGE] = ExchangeService(
-            pool=runtime.pool,
-            objects=runtime.objects,
-            sealer=app[SEALER],
-            drafting=workflow_service,
-            countersigner=Countersigner(runtime.pki),
-            inbox=inbox,
-            spool=functools.partial(spool_files, runtime.settings),
-            clock=clock,
-            max_document_bytes=runtime.settings.max_document_bytes,
-            sign_for_within=runtime.settings.supervision.sign_for_within(),
-        )
-        yield
-
-    app.cleanup_ctx.append(services)
+    app[EXCHANGE] = ExchangeService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        sealer=sealer,
+        drafting=workflow_service,
+        countersigner=Countersigner(runtime.pki),
+        inbox=inbox,
+        spool=functools.partial(spool_files, runtime.settings),
+        clock=clock,
+        max_document_bytes=runtime.settings.max_document_bytes,
+        sign_for_within=runtime.settings.supervision.sign_for_within(),
+    )
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)

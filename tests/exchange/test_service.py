@@ -1,5 +1,5 @@
-"""ExchangeService in process, on a real PostgreSQL, object store, seal worker and audit
-sequencer: the rules of a unit of work, without a TLS gateway in between.
+"""ExchangeService in process, as the application builds it (real PostgreSQL, object store,
+seal workers and audit sequencer): the rules of a unit of work, without a TLS gateway.
 
 The HTTPS tests prove the contract; these look at what a unit of work leaves behind
 (objects, rows, audit events) and at the order of its refusals.
@@ -7,9 +7,7 @@ The HTTPS tests prove the contract; these look at what a unit of work leaves beh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -20,14 +18,14 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.audit.sequencer import AuditService, checkpoint_signer
+from gateway.app import create_app
 from gateway.config import load_settings
 from gateway.exchange.errors import Hidden, RoleMissing
-from gateway.exchange.inbox import InboxHub
+from gateway.exchange.handlers import EXCHANGE
 from gateway.exchange.meta import DocumentMeta, parse_meta
-from gateway.exchange.receipts import Countersigner
 from gateway.exchange.service import (
     DeliveryArrived,
     ExchangeService,
@@ -37,13 +35,9 @@ from gateway.exchange.service import (
     StreamEnded,
 )
 from gateway.identity.auth import Principal
-from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime, open_runtime
-from gateway.sealing.sealer import DepartmentSealer, issue_seal
-from gateway.spool import spool_files
-from gateway.workflow import service as workflow_service
+from gateway.sealing.handlers import SEALS
 from keys.jws import TYP_RECEIPT, jwk_thumbprint, public_jwk, sign_jws
-from seals.pool import SealWorkerPool
 from storage import directory, documents, idempotency, identity
 from storage.audit_outbox import OutboxSink
 from tests.conftest import gateway_database_env
@@ -109,29 +103,6 @@ async def _official(runtime: Runtime, department: str, roles: list[str]) -> Offi
     return Official(principal, key)
 
 
-async def _issue_seal(runtime: Runtime, department: str) -> None:
-    """The seal two admins would have agreed on (the four-eyes request is not the point)."""
-    now = datetime.now(UTC)
-    request_id = uuid.uuid4()
-    async with runtime.pool.acquire() as connection, connection.transaction():
-        await connection.execute(
-            "INSERT INTO seal_requests (id, department, purpose, kind, requested_by,"
-            " requested_at, status, decided_by, decided_at)"
-            " VALUES ($1, $2, '公文专用章', 'issue', 'admin-a', $3, 'approved', 'admin-b', $3)",
-            request_id,
-            department,
-            now,
-        )
-        await issue_seal(
-            runtime,
-            connection,
-            department=department,
-            purpose="公文专用章",
-            request_id=request_id,
-            now=now,
-        )
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("exchange-service")
@@ -139,30 +110,25 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
+    """The application as ``sealhub serve`` builds it, started without a listening socket:
+    the services, seal workers, audit sequencer and inbox listener are the real ones."""
     settings = load_settings(
         {**gateway_database_env(module_db_url), "SEALHUB_DATA_DIR": str(data_dir)}
     )
     async with open_runtime(settings, demo=True) as runtime:
-        workers = SealWorkerPool(workers=1)
-        audit = AuditService(runtime.pool, checkpoint_signer(runtime), poll_interval=0.05)
-        sequencer = asyncio.create_task(audit.run())
+        app = create_app(runtime)
+        runner = web.AppRunner(app)
+        await runner.setup()
         try:
-            await _issue_seal(runtime, SENDER)
-            service = ExchangeService(
-                pool=runtime.pool,
-                objects=runtime.objects,
-                sealer=DepartmentSealer(runtime, workers, CrlCache(runtime.pki, runtime.pool)),
-                drafting=workflow_service,
-                countersigner=Countersigner(runtime.pki),
-                inbox=InboxHub(runtime.pool),
-                spool=functools.partial(spool_files, settings),
-                clock=lambda: datetime.now(UTC),
-                max_document_bytes=settings.max_document_bytes,
-                sign_for_within=settings.supervision.sign_for_within(),
+            first = await _official(runtime, "yl", ["admin"])
+            second = await _official(runtime, "yl", ["admin"])
+            asked = await app[SEALS].request_seal(
+                first.principal, SENDER, "公文专用章", datetime.now(UTC)
             )
+            await app[SEALS].approve(second.principal, asked.id, datetime.now(UTC))
             yield World(
                 runtime,
-                service,
+                app[EXCHANGE],
                 data_dir / "objects",
                 keeper=await _official(runtime, SENDER, ["seal_keeper"]),
                 sender_clerk=await _official(runtime, SENDER, ["clerk"]),
@@ -172,10 +138,7 @@ async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
                 pdf=reportlab_pdf(pages=1),
             )
         finally:
-            sequencer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sequencer
-            await asyncio.to_thread(workers.close)
+            await runner.cleanup()
 
 
 def _doc_number() -> str:
