@@ -9,13 +9,11 @@ offline with a JOSE library and ``openssl ts -verify``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +22,6 @@ from keys import keystore as keystore_module
 from keys import pki
 from keys.jws import TYP_COUNTERSIGN, sign_jws
 from keys.platform import PlatformPki
-from keys.tsa import TimeStampAuthority, respond_to_request, token_from_response
 
 RECEIPT_CERT_NAME = "sealhub receipt countersignature"
 
@@ -77,26 +74,6 @@ def receipt_signer(platform: PlatformPki, now: datetime) -> ReceiptSigner:
     return ReceiptSigner(kid, key, x5c)
 
 
-def timestamp_token(platform: PlatformPki, data: bytes, serial: int, now: datetime) -> bytes:
-    """An RFC 3161 token over SHA-256(*data*) from the platform TSA, as DER."""
-    authority = TimeStampAuthority(
-        platform.tsa.cert, platform.tsa.key, extra_certs=(platform.root_cert,)
-    )
-    request = tsp.TimeStampReq(
-        {
-            "version": 1,
-            "message_imprint": {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "hashed_message": hashlib.sha256(data).digest(),
-            },
-            "nonce": secrets.randbits(63),
-            "cert_req": True,
-        }
-    )
-    response = respond_to_request(authority, request, serial_number=serial, now=now)
-    return bytes(token_from_response(response.dump()).dump())
-
-
 class Countersigner:
     """Makes the gateway's countersignature of an official's receipt (keys and TSA of the
     platform PKI; the serial and the audit index come from the caller's database work)."""
@@ -116,7 +93,9 @@ class Countersigner:
         now: datetime,
     ) -> str:
         signer = receipt_signer(self._platform, now)
-        token = timestamp_token(self._platform, receipt_jws.encode("ascii"), tsa_serial, now)
+        token = self._platform.timestamper.token(
+            receipt_jws.encode("ascii"), serial_number=tsa_serial, now=now
+        )
         claims = {
             "receipt": receipt_jws,
             "delivery": str(delivery_id),
