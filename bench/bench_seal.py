@@ -128,7 +128,7 @@ def main() -> None:
     from seals import _speedups
     from seals._aio import run_sync
     from seals.image import render_seal
-    from seals.pades import Level, SealAppearance, seal_pdf
+    from seals.pades import Level, SealAppearance, SealOptions, seal_pdf
     from seals.verify import verify
     from tests.seals.seal_corpus import reportlab_pdf
     from tests.seals.seal_pki import SealTestPki
@@ -150,17 +150,15 @@ def main() -> None:
         assert verify(sealed, [root], seal_issuer=pki.seal_issuer).valid
 
     def ours_bt() -> bytes:
-        return seal_pdf(pdf, signer, appearance, level=Level.B_T, timestamper=tsa)
+        return seal_pdf(pdf, signer, appearance, SealOptions(level=Level.B_T), timestamper=tsa)
 
     def ours_blt() -> bytes:
         return seal_pdf(
             pdf,
             signer,
             appearance,
-            level=Level.B_LT,
+            SealOptions(level=Level.B_LT, trust_roots=(root,), crls=tuple(crls)),
             timestamper=tsa,
-            trust_roots=[root],
-            crls=crls,
         )
 
     plain_sign, plain_validate = plain_pyhanko(

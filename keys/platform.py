@@ -19,6 +19,7 @@ first-start creation so they all end up with the same hierarchy.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 import ssl
@@ -42,6 +43,7 @@ from keys.keystore import (
     jwk_thumbprint,
 )
 from keys.master import MasterKey
+from keys.tsa import TimeStampAuthority, Timestamper
 
 TLS_RENEW_BEFORE = timedelta(days=30)
 # The root signs its CRL rarely (it only certifies three certificates) and may be offline, so
@@ -135,6 +137,14 @@ class PlatformPki:
     @property
     def chain_certs(self) -> list[x509.Certificate]:
         return [self.seal_ca.cert, self.tls_ca.cert, self.tsa.cert]
+
+    @functools.cached_property
+    def timestamper(self) -> Timestamper:
+        """The platform TSA, the one every token is stamped with; the root goes along with
+        the TSA certificate, so a token verifies offline from ``ca.pem`` alone."""
+        return Timestamper(
+            TimeStampAuthority(self.tsa.cert, self.tsa.key, extra_certs=(self.root_cert,))
+        )
 
     def issue_seal_certificate(
         self,

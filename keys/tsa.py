@@ -2,6 +2,8 @@
 
 The caller supplies the clock and the serial number (a PostgreSQL sequence in the gateway, so
 several processes never reuse one; :class:`MonotonicSerials` for a single process and tests).
+:class:`Timestamper` is the one way the platform stamps: a client's request, a token over our
+own data (receipts, audit checkpoints) and seals all go through it.
 Protocol-level problems never raise: the reply is a ``rejection`` with the RFC 3161 failInfo
 (``badAlg`` for an unsupported hash, ``badDataFormat`` for an unreadable request, ...), which is
 what a time-stamp client expects to receive over HTTP.
@@ -13,8 +15,9 @@ Policy OID: sealhub has no IANA private enterprise number, so its OIDs live unde
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -259,14 +262,91 @@ def token_from_response(response_der: bytes) -> cms.ContentInfo:
     """The time-stamp token of a granted reply; the refusal text otherwise."""
     try:
         response = TimeStampResponse.load(response_der, strict=True)
-        status = response["status"]["status"].native
+        response["status"]["status"].native  # noqa: B018 - a reply at all?
     except (ValueError, TypeError, KeyError):
         raise TsaResponseError("not a TimeStampResp") from None
+    return _granted_token(response)
+
+
+def _granted_token(response: TimeStampResponse) -> cms.ContentInfo:
+    status = response["status"]["status"].native
     if status not in ("granted", "granted_with_mods"):
         texts = response["status"]["status_string"].native or []
         infos = sorted(response["status"]["fail_info"].native or [])
         raise TsaResponseError(f"time stamp refused ({', '.join(infos)}): {'; '.join(texts)}")
     return response["time_stamp_token"]
+
+
+def imprint_request(data: bytes) -> tsp.TimeStampReq:
+    """The request the platform makes for its own data: SHA-256 of *data*, a fresh nonce,
+    and the TSA certificate asked for (so a token verifies with nothing but the root)."""
+    return tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "hashed_message": hashlib.sha256(data).digest(),
+            },
+            "nonce": secrets.randbits(63),
+            "cert_req": True,
+        }
+    )
+
+
+def random_serial() -> int:
+    """A serial for a token stamped without the shared sequence (audit checkpoints): the
+    high bit of 127 set, so it never meets a sequence number (a bigint, at most 2**63)."""
+    return (1 << 126) | secrets.randbits(126)
+
+
+class _Serials:
+    """Serial numbers taken beforehand (pyhanko asks for a token synchronously, so the
+    database sequence cannot be read at that moment)."""
+
+    def __init__(self, serials: Sequence[int]) -> None:
+        self._left = list(serials)
+
+    def __call__(self) -> int:
+        if not self._left:
+            raise TsaError("no serial number left for this seal; take more beforehand")
+        return self._left.pop(0)
+
+
+class Timestamper:
+    """The platform TSA as the gateway uses it, for every caller alike.
+
+    * :meth:`respond` answers a client's DER request (``POST /v1/pki/tsa``);
+    * :meth:`token` stamps our own data (receipt countersignatures, audit checkpoints);
+    * :meth:`for_pades` gives pyhanko a time-stamper for a seal.
+    """
+
+    def __init__(self, authority: TimeStampAuthority) -> None:
+        self._authority = authority
+
+    def __repr__(self) -> str:
+        return f"Timestamper({self._authority!r})"
+
+    @property
+    def authority(self) -> TimeStampAuthority:
+        return self._authority
+
+    def respond(self, request_der: bytes, *, serial_number: int, now: datetime) -> bytes:
+        """DER TimeStampReq in, DER TimeStampResp out; a bad request gets a rejection."""
+        return respond(self._authority, request_der, serial_number=serial_number, now=now)
+
+    def token(self, data: bytes, *, serial_number: int, now: datetime) -> bytes:
+        """An RFC 3161 token (DER ContentInfo, certificates included) over SHA-256(*data*);
+        :class:`TsaResponseError` if the authority refuses (its certificate expired)."""
+        response = respond_to_request(
+            self._authority, imprint_request(data), serial_number=serial_number, now=now
+        )
+        return bytes(_granted_token(response).dump())
+
+    def for_pades(
+        self, serials: Sequence[int], clock: Callable[[], datetime] | None = None
+    ) -> InProcessTimeStamper:
+        """pyhanko's time-stamper for one seal, stamping with *serials* in turn."""
+        return InProcessTimeStamper(self._authority, _Serials(serials), clock)
 
 
 class MonotonicSerials:

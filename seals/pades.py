@@ -14,7 +14,7 @@ import enum
 import functools
 import io
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -200,12 +200,14 @@ def validation_context(
 
 
 @dataclass(frozen=True)
-class SealRequest:
-    """Everything the document side of sealing needs, without the key (crosses processes)."""
+class SealOptions:
+    """How a document is sealed, the same for every way of sealing one (in this process, in
+    a worker, from file to file). Pure values: it crosses to the worker as it is.
 
-    certificate_der: bytes = field(repr=False)
-    chain_der: tuple[bytes, ...] = field(repr=False)
-    appearance: SealAppearance = field(repr=False)
+    The time-stamper is not one of them: it talks to a TSA, so it stays with the caller
+    and is passed beside the options.
+    """
+
     level: Level = Level.B_B
     trust_roots: tuple[bytes, ...] = field(default=(), repr=False)
     crls: tuple[bytes, ...] = field(default=(), repr=False)
@@ -213,11 +215,44 @@ class SealRequest:
     field_name: str | None = None
     reason: str | None = None
     max_bytes: int | None = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        # Accept "B-LT" and lists from callers; keep the value hashable and picklable.
+        object.__setattr__(self, "level", Level(self.level))
+        object.__setattr__(self, "trust_roots", tuple(self.trust_roots))
+        object.__setattr__(self, "crls", tuple(self.crls))
+
+    def check(self, timestamper: TimeStamper | None) -> TimeStamper | None:
+        """The time-stamper this level uses (none for B-B); refuses B-T/B-LT without one."""
+        if self.level is Level.B_B:
+            return None
+        if timestamper is None:
+            raise SealingError(f"level {self.level} needs a timestamper")
+        return timestamper
+
+
+DEFAULT_OPTIONS = SealOptions()
+
+
+@dataclass(frozen=True)
+class SealJob:
+    """Everything the document side of sealing needs, without the key (crosses processes)."""
+
+    certificate_der: bytes = field(repr=False)
+    chain_der: tuple[bytes, ...] = field(repr=False)
+    appearance: SealAppearance = field(repr=False)
+    options: SealOptions = field(default_factory=SealOptions)
     bytes_reserved: int | None = None
 
     @classmethod
-    def for_signer(cls, signer: SealSigner, appearance: SealAppearance, **kw: Any) -> SealRequest:
-        return cls(signer.certificate_der, tuple(signer.chain_der), appearance, **kw)
+    def for_signer(
+        cls, signer: SealSigner, appearance: SealAppearance, options: SealOptions
+    ) -> SealJob:
+        return cls(signer.certificate_der, tuple(signer.chain_der), appearance, options)
+
+    def with_room(self, needed: int) -> SealJob:
+        """The same job with the container room a too-small first attempt asked for."""
+        return replace(self, bytes_reserved=needed + 8192)
 
 
 @dataclass(frozen=True)
@@ -252,33 +287,34 @@ class _NoKey:
 
 
 def prepare_seal(
-    pdf: bytes | BinaryIO | PdfInfo, request: SealRequest, output: BinaryIO | None = None
+    pdf: bytes | BinaryIO | PdfInfo, job: SealJob, output: BinaryIO | None = None
 ) -> PreparedSeal:
     """Parse, check and lay out the sealed revision; runs where hostile input may run.
 
     With *output* (a file opened ``w+b``) the revision is written there, not returned."""
-    return run_sync(_prepare(pdf, request, output))
+    return run_sync(_prepare(pdf, job, output))
 
 
 async def _prepare(
-    pdf: bytes | BinaryIO | PdfInfo, request: SealRequest, output: BinaryIO | None = None
+    pdf: bytes | BinaryIO | PdfInfo, job: SealJob, output: BinaryIO | None = None
 ) -> PreparedSeal:
-    info = pdf if isinstance(pdf, PdfInfo) else open_pdf(pdf, max_bytes=request.max_bytes)
-    level = Level(request.level)
-    if level is Level.B_LT and not request.trust_roots:
+    options = job.options
+    info = pdf if isinstance(pdf, PdfInfo) else open_pdf(pdf, max_bytes=options.max_bytes)
+    level = options.level
+    if level is Level.B_LT and not options.trust_roots:
         raise SealingError("level B-LT needs the trust roots to collect validation data")
-    placement = request.placement
+    placement = options.placement
     page_index = placement.page % len(info.page_refs)
-    name = request.field_name or _field_name(info)
+    name = options.field_name or _field_name(info)
     certify = info.signature_count == 0
-    signer = _certificate_only_signer(request.certificate_der, tuple(request.chain_der))
+    signer = _certificate_only_signer(job.certificate_der, tuple(job.chain_der))
     lt: dict[str, Any] = {}
     if level is Level.B_LT:
         lt = {
             "embed_validation_info": True,
             "use_pades_lta": False,
             "validation_context": validation_context(
-                request.trust_roots, request.crls, request.chain_der
+                options.trust_roots, options.crls, job.chain_der
             ),
             "dss_settings": DSSContentSettings(
                 placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE,
@@ -294,7 +330,7 @@ async def _prepare(
         # the strictest one that still lets other departments seal, so seals.verify enforces
         # the rest (only signature fields created and signed in one revision, and DSS).
         docmdp_permissions=fields.MDPPerm.FILL_FORMS,
-        reason=request.reason,
+        reason=options.reason,
         **lt,
     )
     box = _field_box(info, page_index, placement)
@@ -306,10 +342,10 @@ async def _prepare(
     pdf_signer = signers.PdfSigner(
         meta,
         signer,
-        stamp_style=request.appearance.stamp_style(),
+        stamp_style=job.appearance.stamp_style(),
         new_field_spec=field_spec,
     )
-    reserved = request.bytes_reserved or _reserve(signer, level is not Level.B_B)
+    reserved = job.bytes_reserved or _reserve(signer, level is not Level.B_B)
     writer = IncrementalPdfFileWriter.from_reader(info.reader)
     try:
         session = pdf_signer.init_signing_session(writer)
@@ -379,55 +415,17 @@ def seal_pdf(
     pdf: bytes | PdfInfo,
     signer: SealSigner,
     appearance: SealAppearance,
+    options: SealOptions = DEFAULT_OPTIONS,
     *,
-    level: Level | str = Level.B_B,
     timestamper: TimeStamper | None = None,
-    trust_roots: Sequence[bytes] = (),
-    crls: Sequence[bytes] = (),
-    placement: FieldPlacement | None = None,
-    field_name: str | None = None,
-    reason: str | None = None,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> bytes:
     """Seal a document in this process: the input plus one incremental update."""
-    request = SealRequest.for_signer(
-        signer,
-        appearance,
-        level=Level(level),
-        trust_roots=tuple(trust_roots),
-        crls=tuple(crls),
-        placement=placement or FieldPlacement(),
-        field_name=field_name,
-        reason=reason,
-        max_bytes=max_bytes,
-    )
-    check_level(request.level, timestamper)
+    ts = options.check(timestamper)
+    job = SealJob.for_signer(signer, appearance, options)
     # A retry must parse afresh: the first attempt changed the reader's cached objects.
     data = pdf.reader.stream.getvalue() if isinstance(pdf, PdfInfo) else pdf
-    attempts = iter([pdf])
-
-    def prepare(req: SealRequest) -> PreparedSeal:
-        return prepare_seal(next(attempts, data), req)
-
-    return run_seal(prepare, request, signer, timestamper)
-
-
-def check_level(level: Level, timestamper: TimeStamper | None) -> None:
-    if level is not Level.B_B and timestamper is None:
-        raise SealingError(f"level {level} needs a timestamper")
-
-
-def run_seal(
-    prepare: Callable[[SealRequest], PreparedSeal],
-    request: SealRequest,
-    signer: SealSigner,
-    timestamper: TimeStamper | None,
-) -> bytes:
-    """Prepare, sign, and once more with pyhanko-sized room if the container overflowed."""
-    ts = timestamper if request.level is not Level.B_B else None
-    prepared = prepare(request)
+    first = prepare_seal(pdf, job)
     try:
-        return finish_seal(prepared, signer, ts)
+        return finish_seal(first, signer, ts)
     except ReservedSpaceTooSmall as exc:
-        bigger = replace(request, bytes_reserved=exc.needed + 8192)
-        return finish_seal(prepare(bigger), signer, ts)
+        return finish_seal(prepare_seal(data, job.with_room(exc.needed)), signer, ts)

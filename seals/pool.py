@@ -33,7 +33,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -41,15 +41,14 @@ from pyhanko.sign.timestamps.api import TimeStamper
 
 from seals.errors import PdfTooComplex, SealError, UnreadablePdf
 from seals.pades import (
-    FieldPlacement,
-    Level,
+    DEFAULT_OPTIONS,
     PreparedSeal,
     ReservedSpaceTooSmall,
     SealAppearance,
-    SealRequest,
+    SealJob,
+    SealOptions,
     async_finish_seal,
     async_finish_seal_into,
-    check_level,
     prepare_seal,
 )
 from seals.pdfcheck import DEFAULT_MAX_BYTES, PdfSummary, check_pdf
@@ -313,36 +312,18 @@ class SealWorkerPool:
         data: bytes,
         signer: SealSigner,
         appearance: SealAppearance,
+        options: SealOptions = DEFAULT_OPTIONS,
         *,
-        level: Level | str = Level.B_B,
         timestamper: TimeStamper | None = None,
-        trust_roots: Sequence[bytes] = (),
-        crls: Sequence[bytes] = (),
-        placement: FieldPlacement | None = None,
-        field_name: str | None = None,
-        reason: str | None = None,
-        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> bytes:
         """Seal: the worker prepares the document, this process signs through the SealKey."""
-        request = SealRequest.for_signer(
-            signer,
-            appearance,
-            level=Level(level),
-            trust_roots=tuple(trust_roots),
-            crls=tuple(crls),
-            placement=placement or FieldPlacement(),
-            field_name=field_name,
-            reason=reason,
-            max_bytes=max_bytes,
-        )
-        check_level(request.level, timestamper)
-        ts = timestamper if request.level is not Level.B_B else None
-        prepared: PreparedSeal = await self.run_async(prepare_seal, data, request)
+        ts = options.check(timestamper)
+        job = SealJob.for_signer(signer, appearance, options)
+        prepared: PreparedSeal = await self.run_async(prepare_seal, data, job)
         try:
             return await async_finish_seal(prepared, signer, ts)
         except ReservedSpaceTooSmall as exc:
-            bigger = replace(request, bytes_reserved=exc.needed + 8192)
-            prepared = await self.run_async(prepare_seal, data, bigger)
+            prepared = await self.run_async(prepare_seal, data, job.with_room(exc.needed))
             return await async_finish_seal(prepared, signer, ts)
 
     async def aseal_file(
@@ -351,44 +332,35 @@ class SealWorkerPool:
         target: Path,
         signer: SealSigner,
         appearance: SealAppearance,
+        options: SealOptions = DEFAULT_OPTIONS,
         *,
-        level: Level | str = Level.B_B,
         timestamper: TimeStamper | None = None,
-        trust_roots: Sequence[bytes] = (),
-        crls: Sequence[bytes] = (),
-        placement: FieldPlacement | None = None,
-        field_name: str | None = None,
-        reason: str | None = None,
-        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         """Seal the PDF in *source* into *target* (both files): the worker reads the draft
         from its file and writes the sealed revision to the other, this process signs and
         writes the CMS at its offset. No process ever holds the document in memory."""
-        request = SealRequest.for_signer(
-            signer,
-            appearance,
-            level=Level(level),
-            trust_roots=tuple(trust_roots),
-            crls=tuple(crls),
-            placement=placement or FieldPlacement(),
-            field_name=field_name,
-            reason=reason,
-            max_bytes=max_bytes,
-        )
-        check_level(request.level, timestamper)
-        ts = timestamper if request.level is not Level.B_B else None
-        prepared: PreparedSeal = await self.run_async(_prepare_file, source, target, request)
+        ts = options.check(timestamper)
+        job = SealJob.for_signer(signer, appearance, options)
+        prepared: PreparedSeal = await self.run_async(_prepare_file, source, target, job)
         try:
             with target.open("r+b") as output:
                 await async_finish_seal_into(prepared, signer, output, ts)
         except ReservedSpaceTooSmall as exc:
-            bigger = replace(request, bytes_reserved=exc.needed + 8192)
+            bigger = job.with_room(exc.needed)
             prepared = await self.run_async(_prepare_file, source, target, bigger)
             with target.open("r+b") as output:
                 await async_finish_seal_into(prepared, signer, output, ts)
 
-    def seal(self, data: bytes, signer: SealSigner, appearance: SealAppearance, **kw: Any) -> bytes:
-        return asyncio.run(self.aseal(data, signer, appearance, **kw))
+    def seal(
+        self,
+        data: bytes,
+        signer: SealSigner,
+        appearance: SealAppearance,
+        options: SealOptions = DEFAULT_OPTIONS,
+        *,
+        timestamper: TimeStamper | None = None,
+    ) -> bytes:
+        return asyncio.run(self.aseal(data, signer, appearance, options, timestamper=timestamper))
 
     def close(self) -> None:
         with self._lock:
@@ -437,7 +409,7 @@ def _check(data: bytes | Path, max_bytes: int | None) -> PdfSummary:
     return check_pdf(data, max_bytes)
 
 
-def _prepare_file(source: Path, target: Path, request: SealRequest) -> PreparedSeal:
+def _prepare_file(source: Path, target: Path, job: SealJob) -> PreparedSeal:
     """In the worker: read the draft from *source*, write the sealed revision to *target*."""
     with source.open("rb") as draft, target.open("w+b") as output:
-        return prepare_seal(draft, request, output)
+        return prepare_seal(draft, job, output)

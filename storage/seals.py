@@ -1,7 +1,10 @@
-"""Revocation state of the department seals, read where every gateway process sees it.
+"""The department seals and the requests two admins agree on: the ``seals`` and
+``seal_requests`` tables, and nothing else reads or writes them.
 
 The database is the only place a revocation lives: each process derives its CRL and its
 verification input from these rows, so no process can go on trusting what another revoked.
+Functions take the caller's connection and never open a transaction: the sealing service
+decides what one unit of work is.
 """
 
 from __future__ import annotations
@@ -9,8 +12,71 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+import asyncpg
 
 from storage.db import DbConnection
+
+RequestKind = Literal["issue", "revoke"]
+
+_SEAL_COLUMNS = (
+    "s.id, s.department, s.purpose, s.kid, s.certificate_pem, s.serial_number, s.status,"
+    " s.valid_from, s.valid_to, s.issued_at, s.revoked_at, s.revocation_reason,"
+    " s.invalid_since, s.request_id"
+)
+_REQUEST_COLUMNS = (
+    "id, department, purpose, kind, seal_id, reason, reason_code, status, requested_by,"
+    " requested_with_kid, requested_at, decided_by, decided_at, invalid_since"
+)
+
+
+@dataclass(frozen=True)
+class Seal:
+    """One issued seal: its certificate and whether it still counts."""
+
+    id: uuid.UUID
+    department: str
+    purpose: str
+    kid: str
+    certificate_pem: str
+    serial_number: int
+    status: str  # 'active' or 'revoked'
+    valid_from: datetime
+    valid_to: datetime
+    issued_at: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    invalid_since: datetime | None
+    request_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class NamedSeal:
+    """A seal with the name of its department, which its stamp image shows."""
+
+    seal: Seal
+    department_name: str
+
+
+@dataclass(frozen=True)
+class SealRequest:
+    """What one admin asked for and a second one decides: a new seal or a revocation."""
+
+    id: uuid.UUID
+    department: str
+    purpose: str
+    kind: RequestKind
+    seal_id: uuid.UUID | None
+    reason: str | None
+    reason_code: str | None
+    status: str  # 'pending', 'approved' or 'refused'
+    requested_by: str
+    requested_with_kid: str | None
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    invalid_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -21,6 +87,132 @@ class Revocation:
     revoked_at: datetime
     reason: str | None
     invalid_since: datetime | None
+
+
+def _seal(row: asyncpg.Record) -> Seal:
+    return Seal(
+        id=row["id"],
+        department=row["department"],
+        purpose=row["purpose"],
+        kid=row["kid"],
+        certificate_pem=row["certificate_pem"],
+        serial_number=int(row["serial_number"]),
+        status=row["status"],
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+        issued_at=row["issued_at"],
+        revoked_at=row["revoked_at"],
+        revocation_reason=row["revocation_reason"],
+        invalid_since=row["invalid_since"],
+        request_id=row["request_id"],
+    )
+
+
+def _request(row: asyncpg.Record) -> SealRequest:
+    return SealRequest(
+        id=row["id"],
+        department=row["department"],
+        purpose=row["purpose"],
+        kind=row["kind"],
+        seal_id=row["seal_id"],
+        reason=row["reason"],
+        reason_code=row["reason_code"],
+        status=row["status"],
+        requested_by=row["requested_by"],
+        requested_with_kid=row["requested_with_kid"],
+        requested_at=row["requested_at"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        invalid_since=row["invalid_since"],
+    )
+
+
+# --- seals -----------------------------------------------------------------------------------
+
+
+async def insert_seal(connection: DbConnection, seal: Seal) -> None:
+    await connection.execute(
+        "INSERT INTO seals (id, department, purpose, kid, certificate_pem, serial_number,"
+        " valid_from, valid_to, issued_at, request_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        seal.id,
+        seal.department,
+        seal.purpose,
+        seal.kid,
+        seal.certificate_pem,
+        seal.serial_number,
+        seal.valid_from,
+        seal.valid_to,
+        seal.issued_at,
+        seal.request_id,
+    )
+
+
+async def get_seal(connection: DbConnection, seal_id: uuid.UUID) -> Seal | None:
+    row = await connection.fetchrow(
+        f"SELECT {_SEAL_COLUMNS} FROM seals s WHERE s.id = $1",  # noqa: S608 (constant columns)
+        seal_id,
+    )
+    return None if row is None else _seal(row)
+
+
+async def get_named_seal(connection: DbConnection, seal_id: uuid.UUID) -> NamedSeal | None:
+    row = await connection.fetchrow(
+        f"SELECT {_SEAL_COLUMNS}, d.name AS department_name FROM seals s"  # noqa: S608
+        " JOIN departments d ON d.code = s.department WHERE s.id = $1",
+        seal_id,
+    )
+    return None if row is None else NamedSeal(_seal(row), row["department_name"])
+
+
+async def seals_of_department(connection: DbConnection, department: str) -> list[Seal]:
+    """Newest first."""
+    rows = await connection.fetch(
+        f"SELECT {_SEAL_COLUMNS} FROM seals s WHERE s.department = $1"  # noqa: S608
+        " ORDER BY s.issued_at DESC",
+        department,
+    )
+    return [_seal(row) for row in rows]
+
+
+async def seal_for_sealing(connection: DbConnection, department: str) -> NamedSeal | None:
+    """The seal a new document of *department* gets: the newest unexpired active one, or,
+    when none is active, the newest unexpired revoked one (so the refusal can name it)."""
+    row = await connection.fetchrow(
+        f"SELECT {_SEAL_COLUMNS}, d.name AS department_name FROM seals s"  # noqa: S608
+        " JOIN departments d ON d.code = s.department"
+        " WHERE s.department = $1 AND s.valid_to > now()"
+        " ORDER BY (s.status = 'active') DESC, s.issued_at DESC LIMIT 1",
+        department,
+    )
+    return None if row is None else NamedSeal(_seal(row), row["department_name"])
+
+
+async def seal_certificates(connection: DbConnection) -> list[tuple[uuid.UUID, str]]:
+    """(id, certificate PEM) of every seal the platform ever issued, revoked ones too."""
+    rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
+    return [(row["id"], row["certificate_pem"]) for row in rows]
+
+
+async def revoke_seal(
+    connection: DbConnection,
+    seal_id: uuid.UUID,
+    *,
+    now: datetime,
+    reason_code: str | None,
+    invalid_since: datetime | None,
+) -> Seal | None:
+    """Marks an active seal revoked; None when it is not active (any more)."""
+    row = await connection.fetchrow(
+        "UPDATE seals s SET status = 'revoked', revoked_at = $2, revocation_reason = $3,"  # noqa: S608 (constant columns)
+        " invalid_since = $4 WHERE s.id = $1 AND s.status = 'active'"
+        f" RETURNING {_SEAL_COLUMNS}",
+        seal_id,
+        now,
+        reason_code,
+        invalid_since,
+    )
+    return None if row is None else _seal(row)
 
 
 async def revocations(connection: DbConnection) -> tuple[Revocation, ...]:
@@ -51,3 +243,82 @@ async def still_active_for_dispatch(connection: DbConnection, seal_id: uuid.UUID
         "SELECT status FROM seals WHERE id = $1 FOR SHARE", seal_id
     )
     return status == "active"
+
+
+# --- seal requests ---------------------------------------------------------------------------
+
+
+async def insert_issue_request(
+    connection: DbConnection,
+    *,
+    department: str,
+    purpose: str,
+    requested_by: str,
+    requested_with_kid: str,
+    now: datetime,
+) -> SealRequest:
+    row = await connection.fetchrow(
+        "INSERT INTO seal_requests (id, department, purpose, kind, requested_by,"  # noqa: S608 (constant columns)
+        " requested_with_kid, requested_at) VALUES ($1, $2, $3, 'issue', $4, $5, $6)"
+        f" RETURNING {_REQUEST_COLUMNS}",
+        uuid.uuid4(),
+        department,
+        purpose,
+        requested_by,
+        requested_with_kid,
+        now,
+    )
+    assert row is not None
+    return _request(row)
+
+
+async def insert_revoke_request(
+    connection: DbConnection,
+    seal: Seal,
+    *,
+    reason: str,
+    reason_code: str,
+    invalid_since: datetime | None,
+    requested_by: str,
+    requested_with_kid: str,
+    now: datetime,
+) -> SealRequest:
+    row = await connection.fetchrow(
+        "INSERT INTO seal_requests (id, department, purpose, kind, seal_id, reason,"  # noqa: S608 (constant columns)
+        " reason_code, requested_by, requested_with_kid, requested_at, invalid_since)"
+        " VALUES ($1, $2, $3, 'revoke', $4, $5, $6, $7, $8, $9, $10)"
+        f" RETURNING {_REQUEST_COLUMNS}",
+        uuid.uuid4(),
+        seal.department,
+        seal.purpose,
+        seal.id,
+        reason,
+        reason_code,
+        requested_by,
+        requested_with_kid,
+        now,
+        invalid_since,
+    )
+    assert row is not None
+    return _request(row)
+
+
+async def lock_request(connection: DbConnection, request_id: uuid.UUID) -> SealRequest | None:
+    """The request, locked until the caller's transaction ends (one decision per request)."""
+    row = await connection.fetchrow(
+        f"SELECT {_REQUEST_COLUMNS} FROM seal_requests WHERE id = $1 FOR UPDATE",  # noqa: S608
+        request_id,
+    )
+    return None if row is None else _request(row)
+
+
+async def mark_request_approved(
+    connection: DbConnection, request_id: uuid.UUID, *, decided_by: str, now: datetime
+) -> None:
+    await connection.execute(
+        "UPDATE seal_requests SET status = 'approved', decided_by = $2, decided_at = $3"
+        " WHERE id = $1",
+        request_id,
+        decided_by,
+        now,
+    )

@@ -6,16 +6,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.http import ratelimit
 from gateway.http.errors import ApiError
 from gateway.http.routing import RouteTable, path_param
 from gateway.identity.auth import now_of, principal_of
 from gateway.pki.crls import CRL_NAMES, CRLS
+from gateway.pki.service import TimeStampService
 from gateway.runtime import RUNTIME
-from keys import tsa
-from keys.tsa import TimeStampAuthority
 
 routes = RouteTable()
+
+TIME_STAMPS: web.AppKey[TimeStampService] = web.AppKey("time_stamps", TimeStampService)
 
 PEM = {"application/x-pem-file": {"schema": {"type": "string"}}}
 
@@ -98,8 +98,6 @@ TSA_REQUEST_LIMIT = 16 * 1024
     },
 )
 async def time_stamp(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    principal = principal_of(request)
     if request.content_type != "application/timestamp-query":
         raise ApiError("unsupported_media_type", "send application/timestamp-query", status=415)
     if request.content_length is not None and request.content_length > TSA_REQUEST_LIMIT:
@@ -107,12 +105,6 @@ async def time_stamp(request: web.Request) -> web.Response:
     query = await request.content.read(TSA_REQUEST_LIMIT + 1)
     if len(query) > TSA_REQUEST_LIMIT:
         raise ApiError("payload_too_large", "a time-stamp request is at most 16 KiB")
-    now = now_of(request)
-    async with runtime.pool.acquire() as connection:
-        await ratelimit.check(connection, "tsa", "subject", principal.official_id, now=now)
-        serial = int(await connection.fetchval("SELECT nextval('tsa_serial_numbers')"))
-    authority = TimeStampAuthority(
-        runtime.pki.tsa.cert, runtime.pki.tsa.key, extra_certs=(runtime.pki.root_cert,)
-    )
-    reply = tsa.respond(authority, query, serial_number=serial, now=now)
+    official = principal_of(request).official_id
+    reply = await request.app[TIME_STAMPS].stamp(official, query, now_of(request))
     return web.Response(body=reply, content_type="application/timestamp-reply")

@@ -8,14 +8,12 @@ our own CRLs embedded so validators need no network).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,18 +22,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.exchange.service import SealOutcome
 from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime
+from gateway.sealing.workers import Workers
 from keys import keystore as keystore_module
 from keys import pki
 from keys.platform import PlatformPki
-from keys.tsa import InProcessTimeStamper, TimeStampAuthority
 from seals.image import render_seal
-from seals.pades import Level, SealAppearance
-from seals.pool import SealWorkerPool
+from seals.pades import Level, SealAppearance, SealOptions
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
 from storage import directory
+from storage import seals as seal_rows
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
+from storage.pki import next_tsa_serials
 
 DEFAULT_PURPOSE = "公文专用章"
 
@@ -74,14 +73,16 @@ def seal_issuer(platform: PlatformPki) -> SealIssuer:
 async def registered_seals(connection: DbConnection) -> dict[str, str]:
     """Certificate SHA-256 → seal id of every seal the platform issued (also those from
     before seal certificates carried the seal policy, which verification accepts so)."""
-    rows = await connection.fetch("SELECT id, certificate_pem FROM seals")
     known = {}
-    for row in rows:
-        der = x509.load_pem_x509_certificate(row["certificate_pem"].encode()).public_bytes(
-            serialization.Encoding.DER
-        )
-        known[hashlib.sha256(der).hexdigest()] = str(row["id"])
+    for seal_id, pem in await seal_rows.seal_certificates(connection):
+        der = _der(pem)
+        known[hashlib.sha256(der).hexdigest()] = str(seal_id)
     return known
+
+
+def _der(certificate_pem: str) -> bytes:
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 def refuse_unless_sound(report: VerificationReport) -> None:
@@ -99,34 +100,23 @@ def refuse_unless_sound(report: VerificationReport) -> None:
     )
 
 
-@dataclass(frozen=True)
-class IssuedSeal:
-    id: uuid.UUID
-    department: str
-    purpose: str
-    kid: str
-    certificate_pem: str
-    valid_from: datetime
-    valid_to: datetime
-
-
 async def issue_seal(
-    runtime: Runtime,
+    platform: PlatformPki,
     connection: DbConnection,
     *,
     department: str,
     purpose: str,
     request_id: uuid.UUID,
     now: datetime,
-) -> IssuedSeal:
+) -> seal_rows.Seal:
     """A new key in the key store and a certificate from the seal CA; one ``seals`` row."""
     unit = await directory.get_department(connection, department)
     seal_id = uuid.uuid4()
-    store = runtime.pki.keystore
-    kid = store.generate(keystore_module.seal_purpose(str(seal_id)), "ES256", now=now)
-    private = store.get_private(keystore_module.seal_purpose(str(seal_id)), kid)
+    purpose_of_key = keystore_module.seal_purpose(str(seal_id))
+    kid = platform.keystore.generate(purpose_of_key, "ES256", now=now)
+    private = platform.keystore.get_private(purpose_of_key, kid)
     assert isinstance(private, ec.EllipticCurvePrivateKey)
-    certificate = runtime.pki.issue_seal_certificate(
+    certificate = platform.issue_seal_certificate(
         private.public_key(),
         department_name_zh=unit.name,
         department_code=unit.code,
@@ -134,42 +124,57 @@ async def issue_seal(
         now=now,
         seal_name=purpose,
     )
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    await connection.execute(
-        "INSERT INTO seals (id, department, purpose, kid, certificate_pem, serial_number,"
-        " valid_from, valid_to, issued_at, request_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        seal_id,
-        department,
-        purpose,
-        kid,
-        pem,
-        certificate.serial_number,
-        certificate.not_valid_before_utc,
-        certificate.not_valid_after_utc,
-        now,
-        request_id,
+    seal = seal_rows.Seal(
+        id=seal_id,
+        department=department,
+        purpose=purpose,
+        kid=kid,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        serial_number=certificate.serial_number,
+        status="active",
+        valid_from=certificate.not_valid_before_utc,
+        valid_to=certificate.not_valid_after_utc,
+        issued_at=now,
+        revoked_at=None,
+        revocation_reason=None,
+        invalid_since=None,
+        request_id=request_id,
     )
-    return IssuedSeal(
-        seal_id,
-        department,
-        purpose,
-        kid,
-        pem,
-        certificate.not_valid_before_utc,
-        certificate.not_valid_after_utc,
-    )
+    await seal_rows.insert_seal(connection, seal)
+    return seal
 
 
-class _PrefetchedSerials:
-    """RFC 3161 serials taken from the shared PostgreSQL sequence before sealing starts
-    (the timestamper calls synchronously; every process draws from one sequence)."""
+class SealSigners:
+    """The signer and stamp image of each seal, loaded from the key store on first use.
 
-    def __init__(self, serials: list[int]) -> None:
-        self._serials = serials
+    Shared by the sealer (which signs with them) and the sealing service (which drops a
+    seal's signer the moment this process approves its revocation)."""
 
-    def __call__(self) -> int:
-        return self._serials.pop(0)
+    def __init__(self, platform: PlatformPki) -> None:
+        self._keystore = platform.keystore
+        self._seal_ca_der = platform.seal_ca.cert.public_bytes(serialization.Encoding.DER)
+        self._cached: dict[uuid.UUID, tuple[SealSigner, SealAppearance]] = {}
+
+    def of(self, named: seal_rows.NamedSeal) -> tuple[SealSigner, SealAppearance]:
+        seal = named.seal
+        cached = self._cached.get(seal.id)
+        if cached is None:
+            key = self._keystore.get_private(keystore_module.seal_purpose(str(seal.id)), seal.kid)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            signer = SealSigner(
+                InMemorySealKey(key), _der(seal.certificate_pem), (self._seal_ca_der,)
+            )
+            image = render_seal(named.department_name, seal.purpose)
+            cached = self._cached[seal.id] = (signer, SealAppearance(image))
+        return cached
+
+    def forget(self, seal_id: uuid.UUID) -> None:
+        """Never sign with this seal again (it was revoked)."""
+        self._cached.pop(seal_id, None)
+
+
+# A seal takes one token; the second serial covers the retry with a bigger container.
+TSA_SERIALS_PER_SEAL = 2
 
 
 class DepartmentSealer:
@@ -177,49 +182,29 @@ class DepartmentSealer:
 
     def __init__(
         self,
-        runtime: Runtime,
-        pool: SealWorkerPool,
+        pool: asyncpg.Pool,
+        platform: PlatformPki,
         crls: CrlCache,
+        signers: SealSigners,
+        *,
+        workers: Workers,
+        max_document_bytes: int,
         level: Level = Level.B_LT,
     ) -> None:
-        self._runtime = runtime
-        self._pool = pool
+        self._db = pool
         self._crls = crls
+        self._signers = signers
+        self._workers = workers
+        self._max_bytes = max_document_bytes
         self._level = level
-        self._signers: dict[uuid.UUID, tuple[SealSigner, SealAppearance]] = {}
-        platform = runtime.pki
-        self._authority = TimeStampAuthority(
-            platform.tsa.cert, platform.tsa.key, extra_certs=(platform.root_cert,)
-        )
+        self._timestamper = platform.timestamper
         self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
-        self._seal_ca_der = platform.seal_ca.cert.public_bytes(serialization.Encoding.DER)
         self._seal_issuer = seal_issuer(platform)
-
-    def _signer(
-        self, seal_id: uuid.UUID, kid: str, certificate_pem: str, name: str, purpose: str
-    ) -> tuple[SealSigner, SealAppearance]:
-        cached = self._signers.get(seal_id)
-        if cached is None:
-            key = self._runtime.pki.keystore.get_private(
-                keystore_module.seal_purpose(str(seal_id)), kid
-            )
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            der = x509.load_pem_x509_certificate(certificate_pem.encode()).public_bytes(
-                serialization.Encoding.DER
-            )
-            signer = SealSigner(InMemorySealKey(key), der, (self._seal_ca_der,))
-            cached = (signer, SealAppearance(render_seal(name, purpose)))
-            self._signers[seal_id] = cached
-        return cached
-
-    def forget(self, seal_id: uuid.UUID) -> None:
-        """Called on revocation so a cached signer is never used again."""
-        self._signers.pop(seal_id, None)
 
     async def record_refusal(self, department: str, seal_id: uuid.UUID) -> None:
         """``seal.use_refused`` for e-supervision, on a connection of its own so it commits
         even though the caller's transaction (if any) is about to fail."""
-        async with self._runtime.pool.acquire() as connection:
+        async with self._db.acquire() as connection:
             await record_event(
                 connection,
                 AuditEvent(
@@ -236,78 +221,69 @@ class DepartmentSealer:
 
         The worker reads *draft* and writes *sealed* (spool files); this process only
         writes the signature at its offset in *sealed*."""
-        async with self._runtime.pool.acquire() as connection:
-            row = await connection.fetchrow(
-                "SELECT s.id, s.kid, s.certificate_pem, s.purpose, s.status, d.name"
-                " FROM seals s JOIN departments d ON d.code = s.department"
-                " WHERE s.department = $1 AND s.valid_to > now()"
-                " ORDER BY (s.status = 'active') DESC, s.issued_at DESC LIMIT 1",
-                department,
-            )
-        if row is None:
+        async with self._db.acquire() as connection:
+            named = await seal_rows.seal_for_sealing(connection, department)
+            serials = await next_tsa_serials(connection, TSA_SERIALS_PER_SEAL)
+        if named is None:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
-        if row["status"] != "active":
-            self.forget(row["id"])
-            await self.record_refusal(department, row["id"])
+        if named.seal.status != "active":
+            self._signers.forget(named.seal.id)
+            await self.record_refusal(department, named.seal.id)
             raise SealRevoked(f"the seal of {department} is revoked")
-        signer, appearance = self._signer(
-            row["id"], row["kid"], row["certificate_pem"], row["name"], row["purpose"]
-        )
-        async with self._runtime.pool.acquire() as connection:
-            serials = [
-                int(value)
-                for value in await connection.fetchval(
-                    "SELECT array_agg(nextval('tsa_serial_numbers')) FROM generate_series(1, 2)"
-                )
-            ]
+        signer, appearance = self._signers.of(named)
         crls = (
             await self._crls.get(pki.ROOT_CA_NAME),
             await self._crls.get(pki.SEAL_CA_NAME),
         )
         await self._check_existing_seals(draft, crls)
-        await self._pool.aseal_file(
+        options = SealOptions(
+            level=self._level,
+            trust_roots=(self._root_der,),
+            crls=crls,
+            reason=reason,
+            max_bytes=self._max_bytes,
+        )
+        await self._workers.pool.aseal_file(
             draft,
             sealed,
             signer,
             appearance,
-            level=self._level,
-            timestamper=InProcessTimeStamper(self._authority, _PrefetchedSerials(serials)),
-            trust_roots=(self._root_der,),
-            crls=crls,
-            reason=reason,
-            max_bytes=self._runtime.settings.max_document_bytes,
+            options,
+            timestamper=self._timestamper.for_pades(serials),
         )
-        return SealOutcome(sealed, row["id"])
+        return SealOutcome(sealed, named.seal.id)
 
     async def _check_existing_seals(self, pdf: Path, crls: tuple[bytes, ...]) -> None:
         """Verify the upload as /v1/verify would before our seal goes on it."""
-        async with self._runtime.pool.acquire() as connection:
+        async with self._db.acquire() as connection:
             known = await registered_seals(connection)
-        report = await self._pool.averify(
+        report = await self._workers.pool.averify(
             pdf,
             trust_roots=(self._root_der,),
             crls=crls,
             known_seals=known,
-            max_bytes=self._runtime.settings.max_document_bytes,
+            max_bytes=self._max_bytes,
             seal_issuer=self._seal_issuer,
         )
         refuse_unless_sound(report)
 
 
 SEALER: web.AppKey[DepartmentSealer] = web.AppKey("sealer", DepartmentSealer)
-SEAL_POOL: web.AppKey[SealWorkerPool] = web.AppKey("seal_pool", SealWorkerPool)
 
 
-def install_sealer(app: web.Application, runtime: Runtime, crls: CrlCache) -> None:
-    """A worker pool for the app's lifetime; the sealer that uses it."""
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        pool = SealWorkerPool(workers=runtime.settings.seal_workers)
-        app[SEAL_POOL] = pool
-        app[SEALER] = DepartmentSealer(runtime, pool, crls)
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(pool.close)
-
-    app.cleanup_ctx.append(lifetime)
+def install_sealer(
+    app: web.Application, runtime: Runtime, crls: CrlCache, signers: SealSigners
+) -> DepartmentSealer:
+    """The sealer under :data:`SEALER` from the start; its workers for the app's lifetime."""
+    workers = Workers(runtime.settings.seal_workers)
+    sealer = DepartmentSealer(
+        runtime.pool,
+        runtime.pki,
+        crls,
+        signers,
+        workers=workers,
+        max_document_bytes=runtime.settings.max_document_bytes,
+    )
+    app[SEALER] = sealer
+    app.cleanup_ctx.append(workers.lifetime)
+    return sealer

@@ -9,12 +9,12 @@ upload in memory), and a per-official rate counted in PostgreSQL so every replic
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
@@ -22,8 +22,9 @@ from gateway.http import ratelimit
 from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime
 from gateway.sealing.sealer import registered_seals, seal_issuer
+from gateway.sealing.workers import Workers
 from keys import pki
-from seals.pool import SealWorkerPool
+from keys.platform import PlatformPki
 from seals.verify import VerificationReport
 
 RETRY_BUSY_SECONDS = 1
@@ -43,32 +44,39 @@ class VerifyBusy(Exception):
 class Verifier:
     """Admission (rate, then a slot) and the verify pool; sealing never shares either."""
 
-    def __init__(self, runtime: Runtime, pool: SealWorkerPool, crls: CrlCache) -> None:
-        self._runtime = runtime
-        self._pool = pool
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        platform: PlatformPki,
+        crls: CrlCache,
+        *,
+        workers: Workers,
+        slots: int,
+        max_bytes: int,
+        rate_per_official: int,
+    ) -> None:
+        self._db = pool
         self._crls = crls
-        self._slots = runtime.settings.verify_concurrency
+        self._workers = workers
+        self._slots = slots
         self._in_use = 0
         # Slots are taken before the body is read, and a body trickling just above the
         # slow-body guard's floor keeps one for hours: no official may hold them all.
         self._share = max(1, self._slots // 2)
         self._held: dict[str, int] = {}
-        self._root_der = runtime.pki.root_cert.public_bytes(serialization.Encoding.DER)
-        self._seal_issuer = seal_issuer(runtime.pki)
+        self._max_bytes = max_bytes
+        self._rate = rate_per_official
+        self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
+        self._seal_issuer = seal_issuer(platform)
 
     @property
     def max_bytes(self) -> int:
-        return self._runtime.settings.max_verify_bytes
+        return self._max_bytes
 
     async def admit(self, official: str, now: datetime) -> None:
         """Count the call against the official's rate (429), before any byte is read."""
-        async with self._runtime.pool.acquire() as connection:
-            await ratelimit.check_verify(
-                connection,
-                official,
-                now=now,
-                per_minute=self._runtime.settings.verify_rate_per_official,
-            )
+        async with self._db.acquire() as connection:
+            await ratelimit.check_verify(connection, official, now=now, per_minute=self._rate)
 
     @contextlib.contextmanager
     def slot(self, official: str) -> Iterator[None]:
@@ -100,7 +108,7 @@ class Verifier:
             # gateway process counts here at once.
             await self._crls.get(pki.SEAL_CA_NAME, max_age_seconds=0),
         )
-        return await self._pool.averify(
+        return await self._workers.pool.averify(
             data,
             trust_roots=(self._root_der,),
             crls=crls,
@@ -111,22 +119,26 @@ class Verifier:
 
     async def _known_seals(self) -> dict[str, str]:
         """Certificate SHA-256 → seal id, so the report names our seals."""
-        async with self._runtime.pool.acquire() as connection:
+        async with self._db.acquire() as connection:
             return await registered_seals(connection)
 
 
 VERIFIER: web.AppKey[Verifier] = web.AppKey("verifier", Verifier)
 
 
-def install_verifier(app: web.Application, runtime: Runtime, crls: CrlCache) -> None:
-    """A verify pool for the app's lifetime, apart from the seal pool."""
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        pool = SealWorkerPool(workers=runtime.settings.verify_workers)
-        app[VERIFIER] = Verifier(runtime, pool, crls)
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(pool.close)
-
-    app.cleanup_ctx.append(lifetime)
+def install_verifier(app: web.Application, runtime: Runtime, crls: CrlCache) -> Verifier:
+    """The verifier under :data:`VERIFIER` from the start; its workers for the app's lifetime."""
+    settings = runtime.settings
+    workers = Workers(settings.verify_workers)
+    verifier = Verifier(
+        runtime.pool,
+        runtime.pki,
+        crls,
+        workers=workers,
+        slots=settings.verify_concurrency,
+        max_bytes=settings.max_verify_bytes,
+        rate_per_official=settings.verify_rate_per_official,
+    )
+    app[VERIFIER] = verifier
+    app.cleanup_ctx.append(workers.lifetime)
+    return verifier

@@ -21,6 +21,7 @@ from gateway.runtime import RUNTIME
 from gateway.sealing.sealer import SEALER
 from gateway.spool import file_chunks, save_chunks, spool_files
 from gateway.workflow import rules as workflow
+from gateway.workflow import service as workflow_service
 from keys.jws import parse_public_jwk
 from seals.pdfcheck import check_header
 from storage import documents, idempotency, identity
@@ -139,7 +140,7 @@ async def approve_document(request: web.Request) -> web.Response:
             raise NotFound()
         try:
             async with connection.transaction():
-                result = await exchange.record_approval(
+                result = await workflow_service.record_approval(
                     connection,
                     principal=principal,
                     document_id=document["id"],
@@ -307,7 +308,7 @@ async def submit_version(request: web.Request) -> web.Response:
             # Under the document lock a retried twin sees the first one's stored answer.
             earlier = await idempotency.find(connection, scope, draft.sha256_hex) if scope else None
             if earlier is None:
-                revised = await exchange.record_revision(
+                revised = await workflow_service.record_revision(
                     connection,
                     principal=principal,
                     document_id=document["id"],
@@ -347,7 +348,7 @@ async def seal_document(request: web.Request) -> web.Response:
             earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
             if earlier is not None:
                 return json_response(earlier.body, status=earlier.status)
-        document = await exchange.draft_to_seal(connection, document_id)
+        document = await workflow_service.draft_to_seal(connection, document_id)
     with spool_files(runtime.settings, 2) as (draft_file, sealed_file):
         await _spool_object(request, document["draft_object"], draft_file)
         outcome = await request.app[SEALER].seal(
@@ -358,7 +359,7 @@ async def seal_document(request: web.Request) -> web.Response:
         )
     try:
         async with runtime.pool.acquire() as connection, connection.transaction():
-            sent = await exchange.record_sealed_after_approval(
+            sent = await workflow_service.record_sealed_after_approval(
                 connection,
                 principal=principal,
                 document=document,

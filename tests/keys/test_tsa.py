@@ -28,6 +28,7 @@ from keys.tsa import (
     TimeStampResponse,
     TsaError,
     TsaResponseError,
+    random_serial,
     respond,
     token_from_response,
 )
@@ -310,3 +311,55 @@ async def test_in_process_timestamper_for_pyhanko(
     )
     untrusted = await validate_tst_signed_data(first["content"], context, lambda _a: digest)
     assert untrusted["trust_problem_indic"] is not None
+
+
+def _openssl_verifies_token(
+    openssl: OpenSsl, platform: PlatformPki, token: Path, data: Path
+) -> bool:
+    result = openssl(
+        "ts", "-verify", "-token_in", "-in", token, "-data", data, "-CAfile", platform.ca_pem_path
+    )
+    return result.returncode == 0 and "Verification: OK" in result.stdout
+
+
+def test_the_platform_timestamper_stamps_our_own_data_for_openssl(
+    tmp_path: Path, openssl: OpenSsl, platform: PlatformPki
+) -> None:
+    """What receipts and audit checkpoints put in their records: a bare token over the data,
+    with certificates up to the root, that ``openssl ts -verify -data`` accepts."""
+    data = tmp_path / "receipt.jws"
+    data.write_bytes(b"eyJhbGciOiJFUzI1NiJ9.receipt.signature")
+    token = tmp_path / "token.der"
+    token.write_bytes(
+        platform.timestamper.token(
+            data.read_bytes(), serial_number=random_serial(), now=datetime.now(UTC)
+        )
+    )
+    assert _openssl_verifies_token(openssl, platform, token, data)
+    data.write_bytes(b"another receipt")
+    assert not _openssl_verifies_token(openssl, platform, token, data)
+
+
+def test_the_platform_timestamper_refuses_outside_the_tsa_validity(platform: PlatformPki) -> None:
+    late = platform.tsa.cert.not_valid_after_utc + timedelta(days=1)
+    with pytest.raises(TsaResponseError, match="time_not_available"):
+        platform.timestamper.token(b"checkpoint", serial_number=1, now=late)
+
+
+def test_random_serials_stay_above_every_sequence_number() -> None:
+    serials = {random_serial() for _ in range(100)}
+    assert len(serials) == 100
+    assert all(2**126 <= value < 2**127 for value in serials)
+
+
+async def test_a_seal_timestamper_uses_the_serials_taken_for_it(platform: PlatformPki) -> None:
+    stamper = platform.timestamper.for_pades([901, 902])
+    digest = hashlib.sha256(b"seal").digest()
+    tokens = [await stamper.async_timestamp(digest, "sha256") for _ in range(2)]
+    serials = [
+        t["content"]["encap_content_info"]["content"].parsed["serial_number"].native for t in tokens
+    ]
+    assert serials == [901, 902]
+    assert (await _validate(platform, tokens[0], digest))["valid"] is True
+    with pytest.raises(TsaError, match="no serial number left"):
+        await stamper.async_timestamp(digest, "sha256")

@@ -13,7 +13,7 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 
-from seals.pades import FieldPlacement, Level, seal_pdf
+from seals.pades import FieldPlacement, Level, SealOptions, seal_pdf
 from seals.verify import verify
 
 from . import seal_corpus
@@ -26,11 +26,8 @@ def _seal(pdf: bytes, dep: Department, pki: SealTestPki, level: Level, **kw: Any
         pdf,
         dep.signer,
         dep.appearance,
-        level=level,
+        SealOptions(level=level, trust_roots=(pki.root_der(),), crls=tuple(pki.crls()), **kw),
         timestamper=pki.timestamper() if level is not Level.B_B else None,
-        trust_roots=[pki.root_der()],
-        crls=pki.crls(),
-        **kw,
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from asn1crypto import cms as asn1_cms
 
 from seals.errors import NotAPdf, PdfMalformed, PdfTooComplex, UnreadablePdf
-from seals.pades import Level
+from seals.pades import Level, SealOptions
 from seals.pool import SealWorkerPool, WorkerLimits
 from tests.largepdf import write_large_pdf
 from tests.security import damaged_pdfs
@@ -177,10 +177,8 @@ def test_seal_and_verify_through_pool(
             doc,
             dep.signer,
             dep.appearance,
-            level=Level.B_LT,
+            SealOptions(level=Level.B_LT, trust_roots=(pki.root_der(),), crls=tuple(pki.crls())),
             timestamper=pki.timestamper(),
-            trust_roots=[pki.root_der()],
-            crls=pki.crls(),
         )
     sigs = pdfsig(doc)
     assert [s.valid and s.trusted for s in sigs] == [True, True]
@@ -225,11 +223,13 @@ def test_seal_file_to_file_never_holds_the_document(
                 sealed,
                 dep.signer,
                 dep.appearance,
-                level=Level.B_LT,
+                SealOptions(
+                    level=Level.B_LT,
+                    trust_roots=(pki.root_der(),),
+                    crls=tuple(pki.crls()),
+                    max_bytes=2 * size,
+                ),
                 timestamper=pki.timestamper(),
-                trust_roots=[pki.root_der()],
-                crls=pki.crls(),
-                max_bytes=2 * size,
             )
         )
         report = big.verify(

@@ -23,7 +23,7 @@ import seals.verify
 from seals import _speedups
 from seals._aio import run_sync
 from seals._fastverify import fast_outcome
-from seals.pades import Level, seal_pdf
+from seals.pades import Level, SealOptions, seal_pdf
 from seals.verify import SEAL_DIFF_POLICY, _context, verify
 
 from . import seal_corpus
@@ -132,7 +132,7 @@ def test_overflowing_reservation_falls_back_to_a_valid_seal(
         seal_corpus.reportlab_pdf(),
         dep.signer,
         dep.appearance,
-        level=Level.B_T,
+        SealOptions(level=Level.B_T),
         timestamper=pki.timestamper(),
     )
     report = verify(doc, [pki.root_der()], seal_issuer=pki.seal_issuer)
@@ -153,7 +153,7 @@ def test_fast_verification_path_is_taken_for_our_seals(
         seal_corpus.reportlab_pdf(),
         dep.signer,
         dep.appearance,
-        level=level,
+        SealOptions(level=level),
         timestamper=pki.timestamper(),
     )
     context = _context([asn1_x509.Certificate.load(pki.root_der())], [], [])
@@ -190,10 +190,8 @@ def test_fast_and_full_verification_report_the_same(
             doc,
             dep.signer,
             dep.appearance,
-            level=Level.B_LT,
+            SealOptions(level=Level.B_LT, trust_roots=(pki.root_der(),), crls=tuple(pki.crls())),
             timestamper=pki.timestamper(),
-            trust_roots=[pki.root_der()],
-            crls=pki.crls(),
         )
     attacked = seal_corpus_shadow(doc)
     fast = [

@@ -14,7 +14,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from keys.pki import RECEIPT_SIGNING_EKU
 from seals.errors import PdfMalformed
-from seals.pades import Level, seal_pdf
+from seals.pades import Level, SealOptions, seal_pdf
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import verify
 
@@ -29,7 +29,7 @@ def sealed(pki: SealTestPki, departments: list[Department]) -> bytes:
         seal_corpus.reportlab_pdf(),
         departments[0].signer,
         departments[0].appearance,
-        level=Level.B_T,
+        SealOptions(level=Level.B_T),
         timestamper=pki.timestamper(),
     )
 
@@ -133,7 +133,7 @@ def test_revoked_before_timestamp_is_invalid(
         seal_corpus.reportlab_pdf(),
         local.signer(seal),
         departments[0].appearance,
-        level=Level.B_T,
+        SealOptions(level=Level.B_T),
         timestamper=local.timestamper(),
     )
     report = verify(doc, [local.root_der()], local.crls(), seal_issuer=local.seal_issuer)
@@ -153,7 +153,7 @@ def test_revoked_after_timestamp_stays_valid(
         seal_corpus.reportlab_pdf(),
         local.signer(seal),
         departments[0].appearance,
-        level=Level.B_T,
+        SealOptions(level=Level.B_T),
         timestamper=_backdated_timestamper(local, now - dt.timedelta(hours=3)),
     )
     local.revoke(seal, now - dt.timedelta(hours=1))

@@ -1,0 +1,32 @@
+"""A pool of PDF workers that lives exactly as long as the app: opened when it starts,
+closed (its processes joined) when it stops. Sealing and verification get one each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from seals.pool import SealWorkerPool
+
+
+class Workers:
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._pool: SealWorkerPool | None = None
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """An aiohttp cleanup context: ``app.cleanup_ctx.append(workers.lifetime)``."""
+        self._pool = SealWorkerPool(workers=self._count)
+        try:
+            yield
+        finally:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.close)
+
+    @property
+    def pool(self) -> SealWorkerPool:
+        if self._pool is None:
+            raise RuntimeError("the PDF workers run only while the app does")
+        return self._pool
