@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from gateway import __version__
@@ -17,10 +20,27 @@ from gateway.identity.auth import authenticate, send_dpop_nonce
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
-from gateway.sealing.sealer import install_sealer
+from gateway.sealing.sealer import SEALER, install_sealer
 from gateway.sealing.verifier import install_verifier
+from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+from gateway.workflow.handlers import WORKFLOW
+from gateway.workflow.service import WorkflowService
+
+
+async def _sealing_services(app: web.Application) -> AsyncIterator[None]:
+    """The services that seal, built once the sealer (and its worker pool) has started."""
+    runtime = app[RUNTIME]
+    app[WORKFLOW] = WorkflowService(
+        runtime.pool,
+        runtime.objects,
+        app[SEALER],
+        spool=functools.partial(spool_files, runtime.settings),
+        max_document_bytes=runtime.settings.max_document_bytes,
+        sign_for_within=runtime.settings.supervision.sign_for_within(),
+    )
+    yield
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -38,6 +58,7 @@ def create_app(runtime: Runtime) -> web.Application:
     crls = CrlCache(runtime.pki, runtime.pool)
     app[CRLS] = crls
     install_sealer(app, runtime, crls)
+    app.cleanup_ctx.append(_sealing_services)
     install_verifier(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)

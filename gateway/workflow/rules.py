@@ -43,6 +43,7 @@ class InvalidWorkflow(WorkflowError):
 
 class NotAnAssignee(WorkflowError):
     code = "forbidden"
+    denied_as = "not_an_assignee"  # the reason of its access.denied event
 
 
 class StepNotOpen(WorkflowError):

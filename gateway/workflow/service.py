@@ -1,43 +1,92 @@
-"""Approval chains as units of work: the submission, each signed decision, a new draft
-version and the seal after sign-off (gateway.workflow.rules holds the pure rules).
+"""Approval chains as units of work: the submission, each signed decision, reading a
+draft, a new draft version and the seal after sign-off (gateway.workflow.rules holds the
+pure rules; the HTTP edge only parses and renders).
 
 Each change is one transaction with its audit events, under the document's row lock.
+Objects go first, rows second: an upload or a sealed PDF whose transaction fails is
+removed again (and the object sweeper is the backstop after a crash). A retry with the
+same ``Idempotency-Key`` gets the answer stored with the first request's transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
+import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.exchange.errors import (
     DocumentLocked,
     DraftingNotAllowed,
     InvalidMeta,
+    SealRevokedMeanwhile,
     WrongDocumentState,
 )
 from gateway.exchange.meta import DocumentMeta, due_at
 from gateway.exchange.service import (
+    DocumentSealer,
     SentDocument,
     _actor,
     _created_event,
     _dispatch,
     _new_document,
+    delete_quietly,
     expand_codes,
 )
 from gateway.http.text import unsafe_character
-from gateway.identity.auth import Principal
+from gateway.identity.auth import NotFound, Principal
+from gateway.spool import HEADER_WINDOW, file_chunks, save_chunks
 from gateway.workflow import rules as workflow
-from keys.jws import Approval, InvalidSignatureError, verify_approval
-from storage import documents
+from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
+from seals.pdfcheck import check_header
+from storage import documents, idempotency, identity
 from storage import workflow as workflow_rows
-from storage.audit_outbox import AuditEvent, record_events
+from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
-from storage.objects import PutResult
+from storage.objects import ObjectStore, PutResult
+
+SEAL_ROLES = frozenset({"seal_keeper"})
+AWAITING_SEAL = "awaiting_seal"
+# Signed off or sent: the draft and its approvals can no longer change.
+LOCKED_STATES = ("awaiting_seal", "dispatched", "withdrawn")
+SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
+
+
+class DocumentHidden(Exception):
+    """404 for a document the caller may not know of (none, or another department's); the
+    HTTP edge counts it as a probe with *reason*."""
+
+    code = "not_found"
+
+    def __init__(self, reason: str, **details: str) -> None:
+        super().__init__("no such resource")
+        self.detail = "no such resource"
+        self.reason = reason
+        self.details = details
+
+
+class NotTheDrafter(DraftingNotAllowed):
+    """Only the drafter revises its draft (audited as ``access.denied``)."""
+
+    denied_as = "not_the_drafter"
+
+
+class DraftRefused(Exception):
+    """The draft is not for this caller (audited as ``access.denied``)."""
+
+    code = "forbidden"
+    denied_as = "not_an_approver"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 async def check_workflow(
@@ -134,9 +183,8 @@ def _spec_of(steps: Sequence[workflow_rows.StepRow]) -> workflow.WorkflowSpec:
     )
 
 
-def _editable(document: dict[str, Any]) -> None:
-    status = document["status"]
-    if status in ("awaiting_seal", "dispatched", "withdrawn"):
+def _editable(status: str) -> None:
+    if status in LOCKED_STATES:
         raise DocumentLocked(f"the document is {status}: it was signed off and cannot change")
 
 
@@ -205,7 +253,7 @@ async def record_approval(
     same moment see each other and exactly one of them completes it.
     """
     document = await documents.lock_document(connection, document_id)
-    _editable(document)
+    _editable(document["status"])
     if document["status"] != "in_approval":
         raise WrongDocumentState(
             f"the document is {document['status']}: the drafter must submit a new version"
@@ -325,13 +373,13 @@ async def record_revision(
 ) -> dict[str, Any]:
     """A new draft version from the drafter; the chain starts again at its first step."""
     document = await documents.lock_document(connection, document_id)
-    _editable(document)
+    _editable(document["status"])
     steps = await workflow_rows.steps_of(connection, document_id)
     latest = await workflow_rows.latest_version(connection, document_id)
     if not steps or latest is None:
         raise WrongDocumentState("this document has no approval workflow")
     if document["created_by"] != principal.official_id:
-        raise DraftingNotAllowed("only the drafter may submit a new version")
+        raise NotTheDrafter("only the drafter may submit a new version")
     version = latest.version + 1
     await workflow_rows.insert_version(
         connection,
@@ -380,7 +428,7 @@ async def record_revision(
 async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
     """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
     document = await documents.get_document(connection, document_id)
-    if document["status"] != "awaiting_seal":
+    if document["status"] != AWAITING_SEAL:
         raise WrongDocumentState(
             f"the document is {document['status']}; only a signed-off document can be sealed"
         )
@@ -439,3 +487,328 @@ async def record_sealed_after_approval(
     return SentDocument(
         document_id, "dispatched", document["draft_sha256"], sealed.sha256_hex, count
     )
+
+
+# --- the service: one method per unit of work ----------------------------------------------
+
+
+class Sealer(DocumentSealer, Protocol):
+    """What sealing after sign-off needs of the sealer (gateway.sealing.sealer)."""
+
+    async def record_refusal(self, department: str, seal_id: uuid.UUID) -> None: ...
+
+
+Spool = Callable[[int], AbstractContextManager[list[Path]]]
+ByteRange = Callable[[int], tuple[int, int] | None]
+
+
+@dataclass(frozen=True)
+class OwnDocument:
+    """A document of the caller's department, found before the request's body is read:
+    another department's document is 404 whatever the body says."""
+
+    id: uuid.UUID
+    status: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class DraftFile:
+    version: int
+    key: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DraftDownload:
+    """The draft bytes the caller may read: ``span`` is the requested range [start, end),
+    None for the whole draft; ``chunks`` yields exactly those bytes."""
+
+    version: int
+    sha256: str
+    size: int
+    span: tuple[int, int] | None
+    chunks: AsyncIterator[bytes]
+
+    @property
+    def length(self) -> int:
+        start, end = self.span or (0, self.size)
+        return end - start
+
+
+async def _own_row(
+    connection: DbConnection, principal: Principal, document_id: uuid.UUID
+) -> dict[str, Any]:
+    """Workflow actions belong to the sending department; anyone else gets 404."""
+    try:
+        document = await documents.get_document(connection, document_id)
+    except documents.DocumentNotFound:
+        raise DocumentHidden("unknown_id") from None
+    if document["sender"] != principal.department:
+        raise DocumentHidden("other_department", document=str(document_id))
+    return document
+
+
+def _readable_draft(
+    principal: Principal,
+    document: Mapping[str, Any],
+    steps: Sequence[workflow_rows.StepRow],
+    versions: Sequence[workflow_rows.VersionRow],
+    wanted: str | None,
+) -> DraftFile:
+    """Drafts are for the drafter and the assignees. A seal keeper reads what it is about to
+    seal, and only then: not drafts still in approval, not earlier versions, not drafts of
+    documents already sent. *wanted* is the version as the caller wrote it (None: newest)."""
+    assignees = {official for step in steps for official in step.assignees}
+    newest = versions[-1].version if versions else 1
+    sealing = (
+        principal.has_any(SEAL_ROLES)
+        and document["status"] == AWAITING_SEAL
+        and wanted in (None, str(newest))
+    )
+    if not (
+        principal.official_id == document["created_by"]
+        or principal.official_id in assignees
+        or sealing
+    ):
+        raise DraftRefused(
+            "drafts are for the drafter and the approvers, and for seal keepers while the "
+            "document awaits its seal"
+        )
+    if wanted is None:
+        return DraftFile(
+            newest, document["draft_object"], document["draft_sha256"], int(document["draft_size"])
+        )
+    try:
+        chosen = next(v for v in versions if v.version == int(wanted))
+    except (ValueError, StopIteration):
+        raise NotFound("no such draft version") from None
+    return DraftFile(chosen.version, chosen.draft_object, chosen.draft_sha256, chosen.draft_size)
+
+
+class WorkflowService:
+    """The approval chain's units of work, built once per application."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        objects: ObjectStore,
+        sealer: Sealer,
+        *,
+        spool: Spool,
+        max_document_bytes: int,
+        sign_for_within: Mapping[str, timedelta],
+    ) -> None:
+        self._pool = pool
+        self._objects = objects
+        self._sealer = sealer
+        self._spool = spool
+        self._max_document_bytes = max_document_bytes
+        self._sign_for_within = dict(sign_for_within)
+
+    def __repr__(self) -> str:
+        return "WorkflowService()"
+
+    async def check(self, principal: Principal, spec: workflow.WorkflowSpec) -> None:
+        """The workflow of a submission, checked before its file is read (422)."""
+        async with self._pool.acquire() as connection:
+            await check_workflow(connection, spec, principal.department, principal.official_id)
+
+    async def submit(
+        self,
+        principal: Principal,
+        meta: DocumentMeta,
+        draft: PutResult,
+        head: bytes,
+        *,
+        scope: idempotency.Scope | None,
+        request_hash: str,
+        now: datetime,
+    ) -> SentDocument:
+        """拟稿 with a workflow: the stored upload (whose *head* was read on its way) becomes
+        draft version 1, sealed only after sign-off. The caller stored the object and
+        removes it if this fails; the answer is remembered under *scope*."""
+        check_header(head)
+        async with self._pool.acquire() as connection, connection.transaction():
+            sent = await record_submission(
+                connection, principal=principal, meta=meta, draft=draft, now=now
+            )
+            if scope is not None:
+                answer = idempotency.StoredResponse(201, sent.as_json())
+                await idempotency.remember(connection, scope, request_hash, answer, now)
+        return sent
+
+    async def own_document(self, principal: Principal, document_id: uuid.UUID) -> OwnDocument:
+        async with self._pool.acquire() as connection:
+            row = await _own_row(connection, principal, document_id)
+        return OwnDocument(row["id"], row["status"], row["created_by"])
+
+    async def revisable_document(self, principal: Principal, document_id: uuid.UUID) -> OwnDocument:
+        """The caller's own draft, still open to change (checked again under the lock)."""
+        document = await self.own_document(principal, document_id)
+        _editable(document.status)
+        if document.created_by != principal.official_id:
+            raise NotTheDrafter("only the drafter may submit a new version")
+        return document
+
+    async def approve(
+        self,
+        principal: Principal,
+        document: OwnDocument,
+        signature: str,
+        *,
+        scope: idempotency.Scope | None,
+        now: datetime,
+    ) -> idempotency.StoredResponse:
+        """核稿 / 会签 / 签发: the caller's signed decision, checked with its enrolled key."""
+        body_hash = hashlib.sha256(signature.encode()).hexdigest()
+        async with self._pool.acquire() as connection:
+            if scope is not None:
+                earlier = await idempotency.find(connection, scope, body_hash)
+                if earlier is not None:
+                    return earlier
+            owner = await identity.key_owner(connection, principal.kid)
+            if owner is None or owner.key.revoked_at is not None:
+                raise NotFound()
+            async with connection.transaction():
+                result = await record_approval(
+                    connection,
+                    principal=principal,
+                    document_id=document.id,
+                    signature=signature,
+                    key=parse_public_jwk(owner.key.public_jwk),
+                    now=now,
+                )
+                answer = idempotency.StoredResponse(200, result.as_json())
+                if scope is not None:
+                    await idempotency.remember(connection, scope, body_hash, answer, now)
+        return answer
+
+    async def draft(
+        self,
+        principal: Principal,
+        document_id: uuid.UUID,
+        version: str | None,
+        byte_range: ByteRange,
+        *,
+        now: datetime,
+    ) -> DraftDownload:
+        """The draft (newest, or *version*) for those who may read it, as ``draft.downloaded``.
+        *byte_range* turns the draft's size into the requested span (or refuses it) before
+        anything is recorded."""
+        async with self._pool.acquire() as connection:
+            document = await _own_row(connection, principal, document_id)
+            steps = await workflow_rows.steps_of(connection, document_id)
+            versions = await workflow_rows.versions_of(connection, document_id)
+        chosen = _readable_draft(principal, document, steps, versions, version)
+        span = byte_range(chosen.size)
+        async with self._pool.acquire() as connection, connection.transaction():
+            await record_event(
+                connection,
+                AuditEvent(
+                    "draft.downloaded",
+                    now,
+                    department=principal.department,
+                    document=str(document_id),
+                    details={"version": chosen.version, "draft_sha256": chosen.sha256},
+                    **_actor(principal),
+                ),
+            )
+        start, end = span or (0, chosen.size)
+        chunks = self._objects.open(chosen.key, start=start, end=end)
+        return DraftDownload(chosen.version, chosen.sha256, chosen.size, span, chunks)
+
+    async def submit_version(
+        self,
+        principal: Principal,
+        document: OwnDocument,
+        chunks: AsyncIterable[bytes],
+        *,
+        scope: idempotency.Scope | None,
+        now: datetime,
+    ) -> idempotency.StoredResponse:
+        """A new draft version from the drafter; the chain starts again at its first step.
+        A retry with the same key and bytes gets the first answer (its upload is dropped)."""
+        head = bytearray()
+
+        async def watched() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                if len(head) < HEADER_WINDOW:
+                    head.extend(chunk[:HEADER_WINDOW])
+                yield chunk
+
+        draft = await self._objects.put(watched(), max_bytes=self._max_document_bytes)
+        earlier: idempotency.StoredResponse | None = None
+        try:
+            check_header(bytes(head))
+            async with self._pool.acquire() as connection, connection.transaction():
+                await documents.lock_document(connection, document.id)
+                # Under the document lock a retried twin sees the first one's stored answer.
+                if scope is not None:
+                    earlier = await idempotency.find(connection, scope, draft.sha256_hex)
+                if earlier is None:
+                    revised = await record_revision(
+                        connection,
+                        principal=principal,
+                        document_id=document.id,
+                        draft=draft,
+                        now=now,
+                    )
+                    answer = idempotency.StoredResponse(201, revised)
+                    if scope is not None:
+                        await idempotency.remember(connection, scope, draft.sha256_hex, answer, now)
+        except BaseException:
+            await delete_quietly(self._objects, [draft.key])
+            raise
+        if earlier is not None:
+            await delete_quietly(self._objects, [draft.key])
+            return earlier
+        return answer
+
+    async def seal(
+        self,
+        principal: Principal,
+        document: OwnDocument,
+        *,
+        scope: idempotency.Scope | None,
+        now: datetime,
+    ) -> idempotency.StoredResponse:
+        """用印 after 签发: seal the signed-off draft and dispatch it to the workflow's
+        recipients. No connection is held while the sealer works."""
+        async with self._pool.acquire() as connection:
+            if scope is not None:
+                earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
+                if earlier is not None:
+                    return earlier
+            row = await draft_to_seal(connection, document.id)
+        with self._spool(2) as (draft_file, sealed_file):
+            await save_chunks(self._objects.open(row["draft_object"]), draft_file)
+            outcome = await self._sealer.seal(
+                principal.department, draft_file, sealed_file, reason=row["doc_number"]
+            )
+            sealed = await self._objects.put(
+                file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
+            )
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                sent = await record_sealed_after_approval(
+                    connection,
+                    principal=principal,
+                    document=row,
+                    sealed=sealed,
+                    seal_id=outcome.seal_id,
+                    now=now,
+                    sign_for_within=self._sign_for_within,
+                )
+                answer = idempotency.StoredResponse(200, sent.as_json())
+                if scope is not None:
+                    await idempotency.remember(connection, scope, SEAL_REQUEST_HASH, answer, now)
+        except SealRevokedMeanwhile as revoked:
+            await delete_quietly(self._objects, [sealed.key])
+            await self._sealer.record_refusal(principal.department, revoked.seal_id)
+            raise
+        except BaseException:
+            await delete_quietly(self._objects, [sealed.key])
+            raise
+        return answer
