@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway import __version__
 from gateway.audit.sequencer import install_audit_service
-from gateway.exchange.inbox import install_inbox
+from gateway.exchange.handlers import EXCHANGE
+from gateway.exchange.inbox import InboxHub, install_inbox
+from gateway.exchange.receipts import Countersigner
+from gateway.exchange.service import ExchangeService
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
 from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
-from gateway.identity.auth import authenticate, send_dpop_nonce
+from gateway.identity.auth import CLOCK, authenticate, send_dpop_nonce
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
@@ -25,22 +29,8 @@ from gateway.sealing.verifier import install_verifier
 from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+from gateway.workflow import service as workflow_service
 from gateway.workflow.handlers import WORKFLOW
-from gateway.workflow.service import WorkflowService
-
-
-async def _sealing_services(app: web.Application) -> AsyncIterator[None]:
-    """The services that seal, built once the sealer (and its worker pool) has started."""
-    runtime = app[RUNTIME]
-    app[WORKFLOW] = WorkflowService(
-        runtime.pool,
-        runtime.objects,
-        app[SEALER],
-        spool=functools.partial(spool_files, runtime.settings),
-        max_document_bytes=runtime.settings.max_document_bytes,
-        sign_for_within=runtime.settings.supervision.sign_for_within(),
-    )
-    yield
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -58,10 +48,39 @@ def create_app(runtime: Runtime) -> web.Application:
     crls = CrlCache(runtime.pki, runtime.pool)
     app[CRLS] = crls
     install_sealer(app, runtime, crls)
-    app.cleanup_ctx.append(_sealing_services)
     install_verifier(app, runtime, crls)
-    install_inbox(app, runtime, runtime.database_url)
+    inbox = InboxHub(runtime.pool)
+    install_inbox(app, inbox, runtime.database_url)
     install_object_sweeper(app, runtime)
+
+    def clock() -> datetime:
+        return app.get(CLOCK, lambda: datetime.now(UTC))()
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        """The domain services, built once the sealer (started with the app) exists."""
+        app[EXCHANGE] = ExchangeService(
+            pool=runtime.pool,
+            objects=runtime.objects,
+            sealer=app[SEALER],
+            drafting=workflow_service,
+            countersigner=Countersigner(runtime.pki),
+            inbox=inbox,
+            spool=functools.partial(spool_files, runtime.settings),
+            clock=clock,
+            max_document_bytes=runtime.settings.max_document_bytes,
+            sign_for_within=runtime.settings.supervision.sign_for_within(),
+        )
+        app[WORKFLOW] = workflow_service.WorkflowService(
+            runtime.pool,
+            runtime.objects,
+            app[SEALER],
+            spool=functools.partial(spool_files, runtime.settings),
+            max_document_bytes=runtime.settings.max_document_bytes,
+            sign_for_within=runtime.settings.supervision.sign_for_within(),
+        )
+        yield
+
+    app.cleanup_ctx.append(services)
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
