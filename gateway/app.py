@@ -71,10 +71,11 @@ def create_app(runtime: Runtime) -> web.Application:
             sign_for_within=runtime.settings.supervision.sign_for_within(),
         )
         app[WORKFLOW] = workflow_service.WorkflowService(
-            runtime.pool,
-            runtime.objects,
-            app[SEALER],
+            pool=runtime.pool,
+            objects=runtime.objects,
+            sealer=app[SEALER],
             spool=functools.partial(spool_files, runtime.settings),
+            clock=clock,
             max_document_bytes=runtime.settings.max_document_bytes,
             sign_for_within=runtime.settings.supervision.sign_for_within(),
         )

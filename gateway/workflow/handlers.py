@@ -1,25 +1,24 @@
 """The approval chain over HTTP: signed decisions, the draft, new versions, the seal.
 
-Each handler parses the request, calls the workflow service and renders its answer.
+Each handler parses the request, calls one WorkflowService method and renders its answer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import uuid
+import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from gateway.exchange.handlers import idempotency_scope, parse_range
+from gateway.exchange.handlers import exchange_refusals, idempotency_key, path_id
 from gateway.http.bodies import json_response, read_json_object
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
-from gateway.http.routing import RouteTable, path_param, query_param
-from gateway.identity.auth import deny_access, hidden, now_of, principal_of
+from gateway.http.routing import Handler, RouteTable, path_param, query_param
+from gateway.identity.auth import deny_access, principal_of
 from gateway.workflow import views
-from gateway.workflow.service import SEAL_ROLES, DocumentHidden, WorkflowService
+from gateway.workflow.rules import DeniedAccess
+from gateway.workflow.service import SEAL_ROLES, WorkflowService
 
 routes = RouteTable()
 WORKFLOW: web.AppKey[WorkflowService] = web.AppKey("workflow", WorkflowService)
@@ -74,50 +73,41 @@ VERSION_BODY = {
 }
 
 
-async def _document_id(request: web.Request) -> uuid.UUID:
-    """The path's document id; one that is no id at all counts as a probe (audited 404)."""
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise await hidden(request, "unknown_id") from None
+def workflow_refusals(handler: Handler) -> Handler:
+    """The exchange's audited 404/403 (hidden documents, missing roles), and the workflow's
+    refusals of who the caller is, recorded as ``access.denied`` with their reason."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except DeniedAccess as refused:
+            await deny_access(request, refused.reason, document=str(path_id(request)))
+            raise
+
+    return exchange_refusals(answer)
 
 
-@contextlib.asynccontextmanager
-async def _refusals_audited(request: web.Request) -> AsyncIterator[None]:
-    """The service's refusals of who the caller is, recorded as ``access.denied`` for
-    e-supervision: hidden documents as counted probes (404), others with their reason."""
-    try:
-        yield
-    except DocumentHidden as exc:
-        raise await hidden(request, exc.reason, **exc.details) from None
-    except Exception as exc:
-        reason = getattr(exc, "denied_as", None)
-        if isinstance(reason, str):
-            document = str(uuid.UUID(request.match_info["id"]))
-            await deny_access(request, reason, document=document)
-        raise
-
-
-def _signature(body: dict[str, Any]) -> str:
-    signature = body.get("signature")
+async def _signature(request: web.Request) -> str:
+    signature = (await read_json_object(request)).get("signature")
     if not isinstance(signature, str) or not 1 <= len(signature) <= MAX_SIGNATURE:
         raise ApiError("invalid_request", "signature must be the compact approval JWS you signed")
     return signature
 
 
-async def _file_chunks(request: web.Request) -> AsyncIterator[bytes]:
+async def _file_part(request: web.Request) -> AsyncIterator[bytes]:
     """The body's one ``file`` part, as it arrives."""
     if not request.content_type.startswith("multipart/"):
         raise ApiError("unsupported_media_type", "send multipart/form-data with a 'file' part")
     part = await (await request.multipart()).next()
     if not isinstance(part, BodyPartReader) or part.name != "file":
         raise ApiError("invalid_request", "the part must be 'file'")
+    return _chunks(part)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        while chunk := await part.read_chunk(READ_CHUNK):
-            yield bytes(chunk)
 
-    return chunks()
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(READ_CHUNK):
+        yield bytes(chunk)
 
 
 @routes.add(
@@ -130,17 +120,15 @@ async def _file_chunks(request: web.Request) -> AsyncIterator[bytes]:
     request_body=SIGNATURE_BODY,
     responses={"200": {"content": APPROVAL_RESULT}},
 )
+@workflow_refusals
 async def approve_document(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    service = request.app[WORKFLOW]
-    async with _refusals_audited(request):
-        document = await service.own_document(principal, await _document_id(request))
-        signature = _signature(await read_json_object(request))
-        scope = idempotency_scope(request, principal.official_id)
-        answer = await service.approve(
-            principal, document, signature, scope=scope, now=now_of(request)
-        )
-    return json_response(answer.body, status=answer.status)
+    result = await request.app[WORKFLOW].approve(
+        principal_of(request),
+        path_id(request),
+        lambda: _signature(request),
+        idempotency_key=idempotency_key(request),
+    )
+    return json_response(result.as_json())
 
 
 @routes.add(
@@ -159,16 +147,14 @@ async def approve_document(request: web.Request) -> web.Response:
         "206": {"content": {"application/pdf": {"schema": {"type": "string"}}}},
     },
 )
+@workflow_refusals
 async def document_draft(request: web.Request) -> web.StreamResponse:
-    range_header = request.headers.get("Range")
-    async with _refusals_audited(request):
-        download = await request.app[WORKFLOW].draft(
-            principal_of(request),
-            await _document_id(request),
-            request.query.get("version"),
-            lambda size: parse_range(range_header, size),
-            now=now_of(request),
-        )
+    download = await request.app[WORKFLOW].draft(
+        principal_of(request),
+        path_id(request),
+        request.query.get("version"),
+        request.headers.get("Range"),
+    )
     return await views.stream_draft(request, download)
 
 
@@ -182,17 +168,15 @@ async def document_draft(request: web.Request) -> web.StreamResponse:
     request_body=VERSION_BODY,
     responses={"201": {"content": json_content({"type": "object"})}},
 )
+@workflow_refusals
 async def submit_version(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    service = request.app[WORKFLOW]
-    async with _refusals_audited(request):
-        document = await service.revisable_document(principal, await _document_id(request))
-        chunks = await _file_chunks(request)
-        scope = idempotency_scope(request, principal.official_id)
-        answer = await service.submit_version(
-            principal, document, chunks, scope=scope, now=now_of(request)
-        )
-    return json_response(answer.body, status=answer.status)
+    revision = await request.app[WORKFLOW].submit_version(
+        principal_of(request),
+        path_id(request),
+        lambda: _file_part(request),
+        idempotency_key=idempotency_key(request),
+    )
+    return json_response(revision.as_json(), status=201)
 
 
 @routes.add(
@@ -205,11 +189,9 @@ async def submit_version(request: web.Request) -> web.Response:
     parameters=(path_param("id", "Document id."),),
     responses={"200": {"content": json_content({"type": "object"})}},
 )
+@workflow_refusals
 async def seal_document(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    service = request.app[WORKFLOW]
-    async with _refusals_audited(request):
-        document = await service.own_document(principal, await _document_id(request))
-        scope = idempotency_scope(request, principal.official_id)
-        answer = await service.seal(principal, document, scope=scope, now=now_of(request))
-    return json_response(answer.body, status=answer.status)
+    sent = await request.app[WORKFLOW].seal(
+        principal_of(request), path_id(request), idempotency_key=idempotency_key(request)
+    )
+    return json_response(sent.as_json())

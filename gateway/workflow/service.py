@@ -3,21 +3,26 @@ draft, a new draft version and the seal after sign-off (gateway.workflow.rules h
 pure rules; the HTTP edge only parses and renders).
 
 Each change is one transaction with its audit events, under the document's row lock.
-Objects go first, rows second: an upload or a sealed PDF whose transaction fails is
-removed again (and the object sweeper is the backstop after a crash). A retry with the
-same ``Idempotency-Key`` gets the answer stored with the first request's transaction.
+Objects go first, rows second (StagedObjects): an upload or a sealed PDF whose
+transaction fails is removed again, and the object sweeper is the backstop after a crash.
+A retry with the same ``Idempotency-Key`` gets the answer stored with the first request.
+
+Each method first decides who may act (404 for another department's document, 403 for
+the wrong official), then reads the request's body (a ``Later``) and its key: refusals
+come before complaints about the body, as the HTTP contract orders them.
+
+check_workflow and record_submission are the workflow's part of a send (拟稿), which the
+exchange service runs in its own transaction (its ``Drafting`` dependency).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,25 +30,31 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.exchange.errors import (
     DocumentLocked,
     DraftingNotAllowed,
+    Hidden,
     InvalidMeta,
+    NotFound,
     SealRevokedMeanwhile,
     WrongDocumentState,
 )
 from gateway.exchange.meta import DocumentMeta, due_at
+from gateway.exchange.ranges import parse_range
 from gateway.exchange.service import (
+    Clock,
     DocumentSealer,
+    Later,
     SentDocument,
+    Spool,
     _actor,
     _created_event,
     _dispatch,
     _new_document,
-    delete_quietly,
     expand_codes,
 )
 from gateway.http.text import unsafe_character
-from gateway.identity.auth import NotFound, Principal
+from gateway.identity.auth import Principal
 from gateway.spool import HEADER_WINDOW, file_chunks, save_chunks
 from gateway.workflow import rules as workflow
+from gateway.workflow.rules import DeniedAccess
 from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
 from seals.pdfcheck import check_header
 from storage import documents, idempotency, identity
@@ -51,6 +62,7 @@ from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
+from storage.objects.staged import StagedObjects
 
 SEAL_ROLES = frozenset({"seal_keeper"})
 AWAITING_SEAL = "awaiting_seal"
@@ -59,34 +71,17 @@ LOCKED_STATES = ("awaiting_seal", "dispatched", "withdrawn")
 SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
 
 
-class DocumentHidden(Exception):
-    """404 for a document the caller may not know of (none, or another department's); the
-    HTTP edge counts it as a probe with *reason*."""
+class NotTheDrafter(DraftingNotAllowed, DeniedAccess):
+    """Only the drafter revises its draft."""
 
-    code = "not_found"
-
-    def __init__(self, reason: str, **details: str) -> None:
-        super().__init__("no such resource")
-        self.detail = "no such resource"
-        self.reason = reason
-        self.details = details
+    reason = "not_the_drafter"
 
 
-class NotTheDrafter(DraftingNotAllowed):
-    """Only the drafter revises its draft (audited as ``access.denied``)."""
-
-    denied_as = "not_the_drafter"
-
-
-class DraftRefused(Exception):
-    """The draft is not for this caller (audited as ``access.denied``)."""
+class DraftRefused(workflow.WorkflowError, DeniedAccess):
+    """The draft is not for this caller."""
 
     code = "forbidden"
-    denied_as = "not_an_approver"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    reason = "not_an_approver"
 
 
 async def check_workflow(
@@ -204,6 +199,33 @@ class ApprovalResult:
             "outcome": self.outcome,
             "status": self.status,
         }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ApprovalResult:
+        """The answer stored for an Idempotency-Key, as it was first given."""
+        return cls(
+            uuid.UUID(body["id"]), body["step"], body["decision"], body["outcome"], body["status"]
+        )
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: uuid.UUID
+    version: int
+    draft_sha256: str
+    status: str = "in_approval"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "version": self.version,
+            "draft_sha256": self.draft_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Revision:
+        return cls(uuid.UUID(body["id"]), body["version"], body["draft_sha256"], body["status"])
 
 
 def _verify_for_step(
@@ -370,7 +392,7 @@ async def record_revision(
     document_id: uuid.UUID,
     draft: PutResult,
     now: datetime,
-) -> dict[str, Any]:
+) -> Revision:
     """A new draft version from the drafter; the chain starts again at its first step."""
     document = await documents.lock_document(connection, document_id)
     _editable(document["status"])
@@ -417,12 +439,7 @@ async def record_revision(
             _step_opened(principal, document_id, _spec_of(steps), version, 0, now),
         ],
     )
-    return {
-        "id": str(document_id),
-        "status": "in_approval",
-        "version": version,
-        "draft_sha256": draft.sha256_hex,
-    }
+    return Revision(document_id, version, draft.sha256_hex)
 
 
 async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
@@ -492,26 +509,6 @@ async def record_sealed_after_approval(
 # --- the service: one method per unit of work ----------------------------------------------
 
 
-class Sealer(DocumentSealer, Protocol):
-    """What sealing after sign-off needs of the sealer (gateway.sealing.sealer)."""
-
-    async def record_refusal(self, department: str, seal_id: uuid.UUID) -> None: ...
-
-
-Spool = Callable[[int], AbstractContextManager[list[Path]]]
-ByteRange = Callable[[int], tuple[int, int] | None]
-
-
-@dataclass(frozen=True)
-class OwnDocument:
-    """A document of the caller's department, found before the request's body is read:
-    another department's document is 404 whatever the body says."""
-
-    id: uuid.UUID
-    status: str
-    created_by: str
-
-
 @dataclass(frozen=True)
 class DraftFile:
     version: int
@@ -522,31 +519,31 @@ class DraftFile:
 
 @dataclass(frozen=True)
 class DraftDownload:
-    """The draft bytes the caller may read: ``span`` is the requested range [start, end),
+    """The draft bytes the caller may read: ``byte_range`` is the requested [start, end),
     None for the whole draft; ``chunks`` yields exactly those bytes."""
 
     version: int
     sha256: str
     size: int
-    span: tuple[int, int] | None
+    byte_range: tuple[int, int] | None
     chunks: AsyncIterator[bytes]
 
     @property
     def length(self) -> int:
-        start, end = self.span or (0, self.size)
+        start, end = self.byte_range or (0, self.size)
         return end - start
 
 
-async def _own_row(
+async def _own_document(
     connection: DbConnection, principal: Principal, document_id: uuid.UUID
 ) -> dict[str, Any]:
     """Workflow actions belong to the sending department; anyone else gets 404."""
     try:
         document = await documents.get_document(connection, document_id)
     except documents.DocumentNotFound:
-        raise DocumentHidden("unknown_id") from None
+        raise Hidden("unknown_id") from None
     if document["sender"] != principal.department:
-        raise DocumentHidden("other_department", document=str(document_id))
+        raise Hidden("other_department", document=str(document_id))
     return document
 
 
@@ -588,15 +585,17 @@ def _readable_draft(
 
 
 class WorkflowService:
-    """The approval chain's units of work, built once per application."""
+    """Every unit of work of the approval chain after its submission: 核稿 / 会签 / 签发,
+    reading a draft, a new version, 用印 after sign-off."""
 
     def __init__(
         self,
+        *,
         pool: asyncpg.Pool,
         objects: ObjectStore,
-        sealer: Sealer,
-        *,
+        sealer: DocumentSealer,
         spool: Spool,
+        clock: Clock,
         max_document_bytes: int,
         sign_for_within: Mapping[str, timedelta],
     ) -> None:
@@ -604,132 +603,97 @@ class WorkflowService:
         self._objects = objects
         self._sealer = sealer
         self._spool = spool
+        self._clock = clock
         self._max_document_bytes = max_document_bytes
         self._sign_for_within = dict(sign_for_within)
 
-    def __repr__(self) -> str:
-        return "WorkflowService()"
-
-    async def check(self, principal: Principal, spec: workflow.WorkflowSpec) -> None:
-        """The workflow of a submission, checked before its file is read (422)."""
+    async def _own(self, principal: Principal, document_id: uuid.UUID) -> dict[str, Any]:
         async with self._pool.acquire() as connection:
-            await check_workflow(connection, spec, principal.department, principal.official_id)
-
-    async def submit(
-        self,
-        principal: Principal,
-        meta: DocumentMeta,
-        draft: PutResult,
-        head: bytes,
-        *,
-        scope: idempotency.Scope | None,
-        request_hash: str,
-        now: datetime,
-    ) -> SentDocument:
-        """拟稿 with a workflow: the stored upload (whose *head* was read on its way) becomes
-        draft version 1, sealed only after sign-off. The caller stored the object and
-        removes it if this fails; the answer is remembered under *scope*."""
-        check_header(head)
-        async with self._pool.acquire() as connection, connection.transaction():
-            sent = await record_submission(
-                connection, principal=principal, meta=meta, draft=draft, now=now
-            )
-            if scope is not None:
-                answer = idempotency.StoredResponse(201, sent.as_json())
-                await idempotency.remember(connection, scope, request_hash, answer, now)
-        return sent
-
-    async def own_document(self, principal: Principal, document_id: uuid.UUID) -> OwnDocument:
-        async with self._pool.acquire() as connection:
-            row = await _own_row(connection, principal, document_id)
-        return OwnDocument(row["id"], row["status"], row["created_by"])
-
-    async def revisable_document(self, principal: Principal, document_id: uuid.UUID) -> OwnDocument:
-        """The caller's own draft, still open to change (checked again under the lock)."""
-        document = await self.own_document(principal, document_id)
-        _editable(document.status)
-        if document.created_by != principal.official_id:
-            raise NotTheDrafter("only the drafter may submit a new version")
-        return document
+            return await _own_document(connection, principal, document_id)
 
     async def approve(
         self,
         principal: Principal,
-        document: OwnDocument,
-        signature: str,
+        document_id: uuid.UUID,
+        signature: Later[str],
         *,
-        scope: idempotency.Scope | None,
-        now: datetime,
-    ) -> idempotency.StoredResponse:
+        idempotency_key: idempotency.Key | None = None,
+    ) -> ApprovalResult:
         """核稿 / 会签 / 签发: the caller's signed decision, checked with its enrolled key."""
-        body_hash = hashlib.sha256(signature.encode()).hexdigest()
+        await self._own(principal, document_id)
+        jws = await signature()
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
+        body_hash = hashlib.sha256(jws.encode()).hexdigest()
         async with self._pool.acquire() as connection:
             if scope is not None:
                 earlier = await idempotency.find(connection, scope, body_hash)
                 if earlier is not None:
-                    return earlier
+                    return ApprovalResult.from_json(earlier.body)
             owner = await identity.key_owner(connection, principal.kid)
             if owner is None or owner.key.revoked_at is not None:
                 raise NotFound()
+            now = self._clock()
             async with connection.transaction():
                 result = await record_approval(
                     connection,
                     principal=principal,
-                    document_id=document.id,
-                    signature=signature,
+                    document_id=document_id,
+                    signature=jws,
                     key=parse_public_jwk(owner.key.public_jwk),
                     now=now,
                 )
-                answer = idempotency.StoredResponse(200, result.as_json())
                 if scope is not None:
+                    answer = idempotency.StoredResponse(200, result.as_json())
                     await idempotency.remember(connection, scope, body_hash, answer, now)
-        return answer
+        return result
 
     async def draft(
         self,
         principal: Principal,
         document_id: uuid.UUID,
         version: str | None,
-        byte_range: ByteRange,
-        *,
-        now: datetime,
+        range_header: str | None,
     ) -> DraftDownload:
-        """The draft (newest, or *version*) for those who may read it, as ``draft.downloaded``.
-        *byte_range* turns the draft's size into the requested span (or refuses it) before
-        anything is recorded."""
+        """The draft (newest, or *version*) to those who may read it; each download that is
+        served is audited as ``draft.downloaded``."""
         async with self._pool.acquire() as connection:
-            document = await _own_row(connection, principal, document_id)
+            document = await _own_document(connection, principal, document_id)
             steps = await workflow_rows.steps_of(connection, document_id)
             versions = await workflow_rows.versions_of(connection, document_id)
         chosen = _readable_draft(principal, document, steps, versions, version)
-        span = byte_range(chosen.size)
+        byte_range = parse_range(range_header, chosen.size)
         async with self._pool.acquire() as connection, connection.transaction():
             await record_event(
                 connection,
                 AuditEvent(
                     "draft.downloaded",
-                    now,
+                    self._clock(),
                     department=principal.department,
                     document=str(document_id),
                     details={"version": chosen.version, "draft_sha256": chosen.sha256},
                     **_actor(principal),
                 ),
             )
-        start, end = span or (0, chosen.size)
+        start, end = byte_range or (0, chosen.size)
         chunks = self._objects.open(chosen.key, start=start, end=end)
-        return DraftDownload(chosen.version, chosen.sha256, chosen.size, span, chunks)
+        return DraftDownload(chosen.version, chosen.sha256, chosen.size, byte_range, chunks)
 
     async def submit_version(
         self,
         principal: Principal,
-        document: OwnDocument,
-        chunks: AsyncIterable[bytes],
+        document_id: uuid.UUID,
+        file: Later[AsyncIterable[bytes]],
         *,
-        scope: idempotency.Scope | None,
-        now: datetime,
-    ) -> idempotency.StoredResponse:
+        idempotency_key: idempotency.Key | None = None,
+    ) -> Revision:
         """A new draft version from the drafter; the chain starts again at its first step.
         A retry with the same key and bytes gets the first answer (its upload is dropped)."""
+        document = await self._own(principal, document_id)
+        _editable(document["status"])
+        if document["created_by"] != principal.official_id:
+            raise NotTheDrafter("only the drafter may submit a new version")
+        chunks = await file()
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
         head = bytearray()
 
         async def watched() -> AsyncIterator[bytes]:
@@ -738,77 +702,76 @@ class WorkflowService:
                     head.extend(chunk[:HEADER_WINDOW])
                 yield chunk
 
-        draft = await self._objects.put(watched(), max_bytes=self._max_document_bytes)
-        earlier: idempotency.StoredResponse | None = None
-        try:
+        async with StagedObjects(self._objects) as staged:
+            draft = await staged.put(watched(), max_bytes=self._max_document_bytes)
             check_header(bytes(head))
+            now = self._clock()
             async with self._pool.acquire() as connection, connection.transaction():
-                await documents.lock_document(connection, document.id)
+                await documents.lock_document(connection, document_id)
                 # Under the document lock a retried twin sees the first one's stored answer.
+                earlier = None
                 if scope is not None:
                     earlier = await idempotency.find(connection, scope, draft.sha256_hex)
                 if earlier is None:
-                    revised = await record_revision(
+                    revision = await record_revision(
                         connection,
                         principal=principal,
-                        document_id=document.id,
+                        document_id=document_id,
                         draft=draft,
                         now=now,
                     )
-                    answer = idempotency.StoredResponse(201, revised)
                     if scope is not None:
+                        answer = idempotency.StoredResponse(201, revision.as_json())
                         await idempotency.remember(connection, scope, draft.sha256_hex, answer, now)
-        except BaseException:
-            await delete_quietly(self._objects, [draft.key])
-            raise
-        if earlier is not None:
-            await delete_quietly(self._objects, [draft.key])
-            return earlier
-        return answer
+            if earlier is not None:
+                await staged.discard()
+                return Revision.from_json(earlier.body)
+        return revision
 
     async def seal(
         self,
         principal: Principal,
-        document: OwnDocument,
+        document_id: uuid.UUID,
         *,
-        scope: idempotency.Scope | None,
-        now: datetime,
-    ) -> idempotency.StoredResponse:
+        idempotency_key: idempotency.Key | None = None,
+    ) -> SentDocument:
         """用印 after 签发: seal the signed-off draft and dispatch it to the workflow's
         recipients. No connection is held while the sealer works."""
+        await self._own(principal, document_id)
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
         async with self._pool.acquire() as connection:
             if scope is not None:
                 earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
                 if earlier is not None:
-                    return earlier
-            row = await draft_to_seal(connection, document.id)
-        with self._spool(2) as (draft_file, sealed_file):
-            await save_chunks(self._objects.open(row["draft_object"]), draft_file)
-            outcome = await self._sealer.seal(
-                principal.department, draft_file, sealed_file, reason=row["doc_number"]
-            )
-            sealed = await self._objects.put(
-                file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
-            )
+                    return SentDocument.from_json(earlier.body)
+            document = await draft_to_seal(connection, document_id)
         try:
-            async with self._pool.acquire() as connection, connection.transaction():
-                sent = await record_sealed_after_approval(
-                    connection,
-                    principal=principal,
-                    document=row,
-                    sealed=sealed,
-                    seal_id=outcome.seal_id,
-                    now=now,
-                    sign_for_within=self._sign_for_within,
-                )
-                answer = idempotency.StoredResponse(200, sent.as_json())
-                if scope is not None:
-                    await idempotency.remember(connection, scope, SEAL_REQUEST_HASH, answer, now)
+            async with StagedObjects(self._objects) as staged:
+                with self._spool(2) as (draft_file, sealed_file):
+                    await save_chunks(self._objects.open(document["draft_object"]), draft_file)
+                    outcome = await self._sealer.seal(
+                        principal.department, draft_file, sealed_file, reason=document["doc_number"]
+                    )
+                    sealed = await staged.put(
+                        file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
+                    )
+                now = self._clock()
+                async with self._pool.acquire() as connection, connection.transaction():
+                    sent = await record_sealed_after_approval(
+                        connection,
+                        principal=principal,
+                        document=document,
+                        sealed=sealed,
+                        seal_id=outcome.seal_id,
+                        now=now,
+                        sign_for_within=self._sign_for_within,
+                    )
+                    if scope is not None:
+                        answer = idempotency.StoredResponse(200, sent.as_json())
+                        await idempotency.remember(
+                            connection, scope, SEAL_REQUEST_HASH, answer, now
+                        )
         except SealRevokedMeanwhile as revoked:
-            await delete_quietly(self._objects, [sealed.key])
             await self._sealer.record_refusal(principal.department, revoked.seal_id)
             raise
-        except BaseException:
-            await delete_quietly(self._objects, [sealed.key])
-            raise
-        return answer
+        return sent

@@ -14,8 +14,8 @@ def draft_headers(download: DraftDownload) -> dict[str, str]:
         "ETag": f'"{download.sha256}"',
         "Sealhub-Draft-Version": str(download.version),
     }
-    if download.span is not None:
-        start, end = download.span
+    if download.byte_range is not None:
+        start, end = download.byte_range
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{download.size}"
     return headers
 
@@ -23,7 +23,7 @@ def draft_headers(download: DraftDownload) -> dict[str, str]:
 async def stream_draft(request: web.Request, download: DraftDownload) -> web.StreamResponse:
     """The draft as application/pdf, 206 for a range, streamed as the store yields it."""
     response = web.StreamResponse(
-        status=206 if download.span is not None else 200, headers=draft_headers(download)
+        status=206 if download.byte_range is not None else 200, headers=draft_headers(download)
     )
     response.content_type = "application/pdf"
     response.content_length = download.length

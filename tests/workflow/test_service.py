@@ -14,26 +14,33 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import load_settings
-from gateway.exchange.errors import DocumentLocked, WrongDocumentState
+from gateway.exchange.errors import (
+    DocumentLocked,
+    Hidden,
+    NotFound,
+    RangeNotSatisfiable,
+    WrongDocumentState,
+)
 from gateway.exchange.meta import parse_meta
-from gateway.exchange.service import SentDocument
-from gateway.identity.auth import NotFound, Principal
+from gateway.exchange.service import Later, SentDocument
+from gateway.identity.auth import Principal
 from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime, open_runtime
 from gateway.sealing.sealer import DepartmentSealer, issue_seal
 from gateway.spool import spool_files
 from gateway.workflow import rules
 from gateway.workflow.service import (
-    DocumentHidden,
     DraftRefused,
     NotTheDrafter,
     WorkflowService,
+    check_workflow,
+    record_submission,
 )
 from keys.jws import TYP_APPROVAL, InvalidSignatureError, jwk_thumbprint, public_jwk, sign_jws
 from seals.pdfcheck import NotAPdf
@@ -47,6 +54,7 @@ from tests.seals.seal_corpus import reportlab_pdf
 
 SENDER, RECIPIENT, OTHER = "yl-bgs", "yl-jyj", "yl-gaj"
 NUMBERS = itertools.count(700)
+T = TypeVar("T")
 PDF = reportlab_pdf(pages=1)
 
 
@@ -114,17 +122,17 @@ class World:
             now=datetime.now(UTC),
         )
         assert meta.workflow is not None
-        await self.service.check(drafter.principal, meta.workflow)
         draft = await self.stored(PDF)
-        return await self.service.submit(
-            drafter.principal,
-            meta,
-            draft,
-            PDF[:1024],
-            scope=None,
-            request_hash="",
-            now=datetime.now(UTC),
-        )
+        # The workflow's part of a send, as the exchange service runs it (its Drafting).
+        async with self.runtime.pool.acquire() as connection, connection.transaction():
+            await check_workflow(connection, meta.workflow, SENDER, drafter.id)
+            return await record_submission(
+                connection,
+                principal=drafter.principal,
+                meta=meta,
+                draft=draft,
+                now=datetime.now(UTC),
+            )
 
     async def decide(
         self,
@@ -134,18 +142,14 @@ class World:
         decision: str = "approve",
         *,
         draft_sha256: str | None = None,
-        scope: idempotency.Scope | None = None,
     ) -> dict[str, Any]:
-        document = await self.service.own_document(official.principal, document_id)
         sha = draft_sha256 or await self.draft_sha256(document_id)
-        answer = await self.service.approve(
+        result = await self.service.approve(
             official.principal,
-            document,
-            approval(official, document_id, sha, step, decision),
-            scope=scope,
-            now=datetime.now(UTC),
+            document_id,
+            later(approval(official, document_id, sha, step, decision)),
         )
-        return answer.body
+        return result.as_json()
 
     async def draft_sha256(self, document_id: uuid.UUID) -> str:
         async with self.runtime.pool.acquire() as connection:
@@ -219,8 +223,17 @@ async def until_waiting(connection: DbConnection, count: int) -> None:
     raise AssertionError(f"fewer than {count} statements are waiting for a lock")
 
 
-def whole(size: int) -> None:
-    """The byte range of a request without a Range header."""
+def later(value: T) -> Later[T]:
+    """A request part the service reads once it has decided who may act."""
+
+    async def read() -> T:
+        return value
+
+    return read
+
+
+def versions_key(document_id: uuid.UUID, key: str) -> idempotency.Key:
+    return idempotency.Key("POST", f"/v1/documents/{document_id}/versions", key)
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +251,11 @@ async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
         try:
             sealer = DepartmentSealer(runtime, workers, CrlCache(runtime.pki, runtime.pool))
             service = WorkflowService(
-                runtime.pool,
-                runtime.objects,
-                sealer,
+                pool=runtime.pool,
+                objects=runtime.objects,
+                sealer=sealer,
                 spool=functools.partial(spool_files, settings),
+                clock=lambda: datetime.now(UTC),
                 max_document_bytes=settings.max_document_bytes,
                 sign_for_within=settings.supervision.sign_for_within(),
             )
@@ -299,9 +313,10 @@ async def test_two_countersigners_at_the_same_moment_complete_the_step_once(
         "document.signed_off",
     ]
     assert [d["step"] for kind, d in events if kind == "workflow.step_opened"] == [0, 1, 2]
-    # Signed off: nothing changes any more, not even by the signer.
+    # Signed off: nothing changes any more, not even by the signer; the file is not read.
+    unread = later(chunks_of(b"never read"))
     with pytest.raises(DocumentLocked):
-        await world.service.revisable_document(chain.drafter.principal, sent.id)
+        await world.service.submit_version(chain.drafter.principal, sent.id, unread)
     with pytest.raises(DocumentLocked):
         await world.decide(chain.signer, sent.id, 2)
 
@@ -313,17 +328,17 @@ async def test_a_rejection_returns_the_draft_and_a_new_version_starts_over(
     assert (await world.decide(chain.reviewer, sent.id, 0, "reject"))["status"] == "returned"
     with pytest.raises(WrongDocumentState):
         await world.decide(chain.countersigners[0], sent.id, 1)
-    with pytest.raises(NotTheDrafter) as refused:
-        await world.service.revisable_document(chain.reviewer.principal, sent.id)
-    assert refused.value.denied_as == "not_the_drafter"
-
-    document = await world.service.revisable_document(chain.drafter.principal, sent.id)
     second = PDF + b"\n% revised\n"
+    with pytest.raises(NotTheDrafter) as refused:
+        await world.service.submit_version(
+            chain.reviewer.principal, sent.id, later(chunks_of(second))
+        )
+    assert refused.value.reason == "not_the_drafter"
+
     revised = await world.service.submit_version(
-        chain.drafter.principal, document, chunks_of(second), scope=None, now=datetime.now(UTC)
+        chain.drafter.principal, sent.id, later(chunks_of(second))
     )
-    assert revised.status == 201
-    assert revised.body == {
+    assert revised.as_json() == {
         "id": str(sent.id),
         "status": "in_approval",
         "version": 2,
@@ -348,42 +363,37 @@ async def test_a_rejection_returns_the_draft_and_a_new_version_starts_over(
     ]
 
 
-async def test_drafts_are_for_the_chain_and_refusals_record_nothing(
+async def test_drafts_are_for_the_chain_and_refused_reads_record_nothing(
     world: World, chain: Chain
 ) -> None:
     sent = await world.submit(chain.drafter, chain)
     stranger = await world.official(["clerk"])
     keeper = await world.official(["seal_keeper"])
     elsewhere = await world.official(["clerk", "leader"], department=OTHER)
-    now = datetime.now(UTC)
     read = world.service.draft
 
     for official in (stranger, keeper):  # a seal keeper only once the draft awaits its seal
         with pytest.raises(DraftRefused) as refused:
-            await read(official.principal, sent.id, None, whole, now=now)
-        assert refused.value.denied_as == "not_an_approver"
-    with pytest.raises(DocumentHidden) as hidden:
-        await read(elsewhere.principal, sent.id, None, whole, now=now)
+            await read(official.principal, sent.id, None, None)
+        assert refused.value.reason == "not_an_approver"
+    with pytest.raises(Hidden) as hidden:
+        await read(elsewhere.principal, sent.id, None, None)
     assert (hidden.value.reason, hidden.value.details) == (
         "other_department",
         {"document": str(sent.id)},
     )
-    with pytest.raises(DocumentHidden) as hidden:
-        await read(chain.drafter.principal, uuid.uuid4(), None, whole, now=now)
+    with pytest.raises(Hidden) as hidden:
+        await read(chain.drafter.principal, uuid.uuid4(), None, None)
     assert hidden.value.reason == "unknown_id"
     for version in ("2", "x"):
         with pytest.raises(NotFound):
-            await read(chain.drafter.principal, sent.id, version, whole, now=now)
-
-    def unsatisfiable(size: int) -> None:
-        raise ValueError(size)
-
-    with pytest.raises(ValueError, match=str(len(PDF))):
-        await read(chain.reviewer.principal, sent.id, None, unsatisfiable, now=now)
+            await read(chain.drafter.principal, sent.id, version, None)
+    with pytest.raises(RangeNotSatisfiable):
+        await read(chain.reviewer.principal, sent.id, None, f"bytes={len(PDF)}-")
     assert "draft.downloaded" not in {kind for kind, _ in await world.events(sent.id)}
 
-    part = await read(chain.countersigners[1].principal, sent.id, "1", lambda _: (5, 20), now=now)
-    assert (part.version, part.size, part.length) == (1, len(PDF), 15)
+    part = await read(chain.countersigners[1].principal, sent.id, "1", "bytes=5-19")
+    assert (part.version, part.size, part.byte_range, part.length) == (1, len(PDF), (5, 20), 15)
     assert b"".join([chunk async for chunk in part.chunks]) == PDF[5:20]
     downloads = [d for kind, d in await world.events(sent.id) if kind == "draft.downloaded"]
     assert downloads == [{"version": 1, "draft_sha256": sent.draft_sha256}]
@@ -393,22 +403,24 @@ async def test_a_repeated_or_refused_version_leaves_no_object_behind(
     world: World, chain: Chain
 ) -> None:
     sent = await world.submit(chain.drafter, chain)
-    document = await world.service.revisable_document(chain.drafter.principal, sent.id)
-    scope = idempotency.Scope(chain.drafter.id, "POST", f"/v1/documents/{sent.id}/versions", "k1")
+    key = versions_key(sent.id, "k1")
     second = PDF + b"\n% v2\n"
     before = await world.object_keys()
 
-    async def submit(data: bytes, key: idempotency.Scope | None) -> idempotency.StoredResponse:
-        return await world.service.submit_version(
-            chain.drafter.principal, document, chunks_of(data), scope=key, now=datetime.now(UTC)
+    async def submit(data: bytes, key: idempotency.Key | None) -> dict[str, Any]:
+        revision = await world.service.submit_version(
+            chain.drafter.principal, sent.id, later(chunks_of(data)), idempotency_key=key
         )
+        return revision.as_json()
 
-    first = await submit(second, scope)
-    assert await submit(second, scope) == first  # the retry's upload is dropped again
+    first = await submit(second, key)
+    assert await submit(second, key) == first  # the retry's upload is dropped again
     with pytest.raises(idempotency.IdempotencyConflict):
-        await submit(PDF + b"\n% other\n", scope)
+        await submit(PDF + b"\n% other\n", key)
     with pytest.raises(NotAPdf):
         await submit(b"not a pdf at all", None)
+    with pytest.raises(idempotency.InvalidKey):  # checked before anything is stored
+        await submit(second, versions_key(sent.id, "x" * 201))
     added = await world.object_keys() - before
     assert len(added) == 1
     async with world.runtime.pool.acquire() as connection:
@@ -444,26 +456,24 @@ async def test_sealing_after_sign_off_dispatches_to_the_workflow_recipients(
             now=now,
         )
     sent = await world.submit(chain.drafter, chain)
-    document = await world.service.own_document(keeper.principal, sent.id)
-    scope = idempotency.Scope(keeper.id, "POST", f"/v1/documents/{sent.id}/seal", "s1")
+    key = idempotency.Key("POST", f"/v1/documents/{sent.id}/seal", "s1")
     before = await world.object_keys()
     with pytest.raises(WrongDocumentState):  # not before 签发, and nothing is sealed
-        await world.service.seal(keeper.principal, document, scope=scope, now=now)
+        await world.service.seal(keeper.principal, sent.id, idempotency_key=key)
     assert await world.object_keys() == before
 
     await world.decide(chain.reviewer, sent.id, 0)
     for leader in chain.countersigners:
         await world.decide(leader, sent.id, 1)
     signed = await world.decide(chain.signer, sent.id, 2)
-    sealed = await world.service.seal(keeper.principal, document, scope=scope, now=now)
-    assert sealed.status == 200
-    assert sealed.body["status"] == "dispatched" and sealed.body["deliveries"] == 2
-    again = await world.service.seal(keeper.principal, document, scope=scope, now=now)
+    sealed = await world.service.seal(keeper.principal, sent.id, idempotency_key=key)
+    assert (sealed.status, sealed.deliveries) == ("dispatched", 2)
+    again = await world.service.seal(keeper.principal, sent.id, idempotency_key=key)
     assert again == sealed  # answered from the first one: sealed once, stored once
     assert len(await world.object_keys() - before) == 1
     events = dict(await world.events(sent.id))
     assert events["seal.used"]["sign_off"] == [signed["id"]]
-    assert events["seal.used"]["sha256"] == sealed.body["sha256"]
+    assert events["seal.used"]["sha256"] == sealed.sha256
     async with world.runtime.pool.acquire() as connection:
         recipients = await connection.fetch(
             "SELECT recipient, copy FROM deliveries WHERE document = $1 ORDER BY copy", sent.id
@@ -473,4 +483,4 @@ async def test_sealing_after_sign_off_dispatches_to_the_workflow_recipients(
         (OTHER, True),
     ]
     with pytest.raises(WrongDocumentState):
-        await world.service.seal(keeper.principal, document, scope=None, now=now)
+        await world.service.seal(keeper.principal, sent.id)
