@@ -37,6 +37,7 @@ from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
 from gateway.workflow import service as workflow_service
+from gateway.workflow.handlers import WORKFLOW
 from storage.audit_outbox import OutboxSink
 
 
@@ -70,6 +71,15 @@ def create_app(runtime: Runtime) -> web.Application:
         drafting=workflow_service,
         countersigner=Countersigner(runtime.pki),
         inbox=inbox,
+        spool=functools.partial(spool_files, runtime.settings),
+        clock=clock_of(app),
+        max_document_bytes=runtime.settings.max_document_bytes,
+        sign_for_within=runtime.settings.supervision.sign_for_within(),
+    )
+    app[WORKFLOW] = workflow_service.WorkflowService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        sealer=sealer,
         spool=functools.partial(spool_files, runtime.settings),
         clock=clock_of(app),
         max_document_bytes=runtime.settings.max_document_bytes,

@@ -1,28 +1,49 @@
-"""Approval chains as units of work: the submission, each signed decision, a new draft
-version and the seal after sign-off (gateway.workflow.rules holds the pure rules).
+"""Approval chains as units of work: the submission, each signed decision, reading a
+draft, a new draft version and the seal after sign-off (gateway.workflow.rules holds the
+pure rules; the HTTP edge only parses and renders).
 
 Each change is one transaction with its audit events, under the document's row lock.
+Objects go first, rows second (StagedObjects): an upload or a sealed PDF whose
+transaction fails is removed again, and the object sweeper is the backstop after a crash.
+A retry with the same ``Idempotency-Key`` gets the answer stored with the first request.
+
+Each method first decides who may act (404 for another department's document, 403 for
+the wrong official), then reads the request's body (a ``Later``) and its key: refusals
+come before complaints about the body, as the HTTP contract orders them.
+
+check_workflow and record_submission are the workflow's part of a send (拟稿), which the
+exchange service runs in its own transaction (its ``Drafting`` dependency).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.exchange.errors import (
     DocumentLocked,
     DraftingNotAllowed,
+    Hidden,
     InvalidMeta,
+    NotFound,
+    SealRevokedMeanwhile,
     WrongDocumentState,
 )
 from gateway.exchange.meta import DocumentMeta, due_at
+from gateway.exchange.ranges import parse_range
 from gateway.exchange.service import (
+    Clock,
+    DocumentSealer,
+    Later,
     SentDocument,
+    Spool,
     _actor,
     _created_event,
     _dispatch,
@@ -31,13 +52,36 @@ from gateway.exchange.service import (
 )
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
+from gateway.spool import HEADER_WINDOW, file_chunks, save_chunks
 from gateway.workflow import rules as workflow
-from keys.jws import Approval, InvalidSignatureError, verify_approval
-from storage import documents
+from gateway.workflow.rules import DeniedAccess
+from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
+from seals.pdfcheck import check_header
+from storage import documents, idempotency, identity
 from storage import workflow as workflow_rows
-from storage.audit_outbox import AuditEvent, record_events
+from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
-from storage.objects import PutResult
+from storage.objects import ObjectStore, PutResult
+from storage.objects.staged import StagedObjects
+
+SEAL_ROLES = frozenset({"seal_keeper"})
+AWAITING_SEAL = "awaiting_seal"
+# Signed off or sent: the draft and its approvals can no longer change.
+LOCKED_STATES = ("awaiting_seal", "dispatched", "withdrawn")
+SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
+
+
+class NotTheDrafter(DraftingNotAllowed, DeniedAccess):
+    """Only the drafter revises its draft."""
+
+    reason = "not_the_drafter"
+
+
+class DraftRefused(workflow.WorkflowError, DeniedAccess):
+    """The draft is not for this caller."""
+
+    code = "forbidden"
+    reason = "not_an_approver"
 
 
 async def check_workflow(
@@ -134,9 +178,8 @@ def _spec_of(steps: Sequence[workflow_rows.StepRow]) -> workflow.WorkflowSpec:
     )
 
 
-def _editable(document: dict[str, Any]) -> None:
-    status = document["status"]
-    if status in ("awaiting_seal", "dispatched", "withdrawn"):
+def _editable(status: str) -> None:
+    if status in LOCKED_STATES:
         raise DocumentLocked(f"the document is {status}: it was signed off and cannot change")
 
 
@@ -156,6 +199,33 @@ class ApprovalResult:
             "outcome": self.outcome,
             "status": self.status,
         }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ApprovalResult:
+        """The answer stored for an Idempotency-Key, as it was first given."""
+        return cls(
+            uuid.UUID(body["id"]), body["step"], body["decision"], body["outcome"], body["status"]
+        )
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: uuid.UUID
+    version: int
+    draft_sha256: str
+    status: str = "in_approval"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "version": self.version,
+            "draft_sha256": self.draft_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Revision:
+        return cls(uuid.UUID(body["id"]), body["version"], body["draft_sha256"], body["status"])
 
 
 def _verify_for_step(
@@ -205,7 +275,7 @@ async def record_approval(
     same moment see each other and exactly one of them completes it.
     """
     document = await documents.lock_document(connection, document_id)
-    _editable(document)
+    _editable(document["status"])
     if document["status"] != "in_approval":
         raise WrongDocumentState(
             f"the document is {document['status']}: the drafter must submit a new version"
@@ -322,16 +392,16 @@ async def record_revision(
     document_id: uuid.UUID,
     draft: PutResult,
     now: datetime,
-) -> dict[str, Any]:
+) -> Revision:
     """A new draft version from the drafter; the chain starts again at its first step."""
     document = await documents.lock_document(connection, document_id)
-    _editable(document)
+    _editable(document["status"])
     steps = await workflow_rows.steps_of(connection, document_id)
     latest = await workflow_rows.latest_version(connection, document_id)
     if not steps or latest is None:
         raise WrongDocumentState("this document has no approval workflow")
     if document["created_by"] != principal.official_id:
-        raise DraftingNotAllowed("only the drafter may submit a new version")
+        raise NotTheDrafter("only the drafter may submit a new version")
     version = latest.version + 1
     await workflow_rows.insert_version(
         connection,
@@ -369,18 +439,13 @@ async def record_revision(
             _step_opened(principal, document_id, _spec_of(steps), version, 0, now),
         ],
     )
-    return {
-        "id": str(document_id),
-        "status": "in_approval",
-        "version": version,
-        "draft_sha256": draft.sha256_hex,
-    }
+    return Revision(document_id, version, draft.sha256_hex)
 
 
 async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
     """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
     document = await documents.get_document(connection, document_id)
-    if document["status"] != "awaiting_seal":
+    if document["status"] != AWAITING_SEAL:
         raise WrongDocumentState(
             f"the document is {document['status']}; only a signed-off document can be sealed"
         )
@@ -439,3 +504,274 @@ async def record_sealed_after_approval(
     return SentDocument(
         document_id, "dispatched", document["draft_sha256"], sealed.sha256_hex, count
     )
+
+
+# --- the service: one method per unit of work ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftFile:
+    version: int
+    key: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DraftDownload:
+    """The draft bytes the caller may read: ``byte_range`` is the requested [start, end),
+    None for the whole draft; ``chunks`` yields exactly those bytes."""
+
+    version: int
+    sha256: str
+    size: int
+    byte_range: tuple[int, int] | None
+    chunks: AsyncIterator[bytes]
+
+    @property
+    def length(self) -> int:
+        start, end = self.byte_range or (0, self.size)
+        return end - start
+
+
+async def _own_document(
+    connection: DbConnection, principal: Principal, document_id: uuid.UUID
+) -> dict[str, Any]:
+    """Workflow actions belong to the sending department; anyone else gets 404."""
+    try:
+        document = await documents.get_document(connection, document_id)
+    except documents.DocumentNotFound:
+        raise Hidden("unknown_id") from None
+    if document["sender"] != principal.department:
+        raise Hidden("other_department", document=str(document_id))
+    return document
+
+
+def _readable_draft(
+    principal: Principal,
+    document: Mapping[str, Any],
+    steps: Sequence[workflow_rows.StepRow],
+    versions: Sequence[workflow_rows.VersionRow],
+    wanted: str | None,
+) -> DraftFile:
+    """Drafts are for the drafter and the assignees. A seal keeper reads what it is about to
+    seal, and only then: not drafts still in approval, not earlier versions, not drafts of
+    documents already sent. *wanted* is the version as the caller wrote it (None: newest)."""
+    assignees = {official for step in steps for official in step.assignees}
+    newest = versions[-1].version if versions else 1
+    sealing = (
+        principal.has_any(SEAL_ROLES)
+        and document["status"] == AWAITING_SEAL
+        and wanted in (None, str(newest))
+    )
+    if not (
+        principal.official_id == document["created_by"]
+        or principal.official_id in assignees
+        or sealing
+    ):
+        raise DraftRefused(
+            "drafts are for the drafter and the approvers, and for seal keepers while the "
+            "document awaits its seal"
+        )
+    if wanted is None:
+        return DraftFile(
+            newest, document["draft_object"], document["draft_sha256"], int(document["draft_size"])
+        )
+    try:
+        chosen = next(v for v in versions if v.version == int(wanted))
+    except (ValueError, StopIteration):
+        raise NotFound("no such draft version") from None
+    return DraftFile(chosen.version, chosen.draft_object, chosen.draft_sha256, chosen.draft_size)
+
+
+class WorkflowService:
+    """Every unit of work of the approval chain after its submission: 核稿 / 会签 / 签发,
+    reading a draft, a new version, 用印 after sign-off."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        objects: ObjectStore,
+        sealer: DocumentSealer,
+        spool: Spool,
+        clock: Clock,
+        max_document_bytes: int,
+        sign_for_within: Mapping[str, timedelta],
+    ) -> None:
+        self._pool = pool
+        self._objects = objects
+        self._sealer = sealer
+        self._spool = spool
+        self._clock = clock
+        self._max_document_bytes = max_document_bytes
+        self._sign_for_within = dict(sign_for_within)
+
+    async def _own(self, principal: Principal, document_id: uuid.UUID) -> dict[str, Any]:
+        async with self._pool.acquire() as connection:
+            return await _own_document(connection, principal, document_id)
+
+    async def approve(
+        self,
+        principal: Principal,
+        document_id: uuid.UUID,
+        signature: Later[str],
+        *,
+        idempotency_key: idempotency.Key | None = None,
+    ) -> ApprovalResult:
+        """核稿 / 会签 / 签发: the caller's signed decision, checked with its enrolled key."""
+        await self._own(principal, document_id)
+        jws = await signature()
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
+        body_hash = hashlib.sha256(jws.encode()).hexdigest()
+        async with self._pool.acquire() as connection:
+            if scope is not None:
+                earlier = await idempotency.find(connection, scope, body_hash)
+                if earlier is not None:
+                    return ApprovalResult.from_json(earlier.body)
+            owner = await identity.key_owner(connection, principal.kid)
+            if owner is None or owner.key.revoked_at is not None:
+                raise NotFound()
+            now = self._clock()
+            async with connection.transaction():
+                result = await record_approval(
+                    connection,
+                    principal=principal,
+                    document_id=document_id,
+                    signature=jws,
+                    key=parse_public_jwk(owner.key.public_jwk),
+                    now=now,
+                )
+                if scope is not None:
+                    answer = idempotency.StoredResponse(200, result.as_json())
+                    await idempotency.remember(connection, scope, body_hash, answer, now)
+        return result
+
+    async def draft(
+        self,
+        principal: Principal,
+        document_id: uuid.UUID,
+        version: str | None,
+        range_header: str | None,
+    ) -> DraftDownload:
+        """The draft (newest, or *version*) to those who may read it; each download that is
+        served is audited as ``draft.downloaded``."""
+        async with self._pool.acquire() as connection:
+            document = await _own_document(connection, principal, document_id)
+            steps = await workflow_rows.steps_of(connection, document_id)
+            versions = await workflow_rows.versions_of(connection, document_id)
+        chosen = _readable_draft(principal, document, steps, versions, version)
+        byte_range = parse_range(range_header, chosen.size)
+        async with self._pool.acquire() as connection, connection.transaction():
+            await record_event(
+                connection,
+                AuditEvent(
+                    "draft.downloaded",
+                    self._clock(),
+                    department=principal.department,
+                    document=str(document_id),
+                    details={"version": chosen.version, "draft_sha256": chosen.sha256},
+                    **_actor(principal),
+                ),
+            )
+        start, end = byte_range or (0, chosen.size)
+        chunks = self._objects.open(chosen.key, start=start, end=end)
+        return DraftDownload(chosen.version, chosen.sha256, chosen.size, byte_range, chunks)
+
+    async def submit_version(
+        self,
+        principal: Principal,
+        document_id: uuid.UUID,
+        file: Later[AsyncIterable[bytes]],
+        *,
+        idempotency_key: idempotency.Key | None = None,
+    ) -> Revision:
+        """A new draft version from the drafter; the chain starts again at its first step.
+        A retry with the same key and bytes gets the first answer (its upload is dropped)."""
+        document = await self._own(principal, document_id)
+        _editable(document["status"])
+        if document["created_by"] != principal.official_id:
+            raise NotTheDrafter("only the drafter may submit a new version")
+        chunks = await file()
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
+        head = bytearray()
+
+        async def watched() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                if len(head) < HEADER_WINDOW:
+                    head.extend(chunk[:HEADER_WINDOW])
+                yield chunk
+
+        async with StagedObjects(self._objects) as staged:
+            draft = await staged.put(watched(), max_bytes=self._max_document_bytes)
+            check_header(bytes(head))
+            now = self._clock()
+            async with self._pool.acquire() as connection, connection.transaction():
+                await documents.lock_document(connection, document_id)
+                # Under the document lock a retried twin sees the first one's stored answer.
+                earlier = None
+                if scope is not None:
+                    earlier = await idempotency.find(connection, scope, draft.sha256_hex)
+                if earlier is None:
+                    revision = await record_revision(
+                        connection,
+                        principal=principal,
+                        document_id=document_id,
+                        draft=draft,
+                        now=now,
+                    )
+                    if scope is not None:
+                        answer = idempotency.StoredResponse(201, revision.as_json())
+                        await idempotency.remember(connection, scope, draft.sha256_hex, answer, now)
+            if earlier is not None:
+                await staged.discard()
+                return Revision.from_json(earlier.body)
+        return revision
+
+    async def seal(
+        self,
+        principal: Principal,
+        document_id: uuid.UUID,
+        *,
+        idempotency_key: idempotency.Key | None = None,
+    ) -> SentDocument:
+        """用印 after 签发: seal the signed-off draft and dispatch it to the workflow's
+        recipients. No connection is held while the sealer works."""
+        await self._own(principal, document_id)
+        scope = idempotency.scope_of(idempotency_key, principal.official_id)
+        async with self._pool.acquire() as connection:
+            if scope is not None:
+                earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
+                if earlier is not None:
+                    return SentDocument.from_json(earlier.body)
+            document = await draft_to_seal(connection, document_id)
+        try:
+            async with StagedObjects(self._objects) as staged:
+                with self._spool(2) as (draft_file, sealed_file):
+                    await save_chunks(self._objects.open(document["draft_object"]), draft_file)
+                    outcome = await self._sealer.seal(
+                        principal.department, draft_file, sealed_file, reason=document["doc_number"]
+                    )
+                    sealed = await staged.put(
+                        file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
+                    )
+                now = self._clock()
+                async with self._pool.acquire() as connection, connection.transaction():
+                    sent = await record_sealed_after_approval(
+                        connection,
+                        principal=principal,
+                        document=document,
+                        sealed=sealed,
+                        seal_id=outcome.seal_id,
+                        now=now,
+                        sign_for_within=self._sign_for_within,
+                    )
+                    if scope is not None:
+                        answer = idempotency.StoredResponse(200, sent.as_json())
+                        await idempotency.remember(
+                            connection, scope, SEAL_REQUEST_HASH, answer, now
+                        )
+        except SealRevokedMeanwhile as revoked:
+            await self._sealer.record_refusal(principal.department, revoked.seal_id)
+            raise
+        return sent
