@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from gateway import __version__
 from gateway.audit.sequencer import install_audit_service
-from gateway.exchange.inbox import install_inbox
+from gateway.exchange.handlers import EXCHANGE
+from gateway.exchange.inbox import InboxHub, install_inbox
+from gateway.exchange.receipts import Countersigner
+from gateway.exchange.service import ExchangeService
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
 from gateway.http.metrics import Metrics
@@ -28,8 +33,11 @@ from gateway.sealing.handlers import SEALS
 from gateway.sealing.sealer import SealSigners, install_sealer
 from gateway.sealing.service import SealService
 from gateway.sealing.verifier import install_verifier
+from gateway.spool import spool_files
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+from gateway.workflow import service as workflow_service
+from gateway.workflow.handlers import WORKFLOW
 from storage.audit_outbox import OutboxSink
 
 
@@ -48,12 +56,35 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     crls = app[CRLS] = CrlCache(runtime.pki, runtime.pool)
     signers = SealSigners(runtime.pki)
-    install_sealer(app, runtime, crls, signers)
+    sealer = install_sealer(app, runtime, crls, signers)
     install_verifier(app, runtime, crls)
     app[SEALS] = SealService(runtime.pool, runtime.pki, crls, signers)
     app[TIME_STAMPS] = TimeStampService(runtime.pool, runtime.pki.timestamper)
-    install_inbox(app, runtime, runtime.database_url)
+    inbox = InboxHub(runtime.pool)
+    install_inbox(app, inbox, runtime.database_url)
     install_object_sweeper(app, runtime)
+
+    app[EXCHANGE] = ExchangeService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        sealer=sealer,
+        drafting=workflow_service,
+        countersigner=Countersigner(runtime.pki),
+        inbox=inbox,
+        spool=functools.partial(spool_files, runtime.settings),
+        clock=clock_of(app),
+        max_document_bytes=runtime.settings.max_document_bytes,
+        sign_for_within=runtime.settings.supervision.sign_for_within(),
+    )
+    app[WORKFLOW] = workflow_service.WorkflowService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        sealer=sealer,
+        spool=functools.partial(spool_files, runtime.settings),
+        clock=clock_of(app),
+        max_document_bytes=runtime.settings.max_document_bytes,
+        sign_for_within=runtime.settings.supervision.sign_for_within(),
+    )
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)

@@ -748,6 +748,12 @@ async def get_entry(connection: DbConnection, index: int) -> LogEntry | None:
     return None if row is None else LogEntry.from_record(row)
 
 
+async def index_of_event(connection: DbConnection, outbox_id: int) -> int | None:
+    """The log index the sequencer gave an outbox event; None until it has sequenced it."""
+    index = await connection.fetchval("SELECT idx FROM audit_log WHERE outbox_id = $1", outbox_id)
+    return None if index is None else int(index)
+
+
 async def entries_range(connection: DbConnection, begin: int, end: int) -> list[LogEntry]:
     """Rows with ``begin <= idx < end`` as stored (for the verifier: gaps stay visible)."""
     rows = await connection.fetch(

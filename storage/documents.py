@@ -112,7 +112,11 @@ async def insert_deliveries(
     deliveries: Sequence[NewDelivery],
     created_at: datetime,
 ) -> None:
-    """All rows with one COPY: fan-out to hundreds of departments is one round trip."""
+    """All rows with one COPY: fan-out to hundreds of departments is one round trip.
+
+    The insert fires trigger ``deliveries_enqueue_webhooks`` (migration 0008): one webhook
+    job per live webhook of each recipient, in the caller's transaction, and a NOTIFY on
+    ``sealhub_webhooks`` that wakes the workers at commit."""
     await connection.copy_records_to_table(
         "deliveries",
         columns=("id", "document", "recipient", "copy", "state", "created_at", "due_at"),
@@ -224,6 +228,15 @@ async def inbox_page_if_valid(
     for row in page:
         del row["session_ok"]
     return session_ok, page
+
+
+async def latest_delivery_seq(connection: DbConnection, department: str) -> int:
+    """Where the department's inbox stands now (0 when empty): an event stream opened
+    without a cursor starts here and sends only what arrives later."""
+    seq = await connection.fetchval(
+        "SELECT coalesce(max(seq), 0) FROM deliveries WHERE recipient = $1", department
+    )
+    return int(seq)
 
 
 async def mark_fetched(connection: DbConnection, delivery_id: uuid.UUID, at: datetime) -> bool:
@@ -360,6 +373,19 @@ async def existing_recipients(connection: DbConnection, document_id: uuid.UUID) 
 
 async def recipients_of(connection: DbConnection, document_id: uuid.UUID) -> list[str]:
     return sorted(await existing_recipients(connection, document_id))
+
+
+# One object sweep at a time across gateway processes (a session-level advisory lock).
+OBJECT_SWEEP_LOCK = 0x5EA1_0003
+
+
+async def try_lock_object_sweep(connection: DbConnection) -> bool:
+    """Taken without waiting: False while another process sweeps."""
+    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", OBJECT_SWEEP_LOCK))
+
+
+async def unlock_object_sweep(connection: DbConnection) -> None:
+    await connection.execute("SELECT pg_advisory_unlock($1)", OBJECT_SWEEP_LOCK)
 
 
 async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:

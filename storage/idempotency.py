@@ -27,6 +27,36 @@ class Scope:
     key: str
 
 
+MAX_KEY_LENGTH = 200
+
+
+class InvalidKey(Exception):
+    code = "invalid_request"
+
+    def __init__(self) -> None:
+        super().__init__(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+        self.detail = str(self)
+
+
+@dataclass(frozen=True)
+class Key:
+    """An ``Idempotency-Key`` as the client sent it, with the request it came on. Checked
+    only when the unit of work asks for its scope (after deciding who may act)."""
+
+    method: str
+    path: str
+    value: str
+
+
+def scope_of(key: Key | None, official: str) -> Scope | None:
+    """The stored answers *key* names for *official* (None without a key)."""
+    if key is None:
+        return None
+    if not 1 <= len(key.value) <= MAX_KEY_LENGTH or not key.value.isprintable():
+        raise InvalidKey()
+    return Scope(official, key.method, key.path, key.value)
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     status: int

@@ -19,7 +19,6 @@ import asyncpg
 from aiohttp import web
 
 from gateway.http.middleware import METRICS
-from gateway.runtime import Runtime
 from storage import documents, identity
 from storage.db import APP_ROLE, connect
 
@@ -28,8 +27,8 @@ RECONNECT_DELAY_SECONDS = 1.0
 
 
 class InboxHub:
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -63,7 +62,7 @@ class InboxHub:
                 event.set()
 
     async def _on_document(self, document_id: uuid.UUID) -> None:
-        async with self._runtime.pool.acquire() as connection:
+        async with self._pool.acquire() as connection:
             recipients = await documents.recipients_of(connection, document_id)
         self.wake(recipients)
 
@@ -111,9 +110,10 @@ class InboxHub:
 INBOX: web.AppKey[InboxHub] = web.AppKey("inbox", InboxHub)
 
 
-def install_inbox(app: web.Application, runtime: Runtime, dsn: str) -> None:
+def install_inbox(app: web.Application, hub: InboxHub, dsn: str) -> None:
+    """*hub* listens for the app's lifetime (its waiters are the exchange service's)."""
+
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        hub = InboxHub(runtime)
         app[INBOX] = hub
         app[METRICS].inbox_waiters.set_function(lambda: hub.waiter_count)
         await hub.start(dsn)

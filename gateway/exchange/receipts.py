@@ -8,27 +8,21 @@ offline with a JOSE library and ``openssl ts -verify``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-from asn1crypto import tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.runtime import Runtime
 from keys import keystore as keystore_module
 from keys import pki
 from keys.jws import TYP_COUNTERSIGN, sign_jws
-from keys.tsa import TimeStampAuthority, respond_to_request, token_from_response
+from keys.platform import PlatformPki
 
-AUDIT_INDEX_WAIT_SECONDS = 10.0
 RECEIPT_CERT_NAME = "sealhub receipt countersignature"
 
 
@@ -49,96 +43,67 @@ class ReceiptSigner:
     x5c: tuple[str, ...]
 
 
-def receipt_signer(runtime: Runtime, now: datetime) -> ReceiptSigner:
+def receipt_signer(platform: PlatformPki, now: datetime) -> ReceiptSigner:
     """The active receipt key and its certificate from the seal CA (issued on first use).
 
     A certificate from before receipt certificates carried their own key purpose is
     replaced by one that does (same key; receipts already issued keep their x5c).
     """
-    store = runtime.pki.keystore
+    store = platform.keystore
     kid = store.ensure(keystore_module.RECEIPT, "ES256")
     key = store.get_private(keystore_module.RECEIPT, kid)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    path = runtime.settings.data_dir / "pki" / f"receipt-{kid}.pem"
+    path = platform.pki_dir / f"receipt-{kid}.pem"
     certificate = x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
     if certificate is None or not pki.has_purpose(certificate, pki.RECEIPT_SIGNING_EKU):
         certificate = pki.issue_gateway_signing_certificate(
-            runtime.pki.seal_ca.key,
-            runtime.pki.seal_ca.cert,
+            platform.seal_ca.key,
+            platform.seal_ca.cert,
             key.public_key(),
             common_name=RECEIPT_CERT_NAME,
-            crl_url=runtime.pki.crl_url(pki.SEAL_CA_NAME),
+            crl_url=platform.crl_url(pki.SEAL_CA_NAME),
             now=now,
         )
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         temporary.replace(path)
-    chain = (certificate, runtime.pki.seal_ca.cert)
+    chain = (certificate, platform.seal_ca.cert)
     x5c = tuple(
         base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in chain
     )
     return ReceiptSigner(kid, key, x5c)
 
 
-def timestamp_token(runtime: Runtime, data: bytes, serial: int, now: datetime) -> bytes:
-    """An RFC 3161 token over SHA-256(*data*) from the platform TSA, as DER."""
-    authority = TimeStampAuthority(
-        runtime.pki.tsa.cert, runtime.pki.tsa.key, extra_certs=(runtime.pki.root_cert,)
-    )
-    request = tsp.TimeStampReq(
-        {
-            "version": 1,
-            "message_imprint": {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "hashed_message": hashlib.sha256(data).digest(),
-            },
-            "nonce": secrets.randbits(63),
-            "cert_req": True,
+class Countersigner:
+    """Makes the gateway's countersignature of an official's receipt (keys and TSA of the
+    platform PKI; the serial and the audit index come from the caller's database work)."""
+
+    def __init__(self, platform: PlatformPki) -> None:
+        self._platform = platform
+
+    def countersign(
+        self,
+        *,
+        receipt_jws: str,
+        delivery_id: uuid.UUID,
+        action: str,
+        received_at: datetime,
+        audit_index: int,
+        tsa_serial: int,
+        now: datetime,
+    ) -> str:
+        signer = receipt_signer(self._platform, now)
+        token = self._platform.timestamper.token(
+            receipt_jws.encode("ascii"), serial_number=tsa_serial, now=now
+        )
+        claims = {
+            "receipt": receipt_jws,
+            "delivery": str(delivery_id),
+            "action": action,
+            "received_at": received_at.isoformat().replace("+00:00", "Z"),
+            "audit_index": audit_index,
+            "tst": base64.b64encode(token).decode("ascii"),
+            "iat": int(now.timestamp()),
+            "jti": secrets.token_urlsafe(16),
         }
-    )
-    response = respond_to_request(authority, request, serial_number=serial, now=now)
-    return bytes(token_from_response(response.dump()).dump())
-
-
-async def audit_index_of(pool: asyncpg.Pool, outbox_id: int) -> int:
-    """Wait (briefly) for the sequencer to give the event its place in the log, taking a
-    pooled connection only for each look, never across the wait."""
-    deadline = asyncio.get_running_loop().time() + AUDIT_INDEX_WAIT_SECONDS
-    delay = 0.01
-    while True:
-        async with pool.acquire() as connection:
-            index = await connection.fetchval(
-                "SELECT idx FROM audit_log WHERE outbox_id = $1", outbox_id
-            )
-        if index is not None:
-            return int(index)
-        if asyncio.get_running_loop().time() > deadline:
-            raise AuditIndexPending()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
-
-
-def countersign(
-    runtime: Runtime,
-    *,
-    receipt_jws: str,
-    delivery_id: uuid.UUID,
-    action: str,
-    received_at: datetime,
-    audit_index: int,
-    tsa_serial: int,
-    now: datetime,
-) -> str:
-    signer = receipt_signer(runtime, now)
-    token = timestamp_token(runtime, receipt_jws.encode("ascii"), tsa_serial, now)
-    claims = {
-        "receipt": receipt_jws,
-        "delivery": str(delivery_id),
-        "action": action,
-        "received_at": received_at.isoformat().replace("+00:00", "Z"),
-        "audit_index": audit_index,
-        "tst": base64.b64encode(token).decode("ascii"),
-        "iat": int(now.timestamp()),
-        "jti": secrets.token_urlsafe(16),
-    }
-    return sign_jws(claims, signer.key, typ=TYP_COUNTERSIGN, kid=signer.kid, x5c=signer.x5c)
+        return sign_jws(claims, signer.key, typ=TYP_COUNTERSIGN, kid=signer.kid, x5c=signer.x5c)

@@ -20,7 +20,7 @@ from storage.objects import FilesystemObjectStore, sweep
 
 log = logging.getLogger(__name__)
 
-SWEEP_LOCK = 0x5EA1_0003
+SWEEP_LOCK = documents.OBJECT_SWEEP_LOCK
 SWEEP_EVERY = timedelta(minutes=10)
 GRACE = timedelta(hours=1)
 
@@ -28,7 +28,7 @@ GRACE = timedelta(hours=1)
 async def sweep_once(runtime: Runtime, now: datetime, grace: timedelta = GRACE) -> int | None:
     """One pass; None when another process holds the sweeper lock."""
     async with runtime.pool.acquire() as connection:
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
+        if not await documents.try_lock_object_sweep(connection):
             return None
         try:
 
@@ -42,7 +42,7 @@ async def sweep_once(runtime: Runtime, now: datetime, grace: timedelta = GRACE) 
                 await runtime.objects.remove_stale_temp_files(now - grace)
             return deleted
         finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", SWEEP_LOCK)
+            await documents.unlock_object_sweep(connection)
 
 
 def install_object_sweeper(app: web.Application, runtime: Runtime) -> None:

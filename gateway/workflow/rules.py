@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from gateway.http.text import unsafe_character
 
@@ -37,12 +37,20 @@ class WorkflowError(Exception):
         self.detail = detail
 
 
+class DeniedAccess(Exception):
+    """Refused for who the caller is, not for what it sent: the HTTP edge records it as
+    ``access.denied`` with *reason* (for e-supervision) before answering."""
+
+    reason: ClassVar[str]
+
+
 class InvalidWorkflow(WorkflowError):
     code = "invalid_workflow"
 
 
-class NotAnAssignee(WorkflowError):
+class NotAnAssignee(WorkflowError, DeniedAccess):
     code = "forbidden"
+    reason = "not_an_assignee"
 
 
 class StepNotOpen(WorkflowError):

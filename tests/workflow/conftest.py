@@ -60,3 +60,23 @@ def audit_types(gateway: Gateway, document: str) -> list[str]:
         return [row["type"] for row in rows]
 
     return asyncio.run(read())
+
+
+def denied_reasons(gateway: Gateway, document: str) -> list[str]:
+    """The reasons of ``access.denied`` events about *document*, sequenced or not."""
+
+    async def read() -> list[str]:
+        connection = await connect(gateway.database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT details FROM (SELECT outbox_id AS id, type,"
+                " convert_from(details, 'UTF8')::jsonb AS details FROM audit_log"
+                " UNION ALL SELECT id, type, details FROM audit_outbox) events"
+                " WHERE type = 'access.denied' AND details->>'document' = $1 ORDER BY id",
+                document,
+            )
+        finally:
+            await connection.close()
+        return [row["details"]["reason"] for row in rows]
+
+    return asyncio.run(read())

@@ -15,7 +15,7 @@ import pytest
 from keys.jws import TYP_RESEND, sign_jws
 from tests.conftest import Gateway, Session, login_as
 from tests.exchange.conftest import SENDER, meta_for, send
-from tests.workflow.conftest import audit_types
+from tests.workflow.conftest import audit_types, denied_reasons
 from tests.workflow.test_workflow_flow import Officials, decide, submit
 
 NEW_RECIPIENT = "yl-gaj"
@@ -194,3 +194,21 @@ def test_seal_keepers_read_a_draft_only_while_it_awaits_their_seal(
     assert team.drafter.get(draft).status_code == 200
     assert team.reviewers[1].get(draft).status_code == 200
     assert team.clerk.get(draft).status_code == 403
+
+
+def test_refusals_of_who_the_caller_is_are_audited_with_their_reason(
+    gateway: Gateway, team: Officials, sample_pdf: bytes
+) -> None:
+    document = submit(team, "玉政办发〔2026〕615号", sample_pdf)
+    path = f"/v1/documents/{document['id']}"
+    assert team.clerk.get(f"{path}/draft").status_code == 403
+    revised = team.clerk.post(
+        f"{path}/versions", files={"file": ("v2.pdf", sample_pdf, "application/pdf")}
+    )
+    assert revised.status_code == 403
+    assert decide(team.clerk, document, 0).status_code == 403
+    assert denied_reasons(gateway, document["id"]) == [
+        "not_an_approver",
+        "not_the_drafter",
+        "not_an_assignee",
+    ]

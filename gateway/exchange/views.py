@@ -1,0 +1,200 @@
+"""The exchange's JSON: documents, receipts and inbox items as the HTTP contract shows them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.exchange.service import (
+    Content,
+    Countersigned,
+    DeliveryArrived,
+    DocumentView,
+    InboxEvent,
+    InboxPage,
+    KeepAlive,
+)
+from gateway.http.bodies import encode_cursor
+from gateway.workflow import rules as workflow
+from storage import workflow as workflow_rows
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def document(view: DocumentView) -> dict[str, Any]:
+    row = view.document
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "doc_number": row["doc_number"],
+        "urgency": row["urgency"],
+        "classification": row["classification"],
+        "sender": row["sender"],
+        "status": row["status"],
+        "deadline": iso(row["deadline"]),
+        "draft_sha256": row["draft_sha256"],
+        "sha256": row["sealed_sha256"],
+        "size": row["sealed_size"],
+        "seal_id": str(row["seal_id"]) if row["seal_id"] else None,
+        "created_at": iso(row["created_at"]),
+        "dispatched_at": iso(row["dispatched_at"]),
+        "withdrawn_at": iso(row["withdrawn_at"]),
+        "deliveries": [_delivery(d) for d in view.deliveries],
+        "sealed_by": row["sealed_by"],
+        "created_by": row["created_by"],
+        "workflow": _workflow(row, view.steps, view.versions, view.trail),
+        "approvals": [_approval(a) for a in view.trail],
+    }
+
+
+def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "recipient": row["recipient"],
+        "copy": row["copy"],
+        "state": row["state"],
+        "created_at": iso(row["created_at"]),
+        "due_at": iso(row["due_at"]),
+        "fetched_at": iso(row["fetched_at"]),
+        "decided_at": iso(row["decided_at"]),
+        "decided_by": row["decided_by"],
+        "reason": row["reason"],
+    }
+
+
+def _approval(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "version": row["version"],
+        "step": row["step"],
+        "step_name": row["step_name"],
+        "official": row["official"],
+        "official_name": row["official_name"],
+        "decision": row["decision"],
+        "opinion": row["opinion"],
+        "at": iso(row["decided_at"]),
+        "signed_at": iso(row["signed_at"]),
+        "kid": row["kid"],
+        "signature": row["signature"],
+    }
+
+
+def _workflow(
+    document: dict[str, Any],
+    steps: list[workflow_rows.StepRow],
+    versions: list[workflow_rows.VersionRow],
+    trail: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Each step of the newest draft version: who may act, who did, whether it is done."""
+    if not steps:
+        return None
+    latest = versions[-1].version if versions else 1
+    spec = workflow.WorkflowSpec(
+        tuple(workflow.StepSpec(row.name, row.mode, row.assignees) for row in steps)
+    )
+    decisions = [
+        workflow.Decision(row["step"], row["official"], row["decision"])
+        for row in trail
+        if row["version"] == latest
+    ]
+    state = workflow.progress(spec, decisions)
+    current = state.current if document["status"] == "in_approval" else None
+    return {
+        "version": latest,
+        "current_step": current,
+        "steps": [
+            {
+                "step": row.step,
+                "name": row.name,
+                "mode": row.mode,
+                "assignees": list(row.assignees),
+                "state": (
+                    "done"
+                    if row.step in state.completed
+                    else "open"
+                    if row.step == current
+                    else "rejected"
+                    if any(d.step == row.step and d.decision == "reject" for d in decisions)
+                    else "waiting"
+                ),
+            }
+            for row in steps
+        ],
+        "versions": [
+            {
+                "version": v.version,
+                "draft_sha256": v.draft_sha256,
+                "size": v.draft_size,
+                "submitted_by": v.submitted_by,
+                "submitted_at": iso(v.submitted_at),
+            }
+            for v in versions
+        ],
+    }
+
+
+def decided(result: Countersigned) -> dict[str, Any]:
+    """The answer to 签收 / 退回: the countersignature and the decision's audit index."""
+    return {
+        "delivery": str(result.delivery),
+        "state": result.state,
+        "audit_index": result.audit_index,
+        "countersigned": result.countersigned,
+    }
+
+
+def receipt(result: Countersigned) -> dict[str, Any]:
+    return {
+        "delivery": str(result.delivery),
+        "state": result.state,
+        "countersigned": result.countersigned,
+    }
+
+
+def inbox_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "document": {
+            "id": str(row["document_id"]),
+            "title": row["title"],
+            "doc_number": row["doc_number"],
+            "urgency": row["urgency"],
+            "sender": row["sender"],
+        },
+        "state": row["state"],
+        "copy": row["copy"],
+        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+    }
+
+
+def inbox_page(page: InboxPage) -> dict[str, Any]:
+    return {
+        "items": [inbox_item(row) for row in page.items],
+        # Always a cursor to continue from: a poller passes it back to wait for more.
+        "next_cursor": encode_cursor({"seq": page.last_seq}),
+    }
+
+
+def server_sent(event: InboxEvent) -> bytes:
+    """One event of ``/v1/inbox/events`` in text/event-stream framing."""
+    if isinstance(event, DeliveryArrived):
+        data = json.dumps(inbox_item(event.row), ensure_ascii=False)
+        cursor = encode_cursor({"seq": event.row["seq"]})
+        return f"id: {cursor}\nevent: delivery\ndata: {data}\n\n".encode()
+    if isinstance(event, KeepAlive):
+        return b": keep-alive\n\n"
+    return f"event: end\ndata: {json.dumps({'reason': event.reason})}\n\n".encode()
+
+
+def content_headers(content: Content) -> dict[str, str]:
+    """A download's headers beyond type and length (Range answers carry Content-Range)."""
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{content.sha256}"',
+        "Content-Disposition": f'attachment; filename="{content.document_id}.pdf"',
+    }
+    if content.byte_range:
+        headers["Content-Range"] = f"bytes {content.start}-{content.end - 1}/{content.size}"
+    return headers
