@@ -4,6 +4,7 @@ closed (its processes joined) when it stops. Sealing and verification get one ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,14 +17,20 @@ class Workers:
         self._count = count
         self._pool: SealWorkerPool | None = None
 
-    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        """An aiohttp cleanup context: ``app.cleanup_ctx.append(workers.lifetime)``."""
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The worker processes, started on entry and joined on exit."""
         self._pool = SealWorkerPool(workers=self._count)
         try:
             yield
         finally:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.close)
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """An aiohttp cleanup context: ``app.cleanup_ctx.append(workers.lifetime)``."""
+        async with self.running():
+            yield
 
     @property
     def pool(self) -> SealWorkerPool:

@@ -34,11 +34,12 @@ from gateway.exchange.service import (
     ResendRequest,
     StreamEnded,
 )
+from gateway.identity import service as officials
 from gateway.identity.auth import Principal
 from gateway.runtime import Runtime, open_runtime
 from gateway.sealing.handlers import SEALS
 from keys.jws import TYP_RECEIPT, jwk_thumbprint, public_jwk, sign_jws
-from storage import directory, documents, idempotency, identity
+from storage import directory, documents, idempotency
 from storage.audit_outbox import OutboxSink
 from tests.conftest import gateway_database_env
 from tests.exchange.conftest import SENDER, meta_for
@@ -74,7 +75,7 @@ async def _official(runtime: Runtime, department: str, roles: list[str]) -> Offi
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     async with runtime.pool.acquire() as connection:
-        created = await identity.create_official(
+        created = await officials.create_official(
             connection,
             name=f"{department} {'/'.join(roles)}",
             department=department,

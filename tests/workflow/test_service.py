@@ -29,10 +29,12 @@ from gateway.exchange.errors import (
 )
 from gateway.exchange.meta import parse_meta
 from gateway.exchange.service import Later, SentDocument
+from gateway.identity import service as officials
 from gateway.identity.auth import Principal
 from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime, open_runtime
-from gateway.sealing.sealer import DepartmentSealer, issue_seal
+from gateway.sealing.sealer import DepartmentSealer, SealSigners, issue_seal
+from gateway.sealing.workers import Workers
 from gateway.spool import spool_files
 from gateway.workflow import rules
 from gateway.workflow.service import (
@@ -44,10 +46,10 @@ from gateway.workflow.service import (
 )
 from keys.jws import TYP_APPROVAL, InvalidSignatureError, jwk_thumbprint, public_jwk, sign_jws
 from seals.pdfcheck import NotAPdf
-from seals.pool import SealWorkerPool
-from storage import idempotency, identity
+from storage import idempotency
 from storage.audit_outbox import OutboxSink
 from storage.db import DbConnection, connect
+from storage.identity import keys
 from storage.objects import PutResult
 from tests.conftest import gateway_database_env
 from tests.seals.seal_corpus import reportlab_pdf
@@ -80,7 +82,7 @@ class World:
         key = ec.generate_private_key(ec.SECP256R1())
         kid = jwk_thumbprint(key.public_key())
         async with self.runtime.pool.acquire() as connection:
-            created = await identity.create_official(
+            created = await officials.create_official(
                 connection,
                 name="官员" + uuid.uuid4().hex[:6],
                 department=department,
@@ -89,16 +91,16 @@ class World:
                 audit=OutboxSink(),
                 actor=None,
             )
-            await identity.enroll_key(
+            await keys.insert_key(
                 connection,
-                official_id=created.official.id,
-                enrollment_code=created.enrollment_code,
                 kid=kid,
+                official_id=created.official.id,
                 public_jwk=public_jwk(key.public_key()),
-                proof_jti=uuid.uuid4().hex,
-                proof_replay_until=now + timedelta(minutes=5),
                 now=now,
-                audit=OutboxSink(),
+                code_issued_by=None,
+                code_cosigned_by=None,
+                added_by_other=False,
+                code_inherited_handlers=(),
             )
         principal = Principal(
             created.official.id, created.official.name, department, frozenset(roles), kid
@@ -247,9 +249,16 @@ async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
         {**gateway_database_env(module_db_url), "SEALHUB_DATA_DIR": str(data_dir)}
     )
     async with open_runtime(settings, demo=True) as runtime:
-        workers = SealWorkerPool(workers=1)
-        try:
-            sealer = DepartmentSealer(runtime, workers, CrlCache(runtime.pki, runtime.pool))
+        workers = Workers(1)
+        async with workers.running():
+            sealer = DepartmentSealer(
+                runtime.pool,
+                runtime.pki,
+                CrlCache(runtime.pki, runtime.pool),
+                SealSigners(runtime.pki),
+                workers=workers,
+                max_document_bytes=settings.max_document_bytes,
+            )
             service = WorkflowService(
                 pool=runtime.pool,
                 objects=runtime.objects,
@@ -260,8 +269,6 @@ async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
                 sign_for_within=settings.supervision.sign_for_within(),
             )
             yield World(runtime, service, module_db_url)
-        finally:
-            await asyncio.to_thread(workers.close)
 
 
 @pytest.fixture
@@ -448,7 +455,7 @@ async def test_sealing_after_sign_off_dispatches_to_the_workflow_recipients(
             now,
         )
         await issue_seal(
-            world.runtime,
+            world.runtime.pki,
             connection,
             department=SENDER,
             purpose="公文专用章",
