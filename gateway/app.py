@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import __version__
-from gateway.audit.sequencer import install_audit_service
+from gateway.audit.handlers import AUDIT_LOG
+from gateway.audit.sequencer import install_audit_service, log_verifier
+from gateway.audit.service import AuditLogService
 from gateway.exchange.inbox import install_inbox
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
@@ -41,6 +43,7 @@ def create_app(runtime: Runtime) -> web.Application:
     install_verifier(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
+    app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
