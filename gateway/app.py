@@ -8,6 +8,9 @@ from gateway import __version__
 from gateway.audit.handlers import AUDIT_LOG
 from gateway.audit.sequencer import install_audit_service, log_verifier
 from gateway.audit.service import AuditLogService
+from gateway.clock import Clock, utc_now
+from gateway.directory.handlers import DIRECTORY
+from gateway.directory.service import DirectoryService
 from gateway.exchange.inbox import install_inbox
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
@@ -15,7 +18,7 @@ from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
-from gateway.identity.auth import authenticate, send_dpop_nonce
+from gateway.identity.auth import CLOCK, authenticate, send_dpop_nonce
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
@@ -23,6 +26,11 @@ from gateway.sealing.sealer import install_sealer
 from gateway.sealing.verifier import install_verifier
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
+
+
+def app_clock(app: web.Application) -> Clock:
+    """The services' clock: the one a test put in ``app[CLOCK]``, else the wall clock."""
+    return lambda: app.get(CLOCK, utc_now)()
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -43,7 +51,9 @@ def create_app(runtime: Runtime) -> web.Application:
     install_verifier(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
+    clock = app_clock(app)
     app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
+    app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
