@@ -24,6 +24,8 @@ from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
 from gateway.sealing.sealer import install_sealer
 from gateway.sealing.verifier import install_verifier
+from gateway.supervision.handlers import OVERSIGHT
+from gateway.supervision.oversight import OversightService
 from gateway.supervision.service import install_supervision
 from gateway.webhooks.worker import install_webhooks
 
@@ -54,6 +56,7 @@ def create_app(runtime: Runtime) -> web.Application:
     clock = app_clock(app)
     app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
+    app[OVERSIGHT] = OversightService(runtime.pool, clock=clock)
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
