@@ -27,6 +27,8 @@ from gateway.sealing.verifier import install_verifier
 from gateway.supervision.handlers import OVERSIGHT
 from gateway.supervision.oversight import OversightService
 from gateway.supervision.service import install_supervision
+from gateway.webhooks.handlers import WEBHOOKS
+from gateway.webhooks.service import WebhookService
 from gateway.webhooks.worker import install_webhooks
 
 
@@ -57,6 +59,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     app[OVERSIGHT] = OversightService(runtime.pool, clock=clock)
+    app[WEBHOOKS] = WebhookService(runtime.pool, runtime.master_key, clock=clock)
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)
