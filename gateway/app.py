@@ -14,6 +14,7 @@ from gateway.directory.service import DirectoryService
 from gateway.exchange.inbox import install_inbox
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
+from gateway.http.health import HealthService
 from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime) -> web.Application:
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
     clock = app_clock(app)
+    app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     app[OVERSIGHT] = OversightService(runtime.pool, clock=clock)
