@@ -10,13 +10,17 @@ render.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from gateway.audit import views
 from gateway.audit.service import INSPECTOR, AuditLogService, EntryHidden
-from gateway.http.bodies import json_response, page_params, query_text, read_json_object
+from gateway.http.bodies import (
+    json_response,
+    page_params,
+    query_text,
+    query_time,
+    read_json_object,
+)
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
@@ -37,19 +41,6 @@ def _int_param(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-def _time_param(request: web.Request, name: str) -> datetime | None:
-    raw = query_text(request, name, max_length=40)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError("invalid_request", f"{name} must be an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise ApiError("invalid_request", f"{name} must carry a time zone")
-    return value.astimezone(UTC)
-
-
 def _cursor_int(cursor: dict[str, object], key: str, *, minimum: int | None = None) -> int:
     value = cursor.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -65,8 +56,8 @@ def _entry_filter(request: web.Request) -> EntryFilter:
         department=query_text(request, "department", max_length=63),
         actor=query_text(request, "actor", max_length=100),
         type=query_text(request, "type", max_length=64),
-        since=_time_param(request, "from"),
-        until=_time_param(request, "to"),
+        since=query_time(request, "from"),
+        until=query_time(request, "to"),
     )
 
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from gateway.http.bodies import json_response, page_params, query_text, read_json_object
+from gateway.http.bodies import (
+    json_response,
+    page_params,
+    query_text,
+    query_time,
+    read_json_object,
+)
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
@@ -43,19 +49,6 @@ async def _refusals(request: web.Request) -> AsyncIterator[None]:
     except OwnActAlert as refused:
         await deny_access(request, "role_missing")
         raise Forbidden(refused.detail) from None
-
-
-def _time_param(request: web.Request, name: str) -> datetime | None:
-    raw = query_text(request, name, max_length=40)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError("invalid_request", f"{name} must be an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise ApiError("invalid_request", f"{name} must carry a time zone")
-    return value.astimezone(UTC)
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -212,7 +205,7 @@ async def add_supervision_alert_note(request: web.Request) -> web.Response:
 )
 async def get_supervision_stats(request: web.Request) -> web.Response:
     department = query_text(request, "department", max_length=63)
-    since, until = _time_param(request, "from"), _time_param(request, "to")
+    since, until = query_time(request, "from"), query_time(request, "to")
     async with _refusals(request):
         report = await request.app[OVERSIGHT].stats(
             principal_of(request), department, since=since, until=until
