@@ -8,7 +8,6 @@ from gateway import __version__
 from gateway.audit.handlers import AUDIT_LOG
 from gateway.audit.sequencer import install_audit_service, log_verifier
 from gateway.audit.service import AuditLogService
-from gateway.clock import Clock, utc_now
 from gateway.directory.handlers import DIRECTORY
 from gateway.directory.service import DirectoryService
 from gateway.exchange.inbox import install_inbox
@@ -19,7 +18,12 @@ from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
-from gateway.identity.auth import CLOCK, authenticate, send_dpop_nonce
+from gateway.identity.access import AccessLog
+from gateway.identity.auth import ACCESS, NONCES, authenticate, clock_of, send_dpop_nonce
+from gateway.identity.login_handlers import LOGIN
+from gateway.identity.nonces import NonceIssuers
+from gateway.identity.official_handlers import OFFICIALS
+from gateway.identity.service import LoginService, OfficialsService
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.routes import routes
 from gateway.runtime import RUNTIME, Runtime
@@ -31,11 +35,7 @@ from gateway.supervision.service import install_supervision
 from gateway.webhooks.handlers import WEBHOOKS
 from gateway.webhooks.service import WebhookService
 from gateway.webhooks.worker import install_webhooks
-
-
-def app_clock(app: web.Application) -> Clock:
-    """The services' clock: the one a test put in ``app[CLOCK]``, else the wall clock."""
-    return lambda: app.get(CLOCK, utc_now)()
+from storage.audit_outbox import OutboxSink
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -47,6 +47,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
+    install_identity(app, runtime)
     app[service.OPENAPI_DOCUMENT] = build_openapi(
         routes.routes, server_url=runtime.settings.public_origin, version=__version__
     )
@@ -56,7 +57,7 @@ def create_app(runtime: Runtime) -> web.Application:
     install_verifier(app, runtime, crls)
     install_inbox(app, runtime, runtime.database_url)
     install_object_sweeper(app, runtime)
-    clock = app_clock(app)
+    clock = clock_of(app)
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime))
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
@@ -67,3 +68,22 @@ def create_app(runtime: Runtime) -> web.Application:
     install_supervision(app)
     install_webhooks(app)
     return app
+
+
+def install_identity(app: web.Application, runtime: Runtime) -> None:
+    """The identity services, sharing one refusal log, one clock and the nonce issuers."""
+    pool, clock, audit, limits = runtime.pool, clock_of(app), OutboxSink(), app[RATE_LIMITS]
+    app[ACCESS] = access = AccessLog(pool, audit=audit, clock=clock)
+    app[NONCES] = nonces = NonceIssuers(pool, runtime.master_key)
+    app[OFFICIALS] = OfficialsService(pool, audit=audit, clock=clock, access=access, limits=limits)
+    app[LOGIN] = LoginService(
+        pool,
+        audit=audit,
+        clock=clock,
+        access=access,
+        nonces=nonces,
+        limits=limits,
+        keystore=runtime.pki.keystore,
+        public_origin=runtime.settings.public_origin,
+        access_token_seconds=runtime.settings.access_token_seconds,
+    )

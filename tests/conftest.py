@@ -230,7 +230,7 @@ def create_official_in_db(
     ``sealhub official create`` does (local access is the trust anchor)."""
     from datetime import UTC, datetime
 
-    from storage import identity
+    from gateway.identity import service as identity
     from storage.audit_outbox import OutboxSink
     from storage.db import connect
 

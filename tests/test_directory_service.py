@@ -10,7 +10,7 @@ import pytest
 
 from gateway.directory.orgs import demo_orgs_csv, parse_orgs_csv
 from gateway.directory.service import DepartmentQuery, DirectoryService
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from storage import directory
 from storage.db import create_pool
 from storage.directory import Department

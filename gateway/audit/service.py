@@ -14,7 +14,7 @@ from dataclasses import replace
 import asyncpg
 
 from gateway.clock import Clock, utc_now
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.paging import Page
 from storage import audit_log
 from storage.audit_log import Cosignature, EntryFilter, LogEntry, StoredCheckpoint

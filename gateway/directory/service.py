@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from gateway.clock import Clock, utc_now
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.paging import Page
 from storage import directory
 from storage.audit_outbox import AuditEvent, record_event

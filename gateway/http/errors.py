@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -135,13 +136,25 @@ STATUS_BY_CODE: dict[str, int] = {
 
 
 class ApiError(Exception):
-    """An error decided at the HTTP edge (bad parameters, unknown route, ...)."""
+    """An error decided at the HTTP edge (bad parameters, unknown route, ...), with the
+    response headers it needs (``WWW-Authenticate``, ``Retry-After``, ...) and members
+    added to the problem body (a failed check's ``reason``)."""
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.status = status or STATUS_BY_CODE.get(code, 400)
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
 
 
 def status_for(exc: BaseException) -> tuple[int, str] | None:

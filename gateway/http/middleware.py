@@ -174,7 +174,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 status, code = mapped
                 if status >= 500:
                     log.error("service error %s: %s", code, detail_of(exc))
-                response = problem_response(status, code, detail_of(exc))
+                extra = exc.extra if isinstance(exc, ApiError) else None
+                response = problem_response(status, code, detail_of(exc), extra=extra)
+                if isinstance(exc, ApiError):
+                    response.headers.update(exc.headers)
                 if isinstance(exc, SlowBody):
                     log.info("cut a slow request body: %s", exc)
                     response.force_close()  # the rest of the body is not worth reading

@@ -6,27 +6,34 @@ database round trip), refuses a missing role with 403, and attaches the :class:`
 Handlers then only ask :func:`require_department` about the resource they touch, which
 answers 404 across departments so existence never leaks.
 
-It also renders the login-related refusals (with the failed check as ``reason`` and, for
-429, ``Retry-After``) and counts unauthenticated failures per source and minute.
+Login-related refusals leave here as :class:`~gateway.http.errors.ApiError` carrying the
+failed check as ``reason`` and their headers (``WWW-Authenticate``, ``Retry-After``,
+``DPoP-Nonce``); gateway/http/middleware.py renders them like every other error.
+Unauthenticated failures are counted per source and minute.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.http.errors import STATUS_BY_CODE, detail_of, problem_response
+from gateway.http.errors import STATUS_BY_CODE, ApiError, detail_of
 from gateway.http.ratelimit import RateLimited
 from gateway.http.routing import Handler, route_of
+from gateway.identity.access import AccessLog, Clock, reason_of
+from gateway.identity.errors import Forbidden as Forbidden
+from gateway.identity.errors import NotFound as NotFound
+from gateway.identity.nonces import NonceIssuers
+from gateway.identity.principal import Caller
+from gateway.identity.principal import Principal as Principal
+from gateway.identity.service import TOKEN_PATH as TOKEN_PATH
 from gateway.runtime import RUNTIME, Runtime
 from keys import keystore as keystore_module
-from keys.challenge import ChallengeError, ChallengeNonces
+from keys.challenge import ChallengeError
 from keys.dpop import DpopProof, check_token_binding, verify_dpop_proof
 from keys.jws import (
     AccessToken,
@@ -39,21 +46,25 @@ from keys.jws import (
 )
 from keys.keystore import KeyStoreError
 from storage import identity
-from storage import supervision as supervision_rows
-from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
+from storage.audit_outbox import AuditSink, OutboxSink
+from storage.identity.counters import FailureKind
 
-log = logging.getLogger("sealhub.auth")
-
-Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
+ACCESS: web.AppKey[AccessLog] = web.AppKey("access_log", AccessLog)
+NONCES: web.AppKey[NonceIssuers] = web.AppKey("nonce_issuers", NonceIssuers)
 
-TOKEN_PATH = "/v1/auth/token"  # noqa: S105 (a path, not a secret)
 _PURGE_PROBABILITY = 0.01
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clock_of(app: web.Application) -> Clock:
+    """The gateway's clock for the services: ``app[CLOCK]`` when a test injected one (even
+    after the app was built), else the wall clock."""
+    return lambda: app.get(CLOCK, _utcnow)()
 
 
 def now_of(request: web.Request) -> datetime:
@@ -70,39 +81,7 @@ def source_of(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller, as the database says it is now."""
-
-    official_id: str
-    name: str
-    department: str
-    roles: frozenset[str]
-    kid: str
-    # When the access token of this request expires: long-lived responses end there.
-    token_expires_at: datetime | None = None
-
-    def has_any(self, roles: Iterable[str]) -> bool:
-        return bool(self.roles & frozenset(roles))
-
-
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
-
-
-class Forbidden(Exception):
-    code = "forbidden"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class NotFound(Exception):
-    code = "not_found"
-
-    def __init__(self, detail: str = "no such resource") -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def principal_of(request: web.Request) -> Principal:
@@ -112,75 +91,21 @@ def principal_of(request: web.Request) -> Principal:
         raise RuntimeError("principal_of() on a route that is not authenticated") from None
 
 
+def caller_of(request: web.Request) -> Caller:
+    """The principal (if any) with the request facts an ``access.denied`` event records."""
+    return Caller(request.get(PRINCIPAL), request.method, request.path, source_of(request))
+
+
 async def deny_access(request: web.Request, reason: str, **details: str) -> None:
     """One ``access.denied`` event, in its own transaction (the refusal changes nothing)."""
-    principal = request.get(PRINCIPAL)
-    now = now_of(request)
-    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
-        await audit_of(request).record(
-            connection,
-            AuditEvent(
-                "access.denied",
-                now,
-                actor_official=principal.official_id if principal else None,
-                actor_jkt=principal.kid if principal else None,
-                department=principal.department if principal else None,
-                details={
-                    "reason": reason,
-                    "method": request.method,
-                    "path": request.path,
-                    "source": source_of(request),
-                    **details,
-                },
-            ),
-        )
+    await request.app[ACCESS].deny(caller_of(request), reason, **details)
 
 
 async def hidden(request: web.Request, reason: str, **details: str) -> NotFound:
     """The 404 that hides a resource from a signed-in caller (another department's, or none
-    at all: ID probing), counted as ``access.denied``. Aggregated per official, source and
-    minute: the first refusal of a minute writes the audit event, the others bump its
-    counter (which the burst rule reads), so probing is visible and the log stays bounded.
-    Returned for the caller to raise; counting never turns the 404 into a 500."""
-    principal = request.get(PRINCIPAL)
-    if principal is None:
-        return NotFound()
-    now = now_of(request)
-    minute = now.replace(second=0, microsecond=0)
-    source = source_of(request)
-    try:
-        async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
-            first = await supervision_rows.count_denied_access(
-                connection,
-                minute=minute,
-                official=principal.official_id,
-                department=principal.department,
-                source=source,
-                reason=reason,
-            )
-            if first:
-                await audit_of(request).record(
-                    connection,
-                    AuditEvent(
-                        "access.denied",
-                        now,
-                        actor_official=principal.official_id,
-                        actor_jkt=principal.kid,
-                        department=principal.department,
-                        details={
-                            "reason": reason,
-                            "method": request.method,
-                            "path": request.path,
-                            "source": source,
-                            "minute": minute.isoformat().replace("+00:00", "Z"),
-                            "aggregated": True,
-                            **details,
-                        },
-                    ),
-                )
-    except Exception:
-        log.exception("could not record a denied access")
-    return NotFound()
+    at all: ID probing), counted as ``access.denied``, aggregated per official, source and
+    minute. Returned for the caller to raise; counting never turns the 404 into a 500."""
+    return await request.app[ACCESS].hide(caller_of(request), reason, **details)
 
 
 async def require_department(
@@ -206,22 +131,14 @@ async def require_roles(request: web.Request, roles: Iterable[str], detail: str)
     return principal
 
 
-# --- gateway keys and nonces ---------------------------------------------------------------
+async def record_failure(
+    request: web.Request, kind: FailureKind, reason: str, *, subject: str = ""
+) -> None:
+    """Count a failed attempt (one audit event per minute, source, kind and subject)."""
+    await request.app[ACCESS].failure(source_of(request), kind, reason, subject=subject)
 
 
-def token_signing_key(runtime: Runtime) -> tuple[str, ec.EllipticCurvePrivateKey]:
-    """The active ``token`` key, created on first use."""
-    store = runtime.pki.keystore
-    kid = store.ensure(keystore_module.TOKEN, "ES256")
-    key = store.get_private(keystore_module.TOKEN, kid)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise KeyStoreError("the token key is not an EC key")
-    return kid, key
-
-
-def ensure_jwks_keys(runtime: Runtime) -> None:
-    for purpose in keystore_module.JWKS_PURPOSES:
-        runtime.pki.keystore.ensure(purpose, "ES256")
+# --- DPoP proofs ---------------------------------------------------------------------------
 
 
 def _token_verification_key(
@@ -244,29 +161,8 @@ def _token_verification_key(
     return {kid: key}
 
 
-_NONCES: dict[tuple[int, str], tuple[Runtime, ChallengeNonces]] = {}
 DPOP_NONCE_MAX_AGE = 300
 _DPOP_NONCE_TO_SEND: web.RequestKey[str] = web.RequestKey("dpop_nonce_to_send", str)
-
-
-async def _nonce_issuer(
-    runtime: Runtime, now: datetime, *, key_name: str, purpose: str
-) -> ChallengeNonces:
-    """A stateless nonce issuer whose HMAC key is shared by all processes through
-    PostgreSQL; loaded once per runtime and purpose."""
-    cached = _NONCES.get((id(runtime), purpose))
-    if cached is not None and cached[0] is runtime:
-        return cached[1]
-    async with runtime.pool.acquire() as connection:
-        key = await identity.gateway_secret(connection, key_name, runtime.master_key, now=now)
-    nonces = ChallengeNonces(key, purpose=purpose)
-    _NONCES[(id(runtime), purpose)] = (runtime, nonces)
-    return nonces
-
-
-async def challenge_nonces(runtime: Runtime, now: datetime) -> ChallengeNonces:
-    """The login challenge nonce issuer."""
-    return await _nonce_issuer(runtime, now, key_name="challenge-nonce", purpose="login")
 
 
 async def checked_dpop_proof(
@@ -285,7 +181,7 @@ async def checked_dpop_proof(
         return verify_dpop_proof(
             proof, method=request.method, url=url, now=now, access_token=access_token
         )
-    nonces = await _nonce_issuer(runtime, now, key_name="dpop-nonce", purpose="dpop")
+    nonces = await request.app[NONCES].dpop(now)
     try:
         checked = verify_dpop_proof(
             proof,
@@ -318,56 +214,6 @@ async def send_dpop_nonce(request: web.Request, response: web.StreamResponse) ->
 
 def public_url(runtime: Runtime, path: str) -> str:
     return runtime.settings.public_origin + path
-
-
-# --- failures -----------------------------------------------------------------------------
-
-
-async def record_failure(
-    request: web.Request,
-    kind: identity.FailureKind,
-    reason: str,
-    *,
-    subject: str = "",
-) -> None:
-    """Count a failed attempt; only the first per (minute, source, kind, subject) becomes an
-    audit event, so a flood of garbage costs one counter row, not one log entry each."""
-    now = now_of(request)
-    minute = now.replace(second=0, microsecond=0)
-    source = source_of(request)
-    try:
-        async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
-            first = await identity.count_failure(
-                connection,
-                minute=minute,
-                source=source,
-                kind=kind,
-                subject=subject,
-                reason=reason,
-            )
-            if first:
-                await audit_of(request).record(
-                    connection,
-                    AuditEvent(
-                        "access.denied" if kind == "token" else "login.failed",
-                        now,
-                        actor_official=subject or None,
-                        details={
-                            "kind": kind,
-                            "reason": reason,
-                            "source": source,
-                            "minute": minute.isoformat().replace("+00:00", "Z"),
-                            "aggregated": True,
-                        },
-                    ),
-                )
-    except Exception:  # counting must never turn a 401 into a 500
-        log.exception("could not record an authentication failure")
-
-
-def reason_of(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return reason if isinstance(reason, str) else str(getattr(type(exc), "code", "error"))
 
 
 # --- the middleware -----------------------------------------------------------------------
@@ -423,12 +269,13 @@ async def _authenticate(request: web.Request) -> Principal:
     )
 
 
-def _refusal(exc: BaseException, code: str) -> web.Response:
+def _refusal(request: web.Request, exc: BaseException, code: str) -> ApiError:
+    """The refusal as the renderer answers it: the failed check as ``reason``, and the
+    headers RFC 9449 and RFC 6585 ask for."""
     status = STATUS_BY_CODE[code]
-    extra = {"reason": exc.reason} if isinstance(exc, JwsError | ChallengeError) else None
-    response = problem_response(status, code, detail_of(exc), extra=extra)
+    headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(exc.retry_after)
+        headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         if code == "use_dpop_nonce":
             error = code
@@ -436,8 +283,12 @@ def _refusal(exc: BaseException, code: str) -> web.Response:
             error = "invalid_dpop_proof"
         else:
             error = "invalid_token"
-        response.headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
-    return response
+        headers["WWW-Authenticate"] = f'DPoP algs="ES256", error="{error}"'
+    nonce = request.get(_DPOP_NONCE_TO_SEND)
+    if nonce is not None:
+        headers["DPoP-Nonce"] = nonce
+    extra = {"reason": exc.reason} if isinstance(exc, JwsError | ChallengeError) else None
+    return ApiError(code, detail_of(exc), status=status, headers=headers, extra=extra)
 
 
 @web.middleware
@@ -466,4 +317,4 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         code = getattr(type(exc), "code", "")
         if code not in STATUS_BY_CODE:
             raise
-        return _refusal(exc, code)
+        raise _refusal(request, exc, code) from exc

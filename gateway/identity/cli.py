@@ -34,9 +34,10 @@ def add_official_commands(subparsers: Any) -> None:
 
 
 async def run_official_command(args: argparse.Namespace, settings: Settings) -> None:
+    from gateway.identity.service import create_official
     from gateway.runtime import admin_connection, database_urls, prepare_data_dir
-    from storage import identity
     from storage.audit_outbox import OutboxSink
+    from storage.identity.errors import IdentityError
 
     if args.official_command != "create":
         raise OfficialCommandError(f"unknown action {args.official_command!r}")
@@ -45,7 +46,7 @@ async def run_official_command(args: argparse.Namespace, settings: Settings) -> 
     async with database_urls(settings) as urls:
         connection = await admin_connection(urls)
         try:
-            created = await identity.create_official(
+            created = await create_official(
                 connection,
                 name=args.name,
                 department=args.department,
@@ -55,7 +56,7 @@ async def run_official_command(args: argparse.Namespace, settings: Settings) -> 
                 actor=None,
                 via="cli",
             )
-        except identity.IdentityError as exc:
+        except IdentityError as exc:
             raise OfficialCommandError(exc.detail) from None
         finally:
             await connection.close()

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from gateway.clock import Clock, utc_now
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.paging import Page
 from storage import supervision
 from storage.audit_outbox import AuditEvent, record_event

@@ -17,7 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from gateway.clock import Clock, utc_now
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.paging import Page
 from gateway.webhooks.worker import (
     Resolver,

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.service import AuditLogService, EntryHidden, EntryNotFound, NotAWitness
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from storage import audit_log
 from storage.audit_log import EntryFilter
 from storage.audit_outbox import record_event

@@ -9,7 +9,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.supervision.oversight import Hidden, InvalidPeriod, OversightService, OwnActAlert
 from storage import supervision
 from storage.supervision import Alert, AlertFilter

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from gateway.identity.auth import Principal
+from gateway.identity.principal import Principal
 from gateway.webhooks.service import (
     NewAllowEntry,
     TooManyWebhooks,

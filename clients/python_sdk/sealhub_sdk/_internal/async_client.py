@@ -394,15 +394,12 @@ class AsyncClient:
         async def body() -> AsyncIterator[bytes]:
             sent = 0
             yield head
-            source = await asyncio.to_thread(path.open, "rb")
-            try:
+            with await asyncio.to_thread(path.open, "rb") as source:
                 while chunk := await asyncio.to_thread(source.read, CHUNK):
                     sent += len(chunk)
                     if progress is not None:
                         progress(sent, size)
                     yield chunk
-            finally:
-                source.close()
             yield tail
 
         options: dict[str, Any] = {"content_type": content_type, "content_length": total}
@@ -437,20 +434,18 @@ class AsyncClient:
         digest = hashlib.sha256()
         size = 0
         total = int(response.headers.get("content-length") or 0)
-        out = await asyncio.to_thread(partial.open, "wb")
         try:
-            async for chunk in response.aiter_bytes(CHUNK):
-                await asyncio.to_thread(out.write, chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress(size, total)
+            with await asyncio.to_thread(partial.open, "wb") as out:
+                async for chunk in response.aiter_bytes(CHUNK):
+                    await asyncio.to_thread(out.write, chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress(size, total)
         except httpx.TransportError as exc:
-            out.close()
             partial.unlink(missing_ok=True)
             raise TransportError(f"download interrupted: {exc}") from None
         finally:
-            out.close()
             await response.aclose()
         return await asyncio.to_thread(
             finish_download, partial, target, digest.hexdigest(), size, expected_sha256

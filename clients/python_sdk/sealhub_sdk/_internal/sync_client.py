@@ -1,3 +1,4 @@
+# Generated from async_client.py by clients/python_sdk/tools/unasync.py: do not edit.
 """The synchronous client (httpx.Client): for scripts, department batch jobs and sealctl."""
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class Client:
     # --- the request loop -----------------------------------------------------------------
 
     def _send(
-        self, call: Call, *, stream: bool = False, body: Callable[[], Iterator[bytes]] | None = None
+        self,
+        call: Call,
+        *,
+        stream: bool = False,
+        body: Callable[[], Iterator[bytes]] | None = None,
     ) -> httpx.Response:
         """Send with DPoP, nonce retry, token refresh and backoff; raise SealhubError."""
         core = self._core
@@ -482,7 +487,8 @@ class Client:
 
     def verify(self, file: str | os.PathLike[str]) -> VerificationReport:
         """Ask the gateway to verify a sealed PDF (it fetches nothing from the network)."""
-        return self._run(ops.verify_remote(Path(file).read_bytes()))
+        pdf = Path(file).read_bytes()
+        return self._run(ops.verify_remote(pdf))
 
     # --- seals (admins) -------------------------------------------------------------------
 
