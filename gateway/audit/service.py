@@ -2,9 +2,9 @@
 proofs, and inspectors' cosignatures.
 
 Inspectors see every entry, everyone else the entries of their own department; an entry of
-another department is refused as :class:`EntryHidden`, which the edge answers (and audits)
-as the same 404 as an index that does not exist. Checkpoints, the log key and proofs reveal
-tree sizes and hashes only, so they need no caller.
+another department is the same 404 as an index that does not exist, recorded as
+``access.denied``. Checkpoints, the log key and proofs reveal tree sizes and hashes only, so
+they need no caller.
 """
 
 from __future__ import annotations
@@ -14,31 +14,15 @@ from dataclasses import replace
 import asyncpg
 
 from gateway.clock import Clock, utc_now
-from gateway.identity.principal import Principal
+from gateway.identity.access import AccessLog
+from gateway.identity.errors import Forbidden, NotFound
+from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
 from storage import audit_log
 from storage.audit_log import Cosignature, EntryFilter, LogEntry, StoredCheckpoint
 from storage.signed_note import NoteVerifier
 
 INSPECTOR = "inspector"
-
-
-class EntryNotFound(audit_log.AuditLogError):
-    code = "not_found"
-
-
-class EntryHidden(audit_log.AuditLogError):
-    """Another department's entry: as unknown to this caller as a missing one."""
-
-    code = "not_found"
-
-    def __init__(self, index: int) -> None:
-        super().__init__("no such audit entry")
-        self.index = index
-
-
-class NotAWitness(audit_log.AuditLogError):
-    code = "forbidden"
 
 
 def is_inspector(caller: Principal) -> bool:
@@ -51,10 +35,16 @@ class AuditLogService:
     The log itself is written by the sequencer only (gateway/audit/sequencer.py)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, verifier: NoteVerifier, *, clock: Clock = utc_now
+        self,
+        pool: asyncpg.Pool,
+        verifier: NoteVerifier,
+        *,
+        access: AccessLog,
+        clock: Clock = utc_now,
     ) -> None:
         self._pool = pool
         self._verifier = verifier
+        self._access = access
         self._clock = clock
 
     @property
@@ -63,22 +53,24 @@ class AuditLogService:
         return self._verifier
 
     async def entries(
-        self, caller: Principal, query: EntryFilter, *, after: int | None, limit: int
+        self, caller: Caller, query: EntryFilter, *, after: int | None, limit: int
     ) -> Page[LogEntry]:
         """Entries in log order after index ``after``, narrowed to what *caller* may see."""
-        visible = None if is_inspector(caller) else caller.department
+        official = caller.official
+        visible = None if is_inspector(official) else official.department
         query = replace(query, visible_department=visible)
         async with self._pool.acquire() as connection:
             found = await audit_log.list_entries(connection, query, after=after, limit=limit + 1)
         return Page.of(found, limit)
 
-    async def entry(self, caller: Principal, index: int) -> LogEntry:
+    async def entry(self, caller: Caller, index: int) -> LogEntry:
         async with self._pool.acquire() as connection:
             entry = await audit_log.get_entry(connection, index)
         if entry is None:
-            raise EntryNotFound("no such audit entry")
-        if not (is_inspector(caller) or entry.department == caller.department):
-            raise EntryHidden(index)
+            raise NotFound("no such audit entry")
+        official = caller.official
+        if not (is_inspector(official) or entry.department == official.department):
+            raise await self._access.hide(caller, "other_department", entry=str(index))
         return entry
 
     async def latest_checkpoint(self) -> StoredCheckpoint:
@@ -102,12 +94,13 @@ class AuditLogService:
         async with self._pool.acquire() as connection:
             return await audit_log.consistency_proof(connection, old_size, new_size)
 
-    async def cosign(self, caller: Principal, note: str, verifier_key: str) -> Cosignature:
+    async def cosign(self, caller: Caller, note: str, verifier_key: str) -> Cosignature:
         """Keep an inspector's cosignature of a checkpoint this log issued (idempotent per
         key; a witness never goes back to a smaller tree)."""
-        if not is_inspector(caller):
-            raise NotAWitness("only inspectors witness the audit log")
+        official = caller.official
+        if not is_inspector(official):
+            raise Forbidden("only inspectors witness the audit log")
         async with self._pool.acquire() as connection, connection.transaction():
             return await audit_log.add_cosignature(
-                connection, note, verifier_key, official=caller.official_id, now=self._clock()
+                connection, note, verifier_key, official=official.official_id, now=self._clock()
             )

@@ -1,14 +1,12 @@
 """E-supervision endpoints: alerts (list, acknowledge, close, notes) and per-department stats.
 
-Who sees and may do what is decided by :class:`~gateway.supervision.oversight.OversightService`;
-these handlers parse, turn its refusals into the audited 404 or 403, and render.
+Who sees and may do what is decided (and refusals recorded) by
+:class:`~gateway.supervision.oversight.OversightService`; these handlers parse and render.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +23,10 @@ from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.http.text import unsafe_character
-from gateway.identity.auth import Forbidden, NotFound, deny_access, hidden, principal_of
+from gateway.identity.auth import caller_of
+from gateway.identity.errors import NotFound
 from gateway.supervision import views
-from gateway.supervision.oversight import INSPECTOR, Hidden, OversightService, OwnActAlert
+from gateway.supervision.oversight import INSPECTOR, OversightService
 from gateway.supervision.rules import ALERT_RULES
 from gateway.supervision.views import MAX_NOTE_CHARS
 from storage import supervision
@@ -36,19 +35,6 @@ from storage.supervision import AlertFilter
 routes = RouteTable()
 
 OVERSIGHT: web.AppKey[OversightService] = web.AppKey("oversight", OversightService)
-
-
-@contextlib.asynccontextmanager
-async def _refusals(request: web.Request) -> AsyncIterator[None]:
-    """The service's refusals as the edge answers them: hidden resources are a 404 and an
-    own-act acknowledgement a 403, each recorded as ``access.denied``."""
-    try:
-        yield
-    except Hidden as refused:
-        raise await hidden(request, "other_department", **refused.details) from None
-    except OwnActAlert as refused:
-        await deny_access(request, "role_missing")
-        raise Forbidden(refused.detail) from None
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -121,10 +107,7 @@ async def _required_note(request: web.Request) -> str:
 async def list_supervision_alerts(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
     query, after = _alert_filter(request), _after(cursor)
-    async with _refusals(request):
-        page = await request.app[OVERSIGHT].alerts(
-            principal_of(request), query, after=after, limit=limit
-        )
+    page = await request.app[OVERSIGHT].alerts(caller_of(request), query, after=after, limit=limit)
     return json_response(views.alerts_json(page))
 
 
@@ -142,10 +125,7 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
 async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
     """Acknowledging again is harmless (same answer), so retries need no Idempotency-Key."""
     note = await _note_of(request, required=False)
-    async with _refusals(request):
-        alert = await request.app[OVERSIGHT].acknowledge(
-            principal_of(request), _alert_id(request), note
-        )
+    alert = await request.app[OVERSIGHT].acknowledge(caller_of(request), _alert_id(request), note)
     return json_response(alert.as_json())
 
 
@@ -162,8 +142,7 @@ async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
 )
 async def close_supervision_alert(request: web.Request) -> web.Response:
     note = await _required_note(request)
-    async with _refusals(request):
-        alert = await request.app[OVERSIGHT].close(principal_of(request), _alert_id(request), note)
+    alert = await request.app[OVERSIGHT].close(caller_of(request), _alert_id(request), note)
     return json_response(alert.as_json())
 
 
@@ -180,10 +159,7 @@ async def close_supervision_alert(request: web.Request) -> web.Response:
 )
 async def add_supervision_alert_note(request: web.Request) -> web.Response:
     note = await _required_note(request)
-    async with _refusals(request):
-        alert = await request.app[OVERSIGHT].add_note(
-            principal_of(request), _alert_id(request), note
-        )
+    alert = await request.app[OVERSIGHT].add_note(caller_of(request), _alert_id(request), note)
     return json_response(alert.as_json())
 
 
@@ -206,8 +182,7 @@ async def add_supervision_alert_note(request: web.Request) -> web.Response:
 async def get_supervision_stats(request: web.Request) -> web.Response:
     department = query_text(request, "department", max_length=63)
     since, until = query_time(request, "from"), query_time(request, "to")
-    async with _refusals(request):
-        report = await request.app[OVERSIGHT].stats(
-            principal_of(request), department, since=since, until=until
-        )
+    report = await request.app[OVERSIGHT].stats(
+        caller_of(request), department, since=since, until=until
+    )
     return json_response(views.stats_json(report))

@@ -8,24 +8,30 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.audit.service import AuditLogService, EntryHidden, EntryNotFound, NotAWitness
-from gateway.identity.principal import Principal
+from gateway.audit.service import AuditLogService
+from gateway.identity.access import AccessLog
+from gateway.identity.errors import Forbidden, NotFound
+from gateway.identity.principal import Caller, Principal
 from storage import audit_log
 from storage.audit_log import EntryFilter
-from storage.audit_outbox import record_event
+from storage.audit_outbox import OutboxSink, record_event
 from storage.signed_note import NoteError, add_signature, open_note, verifier_key
 from tests.audit.conftest import event, grow, sequence
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
-def official(department: str, *roles: str) -> Principal:
-    return Principal(f"o-{department}", "某人", department, frozenset(roles), f"jkt-{department}")
+def official(department: str, *roles: str) -> Caller:
+    principal = Principal(
+        f"o-{department}", "某人", department, frozenset(roles), f"jkt-{department}"
+    )
+    return Caller(principal, "GET", "/v1/audit/entries/1", "10.0.0.7")
 
 
 @pytest.fixture
 def service(pool: asyncpg.Pool, signer: audit_log.CheckpointSigner) -> AuditLogService:
-    return AuditLogService(pool, signer.verifier, clock=lambda: NOW)
+    access = AccessLog(pool, audit=OutboxSink(), clock=lambda: NOW)
+    return AuditLogService(pool, signer.verifier, access=access, clock=lambda: NOW)
 
 
 async def test_entries_are_narrowed_to_the_callers_department(
@@ -48,11 +54,20 @@ async def test_entries_are_narrowed_to_the_callers_department(
     everything = await service.entries(inspector, EntryFilter(), after=None, limit=9)
     assert [e.index for e in everything.items] == list(range(6))
     assert (await service.entry(clerk, 4)).department == "dept-a"
-    with pytest.raises(EntryHidden):
+    with pytest.raises(NotFound, match="no such resource"):
         await service.entry(clerk, 1)
     assert (await service.entry(inspector, 1)).department == "dept-b"
-    with pytest.raises(EntryNotFound):
+    with pytest.raises(NotFound, match="no such audit entry"):
         await service.entry(inspector, 6)
+    # The hidden one, not the missing one, is recorded as a refusal.
+    async with pool.acquire() as connection:
+        denied = await connection.fetch(
+            "SELECT actor_official, details FROM audit_outbox WHERE type = 'access.denied'"
+        )
+    assert [(row["actor_official"], row["details"]["entry"]) for row in denied] == [
+        ("o-dept-a", "1")
+    ]
+    assert denied[0]["details"]["reason"] == "other_department"
 
 
 async def test_checkpoint_pages(
@@ -99,7 +114,7 @@ async def test_witness_cosignatures(
     other = Ed25519PrivateKey.generate()
     with pytest.raises(NoteError):
         await service.cosign(inspector, add_signature(second.note, "inspector-li", other), key)
-    with pytest.raises(NotAWitness):
+    with pytest.raises(Forbidden):
         await service.cosign(official("dept-a", "leader"), second.note, key)
     async with pool.acquire() as connection:
         assert await connection.fetchval("SELECT count(*) FROM audit_cosignatures") == 1

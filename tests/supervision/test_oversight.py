@@ -9,20 +9,40 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from gateway.identity.principal import Principal
-from gateway.supervision.oversight import Hidden, InvalidPeriod, OversightService, OwnActAlert
+from gateway.identity.access import AccessLog
+from gateway.identity.errors import Forbidden, NotFound
+from gateway.identity.principal import Caller, Principal
+from gateway.supervision.oversight import InvalidPeriod, OversightService
 from storage import supervision
+from storage.audit_outbox import OutboxSink
 from storage.supervision import Alert, AlertFilter
 from tests.supervision.conftest import T0, send_one
 
 NOW = T0 + timedelta(days=3)
-INSPECTOR = Principal("insp-wang", "王", "yl", frozenset({"inspector"}), "jkt-insp")
-JYJ_ADMIN = Principal("jyj-li", "李", "yl-jyj", frozenset({"dept_admin"}), "jkt-jyj")
+
+
+def caller(official: str, department: str, *roles: str) -> Caller:
+    principal = Principal(official, "某人", department, frozenset(roles), f"jkt-{official}")
+    return Caller(principal, "POST", "/v1/supervision/alerts", "10.0.0.7")
+
+
+INSPECTOR = caller("insp-wang", "yl", "inspector")
+JYJ_ADMIN = caller("jyj-li", "yl-jyj", "dept_admin")
 
 
 @pytest.fixture
 def service(pool: asyncpg.Pool) -> OversightService:
-    return OversightService(pool, clock=lambda: NOW)
+    access = AccessLog(pool, audit=OutboxSink(), clock=lambda: NOW)
+    return OversightService(pool, access=access, clock=lambda: NOW)
+
+
+async def _denials(pool: asyncpg.Pool) -> list[tuple[str | None, dict[str, object]]]:
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            "SELECT actor_official, details FROM audit_outbox"
+            " WHERE type = 'access.denied' ORDER BY id"
+        )
+    return [(row["actor_official"], row["details"]) for row in rows]
 
 
 async def _open(
@@ -53,9 +73,8 @@ async def test_each_department_sees_its_own_alerts_and_inspectors_all(
     platform = await _open(pool, "failed_login_burst", "10.0.0.9", None)
     own = await service.alerts(JYJ_ADMIN, AlertFilter(), after=None, limit=10)
     assert [a.id for a in own.items] == [jyj.id]
-    with pytest.raises(Hidden) as refused:
+    with pytest.raises(NotFound):
         await service.alerts(JYJ_ADMIN, AlertFilter(department="yl-gaj"), after=None, limit=10)
-    assert refused.value.details == {}
     every = await service.alerts(INSPECTOR, AlertFilter(), after=None, limit=2)
     assert len(every.items) == 2 and every.more
     narrowed = await service.alerts(
@@ -67,15 +86,22 @@ async def test_each_department_sees_its_own_alerts_and_inspectors_all(
     assert noted.notes == [
         {"at": "2026-03-05T09:00:00Z", "by": "jyj-li", "department": "yl-jyj", "note": "已催办"}
     ]
-    with pytest.raises(Hidden):
+    with pytest.raises(NotFound):
         await service.add_note(JYJ_ADMIN, gaj.id, "不是我们的")
-    with pytest.raises(Hidden) as refused:
+    with pytest.raises(NotFound, match=r"^no such resource$"):
         await service.add_note(JYJ_ADMIN, platform.id, "看看")
-    assert refused.value.details == {"alert": str(platform.id)}
-    # An unknown id reads exactly like a hidden one.
+    # An unknown id reads exactly like a hidden one (but is no refusal of anyone's alert).
     with pytest.raises(supervision.AlertNotFound, match=r"^no such resource$"):
         await service.add_note(INSPECTOR, uuid.uuid4(), "?")
     assert [e[0] for e in await _events(pool)] == ["supervision.alert_noted"]
+    # The first hidden refusal of the minute is recorded; the later ones count on its row.
+    [(actor, details)] = await _denials(pool)
+    assert (actor, details["reason"], details["aggregated"]) == ("jyj-li", "other_department", True)
+    async with pool.acquire() as connection:
+        counted = await connection.fetchval(
+            "SELECT count FROM denied_access_counts WHERE official = 'jyj-li'"
+        )
+    assert counted == 3
 
 
 async def test_acknowledge_then_close_each_recorded_once(
@@ -118,11 +144,15 @@ async def test_whoever_handed_out_the_code_cannot_acknowledge_its_alert(
         code_issued_by="insp-wang",
         code_cosigned_by="insp-zhao",
     )
-    cosigner = Principal("insp-zhao", "赵", "yl", frozenset({"inspector"}), "jkt-zhao")
+    cosigner = caller("insp-zhao", "yl", "inspector")
     for official in (INSPECTOR, cosigner):
-        with pytest.raises(OwnActAlert):
+        with pytest.raises(Forbidden):
             await service.acknowledge(official, alert.id, None)
-    other = Principal("insp-qian", "钱", "yl", frozenset({"inspector"}), "jkt-qian")
+    assert [(actor, d["reason"]) for actor, d in await _denials(pool)] == [
+        ("insp-wang", "role_missing"),
+        ("insp-zhao", "role_missing"),
+    ]
+    other = caller("insp-qian", "yl", "inspector")
     assert (await service.acknowledge(other, alert.id, None)).state == "acknowledged"
     assert [e[1] for e in await _events(pool)] == ["insp-qian"]
 
@@ -138,7 +168,7 @@ async def test_stats_period_and_visibility(pool: asyncpg.Pool, service: Oversigh
     report = await service.stats(JYJ_ADMIN, None, since=None, until=None)
     assert (report.since, report.until, report.at) == (NOW - timedelta(days=30), NOW, NOW)
     assert [(s.department, s.received) for s in report.departments] == [("yl-jyj", 1)]
-    with pytest.raises(Hidden):
+    with pytest.raises(NotFound):
         await service.stats(JYJ_ADMIN, "yl-gaj", since=None, until=None)
     everyone = await service.stats(INSPECTOR, None, since=NOW - timedelta(days=60), until=None)
     assert {s.department: s.received for s in everyone.departments}["yl-gaj"] == 1
