@@ -17,7 +17,7 @@ from gateway.clock import Clock, utc_now
 from gateway.identity.principal import Principal
 from gateway.paging import Page
 from storage import directory
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
 from storage.directory import Department, Group
 
 
@@ -31,9 +31,12 @@ class DepartmentQuery:
 
 
 class DirectoryService:
-    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, clock: Clock = utc_now, audit: AuditSink | None = None
+    ) -> None:
         self._pool = pool
         self._clock = clock
+        self._audit = audit or OutboxSink()
 
     async def departments(
         self, query: DepartmentQuery, *, after: str | None, limit: int
@@ -68,7 +71,7 @@ class DirectoryService:
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             await directory.create_department(connection, department)
-            await record_event(
+            await self._audit.record(
                 connection,
                 AuditEvent(
                     "department.created",
@@ -88,7 +91,7 @@ class DirectoryService:
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             group = await directory.create_group(connection, code, name, members)
-            await record_event(
+            await self._audit.record(
                 connection,
                 AuditEvent(
                     "group.created",

@@ -24,7 +24,7 @@ from gateway.identity.errors import Forbidden
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
 from storage import supervision
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
 from storage.db import DbConnection
 from storage.supervision import Alert, AlertFilter, DepartmentStats, SupervisionError
 
@@ -76,10 +76,18 @@ def _iso(value: datetime) -> str:
 
 
 class OversightService:
-    def __init__(self, pool: asyncpg.Pool, *, access: AccessLog, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        access: AccessLog,
+        clock: Clock = utc_now,
+        audit: AuditSink | None = None,
+    ) -> None:
         self._pool = pool
         self._access = access
         self._clock = clock
+        self._audit = audit or OutboxSink()
 
     async def _visible_department(self, caller: Caller, asked: str | None) -> str | None:
         """The department a read is narrowed to: an inspector's choice (None: all), else the
@@ -137,7 +145,7 @@ class OversightService:
                 )
                 if changed:
                     event = _alert_event("acknowledged", official, alert, now, note=note)
-                    await record_event(connection, event)
+                    await self._audit.record(connection, event)
         return alert
 
     async def close(self, caller: Caller, alert_id: uuid.UUID, note: str) -> Alert:
@@ -153,7 +161,7 @@ class OversightService:
                 event = _alert_event(
                     "closed", caller.official, closed, now, reason=reason, note=note
                 )
-                await record_event(connection, event)
+                await self._audit.record(connection, event)
         return closed
 
     async def add_note(self, caller: Caller, alert_id: uuid.UUID, note: str) -> Alert:
@@ -171,7 +179,7 @@ class OversightService:
             async with connection.transaction():
                 noted = await supervision.add_alert_note(connection, alert.id, entry)
                 event = _alert_event("noted", official, noted, now, note=note)
-                await record_event(connection, event)
+                await self._audit.record(connection, event)
         return noted
 
     async def stats(

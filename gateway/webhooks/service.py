@@ -29,7 +29,7 @@ from gateway.webhooks.worker import (
 )
 from keys.master import MasterKey
 from storage import webhooks as rows
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
 from storage.webhooks import AllowEntry, DeadLetter, Policy, Webhook, WebhookStoreError
 
 MAX_WEBHOOKS_PER_DEPARTMENT = 10
@@ -75,12 +75,14 @@ class WebhookService:
         *,
         resolver: Resolver = system_resolver,
         clock: Clock = utc_now,
+        audit: AuditSink | None = None,
         max_per_department: int = MAX_WEBHOOKS_PER_DEPARTMENT,
     ) -> None:
         self._pool = pool
         self._master_key = master_key
         self._resolver = resolver
         self._clock = clock
+        self._audit = audit or OutboxSink()
         self._max_per_department = max_per_department
 
     def _event(
@@ -135,7 +137,7 @@ class WebhookService:
             event = self._event(
                 "created", actor, department, now, webhook=str(webhook_id), url=target.url
             )
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
         return NewWebhook(webhook, secret)
 
     async def webhooks(self, department: str) -> list[Webhook]:
@@ -149,7 +151,7 @@ class WebhookService:
             if not await rows.delete_webhook(connection, webhook_id, department, now):
                 raise UnknownWebhookResource()
             event = self._event("deleted", actor, department, now, webhook=str(webhook_id))
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
 
     async def dead_letters(
         self,
@@ -182,7 +184,7 @@ class WebhookService:
                 webhook=str(replayed.webhook),
                 delivery=str(replayed.delivery),
             )
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
 
     # --- the admins' allow-list and retry policy --------------------------------------------
 
@@ -212,7 +214,7 @@ class WebhookService:
                 port=new.port,
                 allow_private=new.allow_private,
             )
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
         return entry
 
     async def disallow(self, actor: Principal, entry_id: uuid.UUID) -> None:
@@ -231,7 +233,7 @@ class WebhookService:
                 host=entry.host,
                 port=entry.port,
             )
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
 
     async def policy(self) -> Policy:
         async with self._pool.acquire() as connection:
@@ -243,5 +245,5 @@ class WebhookService:
         async with self._pool.acquire() as connection, connection.transaction():
             await rows.set_policy(connection, policy, updated_by=actor.official_id, now=now)
             event = self._event("policy_changed", actor, actor.department, now, **policy.as_json())
-            await record_event(connection, event)
+            await self._audit.record(connection, event)
         return policy
