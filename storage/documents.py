@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from storage import leases
 from storage.db import DbConnection
 
 DELIVERY_CHANNEL = "sealhub_deliveries"
@@ -381,11 +382,11 @@ OBJECT_SWEEP_LOCK = 0x5EA1_0003
 
 async def try_lock_object_sweep(connection: DbConnection) -> bool:
     """Taken without waiting: False while another process sweeps."""
-    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", OBJECT_SWEEP_LOCK))
+    return await leases.try_advisory_lock(connection, OBJECT_SWEEP_LOCK)
 
 
 async def unlock_object_sweep(connection: DbConnection) -> None:
-    await connection.execute("SELECT pg_advisory_unlock($1)", OBJECT_SWEEP_LOCK)
+    await leases.advisory_unlock(connection, OBJECT_SWEEP_LOCK)
 
 
 async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:
