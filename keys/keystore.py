@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from urllib.parse import quote, unquote
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from keys.files import atomic_write, fsync_dir
 from keys.master import MasterKey, MasterKeyError
 
 Algorithm = Literal["ES256", "EdDSA"]
@@ -241,25 +241,6 @@ class _Loaded:
         return f"_Loaded({self.info!r})"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file (0600), fsync, rename, fsync the directory."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -312,7 +293,7 @@ class FileKeyStore(KeyStore):
         }
         directory = self._purpose_dir(info.purpose)
         directory.mkdir(exist_ok=True, mode=0o700)
-        _atomic_write(self._path(info.purpose, info.kid), json.dumps(record, indent=1).encode())
+        atomic_write(self._path(info.purpose, info.kid), json.dumps(record, indent=1).encode())
 
     def _read(self, path: Path, purpose: str) -> tuple[_Loaded, bytes]:
         try:
@@ -412,9 +393,5 @@ class FileKeyStore(KeyStore):
             if not path.exists():
                 raise KeyNotFoundError(f"no key {kid} for {purpose}")
             path.unlink()
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(path.parent)
             self._entries(purpose).pop(kid, None)
