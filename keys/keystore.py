@@ -25,7 +25,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote
@@ -33,6 +33,7 @@ from urllib.parse import quote, unquote
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from keys.clock import SYSTEM_CLOCK
 from keys.files import atomic_write, fsync_dir
 from keys.master import MasterKey, MasterKeyError
 
@@ -187,7 +188,7 @@ class KeyStore(ABC):
     ) -> str:
         """A new active key; the previous ones stop signing and stay published for
         *publish_old_for* (at least the lifetime of what they signed)."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         previous = [info for info in self.infos(purpose) if info.active]
         chosen = algorithm or (previous[-1].algorithm if previous else "ES256")
         kid = self.generate(purpose, chosen, now=now)
@@ -198,7 +199,7 @@ class KeyStore(ABC):
 
     def prune(self, purpose: str, *, now: datetime | None = None) -> list[str]:
         """Delete retired keys whose publication time is over; returns their kids."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         gone = [info.kid for info in self.infos(purpose) if not info.published(now)]
         for kid in gone:
             self.delete(purpose, kid)
@@ -222,7 +223,7 @@ class KeyStore(ABC):
         self, purposes: tuple[str, ...] = JWKS_PURPOSES, *, now: datetime | None = None
     ) -> dict[str, list[dict[str, str]]]:
         """``{"keys": [...]}`` for ``/.well-known/jwks.json``: active and still-published keys."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         keys: list[dict[str, str]] = []
         for purpose in purposes:
             for info in self.infos(purpose):
@@ -351,7 +352,7 @@ class FileKeyStore(KeyStore):
         return sorted(unquote(p.name) for p in self._dir.iterdir() if p.is_dir())
 
     def import_key(self, purpose: str, key: PrivateKey, *, now: datetime | None = None) -> str:
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         kid = jwk_thumbprint(key.public_key())
         info = KeyInfo(check_purpose(purpose), kid, algorithm_of(key), now)
         der = key.private_bytes(

@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import crl, pki
+from keys.clock import SYSTEM_CLOCK
 from keys.files import atomic_write
 from keys.keystore import (
     FileKeyStore,
@@ -239,7 +240,7 @@ class PlatformPki:
             )
         if path.exists():
             raise PlatformPkiError(f"{path} exists; refusing to overwrite it")
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         encrypted = self.root_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -430,7 +431,7 @@ def ensure_platform_pki(
     Keys go to *keystore*, or to a :class:`FileKeyStore` in ``DATA_DIR/keystore`` opened with
     *master_key*.
     """
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK()
     if not hostnames:
         raise PlatformPkiError("at least one host name is needed for the TLS certificate")
     pki.normalize_hostnames(hostnames)  # refuse bad names before touching the disk

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.config import Settings
+from keys.clock import SYSTEM_CLOCK
 from keys.files import atomic_write
 from keys.keystore import CHECKPOINT, FileKeyStore
 from keys.master import load_or_create_master_key
@@ -436,7 +437,7 @@ async def _erase(settings: Settings, args: argparse.Namespace) -> int:
                 indices=args.index,
                 actor=args.actor,
                 document=args.document,
-                now=datetime.now(UTC),
+                now=SYSTEM_CLOCK(),
             )
         finally:
             await connection.close()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,7 +22,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.background import CONNECTION_LOST, LeaderLoop, run_with_app
-from gateway.runtime import RUNTIME, Runtime
+from gateway.runtime import RUNTIME, Runtime, clock_of
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.keystore import CHECKPOINT, KeyStore
 from keys.tsa import TimeStampAuthority
 from storage import audit_log
@@ -31,8 +32,6 @@ from storage.signed_note import NoteVerifier
 
 log = logging.getLogger("sealhub.audit")
 
-Clock = Callable[[], datetime]
-
 # While outbox writers are in flight the sequencer cannot sleep (they would not notify it):
 # it looks again after this delay, doubled up to the maximum while nothing arrives. 20 ms
 # rather than 5 ms: fewer, larger batches leave the two cores to the writers (bench_audit,
@@ -40,10 +39,6 @@ Clock = Callable[[], datetime]
 # for at most 20 ms more before an event has its index.
 BUSY_DELAY_MIN = 0.02
 BUSY_DELAY_MAX = 0.1
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def checkpoint_key(keystore: KeyStore) -> Ed25519PrivateKey:
@@ -77,7 +72,7 @@ class AuditService:
         pool: asyncpg.Pool,
         signer: audit_log.CheckpointSigner,
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         checkpoint_interval: timedelta = timedelta(seconds=5),
         poll_interval: float = 2.0,
         batch: int = audit_log.DEFAULT_BATCH,
@@ -163,6 +158,6 @@ AUDIT_SERVICE: web.AppKey[AuditService] = web.AppKey("audit_service", AuditServi
 def install_audit_service(app: web.Application) -> None:
     """Register the service and its background task (call from ``create_app``)."""
     runtime = app[RUNTIME]
-    service = AuditService(runtime.pool, checkpoint_signer(runtime))
+    service = AuditService(runtime.pool, checkpoint_signer(runtime), clock=clock_of(app))
     app[AUDIT_SERVICE] = service
     run_with_app(app, service.loop)

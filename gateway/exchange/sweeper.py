@@ -8,12 +8,13 @@ from objects whose send is still sealing or committing.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
 from gateway.background import LeaderLoop, run_with_app
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, clock_of
+from keys.clock import Clock
 from storage import documents, workflow
 from storage.db import DbConnection
 from storage.objects import FilesystemObjectStore, sweep
@@ -52,9 +53,9 @@ async def sweep_once(runtime: Runtime, now: datetime, grace: timedelta = GRACE) 
             await documents.unlock_object_sweep(connection)
 
 
-def object_sweeper(runtime: Runtime) -> LeaderLoop:
+def object_sweeper(runtime: Runtime, clock: Clock) -> LeaderLoop:
     async def step(connection: DbConnection) -> None:
-        await _sweep(runtime, connection, datetime.now(UTC), GRACE)
+        await _sweep(runtime, connection, clock(), GRACE)
 
     every = SWEEP_EVERY.total_seconds()
     return LeaderLoop(
@@ -69,4 +70,4 @@ def object_sweeper(runtime: Runtime) -> LeaderLoop:
 
 
 def install_object_sweeper(app: web.Application, runtime: Runtime) -> None:
-    run_with_app(app, object_sweeper(runtime))
+    run_with_app(app, object_sweeper(runtime, clock_of(app)))

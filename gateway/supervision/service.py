@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -21,9 +21,9 @@ from aiohttp import web
 
 from gateway.background import LeaderLoop, run_with_app
 from gateway.config import SupervisionSettings
-from gateway.identity.auth import CLOCK
-from gateway.runtime import RUNTIME
+from gateway.runtime import RUNTIME, clock_of
 from gateway.supervision import rules
+from keys.clock import SYSTEM_CLOCK, Clock
 from storage import supervision as store
 from storage.audit_outbox import AuditEvent, record_events
 from storage.db import DbConnection
@@ -35,13 +35,8 @@ CLOSED_BECAUSE = "cause_gone"
 MAX_LOCK_RETRY = 5.0
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 StepSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.PendingApprovalStep]]]
 DeadLetterSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.DeadLetters]]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,7 @@ class SupervisionService:
         config: rules.RuleConfig,
         *,
         interval: float,
-        clock: Clock = _utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         sources: Sources | None = None,
     ) -> None:
         self._config = config
@@ -216,7 +211,7 @@ def install_supervision(app: web.Application, sources: Sources | None = None) ->
         runtime.pool,
         rule_config(settings),
         interval=settings.interval_seconds,
-        clock=lambda: app.get(CLOCK, _utc_now)(),
+        clock=clock_of(app),
         sources=sources,
     )
     app[SUPERVISION] = service

@@ -27,7 +27,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,7 +37,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.background import Listener, Loop, run_with_app
-from gateway.runtime import RUNTIME
+from gateway.runtime import RUNTIME, clock_of
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.master import MasterKey, MasterKeyError
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_events
@@ -54,7 +55,6 @@ POLL_SECONDS = 5.0
 MAX_URL_CHARS = 2000
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-Clock = Callable[[], datetime]
 
 
 class WebhookError(Exception):
@@ -313,10 +313,6 @@ def wrap_secret(master_key: MasterKey, webhook_id: object, secret: str) -> bytes
     return master_key.wrap(secret.encode("utf-8"), _secret_context(webhook_id))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class WebhookWorker:
     """Claims due jobs and attempts them; several lanes per process, many processes."""
 
@@ -327,7 +323,7 @@ class WebhookWorker:
         *,
         ssl_context: ssl.SSLContext,
         resolver: Resolver = system_resolver,
-        clock: Clock = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
         timeout: float = DEFAULT_TIMEOUT,
         lanes: int = 2,
@@ -523,6 +519,7 @@ def install_webhooks(app: web.Application) -> None:
         runtime.pool,
         runtime.master_key,
         ssl_context=client_ssl_context(runtime.settings.webhook_ca_file),
+        clock=clock_of(app),
         timeout=runtime.settings.webhook_timeout_seconds,
     )
     app[WEBHOOK_WORKER] = worker
