@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
 from keys.files import atomic_write, fsync_dir
 from keys.master import MasterKey, MasterKeyError
 
@@ -51,14 +52,14 @@ _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}(:[A-Za-z0-9._-]{1,128})?$")
 _FILE_VERSION = 1
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(CodedError):
     """A key is missing, cannot be opened, or was asked for in an impossible way."""
 
-    code = "keystore_error"
+    code: str = Code.KEYSTORE_ERROR
 
 
 class KeyNotFoundError(KeyStoreError):
-    code = "key_not_found"
+    code = Code.KEY_NOT_FOUND
 
 
 def seal_purpose(seal_id: str) -> str:

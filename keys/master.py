@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from keys.codes import Code, CodedError
 from keys.files import atomic_write
 
 MASTER_KEY_BYTES = 32
@@ -28,10 +29,10 @@ _WRAP_VERSION = b"\x01"
 _NONCE_BYTES = 12
 
 
-class MasterKeyError(Exception):
+class MasterKeyError(CodedError):
     """The master key is missing, malformed, or does not open a wrapped blob."""
 
-    code = "master_key_error"
+    code = Code.MASTER_KEY_ERROR
 
 
 @dataclass(frozen=True, repr=False)

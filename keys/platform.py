@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import crl, pki
 from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
 from keys.files import atomic_write
 from keys.keystore import (
     FileKeyStore,
@@ -74,10 +75,10 @@ _PURPOSES = {
 }
 
 
-class PlatformPkiError(Exception):
+class PlatformPkiError(CodedError):
     """The PKI in the data directory is incomplete, inconsistent or does not open."""
 
-    code = "platform_pki_error"
+    code = Code.PLATFORM_PKI_ERROR
 
 
 @dataclass(frozen=True)

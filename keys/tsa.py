@@ -31,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
 
 SEALHUB_OID_ARC = "2.25.339029058674111970262982523425975013189"
 TSA_POLICY_OID = SEALHUB_OID_ARC + ".1.1"  # sealhub time-stamp policy, version 1
@@ -40,16 +41,16 @@ SUPPORTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
 DEFAULT_ACCURACY = timedelta(seconds=1)
 
 
-class TsaError(Exception):
+class TsaError(CodedError):
     """The authority is misconfigured or called with impossible arguments (not a client error)."""
 
-    code = "tsa_error"
+    code = Code.TSA_ERROR
 
 
-class TsaResponseError(Exception):
+class TsaResponseError(CodedError):
     """A time-stamp reply was refused or is not a reply at all."""
 
-    code = "tsa_rejected"
+    code = Code.TSA_REJECTED
 
 
 @dataclass(frozen=True, repr=False)

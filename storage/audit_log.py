@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -36,6 +36,7 @@ import rfc8785
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from keys.codes import Code, CodedError
 from keys.tsa import TimeStampAuthority, respond_to_request
 from storage import leases, merkle
 from storage.audit_outbox import AuditEvent, record_event
@@ -113,26 +114,26 @@ _ENTRY_COLUMNS = (
 )
 
 
-class AuditLogError(Exception):
+class AuditLogError(CodedError):
     """Base of the audit log errors; ``code`` is the stable machine code."""
 
-    code: ClassVar[str] = "audit_log_error"
+    code: str = Code.AUDIT_LOG_ERROR
 
 
 class CheckpointUnknownError(AuditLogError):
     """A witness cosigned a checkpoint this log never issued."""
 
-    code = "checkpoint_unknown"
+    code = Code.CHECKPOINT_UNKNOWN
 
 
 class CosignatureOutdatedError(AuditLogError):
     """A witness may only move forward: it already cosigned a larger tree."""
 
-    code = "cosignature_outdated"
+    code = Code.COSIGNATURE_OUTDATED
 
 
 class NoCheckpointError(AuditLogError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 # --- leaves -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage import leases
 from storage.db import DbConnection
 
@@ -17,27 +18,23 @@ DELIVERY_CHANNEL = "sealhub_deliveries"
 OPEN_STATES = ("pending", "fetched")
 
 
-class DocumentError(Exception):
-    code = "document_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class DocumentError(CodedError):
+    code: str = Code.DOCUMENT_ERROR
 
 
 class DocumentNotFound(DocumentError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class DuplicateDocNumber(DocumentError):
-    code = "doc_number_taken"
+    code = Code.DOC_NUMBER_TAKEN
 
 
 ALREADY_DECIDED = "this delivery was already signed for, returned or withdrawn"
 
 
 class WrongState(DocumentError):
-    code = "conflict"
+    code = Code.CONFLICT
 
 
 @dataclass(frozen=True)

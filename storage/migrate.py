@@ -14,6 +14,7 @@ from importlib import resources
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage import leases
 from storage.db import APP_ROLE, OWNER_ROLE, SCHEMA, DbConnection, connect
 
@@ -21,8 +22,8 @@ _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _LOCK_KEY = 0x5EA1_0001
 
 
-class MigrationError(Exception):
-    code = "migration_failed"
+class MigrationError(CodedError):
+    code = Code.MIGRATION_FAILED
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.config import Settings
 from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
 from keys.files import atomic_write
 from keys.keystore import CHECKPOINT, FileKeyStore
 from keys.master import load_or_create_master_key
@@ -50,8 +51,8 @@ from storage.signed_note import (
 CHUNK = 5000
 
 
-class TimestampError(Exception):
-    code = "timestamp_invalid"
+class TimestampError(CodedError):
+    code = Code.TIMESTAMP_INVALID
 
 
 # --- RFC 3161 ------------------------------------------------------------------------------

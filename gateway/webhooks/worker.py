@@ -39,6 +39,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from gateway.background import Listener, Loop, run_with_app
 from gateway.runtime import RUNTIME, clock_of
 from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
 from keys.master import MasterKey, MasterKeyError
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_events
@@ -57,24 +58,20 @@ MAX_URL_CHARS = 2000
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-class WebhookError(Exception):
-    code = "webhook_url_invalid"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WebhookError(CodedError):
+    code: str = Code.WEBHOOK_URL_INVALID
 
 
 class InvalidWebhookUrl(WebhookError):
-    code = "webhook_url_invalid"
+    code = Code.WEBHOOK_URL_INVALID
 
 
 class TargetNotAllowed(WebhookError):
-    code = "webhook_target_not_allowed"
+    code = Code.WEBHOOK_TARGET_NOT_ALLOWED
 
 
 class AddressRefused(WebhookError):
-    code = "webhook_address_refused"
+    code = Code.WEBHOOK_ADDRESS_REFUSED
 
 
 @dataclass(frozen=True)
