@@ -14,19 +14,16 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 
-class WorkflowStoreError(Exception):
-    code = "conflict"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WorkflowStoreError(CodedError):
+    code: str = Code.CONFLICT
 
 
 class ReplayedApproval(WorkflowStoreError):
-    code = "replayed_approval"
+    code = Code.REPLAYED_APPROVAL
 
 
 @dataclass(frozen=True)
