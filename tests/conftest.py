@@ -3,6 +3,9 @@ and real gateway processes serving HTTPS.
 
 ``TEST_DATABASE_URL`` points the suite at an existing server; otherwise pgserver starts
 one in a short temporary directory (socket paths must stay under ~100 bytes).
+
+Under pytest-xdist every worker is its own session: its own server (or, on a configured
+server, its own template database), moto server and temporary directories.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from storage.migrate import migrate
 pytest_plugins = ["tests.s3server"]
 
 REPO = Path(__file__).resolve().parent.parent
-TEMPLATE_DB = "sealhub_test_template"
+# One template per xdist worker (gw0, gw1, ...): workers may share a configured server.
+TEMPLATE_DB = "sealhub_test_template" + (
+    "_" + os.environ["PYTEST_XDIST_WORKER"] if "PYTEST_XDIST_WORKER" in os.environ else ""
+)
+# A test server need not survive a power cut: commits and CREATE DATABASE skip fsync.
+FAST_TEST_SERVER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 def database_url_for(server_url: str, database: str) -> str:
@@ -64,10 +72,22 @@ def pg_server_url() -> Iterator[str]:
     os.chmod(root, 0o755)
     server = get_server(Path(root), cleanup_mode="stop")
     try:
-        yield server.get_uri()
+        url = server.get_uri()
+        asyncio.run(_tune(url))
+        yield url
     finally:
         server.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _tune(server_url: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        for name, value in FAST_TEST_SERVER.items():
+            await admin.execute(f"ALTER SYSTEM SET {name} = {value}")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
