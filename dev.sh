@@ -77,7 +77,9 @@ case "$command" in
         say "ruff check"; .venv/bin/ruff check .
         say "ruff format --check"; .venv/bin/ruff format --check .
         say "mypy"; .venv/bin/mypy
-        say "pytest"; .venv/bin/pytest "$@"
+        # Two workers by default (SEALHUB_TEST_WORKERS=auto: one a core); whole files stay on
+        # one worker, so a module's gateway boots once. A later -n in the arguments wins.
+        say "pytest"; .venv/bin/pytest -n "${SEALHUB_TEST_WORKERS:-2}" --dist loadfile "$@"
         ;;
     *)
         echo "usage: ./dev.sh demo [--data-dir DIR] [--host H] [--port P] | ./dev.sh test [pytest args]" >&2
