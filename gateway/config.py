@@ -84,6 +84,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     dpop_nonce: bool = False
     verify_workers: int = 1
+    worker_cpu_seconds: int = 20
     max_verify_bytes: int = 64 * MIB
     verify_concurrency: int = 4
     verify_rate_per_official: int = 60
@@ -347,6 +348,14 @@ SETTINGS: tuple[Setting, ...] = (
         "never delays a seal.",
     ),
     Setting(
+        "SEALHUB_WORKER_CPU_SECONDS",
+        "worker_cpu_seconds",
+        _positive_int,
+        20,
+        "CPU seconds one parse, seal or verification may use in its worker; past it the "
+        "worker is killed and only that document fails (`pdf_too_complex`).",
+    ),
+    Setting(
         "SEALHUB_MAX_VERIFY_BYTES",
         "max_verify_bytes",
         _positive_int,
@@ -597,6 +606,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         webhook_timeout_seconds=values["webhook_timeout_seconds"],
         dpop_nonce=values["dpop_nonce"] == "required",
         verify_workers=values["verify_workers"],
+        worker_cpu_seconds=values["worker_cpu_seconds"],
         max_verify_bytes=values["max_verify_bytes"],
         verify_concurrency=values["verify_concurrency"],
         verify_rate_per_official=values["verify_rate_per_official"],

@@ -28,6 +28,7 @@ from keys import pki
 from keys.platform import PlatformPki
 from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
+from seals.pool import WorkerLimits
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
 from storage import directory
@@ -275,7 +276,10 @@ def install_sealer(
     app: web.Application, runtime: Runtime, crls: CrlCache, signers: SealSigners
 ) -> DepartmentSealer:
     """The sealer under :data:`SEALER` from the start; its workers for the app's lifetime."""
-    workers = Workers(runtime.settings.seal_workers)
+    workers = Workers(
+        runtime.settings.seal_workers,
+        WorkerLimits(cpu_seconds_per_task=runtime.settings.worker_cpu_seconds),
+    )
     sealer = DepartmentSealer(
         runtime.pool,
         runtime.pki,

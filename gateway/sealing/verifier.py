@@ -26,6 +26,7 @@ from gateway.sealing.workers import Workers
 from keys import pki
 from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
+from seals.pool import WorkerLimits
 from seals.verify import VerificationReport
 
 RETRY_BUSY_SECONDS = 1
@@ -128,7 +129,10 @@ VERIFIER: web.AppKey[Verifier] = web.AppKey("verifier", Verifier)
 def install_verifier(app: web.Application, runtime: Runtime, crls: CrlCache) -> Verifier:
     """The verifier under :data:`VERIFIER` from the start; its workers for the app's lifetime."""
     settings = runtime.settings
-    workers = Workers(settings.verify_workers)
+    workers = Workers(
+        settings.verify_workers,
+        WorkerLimits(cpu_seconds_per_task=settings.worker_cpu_seconds),
+    )
     verifier = Verifier(
         runtime.pool,
         runtime.pki,

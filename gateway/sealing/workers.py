@@ -9,18 +9,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from seals.pool import SealWorkerPool
+from seals.pool import SealWorkerPool, WorkerLimits
 
 
 class Workers:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, limits: WorkerLimits | None = None) -> None:
         self._count = count
+        self._limits = limits
         self._pool: SealWorkerPool | None = None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """The worker processes, started on entry and joined on exit."""
-        self._pool = SealWorkerPool(workers=self._count)
+        self._pool = SealWorkerPool(workers=self._count, limits=self._limits)
         try:
             yield
         finally:
