@@ -43,6 +43,25 @@ Leading = Callable[[DbConnection], AbstractAsyncContextManager[object]]
 NotifyCallback = Callable[[Any, int, str, object], None]
 
 
+# How long a cancelled task may take to end before it is cancelled again.
+RECANCEL_AFTER_SECONDS = 1.0
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel *task* and wait until it has ended, cancelling it again while it carries on.
+
+    One ``cancel()`` can be lost: when it lands while asyncpg opens a connection that the
+    server refuses, the loop catches the server's error instead of ``CancelledError``, logs
+    it and waits to retry. A gateway whose database was gone then never stopped on SIGTERM.
+    Errors other than the cancellation still propagate.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_AFTER_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class Background:
     """A task started and stopped with the app; ``run`` until cancelled."""
 
@@ -60,9 +79,7 @@ class Background:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 class _Waking(Background):

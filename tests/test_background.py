@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from gateway.background import LeaderLoop, Loop
+from gateway.background import LeaderLoop, Loop, cancel_and_wait
 from storage.db import DbConnection, connect, create_pool
 from tests.conftest import app_url_for
 
@@ -134,3 +134,37 @@ async def test_wake_cuts_the_wait_short_even_when_it_comes_during_the_step() -> 
         await _until(lambda: calls == 3)
     finally:
         await loop.stop()
+
+
+async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:
+    """As a retry loop does when the cancellation surfaces as a refused connection."""
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(WAIT)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(WAIT):
+        await cancel_and_wait(task)
+    assert task.cancelled() and swallowed == 1
+
+
+async def test_an_error_a_cancelled_task_ends_with_still_propagates() -> None:
+    async def failing_on_cancel() -> None:
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            raise RuntimeError("clean-up failed") from None
+
+    task = asyncio.create_task(failing_on_cancel())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="clean-up failed"):
+        await cancel_and_wait(task)

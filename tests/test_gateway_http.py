@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import ssl
 import subprocess
 import warnings
@@ -200,5 +201,9 @@ def test_readyz_is_503_when_the_database_is_gone(
             asyncio.run(cut_off())
             assert_problem(client.get("/readyz"), 503, "not_ready")
             assert client.get("/healthz").status_code == 200
+        # Its retry loops keep failing to reconnect; SIGTERM must still stop it (it used to
+        # hang until killed: a cancellation racing a refused connection was lost).
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=10) == 0, "".join(running.output)[-3000:]
     finally:
         running.stop()
