@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 
 from storage.db import DbConnection
+from storage.vocabulary import DeliveryState, DocumentStatus
 
 DELIVERY_CHANNEL = "sealhub_deliveries"
-OPEN_STATES = ("pending", "fetched")
 
 
 class DocumentError(Exception):
@@ -50,7 +50,7 @@ class NewDocument:
     urgency: str
     classification: str
     deadline: datetime | None
-    status: str
+    status: DocumentStatus
     draft_object: str
     draft_sha256: str
     draft_size: int
@@ -121,7 +121,7 @@ async def insert_deliveries(
         "deliveries",
         columns=("id", "document", "recipient", "copy", "state", "created_at", "due_at"),
         records=[
-            (d.id, document_id, d.recipient, d.copy, "pending", created_at, d.due_at)
+            (d.id, document_id, d.recipient, d.copy, DeliveryState.PENDING, created_at, d.due_at)
             for d in deliveries
         ],
     )

@@ -21,6 +21,7 @@ from gateway.identity.auth import now_of, principal_of
 from gateway.runtime import RUNTIME
 from storage import directory
 from storage.audit_outbox import AuditEvent, record_event
+from storage.vocabulary import ADMIN_ONLY
 
 routes = RouteTable()
 
@@ -119,7 +120,7 @@ async def get_group(request: web.Request) -> web.Response:
     return json_response(group.as_json())
 
 
-ADMIN = {"admin"}
+ADMIN = ADMIN_ONLY
 MAX_GROUP_MEMBERS = 2000
 _CODE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{0,62}$"}
 NEW_DEPARTMENT = {

@@ -70,11 +70,15 @@ from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
 from storage.objects.staged import StagedObjects
+from storage.vocabulary import DeliveryState, DocumentStatus, Role
 
-SENDER_ROLES = frozenset({"seal_keeper"})
-RECEIVER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_keeper"})
-
-RESEND_APPROVER_ROLE = "leader"
+# 用印 and 分发 at once, without an approval chain: the seal keeper's act.
+DIRECT_SEND_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER})
+# 签收 / 退回 for the department (every role but admin and inspector).
+SIGN_FOR_ROLES: frozenset[Role] = frozenset(
+    {Role.CLERK, Role.SYSTEM, Role.LEADER, Role.DEPT_ADMIN, Role.SEAL_KEEPER}
+)
+RESEND_APPROVER_ROLE = Role.LEADER
 
 
 async def check_resend_approval(
@@ -151,7 +155,7 @@ def authorize_send(principal: Principal, *, with_workflow: bool = False) -> None
         if not principal.has_any(workflow.DRAFTER_ROLES):
             raise DraftingNotAllowed("your roles do not allow drafting documents")
         return
-    if not principal.has_any(SENDER_ROLES):
+    if not principal.has_any(DIRECT_SEND_ROLES):
         raise SealRequiresApproval(
             "only a seal keeper may seal and send directly; other roles need an approval workflow"
         )
@@ -313,7 +317,7 @@ def _new_document(
     draft: PutResult,
     now: datetime,
     *,
-    status: str,
+    status: DocumentStatus,
     sealed: PutResult | None = None,
     seal_id: uuid.UUID | None = None,
 ) -> documents.NewDocument:
@@ -363,7 +367,7 @@ async def record_dispatch(
             meta,
             draft,
             now,
-            status="dispatched",
+            status=DocumentStatus.DISPATCHED,
             sealed=sealed,
             seal_id=seal_id,
         ),
@@ -383,7 +387,9 @@ async def record_dispatch(
         sign_off=None,
         now=now,
     )
-    return SentDocument(document_id, "dispatched", draft.sha256_hex, sealed.sha256_hex, count)
+    return SentDocument(
+        document_id, DocumentStatus.DISPATCHED, draft.sha256_hex, sealed.sha256_hex, count
+    )
 
 
 async def delete_quietly(store: ObjectStore, keys: Sequence[str]) -> None:
@@ -404,10 +410,11 @@ Clock = Callable[[], datetime]
 Spool = Callable[[int], AbstractContextManager[list[Path]]]
 
 # 撤回 and 补发 of a sent document: its department's clerks, seal keepers and admins.
-FOLLOW_UP_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
+FOLLOW_UP_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER, Role.CLERK, Role.DEPT_ADMIN})
 # Withdrawing has no body: every retry of one Idempotency-Key asks the same thing.
 WITHDRAW_HASH = hashlib.sha256(b"withdraw").hexdigest()
-INBOX_STATES = ("pending", "fetched", "received", "rejected")
+# What an inbox may be filtered by (a withdrawn delivery leaves the inbox).
+INBOX_STATES = tuple(state for state in DeliveryState if state != DeliveryState.WITHDRAWN)
 HEARTBEAT_SECONDS = 15
 STREAM_BATCH = 100
 AUDIT_INDEX_WAIT_SECONDS = 10.0
@@ -482,7 +489,7 @@ class Withdrawn:
     id: uuid.UUID
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "status": "withdrawn"}
+        return {"id": str(self.id), "status": DocumentStatus.WITHDRAWN.value}
 
 
 @dataclass(frozen=True)
@@ -707,7 +714,7 @@ class ExchangeService:
             raise Hidden("unknown_id") from None
         delivery = await documents.recipient_delivery(connection, document_id, principal.department)
         if document["sender"] != principal.department and (
-            delivery is None or delivery["state"] == "withdrawn"
+            delivery is None or delivery["state"] == DeliveryState.WITHDRAWN
         ):
             raise Hidden("other_department", document=str(document_id))
         return document, delivery
@@ -797,12 +804,12 @@ class ExchangeService:
         Idempotency-Key reused with another receipt is an ``idempotency_conflict``."""
         async with self._pool.acquire() as connection:
             delivery = await self._own_delivery(connection, principal, delivery_id)
-        if not principal.has_any(RECEIVER_ROLES):
+        if not principal.has_any(SIGN_FOR_ROLES):
             raise RoleMissing("signing for documents needs a clerk")
         receipt = await signature()
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
         body_hash = hashlib.sha256(f"{action} {receipt}".encode()).hexdigest()
-        state = "received" if action == "receive" else "rejected"
+        state = DeliveryState.RECEIVED if action == "receive" else DeliveryState.REJECTED
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             decision = await documents.lock_decision(connection, delivery_id)
@@ -832,7 +839,10 @@ class ExchangeService:
             delivery = await documents.get_delivery(connection, delivery_id)
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
-        if delivery["recipient"] != principal.department or delivery["state"] == "withdrawn":
+        if (
+            delivery["recipient"] != principal.department
+            or delivery["state"] == DeliveryState.WITHDRAWN
+        ):
             raise Hidden("other_department", delivery=str(delivery_id))
         return delivery
 
@@ -898,7 +908,7 @@ class ExchangeService:
             except documents.DocumentNotFound:
                 raise Hidden("unknown_id") from None
         allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
-            principal.has_any({"inspector"})
+            principal.has_any({Role.INSPECTOR})
         )
         if not allowed:
             raise Hidden("other_department", delivery=str(delivery_id))
@@ -1020,7 +1030,7 @@ class ExchangeService:
             earlier = await idempotency.find(connection, scope, body_hash) if scope else None
             if earlier is not None:
                 return Resent(uuid.UUID(earlier.body["id"]), tuple(earlier.body["added"]))
-            if document["status"] != "dispatched":
+            if document["status"] != DocumentStatus.DISPATCHED:
                 raise documents.WrongState("only a dispatched document can be sent again")
             added = await self._add_deliveries(connection, principal, document, asked, now)
             resent = Resent(document_id, tuple(d.recipient for d in added))

@@ -17,6 +17,7 @@ from gateway.exchange.service import (
 from gateway.http.bodies import encode_cursor
 from gateway.workflow import rules as workflow
 from storage import workflow as workflow_rows
+from storage.vocabulary import ApprovalDecision, DocumentStatus
 
 
 def iso(value: Any) -> str | None:
@@ -100,7 +101,7 @@ def _workflow(
         if row["version"] == latest
     ]
     state = workflow.progress(spec, decisions)
-    current = state.current if document["status"] == "in_approval" else None
+    current = state.current if document["status"] == DocumentStatus.IN_APPROVAL else None
     return {
         "version": latest,
         "current_step": current,
@@ -116,7 +117,10 @@ def _workflow(
                     else "open"
                     if row.step == current
                     else "rejected"
-                    if any(d.step == row.step and d.decision == "reject" for d in decisions)
+                    if any(
+                        d.step == row.step and d.decision == ApprovalDecision.REJECT
+                        for d in decisions
+                    )
                     else "waiting"
                 ),
             }

@@ -48,6 +48,7 @@ from keys.keystore import KeyStoreError
 from storage import identity
 from storage.audit_outbox import AuditSink, OutboxSink
 from storage.identity.counters import FailureKind
+from storage.vocabulary import Role
 
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
@@ -112,7 +113,7 @@ async def require_department(
     request: web.Request,
     department: str,
     *,
-    cross_department_roles: Iterable[str] = ("admin",),
+    cross_department_roles: Iterable[str] = (Role.ADMIN,),
 ) -> Principal:
     """Department isolation: a resource of another department is 404 for the caller
     (audited as ``access.denied``), unless the caller holds a cross-department role."""

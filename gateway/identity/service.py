@@ -88,13 +88,16 @@ from storage.identity.errors import (
 from storage.identity.keys import AddedKey, KeyOwner, OfficialKey
 from storage.identity.official_requests import Decision, OfficialRequest, RequestKind
 from storage.identity.officials import ADMIN_GRANTED_ROLES, DEPT_ADMIN_GRANTABLE, Official
+from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, Role
 
-MANAGERS = frozenset({"admin", "dept_admin"})
+MANAGERS: frozenset[Role] = frozenset({Role.ADMIN, Role.DEPT_ADMIN})
 # A manager-issued enrollment code for an official holding one of these always takes two
 # managers, whether or not the official still has a working key.
-FOUR_EYES_ROLES = frozenset({"admin", "inspector", "leader", "seal_keeper"})
+FOUR_EYES_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.INSPECTOR, Role.LEADER, Role.SEAL_KEEPER}
+)
 # Roles an official keeps when it moves; anything else the receiving side must grant again.
-TRAVELLING_ROLES = frozenset({"clerk"})
+TRAVELLING_ROLES: frozenset[Role] = frozenset({Role.CLERK})
 
 ENROLLMENT_CODE_LIFETIME = timedelta(hours=72)
 ENROLLMENT_MAX_ATTEMPTS = 5
@@ -566,15 +569,15 @@ async def _decide(
 ) -> OfficialRequest:
     """Close a pending request (the caller's transaction then performs the act)."""
     current = await official_requests.get_request(connection, request_id, for_update=True)
-    if current.status != "pending":
+    if current.status != OfficialRequestStatus.PENDING:
         raise RequestDecided("this request was already decided")
-    if status == "approved" and caller.official_id == current.requested_by:
+    if status == OfficialRequestStatus.APPROVED and caller.official_id == current.requested_by:
         raise SamePerson("a second, different official must approve this request")
     decided = await official_requests.set_decision(
         connection,
         current.id,
         status=status,
-        decided_by=None if status == "cancelled" else caller.official_id,
+        decided_by=None if status == OfficialRequestStatus.CANCELLED else caller.official_id,
         now=now,
     )
     for event in _request_events(
@@ -588,9 +591,9 @@ def admins_only(request: OfficialRequest, official_roles: Iterable[str] = ()) ->
     """A request only an admin may see and decide: a new official, or a code for an
     official, with a role only an admin grants. *official_roles*: the current roles of the
     official an enrollment-code request is for."""
-    if request.kind == "create_official":
+    if request.kind == OfficialRequestKind.CREATE_OFFICIAL:
         roles: Iterable[str] = request.payload.get("roles", [])
-    elif request.kind == "enrollment_code":
+    elif request.kind == OfficialRequestKind.ENROLLMENT_CODE:
         roles = official_roles
     else:
         return False
@@ -627,23 +630,23 @@ class OfficialsService:
     async def _require_department(self, caller: Caller, department: str) -> None:
         """Another department's official is 404 for all but an admin."""
         principal = caller.official
-        if principal.department != department and "admin" not in principal.roles:
+        if principal.department != department and Role.ADMIN not in principal.roles:
             raise await self._access.hide(caller, "other_department")
 
     async def _require_manager(self, caller: Caller, official: Official) -> Principal:
         """An admin, or a dept_admin of the official's department managing an ordinary
         official."""
         principal = caller.official
-        if "admin" in principal.roles:
+        if Role.ADMIN in principal.roles:
             return principal
-        if "dept_admin" in principal.roles and principal.department == official.department:
+        if Role.DEPT_ADMIN in principal.roles and principal.department == official.department:
             if set(official.roles) <= DEPT_ADMIN_GRANTABLE:
                 return principal
             await self._forbid(caller, "only an admin may manage an official with these roles")
         await self._forbid(caller, "you may not manage this official")
 
     async def _check_grant(self, caller: Caller, department: str, roles: Iterable[str]) -> None:
-        if "admin" in caller.official.roles:
+        if Role.ADMIN in caller.official.roles:
             return
         await self._require_department(caller, department)
         if not set(roles) <= DEPT_ADMIN_GRANTABLE:
@@ -685,7 +688,7 @@ class OfficialsService:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="create_official",
+                    kind=OfficialRequestKind.CREATE_OFFICIAL,
                     official=None,
                     department=department,
                     payload={"name": name.strip(), "department": department, "roles": list(roles)},
@@ -722,7 +725,7 @@ class OfficialsService:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="enrollment_code",
+                    kind=OfficialRequestKind.ENROLLMENT_CODE,
                     official=official.id,
                     department=official.department,
                     now=now,
@@ -836,19 +839,19 @@ class OfficialsService:
         else a proposal the receiving dept_admin accepts. The official arrives with ``clerk``
         (if it had it) plus the roles the receiving side grants."""
         principal = caller.official
-        if "admin" in granted:
+        if Role.ADMIN in granted:
             await self._forbid(caller, _ADMIN_BY_TWO)
         if department == official.department:
             raise InvalidRoles("the official is already in that department")
-        if "admin" not in principal.roles and granted:
+        if Role.ADMIN not in principal.roles and granted:
             await self._forbid(caller, "roles in the new department are granted by its side")
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
-            if "admin" not in principal.roles:
+            if Role.ADMIN not in principal.roles:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="transfer",
+                    kind=OfficialRequestKind.TRANSFER,
                     official=official.id,
                     department=official.department,
                     target_department=department,
@@ -872,7 +875,7 @@ class OfficialsService:
         """Newest first: an admin's all, a dept_admin's those concerning its department that
         a dept_admin could decide."""
         principal = caller.official
-        department = None if "admin" in principal.roles else principal.department
+        department = None if Role.ADMIN in principal.roles else principal.department
         async with self._pool.acquire() as connection:
             found = await official_requests.list_requests(
                 connection, department=department, status=status
@@ -886,7 +889,7 @@ class OfficialsService:
         principal = caller.official
         async with self._pool.acquire() as connection:
             pending = await official_requests.get_request(connection, request_id)
-            if "admin" in principal.roles:
+            if Role.ADMIN in principal.roles:
                 return pending
             official_roles: tuple[str, ...] = ()
             if pending.official is not None:
@@ -903,24 +906,24 @@ class OfficialsService:
     ) -> None:
         """The approver could have done the act alone, were it not for the four eyes."""
         principal = caller.official
-        if pending.kind != "transfer" and granted:
+        if pending.kind != OfficialRequestKind.TRANSFER and granted:
             raise InvalidRoles("roles are granted only when accepting a transfer")
-        if pending.kind == "enrollment_code":
+        if pending.kind == OfficialRequestKind.ENROLLMENT_CODE:
             assert pending.official is not None
             async with self._pool.acquire() as connection:
                 official = await officials.get_official(connection, pending.official)
             await self._require_manager(caller, official)
             if official.id == principal.official_id:
                 raise SamePerson("ask for your own code yourself, signed with your key")
-        elif pending.kind == "create_official":
+        elif pending.kind == OfficialRequestKind.CREATE_OFFICIAL:
             await self._check_grant(caller, pending.department, pending.payload.get("roles", []))
         else:
-            if "admin" not in principal.roles:
+            if Role.ADMIN not in principal.roles:
                 if principal.department != pending.target_department:
                     await self._forbid(caller, "the receiving department accepts a transfer")
                 if not set(granted) <= DEPT_ADMIN_GRANTABLE:
                     await self._forbid(caller, _GRANT_LIMIT)
-            if "admin" in granted:
+            if Role.ADMIN in granted:
                 await self._forbid(caller, _ADMIN_BY_TWO)
 
     async def _require_independent(
@@ -954,7 +957,12 @@ class OfficialsService:
                 await officials.get_official(connection, pending.official, for_update=True)
             await self._require_independent(connection, caller, pending)
             decided = await _decide(
-                connection, pending.id, principal, status="approved", now=now, audit=self._audit
+                connection,
+                pending.id,
+                principal,
+                status=OfficialRequestStatus.APPROVED,
+                now=now,
+                audit=self._audit,
             )
             return await self._perform(connection, principal, decided, granted, now)
 
@@ -966,7 +974,7 @@ class OfficialsService:
         granted: Sequence[str],
         now: datetime,
     ) -> IssuedCode | NewOfficial | Official:
-        if decided.kind == "enrollment_code":
+        if decided.kind == OfficialRequestKind.ENROLLMENT_CODE:
             assert decided.official is not None
             return await _new_enrollment_code(
                 connection,
@@ -977,7 +985,7 @@ class OfficialsService:
                 issued_with_kid=principal.kid,
                 cosigned_by=decided.requested_by,
             )
-        if decided.kind == "create_official":
+        if decided.kind == OfficialRequestKind.CREATE_OFFICIAL:
             return await _create_official(
                 connection,
                 name=str(decided.payload["name"]),
@@ -1014,7 +1022,9 @@ class OfficialsService:
                 connection,
                 pending.id,
                 principal,
-                status="cancelled" if withdrawn else "declined",
+                status=(
+                    OfficialRequestStatus.CANCELLED if withdrawn else OfficialRequestStatus.DECLINED
+                ),
                 now=self._clock(),
                 audit=self._audit,
             )

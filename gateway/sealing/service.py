@@ -27,6 +27,7 @@ from storage import directory, identity
 from storage import seals as seal_rows
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
+from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 
 class SealingRefused(Exception):
@@ -73,7 +74,7 @@ class Decision:
     """The seal as the approval left it: newly issued, or just revoked."""
 
     seal: seal_rows.Seal
-    kind: seal_rows.RequestKind
+    kind: SealRequestKind
 
 
 def _event(
@@ -143,7 +144,7 @@ class SealService:
             seal = await seal_rows.get_seal(connection, seal_id)
             if seal is None:
                 raise SealNotFound()
-            if seal.status != "active":
+            if seal.status != SealStatus.ACTIVE:
                 raise RequestDecided()
             if ask.invalid_since is not None and ask.invalid_since < seal.issued_at:
                 raise SealingRefused("invalid_since is before the seal was issued")
@@ -177,13 +178,13 @@ class SealService:
             pending = await seal_rows.lock_request(connection, request_id)
             if pending is None:
                 raise SealNotFound()
-            if pending.status != "pending":
+            if pending.status != SealRequestStatus.PENDING:
                 raise RequestDecided()
             await _require_two_people(connection, pending, principal)
             await seal_rows.mark_request_approved(
                 connection, request_id, decided_by=principal.official_id, now=now
             )
-            if pending.kind == "issue":
+            if pending.kind == SealRequestKind.ISSUE:
                 seal = await issue_seal(
                     self._platform,
                     connection,
@@ -195,7 +196,7 @@ class SealService:
             else:
                 seal = await _revoke(connection, pending, now)
             await record_event(connection, _decided_event(principal, pending, seal, now))
-        if pending.kind == "revoke":
+        if pending.kind == SealRequestKind.REVOKE:
             self._revoked(seal.id)
         return Decision(seal, pending.kind)
 
@@ -275,5 +276,5 @@ def _decided_event(
     }
     if seal.invalid_since is not None:
         details["invalid_since"] = _iso(seal.invalid_since)
-    kind = "seal.issued" if pending.kind == "issue" else "seal.revoked"
+    kind = "seal.issued" if pending.kind == SealRequestKind.ISSUE else "seal.revoked"
     return _event(approver, kind, now, pending.department, details)

@@ -26,12 +26,13 @@ from gateway.webhooks.worker import (
 )
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_event
+from storage.vocabulary import ADMIN_ONLY, DEPT_ADMIN_ONLY
 
 routes = RouteTable()
 
-DEPT_ADMIN = frozenset({"dept_admin"})
+DEPT_ADMIN = DEPT_ADMIN_ONLY
 MAX_WEBHOOKS_PER_DEPARTMENT = 10
-ADMIN = frozenset({"admin"})
+ADMIN = ADMIN_ONLY
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
 WEBHOOK_SCHEMA = {

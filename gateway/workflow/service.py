@@ -63,11 +63,12 @@ from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
 from storage.objects.staged import StagedObjects
+from storage.vocabulary import ApprovalDecision, DocumentStatus, Role
 
-SEAL_ROLES = frozenset({"seal_keeper"})
-AWAITING_SEAL = "awaiting_seal"
+# Who seals a signed-off document.
+SEAL_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER})
 # Signed off or sent: the draft and its approvals can no longer change.
-LOCKED_STATES = ("awaiting_seal", "dispatched", "withdrawn")
+LOCKED_STATES = (DocumentStatus.AWAITING_SEAL, DocumentStatus.DISPATCHED, DocumentStatus.WITHDRAWN)
 SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
 
 
@@ -115,7 +116,8 @@ async def record_submission(
         raise ValueError("record_submission needs a workflow")
     document_id = uuid.uuid4()
     await documents.insert_document(
-        connection, _new_document(document_id, principal, meta, draft, now, status="in_approval")
+        connection,
+        _new_document(document_id, principal, meta, draft, now, status=DocumentStatus.IN_APPROVAL),
     )
     await workflow_rows.insert_workflow(
         connection,
@@ -145,7 +147,7 @@ async def record_submission(
             _step_opened(principal, document_id, spec, 1, 0, now),
         ],
     )
-    return SentDocument(document_id, "in_approval", draft.sha256_hex, None, 0)
+    return SentDocument(document_id, DocumentStatus.IN_APPROVAL, draft.sha256_hex, None, 0)
 
 
 def _step_opened(
@@ -213,7 +215,7 @@ class Revision:
     id: uuid.UUID
     version: int
     draft_sha256: str
-    status: str = "in_approval"
+    status: str = DocumentStatus.IN_APPROVAL
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -276,7 +278,7 @@ async def record_approval(
     """
     document = await documents.lock_document(connection, document_id)
     _editable(document["status"])
-    if document["status"] != "in_approval":
+    if document["status"] != DocumentStatus.IN_APPROVAL:
         raise WrongDocumentState(
             f"the document is {document['status']}: the drafter must submit a new version"
         )
@@ -337,7 +339,7 @@ async def record_approval(
             **_actor(principal),
         )
     ]
-    status = "in_approval"
+    status = DocumentStatus.IN_APPROVAL
     if outcome in ("step_completed", "signed_off"):
         events.append(
             AuditEvent(
@@ -352,7 +354,7 @@ async def record_approval(
     if outcome == "step_completed":
         events.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
     elif outcome == "signed_off":
-        status = "awaiting_seal"
+        status = DocumentStatus.AWAITING_SEAL
         events.append(
             AuditEvent(
                 "document.signed_off",
@@ -364,7 +366,7 @@ async def record_approval(
             )
         )
     elif outcome == "returned":
-        status = "returned"
+        status = DocumentStatus.RETURNED
         events.append(
             AuditEvent(
                 "document.returned",
@@ -379,7 +381,7 @@ async def record_approval(
                 **_actor(principal),
             )
         )
-    if status != "in_approval":
+    if status != DocumentStatus.IN_APPROVAL:
         await workflow_rows.set_status(connection, document_id, status)
     await record_events(connection, events)
     return ApprovalResult(approval_id, step, approval.decision, outcome, status)
@@ -445,7 +447,7 @@ async def record_revision(
 async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
     """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
     document = await documents.get_document(connection, document_id)
-    if document["status"] != AWAITING_SEAL:
+    if document["status"] != DocumentStatus.AWAITING_SEAL:
         raise WrongDocumentState(
             f"the document is {document['status']}; only a signed-off document can be sealed"
         )
@@ -486,7 +488,7 @@ async def record_sealed_after_approval(
         if latest is not None
         and row["version"] == latest.version
         and row["step"] == len(steps) - 1
-        and row["decision"] == "approve"
+        and row["decision"] == ApprovalDecision.APPROVE
     ]
     due = due_at(document["deadline"], document["urgency"], now, sign_for_within)
     count = await _dispatch(
@@ -502,7 +504,7 @@ async def record_sealed_after_approval(
         now=now,
     )
     return SentDocument(
-        document_id, "dispatched", document["draft_sha256"], sealed.sha256_hex, count
+        document_id, DocumentStatus.DISPATCHED, document["draft_sha256"], sealed.sha256_hex, count
     )
 
 
@@ -561,7 +563,7 @@ def _readable_draft(
     newest = versions[-1].version if versions else 1
     sealing = (
         principal.has_any(SEAL_ROLES)
-        and document["status"] == AWAITING_SEAL
+        and document["status"] == DocumentStatus.AWAITING_SEAL
         and wanted in (None, str(newest))
     )
     if not (
