@@ -83,7 +83,7 @@ RESEND_APPROVER_ROLE = Role.LEADER
 
 async def check_resend_approval(
     connection: DbConnection,
-    document: Mapping[str, Any],
+    document: documents.Document,
     codes: Sequence[str],
     approval: object,
     now: datetime,
@@ -93,7 +93,7 @@ async def check_resend_approval(
     exactly these recipients. Returns the approving official (None: no sign-off, so none
     is needed). A replay within the signature's age adds nothing: its recipients have their
     deliveries by then."""
-    if not await workflow_rows.steps_of(connection, document["id"]):
+    if not await workflow_rows.steps_of(connection, document.id):
         return None
     if not isinstance(approval, str) or not approval:
         raise ResendRequiresApproval(
@@ -106,15 +106,15 @@ async def check_resend_approval(
     if owner is None or owner.key.revoked_at is not None or not owner.official.active:
         raise InvalidSignatureError("unknown_key", "the approval's kid is not an enrolled key")
     official = owner.official
-    if official.department != document["sender"] or RESEND_APPROVER_ROLE not in official.roles:
+    if official.department != document.sender or RESEND_APPROVER_ROLE not in official.roles:
         raise ResendRequiresApproval(
             "the approval must be signed by a leader of the sending department"
         )
     verify_resend_approval(
         approval,
         key=parse_public_jwk(owner.key.public_jwk),
-        document_id=str(document["id"]),
-        sha256=str(document["sealed_sha256"]),
+        document_id=str(document.id),
+        sha256=str(document.sealed_sha256),
         recipients=codes,
         now=now,
     )
@@ -320,8 +320,8 @@ def _new_document(
     status: DocumentStatus,
     sealed: PutResult | None = None,
     seal_id: uuid.UUID | None = None,
-) -> documents.NewDocument:
-    return documents.NewDocument(
+) -> documents.Document:
+    return documents.Document(
         id=document_id,
         sender=principal.department,
         created_by=principal.official_id,
@@ -450,11 +450,11 @@ class InboxWakeups(Protocol):
 class DocumentView:
     """A document as its caller may see it: recipients see only the sign-off they got."""
 
-    document: dict[str, Any]
-    deliveries: list[dict[str, Any]]
+    document: documents.Document
+    deliveries: list[documents.Delivery]
     steps: list[workflow_rows.StepRow]
     versions: list[workflow_rows.VersionRow]
-    trail: list[dict[str, Any]]
+    trail: list[workflow_rows.TrailRow]
 
 
 @dataclass(frozen=True)
@@ -517,7 +517,7 @@ class InboxQuery:
 
 @dataclass(frozen=True)
 class InboxPage:
-    items: list[dict[str, Any]]
+    items: list[documents.InboxItem]
     last_seq: int  # where a poller continues from (the cursor it gets back)
 
 
@@ -525,7 +525,7 @@ class InboxPage:
 class DeliveryArrived:
     """An event of the inbox stream: one delivery row, in seq order."""
 
-    row: dict[str, Any]
+    row: documents.InboxItem
 
 
 @dataclass(frozen=True)
@@ -705,7 +705,7 @@ class ExchangeService:
 
     async def _visible(
         self, connection: DbConnection, principal: Principal, document_id: uuid.UUID
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> tuple[documents.Document, documents.Delivery | None]:
         """The document and the caller's delivery; hidden from anyone not its sender or a
         recipient it was not withdrawn from."""
         try:
@@ -713,8 +713,8 @@ class ExchangeService:
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
         delivery = await documents.recipient_delivery(connection, document_id, principal.department)
-        if document["sender"] != principal.department and (
-            delivery is None or delivery["state"] == DeliveryState.WITHDRAWN
+        if document.sender != principal.department and (
+            delivery is None or delivery.state == DeliveryState.WITHDRAWN
         ):
             raise Hidden("other_department", document=str(document_id))
         return document, delivery
@@ -727,12 +727,12 @@ class ExchangeService:
             steps = await workflow_rows.steps_of(connection, document_id)
             versions = await workflow_rows.versions_of(connection, document_id)
             trail = await workflow_rows.trail_of(connection, document_id)
-        if document["sender"] != principal.department and versions:
+        if document.sender != principal.department and versions:
             # Recipients see the sign-off of what they received; earlier drafts, their
             # rejections and opinions stay inside the sending department.
             final = versions[-1].version
             versions = [v for v in versions if v.version == final]
-            trail = [row for row in trail if row["version"] == final]
+            trail = [row for row in trail if row.version == final]
         return DocumentView(document, deliveries, steps, versions, trail)
 
     async def content(
@@ -742,20 +742,18 @@ class ExchangeService:
         delivery fetched; every download is audited."""
         async with self._pool.acquire() as connection:
             document, delivery = await self._visible(connection, principal, document_id)
-        if document["sealed_object"] is None:
+        if document.sealed_object is None or document.sealed_size is None:
             raise NotFound("the document has not been sealed yet")
-        size = int(document["sealed_size"])
+        size = document.sealed_size
         byte_range = parse_range(range_header, size)
         now = self._clock()
         doc = str(document_id)
         async with self._pool.acquire() as connection, connection.transaction():
-            if delivery is not None and await documents.mark_fetched(
-                connection, delivery["id"], now
-            ):
+            if delivery is not None and await documents.mark_fetched(connection, delivery.id, now):
                 await record_event(
                     connection,
                     self._event(
-                        principal, "delivery.fetched", now, doc, {"delivery": str(delivery["id"])}
+                        principal, "delivery.fetched", now, doc, {"delivery": str(delivery.id)}
                     ),
                 )
             shown = f"{byte_range[0]}-{byte_range[1] - 1}" if byte_range else None
@@ -766,10 +764,10 @@ class ExchangeService:
         start, end = byte_range or (0, size)
         return Content(
             document_id,
-            str(document["sealed_sha256"]),
+            str(document.sealed_sha256),
             size,
             byte_range,
-            self._objects.open(document["sealed_object"], start=start, end=end),
+            self._objects.open(document.sealed_object, start=start, end=end),
         )
 
     @staticmethod
@@ -833,16 +831,13 @@ class ExchangeService:
 
     async def _own_delivery(
         self, connection: DbConnection, principal: Principal, delivery_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> documents.AddressedDelivery:
         """A delivery addressed to the caller's department (anything else is hidden)."""
         try:
             delivery = await documents.get_delivery(connection, delivery_id)
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
-        if (
-            delivery["recipient"] != principal.department
-            or delivery["state"] == DeliveryState.WITHDRAWN
-        ):
+        if delivery.recipient != principal.department or delivery.state == DeliveryState.WITHDRAWN:
             raise Hidden("other_department", delivery=str(delivery_id))
         return delivery
 
@@ -850,10 +845,10 @@ class ExchangeService:
         self,
         connection: DbConnection,
         principal: Principal,
-        delivery: dict[str, Any],
+        delivery: documents.AddressedDelivery,
         signature: str,
         action: str,
-        state: str,
+        state: DeliveryState,
         now: datetime,
     ) -> documents.Decision:
         """A new receipt: verified against the caller's enrolled key, then the delivery's
@@ -864,8 +859,8 @@ class ExchangeService:
         receipt = verify_receipt(
             signature,
             key=parse_public_jwk(owner.key.public_jwk),
-            delivery_id=str(delivery["id"]),
-            sha256=delivery["sealed_sha256"],
+            delivery_id=str(delivery.id),
+            sha256=delivery.sealed_sha256,
             now=now,
             expected_action=action,
         )
@@ -879,9 +874,9 @@ class ExchangeService:
                 principal,
                 f"delivery.{state}",
                 now,
-                str(delivery["document"]),
+                str(delivery.document),
                 {
-                    "delivery": str(delivery["id"]),
+                    "delivery": str(delivery.id),
                     "sha256": receipt.sha256,
                     "reason": receipt.reason,
                     "receipt_jti": receipt.jti,
@@ -890,7 +885,7 @@ class ExchangeService:
         )
         await documents.decide_delivery(
             connection,
-            delivery["id"],
+            delivery.id,
             state=state,
             at=now,
             official=principal.official_id,
@@ -907,16 +902,16 @@ class ExchangeService:
                 delivery = await documents.get_delivery(connection, delivery_id)
             except documents.DocumentNotFound:
                 raise Hidden("unknown_id") from None
-        allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
+        allowed = principal.department in (delivery.recipient, delivery.sender) or (
             principal.has_any({Role.INSPECTOR})
         )
         if not allowed:
             raise Hidden("other_department", delivery=str(delivery_id))
-        if delivery["receipt_jws"] is None:
+        if delivery.receipt_jws is None:
             raise NotFound()
         decision = documents.decision_of(delivery)
         countersigned, audit_index = await self._countersigned(delivery_id, decision, self._clock())
-        return Countersigned(delivery_id, delivery["state"], audit_index, countersigned)
+        return Countersigned(delivery_id, delivery.state, audit_index, countersigned)
 
     async def _countersigned(
         self, delivery_id: uuid.UUID, decision: documents.Decision, now: datetime
@@ -971,7 +966,7 @@ class ExchangeService:
             document = await documents.get_document(connection, document_id)
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
-        if document["sender"] != principal.department:
+        if document.sender != principal.department:
             raise Hidden("other_department", document=str(document_id))
         if not principal.has_any(FOLLOW_UP_ROLES):
             raise RoleMissing("withdrawing or resending needs a clerk")
@@ -1030,7 +1025,7 @@ class ExchangeService:
             earlier = await idempotency.find(connection, scope, body_hash) if scope else None
             if earlier is not None:
                 return Resent(uuid.UUID(earlier.body["id"]), tuple(earlier.body["added"]))
-            if document["status"] != DocumentStatus.DISPATCHED:
+            if document.status != DocumentStatus.DISPATCHED:
                 raise documents.WrongState("only a dispatched document can be sent again")
             added = await self._add_deliveries(connection, principal, document, asked, now)
             resent = Resent(document_id, tuple(d.recipient for d in added))
@@ -1041,7 +1036,7 @@ class ExchangeService:
         self,
         connection: DbConnection,
         principal: Principal,
-        document: Mapping[str, Any],
+        document: documents.Document,
         asked: ResendRequest,
         now: datetime,
     ) -> list[documents.NewDelivery]:
@@ -1049,11 +1044,11 @@ class ExchangeService:
 
         As in :func:`_dispatch`, the insert fires trigger ``deliveries_enqueue_webhooks`` of
         migration 0008, which enqueues the recipients' webhook jobs in this transaction."""
-        document_id: uuid.UUID = document["id"]
+        document_id: uuid.UUID = document.id
         expanded = await directory.expand_recipients(connection, asked.recipients)
         existing = await documents.existing_recipients(connection, document_id)
         new = [code for code in expanded if code not in existing and code != principal.department]
-        due = due_at(document["deadline"], document["urgency"], now, self._sign_for_within)
+        due = due_at(document.deadline, document.urgency, now, self._sign_for_within)
         deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
         if not deliveries:
             return []
@@ -1104,11 +1099,11 @@ class ExchangeService:
         if not rows and query.wait_seconds:
             rows = await self._wait_for_deliveries(principal, query)
         items = rows[: query.limit]
-        return InboxPage(items, items[-1]["seq"] if items else query.after_seq)
+        return InboxPage(items, items[-1].seq if items else query.after_seq)
 
     async def _wait_for_deliveries(
         self, principal: Principal, query: InboxQuery
-    ) -> list[dict[str, Any]]:
+    ) -> list[documents.InboxItem]:
         loop = asyncio.get_running_loop()
         async with self._inbox.waiting(principal.department) as event:
             deadline = loop.time() + query.wait_seconds
@@ -1158,7 +1153,7 @@ class ExchangeService:
                         connection, department, state=None, after_seq=after, limit=STREAM_BATCH
                     )
                 for row in rows:
-                    after = row["seq"]
+                    after = row.seq
                     yield DeliveryArrived(row)
                 if rows:
                     continue

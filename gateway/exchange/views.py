@@ -16,6 +16,7 @@ from gateway.exchange.service import (
 )
 from gateway.http.bodies import encode_cursor
 from gateway.workflow import rules as workflow
+from storage import documents
 from storage import workflow as workflow_rows
 from storage.vocabulary import ApprovalDecision, DocumentStatus
 
@@ -27,66 +28,66 @@ def iso(value: Any) -> str | None:
 def document(view: DocumentView) -> dict[str, Any]:
     row = view.document
     return {
-        "id": str(row["id"]),
-        "title": row["title"],
-        "doc_number": row["doc_number"],
-        "urgency": row["urgency"],
-        "classification": row["classification"],
-        "sender": row["sender"],
-        "status": row["status"],
-        "deadline": iso(row["deadline"]),
-        "draft_sha256": row["draft_sha256"],
-        "sha256": row["sealed_sha256"],
-        "size": row["sealed_size"],
-        "seal_id": str(row["seal_id"]) if row["seal_id"] else None,
-        "created_at": iso(row["created_at"]),
-        "dispatched_at": iso(row["dispatched_at"]),
-        "withdrawn_at": iso(row["withdrawn_at"]),
+        "id": str(row.id),
+        "title": row.title,
+        "doc_number": row.doc_number,
+        "urgency": row.urgency,
+        "classification": row.classification,
+        "sender": row.sender,
+        "status": row.status,
+        "deadline": iso(row.deadline),
+        "draft_sha256": row.draft_sha256,
+        "sha256": row.sealed_sha256,
+        "size": row.sealed_size,
+        "seal_id": str(row.seal_id) if row.seal_id else None,
+        "created_at": iso(row.created_at),
+        "dispatched_at": iso(row.dispatched_at),
+        "withdrawn_at": iso(row.withdrawn_at),
         "deliveries": [_delivery(d) for d in view.deliveries],
-        "sealed_by": row["sealed_by"],
-        "created_by": row["created_by"],
+        "sealed_by": row.sealed_by,
+        "created_by": row.created_by,
         "workflow": _workflow(row, view.steps, view.versions, view.trail),
         "approvals": [_approval(a) for a in view.trail],
     }
 
 
-def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+def _delivery(row: documents.Delivery) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "recipient": row["recipient"],
-        "copy": row["copy"],
-        "state": row["state"],
-        "created_at": iso(row["created_at"]),
-        "due_at": iso(row["due_at"]),
-        "fetched_at": iso(row["fetched_at"]),
-        "decided_at": iso(row["decided_at"]),
-        "decided_by": row["decided_by"],
-        "reason": row["reason"],
+        "id": str(row.id),
+        "recipient": row.recipient,
+        "copy": row.copy,
+        "state": row.state,
+        "created_at": iso(row.created_at),
+        "due_at": iso(row.due_at),
+        "fetched_at": iso(row.fetched_at),
+        "decided_at": iso(row.decided_at),
+        "decided_by": row.decided_by,
+        "reason": row.reason,
     }
 
 
-def _approval(row: dict[str, Any]) -> dict[str, Any]:
+def _approval(row: workflow_rows.TrailRow) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "version": row["version"],
-        "step": row["step"],
-        "step_name": row["step_name"],
-        "official": row["official"],
-        "official_name": row["official_name"],
-        "decision": row["decision"],
-        "opinion": row["opinion"],
-        "at": iso(row["decided_at"]),
-        "signed_at": iso(row["signed_at"]),
-        "kid": row["kid"],
-        "signature": row["signature"],
+        "id": str(row.id),
+        "version": row.version,
+        "step": row.step,
+        "step_name": row.step_name,
+        "official": row.official,
+        "official_name": row.official_name,
+        "decision": row.decision,
+        "opinion": row.opinion,
+        "at": iso(row.decided_at),
+        "signed_at": iso(row.signed_at),
+        "kid": row.kid,
+        "signature": row.signature,
     }
 
 
 def _workflow(
-    document: dict[str, Any],
+    document: documents.Document,
     steps: list[workflow_rows.StepRow],
     versions: list[workflow_rows.VersionRow],
-    trail: list[dict[str, Any]],
+    trail: list[workflow_rows.TrailRow],
 ) -> dict[str, Any] | None:
     """Each step of the newest draft version: who may act, who did, whether it is done."""
     if not steps:
@@ -96,12 +97,12 @@ def _workflow(
         tuple(workflow.StepSpec(row.name, row.mode, row.assignees) for row in steps)
     )
     decisions = [
-        workflow.Decision(row["step"], row["official"], row["decision"])
+        workflow.Decision(row.step, row.official, row.decision)
         for row in trail
-        if row["version"] == latest
+        if row.version == latest
     ]
     state = workflow.progress(spec, decisions)
-    current = state.current if document["status"] == DocumentStatus.IN_APPROVAL else None
+    current = state.current if document.status == DocumentStatus.IN_APPROVAL else None
     return {
         "version": latest,
         "current_step": current,
@@ -157,19 +158,19 @@ def receipt(result: Countersigned) -> dict[str, Any]:
     }
 
 
-def inbox_item(row: dict[str, Any]) -> dict[str, Any]:
+def inbox_item(row: documents.InboxItem) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
+        "id": str(row.id),
         "document": {
-            "id": str(row["document_id"]),
-            "title": row["title"],
-            "doc_number": row["doc_number"],
-            "urgency": row["urgency"],
-            "sender": row["sender"],
+            "id": str(row.document_id),
+            "title": row.title,
+            "doc_number": row.doc_number,
+            "urgency": row.urgency,
+            "sender": row.sender,
         },
-        "state": row["state"],
-        "copy": row["copy"],
-        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+        "state": row.state,
+        "copy": row.copy,
+        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -185,7 +186,7 @@ def server_sent(event: InboxEvent) -> bytes:
     """One event of ``/v1/inbox/events`` in text/event-stream framing."""
     if isinstance(event, DeliveryArrived):
         data = json.dumps(inbox_item(event.row), ensure_ascii=False)
-        cursor = encode_cursor({"seq": event.row["seq"]})
+        cursor = encode_cursor({"seq": event.row.seq})
         return f"id: {cursor}\nevent: delivery\ndata: {data}\n\n".encode()
     if isinstance(event, KeepAlive):
         return b": keep-alive\n\n"

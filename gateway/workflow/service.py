@@ -277,10 +277,10 @@ async def record_approval(
     same moment see each other and exactly one of them completes it.
     """
     document = await documents.lock_document(connection, document_id)
-    _editable(document["status"])
-    if document["status"] != DocumentStatus.IN_APPROVAL:
+    _editable(document.status)
+    if document.status != DocumentStatus.IN_APPROVAL:
         raise WrongDocumentState(
-            f"the document is {document['status']}: the drafter must submit a new version"
+            f"the document is {document.status}: the drafter must submit a new version"
         )
     steps = await workflow_rows.steps_of(connection, document_id)
     version = await workflow_rows.latest_version(connection, document_id)
@@ -320,7 +320,7 @@ async def record_approval(
         ),
     )
     doc = str(document_id)
-    sender = document["sender"]
+    sender = document.sender
     events = [
         AuditEvent(
             f"approval.{'approved' if approval.decision == 'approve' else 'rejected'}",
@@ -376,7 +376,7 @@ async def record_approval(
                 details={
                     "version": version.version,
                     "step": step,
-                    "drafter": document["created_by"],
+                    "drafter": document.created_by,
                 },
                 **_actor(principal),
             )
@@ -397,12 +397,12 @@ async def record_revision(
 ) -> Revision:
     """A new draft version from the drafter; the chain starts again at its first step."""
     document = await documents.lock_document(connection, document_id)
-    _editable(document["status"])
+    _editable(document.status)
     steps = await workflow_rows.steps_of(connection, document_id)
     latest = await workflow_rows.latest_version(connection, document_id)
     if not steps or latest is None:
         raise WrongDocumentState("this document has no approval workflow")
-    if document["created_by"] != principal.official_id:
+    if document.created_by != principal.official_id:
         raise NotTheDrafter("only the drafter may submit a new version")
     version = latest.version + 1
     await workflow_rows.insert_version(
@@ -428,13 +428,13 @@ async def record_revision(
             AuditEvent(
                 "document.revised",
                 now,
-                department=document["sender"],
+                department=document.sender,
                 document=str(document_id),
                 details={
                     "version": version,
                     "draft_sha256": draft.sha256_hex,
                     "previous_sha256": latest.draft_sha256,
-                    "previous_status": document["status"],
+                    "previous_status": document.status,
                 },
                 **_actor(principal),
             ),
@@ -444,12 +444,12 @@ async def record_revision(
     return Revision(document_id, version, draft.sha256_hex)
 
 
-async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> documents.Document:
     """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
     document = await documents.get_document(connection, document_id)
-    if document["status"] != DocumentStatus.AWAITING_SEAL:
+    if document.status != DocumentStatus.AWAITING_SEAL:
         raise WrongDocumentState(
-            f"the document is {document['status']}; only a signed-off document can be sealed"
+            f"the document is {document.status}; only a signed-off document can be sealed"
         )
     return document
 
@@ -458,16 +458,16 @@ async def record_sealed_after_approval(
     connection: DbConnection,
     *,
     principal: Principal,
-    document: dict[str, Any],
+    document: documents.Document,
     sealed: PutResult,
     seal_id: uuid.UUID,
     now: datetime,
     sign_for_within: Mapping[str, timedelta],
 ) -> SentDocument:
     """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one transaction."""
-    document_id: uuid.UUID = document["id"]
+    document_id: uuid.UUID = document.id
     recipients, cc = await workflow_rows.recipients_of(connection, document_id)
-    fanout = await expand_codes(connection, recipients, cc, document["sender"])
+    fanout = await expand_codes(connection, recipients, cc, document.sender)
     marked = await workflow_rows.mark_sealed(
         connection,
         document_id,
@@ -483,14 +483,14 @@ async def record_sealed_after_approval(
     latest = await workflow_rows.latest_version(connection, document_id)
     steps = await workflow_rows.steps_of(connection, document_id)
     sign_off = [
-        row["id"]
+        row.id
         for row in await workflow_rows.trail_of(connection, document_id)
         if latest is not None
-        and row["version"] == latest.version
-        and row["step"] == len(steps) - 1
-        and row["decision"] == ApprovalDecision.APPROVE
+        and row.version == latest.version
+        and row.step == len(steps) - 1
+        and row.decision == ApprovalDecision.APPROVE
     ]
-    due = due_at(document["deadline"], document["urgency"], now, sign_for_within)
+    due = due_at(document.deadline, document.urgency, now, sign_for_within)
     count = await _dispatch(
         connection,
         principal=principal,
@@ -499,12 +499,12 @@ async def record_sealed_after_approval(
         fanout=fanout,
         seal_id=seal_id,
         sealed_sha256=sealed.sha256_hex,
-        draft_sha256=document["draft_sha256"],
+        draft_sha256=document.draft_sha256,
         sign_off=[str(approval_id) for approval_id in sign_off],
         now=now,
     )
     return SentDocument(
-        document_id, DocumentStatus.DISPATCHED, document["draft_sha256"], sealed.sha256_hex, count
+        document_id, DocumentStatus.DISPATCHED, document.draft_sha256, sealed.sha256_hex, count
     )
 
 
@@ -538,20 +538,20 @@ class DraftDownload:
 
 async def _own_document(
     connection: DbConnection, principal: Principal, document_id: uuid.UUID
-) -> dict[str, Any]:
+) -> documents.Document:
     """Workflow actions belong to the sending department; anyone else gets 404."""
     try:
         document = await documents.get_document(connection, document_id)
     except documents.DocumentNotFound:
         raise Hidden("unknown_id") from None
-    if document["sender"] != principal.department:
+    if document.sender != principal.department:
         raise Hidden("other_department", document=str(document_id))
     return document
 
 
 def _readable_draft(
     principal: Principal,
-    document: Mapping[str, Any],
+    document: documents.Document,
     steps: Sequence[workflow_rows.StepRow],
     versions: Sequence[workflow_rows.VersionRow],
     wanted: str | None,
@@ -563,11 +563,11 @@ def _readable_draft(
     newest = versions[-1].version if versions else 1
     sealing = (
         principal.has_any(SEAL_ROLES)
-        and document["status"] == DocumentStatus.AWAITING_SEAL
+        and document.status == DocumentStatus.AWAITING_SEAL
         and wanted in (None, str(newest))
     )
     if not (
-        principal.official_id == document["created_by"]
+        principal.official_id == document.created_by
         or principal.official_id in assignees
         or sealing
     ):
@@ -577,7 +577,7 @@ def _readable_draft(
         )
     if wanted is None:
         return DraftFile(
-            newest, document["draft_object"], document["draft_sha256"], int(document["draft_size"])
+            newest, document.draft_object, document.draft_sha256, int(document.draft_size)
         )
     try:
         chosen = next(v for v in versions if v.version == int(wanted))
@@ -609,7 +609,7 @@ class WorkflowService:
         self._max_document_bytes = max_document_bytes
         self._sign_for_within = dict(sign_for_within)
 
-    async def _own(self, principal: Principal, document_id: uuid.UUID) -> dict[str, Any]:
+    async def _own(self, principal: Principal, document_id: uuid.UUID) -> documents.Document:
         async with self._pool.acquire() as connection:
             return await _own_document(connection, principal, document_id)
 
@@ -691,8 +691,8 @@ class WorkflowService:
         """A new draft version from the drafter; the chain starts again at its first step.
         A retry with the same key and bytes gets the first answer (its upload is dropped)."""
         document = await self._own(principal, document_id)
-        _editable(document["status"])
-        if document["created_by"] != principal.official_id:
+        _editable(document.status)
+        if document.created_by != principal.official_id:
             raise NotTheDrafter("only the drafter may submit a new version")
         chunks = await file()
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
@@ -750,9 +750,9 @@ class WorkflowService:
         try:
             async with StagedObjects(self._objects) as staged:
                 with self._spool(2) as (draft_file, sealed_file):
-                    await save_chunks(self._objects.open(document["draft_object"]), draft_file)
+                    await save_chunks(self._objects.open(document.draft_object), draft_file)
                     outcome = await self._sealer.seal(
-                        principal.department, draft_file, sealed_file, reason=document["doc_number"]
+                        principal.department, draft_file, sealed_file, reason=document.doc_number
                     )
                     sealed = await staged.put(
                         file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1
