@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.tsa import TimeStampAuthority, respond_to_request
 from storage import merkle
+from storage.audit_events import EventType
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 from storage.signed_note import (
@@ -95,7 +96,7 @@ SEQUENCER_AWAKE_KEY = 0x5EA1_A0D2
 NOTIFY_CHANNEL = "sealhub_audit_outbox"
 SALT_SIZE = 16
 DEFAULT_BATCH = 2000
-UNAUTHENTICATED_FAILURES = "auth.unauthenticated_failures"
+UNAUTHENTICATED_FAILURES = EventType.AUTH_UNAUTHENTICATED_FAILURES
 
 _INSERT_BATCH = (
     "WITH nodes AS (INSERT INTO audit_nodes (level, idx, hash)"

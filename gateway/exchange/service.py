@@ -62,6 +62,7 @@ from keys.jws import (
     verify_resend_approval,
 )
 from seals.pdfcheck import check_header
+from storage import audit_events as events
 from storage import audit_log, directory, documents, idempotency, identity
 from storage import pki as pki_rows
 from storage import seals as seal_rows
@@ -214,37 +215,29 @@ class SentDocument:
         )
 
 
-def _actor(principal: Principal) -> dict[str, str]:
-    return {"actor_official": principal.official_id, "actor_jkt": principal.kid}
-
-
-def _created_event(
+def created_event(
     principal: Principal,
     document_id: uuid.UUID,
     meta: DocumentMeta,
     draft_sha256: str,
     now: datetime,
 ) -> AuditEvent:
-    details: dict[str, Any] = {
-        "title": meta.title,
-        "doc_number": meta.doc_number,
-        "urgency": meta.urgency,
-        "classification": meta.classification,
-        "draft_sha256": draft_sha256,
-    }
-    if meta.workflow is not None:
-        details["workflow"] = meta.workflow.as_json()
-    return AuditEvent(
-        "document.created",
+    """``document.created`` of a send or a 拟稿 (with the workflow it starts)."""
+    return events.document_created(
+        principal,
         now,
         department=principal.department,
-        document=str(document_id),
-        details=details,
-        **_actor(principal),
+        document=document_id,
+        title=meta.title,
+        doc_number=meta.doc_number,
+        urgency=meta.urgency,
+        classification=meta.classification,
+        draft_sha256=draft_sha256,
+        workflow=None if meta.workflow is None else meta.workflow.as_json(),
     )
 
 
-async def _dispatch(
+async def dispatch(
     connection: DbConnection,
     *,
     principal: Principal,
@@ -266,42 +259,40 @@ async def _dispatch(
         documents.NewDelivery(uuid.uuid4(), code, False, due) for code in fanout.recipients
     ] + [documents.NewDelivery(uuid.uuid4(), code, True, due) for code in fanout.cc]
     await documents.insert_deliveries(connection, document_id, deliveries, now)
-    doc = str(document_id)
-    events = [
-        AuditEvent(
-            "seal.used",
+    department = principal.department
+    made = [
+        events.seal_used(
+            principal,
             now,
-            department=principal.department,
-            document=doc,
-            details={
-                "seal_id": str(seal_id),
-                "sha256": sealed_sha256,
-                "draft_sha256": draft_sha256,
-                "sign_off": sign_off,
-            },
-            **_actor(principal),
+            department=department,
+            document=document_id,
+            seal_id=seal_id,
+            sha256=sealed_sha256,
+            draft_sha256=draft_sha256,
+            sign_off=sign_off,
         ),
-        AuditEvent(
-            "document.dispatched",
+        events.document_dispatched(
+            principal,
             now,
-            department=principal.department,
-            document=doc,
-            details={"sha256": sealed_sha256, "deliveries": len(deliveries)},
-            **_actor(principal),
+            department=department,
+            document=document_id,
+            sha256=sealed_sha256,
+            deliveries=len(deliveries),
         ),
     ]
-    events.extend(
-        AuditEvent(
-            "delivery.created",
+    made.extend(
+        events.delivery_created(
+            principal,
             now,
-            department=d.recipient,
-            document=doc,
-            details={"delivery": str(d.id), "copy": d.copy, "due_at": d.due_at.isoformat()},
-            **_actor(principal),
+            recipient=d.recipient,
+            document=document_id,
+            delivery=d.id,
+            due_at=d.due_at,
+            copy=d.copy,
         )
         for d in deliveries
     )
-    await record_events(connection, events)
+    await record_events(connection, made)
     await documents.notify_deliveries(connection, document_id)
     # Last, after every other row of the dispatch: the seal was checked before sealing, but a
     # revocation may have committed since (seconds of sealing, on any process).
@@ -310,7 +301,7 @@ async def _dispatch(
     return len(deliveries)
 
 
-def _new_document(
+def new_document(
     document_id: uuid.UUID,
     principal: Principal,
     meta: DocumentMeta,
@@ -361,7 +352,7 @@ async def record_dispatch(
     document_id = uuid.uuid4()
     await documents.insert_document(
         connection,
-        _new_document(
+        new_document(
             document_id,
             principal,
             meta,
@@ -373,9 +364,9 @@ async def record_dispatch(
         ),
     )
     await record_events(
-        connection, [_created_event(principal, document_id, meta, draft.sha256_hex, now)]
+        connection, [created_event(principal, document_id, meta, draft.sha256_hex, now)]
     )
-    count = await _dispatch(
+    count = await dispatch(
         connection,
         principal=principal,
         document_id=document_id,
@@ -747,19 +738,28 @@ class ExchangeService:
         size = document.sealed_size
         byte_range = parse_range(range_header, size)
         now = self._clock()
-        doc = str(document_id)
         async with self._pool.acquire() as connection, connection.transaction():
             if delivery is not None and await documents.mark_fetched(connection, delivery.id, now):
                 await record_event(
                     connection,
-                    self._event(
-                        principal, "delivery.fetched", now, doc, {"delivery": str(delivery.id)}
+                    events.delivery_fetched(
+                        principal,
+                        now,
+                        department=principal.department,
+                        document=document_id,
+                        delivery=delivery.id,
                     ),
                 )
             shown = f"{byte_range[0]}-{byte_range[1] - 1}" if byte_range else None
             await record_event(
                 connection,
-                self._event(principal, "document.downloaded", now, doc, {"range": shown}),
+                events.document_downloaded(
+                    principal,
+                    now,
+                    department=principal.department,
+                    document=document_id,
+                    byte_range=shown,
+                ),
             )
         start, end = byte_range or (0, size)
         return Content(
@@ -768,20 +768,6 @@ class ExchangeService:
             size,
             byte_range,
             self._objects.open(document.sealed_object, start=start, end=end),
-        )
-
-    @staticmethod
-    def _event(
-        principal: Principal, kind: str, now: datetime, document: str, details: dict[str, Any]
-    ) -> AuditEvent:
-        """An event the caller caused in its own department."""
-        return AuditEvent(
-            kind,
-            now,
-            department=principal.department,
-            document=document,
-            details=details,
-            **_actor(principal),
         )
 
     # --- 签收 / 退回 and the countersigned receipt ------------------------------------------
@@ -870,17 +856,16 @@ class ExchangeService:
             raise InvalidRequest(f"the reason must not contain {unsafe}")
         event = await record_event(
             connection,
-            self._event(
+            events.delivery_decided(
                 principal,
-                f"delivery.{state}",
                 now,
-                str(delivery.document),
-                {
-                    "delivery": str(delivery.id),
-                    "sha256": receipt.sha256,
-                    "reason": receipt.reason,
-                    "receipt_jti": receipt.jti,
-                },
+                state=state,
+                department=principal.department,
+                document=delivery.document,
+                delivery=delivery.id,
+                sha256=receipt.sha256,
+                reason=receipt.reason,
+                receipt_jti=receipt.jti,
             ),
         )
         await documents.decide_delivery(
@@ -992,12 +977,12 @@ class ExchangeService:
             recipients = await documents.withdraw_document(connection, document_id, now)
             await record_event(
                 connection,
-                self._event(
+                events.document_withdrawn(
                     principal,
-                    "document.withdrawn",
                     now,
-                    str(document_id),
-                    {"recipients": len(recipients)},
+                    department=principal.department,
+                    document=document_id,
+                    recipients=len(recipients),
                 ),
             )
             withdrawn = Withdrawn(document_id)
@@ -1042,7 +1027,7 @@ class ExchangeService:
     ) -> list[documents.NewDelivery]:
         """The new deliveries of a 补发, their events and the NOTIFY (none: nothing new).
 
-        As in :func:`_dispatch`, the insert fires trigger ``deliveries_enqueue_webhooks`` of
+        As in :func:`dispatch`, the insert fires trigger ``deliveries_enqueue_webhooks`` of
         migration 0008, which enqueues the recipients' webhook jobs in this transaction."""
         document_id: uuid.UUID = document.id
         expanded = await directory.expand_recipients(connection, asked.recipients)
@@ -1056,27 +1041,28 @@ class ExchangeService:
             connection, document, asked.recipients, asked.approval, now
         )
         await documents.insert_deliveries(connection, document_id, deliveries, now)
-        doc = str(document_id)
         created = [
-            AuditEvent(
-                "delivery.created",
+            events.delivery_created(
+                principal,
                 now,
-                department=d.recipient,
-                document=doc,
-                details={"delivery": str(d.id), "resent": True, "due_at": d.due_at.isoformat()},
-                **_actor(principal),
+                recipient=d.recipient,
+                document=document_id,
+                delivery=d.id,
+                due_at=d.due_at,
+                resent=True,
             )
             for d in deliveries
         ]
         await record_events(connection, created)
         await record_event(
             connection,
-            self._event(
+            events.document_resent(
                 principal,
-                "document.resent",
                 now,
-                doc,
-                {"recipients": [d.recipient for d in deliveries], "approved_by": approved_by},
+                department=principal.department,
+                document=document_id,
+                recipients=[d.recipient for d in deliveries],
+                approved_by=approved_by,
             ),
         )
         await documents.notify_deliveries(connection, document_id)

@@ -56,6 +56,7 @@ from keys.jws import (
     verify_login_assertion,
 )
 from keys.keystore import KeyStore, KeyStoreError
+from storage import audit_events as events
 from storage import supervision
 from storage.audit_outbox import AuditEvent, AuditSink
 from storage.db import DbConnection
@@ -169,10 +170,6 @@ class Challenge:
 # --- units of work on a connection ------------------------------------------------------------
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 async def _store_new_code(
     connection: DbConnection,
     official_id: str,
@@ -226,13 +223,16 @@ async def _create_official(
     code, expires_at = await _store_new_code(
         connection, official.id, now, issued_by=actor, cosigned_by=cosigned_by
     )
-    details: dict[str, Any] = {"official": official.id, "roles": list(chosen), "via": via}
-    if cosigned_by is not None:
-        details["cosigned_by"] = cosigned_by
     await audit.record(
         connection,
-        AuditEvent(
-            "official.created", now, actor_official=actor, department=department, details=details
+        events.official_created(
+            now,
+            actor_official=actor,
+            department=department,
+            official=official.id,
+            roles=chosen,
+            via=via,
+            cosigned_by=cosigned_by,
         ),
     )
     return NewOfficial(official, code, expires_at)
@@ -307,20 +307,16 @@ async def _new_enrollment_code(
         via = "four_eyes"
     await audit.record(
         connection,
-        AuditEvent(
-            "enrollment_code.issued",
+        events.enrollment_code_issued(
             now,
-            actor_official=issued_by,
-            actor_jkt=issued_with_kid,
+            issued_by=issued_by,
+            issued_with_kid=issued_with_kid,
             department=official.department,
-            details={
-                "official": official.id,
-                "issued_by": issued_by,
-                "cosigned_by": cosigned_by,
-                "inherited_handlers": sorted(inherited),
-                "via": via,
-                "expires_at": _iso(expires_at),
-            },
+            official=official.id,
+            cosigned_by=cosigned_by,
+            inherited_handlers=inherited,
+            via=via,
+            expires_at=expires_at,
         ),
     )
     return IssuedCode(official.id, code, expires_at)
@@ -375,21 +371,20 @@ async def _enroll(
     if key is None:
         return KeyAlreadyEnrolled("this key is already enrolled")
     await enrollment_codes.mark_used(connection, official.id, now=now)
-    details = {
-        "official": official.id,
-        "kid": kid,
-        "code_issued_by": code.issued_by,
-        "code_cosigned_by": code.cosigned_by,
-        "added_by_other": added_by_other,
-    }
+    details = events.key_enrolled_details(
+        official=official.id,
+        kid=kid,
+        code_issued_by=code.issued_by,
+        code_cosigned_by=code.cosigned_by,
+        added_by_other=added_by_other,
+    )
     await audit.record(
         connection,
-        AuditEvent(
-            "key.enrolled",
+        events.key_enrolled(
             now,
             # The real actor is whoever handed out the code; the key is only its instrument.
             actor_official=code.issued_by if code.issued_by is not None else official.id,
-            actor_jkt=kid,
+            kid=kid,
             department=official.department,
             details=details,
         ),
@@ -418,16 +413,13 @@ async def _alert_key_added_by_other(
     if alert is not None:
         await audit.record(
             connection,
-            AuditEvent(
-                "supervision.alert_opened",
+            events.alert_opened(
                 now,
                 department=official.department,
-                details={
-                    **details,
-                    "alert": str(alert.id),
-                    "rule": alert.rule,
-                    "subject": alert.subject,
-                },
+                alert=alert.id,
+                rule=alert.rule,
+                subject=alert.subject,
+                details=details,
             ),
         )
 
@@ -480,40 +472,43 @@ async def _transfer(
     for side, concerned in (("out", official.department), ("in", department)):
         await audit.record(
             connection,
-            AuditEvent(
-                "official.transferred",
+            events.official_transferred(
                 now,
                 actor_official=actor,
                 actor_jkt=actor_jkt,
                 department=concerned,
-                details={**details, "side": side},
+                side=side,
+                details=details,
             ),
         )
     return moved
 
 
 def _request_events(
-    event_type: str, request: OfficialRequest, now: datetime, actor: str | None, jkt: str | None
+    decision: Decision | None,
+    request: OfficialRequest,
+    now: datetime,
+    actor: str | None,
+    jkt: str | None,
 ) -> list[AuditEvent]:
-    """One event per department concerned (a transfer: both)."""
+    """``official_request.opened`` (*decision* None) or its decision, one event per
+    department concerned (a transfer: both)."""
     departments = [request.department]
     if request.target_department is not None:
         departments.append(request.target_department)
     return [
-        AuditEvent(
-            event_type,
+        events.official_request_event(
+            decision,
             now,
             actor_official=actor,
             actor_jkt=jkt,
             department=department,
-            details={
-                "request": request.id,
-                "kind": request.kind,
-                "official": request.official,
-                "target_department": request.target_department,
-                "requested_by": request.requested_by,
-                "status": request.status,
-            },
+            request=request.id,
+            kind=request.kind,
+            official=request.official,
+            target_department=request.target_department,
+            requested_by=request.requested_by,
+            request_status=request.status,
         )
         for department in departments
     ]
@@ -551,9 +546,7 @@ async def _open_request(
         requested_with_kid=caller.kid,
         now=now,
     )
-    for event in _request_events(
-        "official_request.opened", opened, now, caller.official_id, caller.kid
-    ):
+    for event in _request_events(None, opened, now, caller.official_id, caller.kid):
         await audit.record(connection, event)
     return opened
 
@@ -580,9 +573,7 @@ async def _decide(
         decided_by=None if status == OfficialRequestStatus.CANCELLED else caller.official_id,
         now=now,
     )
-    for event in _request_events(
-        f"official_request.{status}", decided, now, caller.official_id, caller.kid
-    ):
+    for event in _request_events(status, decided, now, caller.official_id, caller.kid):
         await audit.record(connection, event)
     return decided
 
@@ -796,16 +787,13 @@ class OfficialsService:
             )
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "key.revoked",
+                events.key_revoked(
                     now,
                     actor_official=caller.official.official_id,
                     department=official.department,
-                    details={
-                        "official": official.id,
-                        "kid": kid,
-                        "refresh_families_revoked": families,
-                    },
+                    official=official.id,
+                    kid=kid,
+                    refresh_families_revoked=families,
                 ),
             )
         return key
@@ -822,12 +810,12 @@ class OfficialsService:
             )
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "official.disabled",
+                events.official_disabled(
                     now,
                     actor_official=caller.official.official_id,
                     department=official.department,
-                    details={"official": official.id, "refresh_families_revoked": families},
+                    official=official.id,
+                    refresh_families_revoked=families,
                 ),
             )
         return disabled
@@ -1127,13 +1115,13 @@ class LoginService:
                 notices = await keys.take_added_keys(connection, subject, owner.key.kid, now=now)
                 await self._audit.record(
                     connection,
-                    AuditEvent(
-                        "login.succeeded",
+                    events.login_succeeded(
                         now,
-                        actor_official=subject,
-                        actor_jkt=owner.key.kid,
+                        official=subject,
+                        kid=owner.key.kid,
                         department=owner.official.department,
-                        details={"source": source, "family": issued.family_id},
+                        source=source,
+                        family=issued.family_id,
                     ),
                 )
         except (JwsError, ChallengeError, IdentityError) as exc:
@@ -1199,17 +1187,12 @@ class LoginService:
             await refresh.revoke_family(connection, presented.family_id, now=now, reason="reused")
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "login.failed",
+                events.refresh_token_reused(
                     now,
-                    actor_official=presented.family_official,
-                    actor_jkt=jkt,
-                    details={
-                        "kind": "refresh",
-                        "reason": "refresh_token_reused",
-                        "family": presented.family_id,
-                        "source": source,
-                    },
+                    official=presented.family_official,
+                    jkt=jkt,
+                    family=presented.family_id,
+                    source=source,
                 ),
             )
             return RefreshTokenReused("the refresh token was already used: its family is revoked")

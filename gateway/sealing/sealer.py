@@ -30,9 +30,10 @@ from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
+from storage import audit_events as events
 from storage import directory
 from storage import seals as seal_rows
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.pki import next_tsa_serials
 from storage.vocabulary import SealStatus
@@ -208,12 +209,7 @@ class DepartmentSealer:
         async with self._db.acquire() as connection:
             await record_event(
                 connection,
-                AuditEvent(
-                    "seal.use_refused",
-                    datetime.now(UTC),
-                    department=department,
-                    details={"seal_id": str(seal_id), "reason": "revoked"},
-                ),
+                events.seal_use_refused(datetime.now(UTC), department=department, seal_id=seal_id),
             )
 
     async def seal(self, department: str, draft: Path, sealed: Path, *, reason: str) -> SealOutcome:

@@ -44,11 +44,10 @@ from gateway.exchange.service import (
     Later,
     SentDocument,
     Spool,
-    _actor,
-    _created_event,
-    _dispatch,
-    _new_document,
+    created_event,
+    dispatch,
     expand_codes,
+    new_document,
 )
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
@@ -57,6 +56,7 @@ from gateway.workflow import rules as workflow
 from gateway.workflow.rules import DeniedAccess
 from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
 from seals.pdfcheck import check_header
+from storage import audit_events as events
 from storage import documents, idempotency, identity
 from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_event, record_events
@@ -117,7 +117,7 @@ async def record_submission(
     document_id = uuid.uuid4()
     await documents.insert_document(
         connection,
-        _new_document(document_id, principal, meta, draft, now, status=DocumentStatus.IN_APPROVAL),
+        new_document(document_id, principal, meta, draft, now, status=DocumentStatus.IN_APPROVAL),
     )
     await workflow_rows.insert_workflow(
         connection,
@@ -143,7 +143,7 @@ async def record_submission(
     await record_events(
         connection,
         [
-            _created_event(principal, document_id, meta, draft.sha256_hex, now),
+            created_event(principal, document_id, meta, draft.sha256_hex, now),
             _step_opened(principal, document_id, spec, 1, 0, now),
         ],
     )
@@ -158,19 +158,16 @@ def _step_opened(
     step: int,
     now: datetime,
 ) -> AuditEvent:
-    return AuditEvent(
-        "workflow.step_opened",
+    return events.step_opened(
+        principal,
         now,
         department=principal.department,
-        document=str(document_id),
-        details={
-            "version": version,
-            "step": step,
-            "name": spec.steps[step].name,
-            "mode": spec.steps[step].mode,
-            "assignees": list(spec.steps[step].assignees),
-        },
-        **_actor(principal),
+        document=document_id,
+        version=version,
+        step=step,
+        name=spec.steps[step].name,
+        mode=spec.steps[step].mode,
+        assignees=spec.steps[step].assignees,
     )
 
 
@@ -319,71 +316,66 @@ async def record_approval(
             decided_at=now,
         ),
     )
-    doc = str(document_id)
     sender = document.sender
-    events = [
-        AuditEvent(
-            f"approval.{'approved' if approval.decision == 'approve' else 'rejected'}",
+    made = [
+        events.approval_recorded(
+            principal,
             now,
+            decision=approval.decision,
             department=sender,
-            document=doc,
-            details={
-                "approval": str(approval_id),
-                "version": version.version,
-                "step": step,
-                "name": spec.steps[step].name,
-                "draft_sha256": version.draft_sha256,
-                "opinion": approval.opinion,
-                "jti": approval.jti,
-            },
-            **_actor(principal),
+            document=document_id,
+            approval=approval_id,
+            version=version.version,
+            step=step,
+            name=spec.steps[step].name,
+            draft_sha256=version.draft_sha256,
+            opinion=approval.opinion,
+            jti=approval.jti,
         )
     ]
     status = DocumentStatus.IN_APPROVAL
     if outcome in ("step_completed", "signed_off"):
-        events.append(
-            AuditEvent(
-                "workflow.step_completed",
+        made.append(
+            events.step_completed(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={"version": version.version, "step": step, "name": spec.steps[step].name},
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                step=step,
+                name=spec.steps[step].name,
             )
         )
     if outcome == "step_completed":
-        events.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
+        made.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
     elif outcome == "signed_off":
         status = DocumentStatus.AWAITING_SEAL
-        events.append(
-            AuditEvent(
-                "document.signed_off",
+        made.append(
+            events.document_signed_off(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={"version": version.version, "draft_sha256": version.draft_sha256},
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                draft_sha256=version.draft_sha256,
             )
         )
     elif outcome == "returned":
         status = DocumentStatus.RETURNED
-        events.append(
-            AuditEvent(
-                "document.returned",
+        made.append(
+            events.document_returned(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={
-                    "version": version.version,
-                    "step": step,
-                    "drafter": document.created_by,
-                },
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                step=step,
+                drafter=document.created_by,
             )
         )
     if status != DocumentStatus.IN_APPROVAL:
         await workflow_rows.set_status(connection, document_id, status)
-    await record_events(connection, events)
+    await record_events(connection, made)
     return ApprovalResult(approval_id, step, approval.decision, outcome, status)
 
 
@@ -425,18 +417,15 @@ async def record_revision(
     await record_events(
         connection,
         [
-            AuditEvent(
-                "document.revised",
+            events.document_revised(
+                principal,
                 now,
                 department=document.sender,
-                document=str(document_id),
-                details={
-                    "version": version,
-                    "draft_sha256": draft.sha256_hex,
-                    "previous_sha256": latest.draft_sha256,
-                    "previous_status": document.status,
-                },
-                **_actor(principal),
+                document=document_id,
+                version=version,
+                draft_sha256=draft.sha256_hex,
+                previous_sha256=latest.draft_sha256,
+                previous_status=document.status,
             ),
             _step_opened(principal, document_id, _spec_of(steps), version, 0, now),
         ],
@@ -491,7 +480,7 @@ async def record_sealed_after_approval(
         and row.decision == ApprovalDecision.APPROVE
     ]
     due = due_at(document.deadline, document.urgency, now, sign_for_within)
-    count = await _dispatch(
+    count = await dispatch(
         connection,
         principal=principal,
         document_id=document_id,
@@ -667,13 +656,13 @@ class WorkflowService:
         async with self._pool.acquire() as connection, connection.transaction():
             await record_event(
                 connection,
-                AuditEvent(
-                    "draft.downloaded",
+                events.draft_downloaded(
+                    principal,
                     self._clock(),
                     department=principal.department,
-                    document=str(document_id),
-                    details={"version": chosen.version, "draft_sha256": chosen.sha256},
-                    **_actor(principal),
+                    document=document_id,
+                    version=chosen.version,
+                    draft_sha256=chosen.sha256,
                 ),
             )
         start, end = byte_range or (0, chosen.size)
