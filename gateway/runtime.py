@@ -110,7 +110,7 @@ async def admin_connection(urls: DatabaseUrls) -> asyncpg.Connection:
 
 async def load_demo_data(pool: asyncpg.Pool) -> None:
     departments = parse_orgs_csv(demo_orgs_csv())
-    async with pool.acquire() as connection:
+    async with pool.acquire() as connection, connection.transaction():
         inserted, _ = await directory.upsert_departments(connection, departments)
         await directory.ensure_group(
             connection, DEMO_GROUP_CODE, DEMO_GROUP_NAME, county_governments(departments)

@@ -110,3 +110,8 @@ def with_login(dsn: str, user: str, password: str | None = None) -> str:
 
 def record_to_dict(record: Any) -> dict[str, Any]:
     return dict(record.items())
+
+
+async def ping(connection: DbConnection) -> None:
+    """One round trip: the readiness probe's proof that the database answers."""
+    await connection.fetchval("SELECT 1")

@@ -221,21 +221,11 @@ async def _stored_nodes(
     connection: DbConnection, new_nodes: dict[merkle.NodeId, bytes]
 ) -> dict[tuple[int, int], bytes]:
     """Stored nodes at the (level, index) ranges of ``new_nodes``: one range scan per level."""
-    bounds: dict[int, list[int]] = {}
+    bounds: dict[int, tuple[int, int]] = {}
     for node in new_nodes:
-        low_high = bounds.setdefault(node.level, [node.index, node.index])
-        low_high[0] = min(low_high[0], node.index)
-        low_high[1] = max(low_high[1], node.index)
-    levels = sorted(bounds)
-    rows = await connection.fetch(
-        "SELECT n.level, n.idx, n.hash FROM audit_nodes n"
-        " JOIN unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)"
-        " ON n.level = r.level AND n.idx BETWEEN r.lo AND r.hi",
-        levels,
-        [bounds[level][0] for level in levels],
-        [bounds[level][1] for level in levels],
-    )
-    return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+        low, high = bounds.get(node.level, (node.index, node.index))
+        bounds[node.level] = (min(low, node.index), max(high, node.index))
+    return await audit_log.fetch_node_ranges(connection, bounds)
 
 
 def _checkpoint_problems(
