@@ -1,12 +1,12 @@
-"""The clock services read: a plain callable, so tests hand them a fixed time."""
+"""The clock services read: ``keys.clock``'s, under the names the services import.
+
+New code imports ``Clock`` and ``SYSTEM_CLOCK`` from keys/clock.py directly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from keys.clock import SYSTEM_CLOCK, Clock
 
-Clock = Callable[[], datetime]
+__all__ = ["Clock", "utc_now"]
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+utc_now: Clock = SYSTEM_CLOCK

@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -36,8 +36,9 @@ import rfc8785
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from keys.codes import Code, CodedError
 from keys.tsa import TimeStampAuthority, respond_to_request
-from storage import merkle
+from storage import leases, merkle
 from storage.audit_events import EventType
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
@@ -114,26 +115,26 @@ _ENTRY_COLUMNS = (
 )
 
 
-class AuditLogError(Exception):
+class AuditLogError(CodedError):
     """Base of the audit log errors; ``code`` is the stable machine code."""
 
-    code: ClassVar[str] = "audit_log_error"
+    code: str = Code.AUDIT_LOG_ERROR
 
 
 class CheckpointUnknownError(AuditLogError):
     """A witness cosigned a checkpoint this log never issued."""
 
-    code = "checkpoint_unknown"
+    code = Code.CHECKPOINT_UNKNOWN
 
 
 class CosignatureOutdatedError(AuditLogError):
     """A witness may only move forward: it already cosigned a larger tree."""
 
-    code = "cosignature_outdated"
+    code = Code.COSIGNATURE_OUTDATED
 
 
 class NoCheckpointError(AuditLogError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 # --- leaves -------------------------------------------------------------------------------
@@ -302,11 +303,11 @@ class LogEntry:
 
 async def try_acquire_sequencer(connection: DbConnection) -> bool:
     """Session-level lock: released when the connection (or its process) dies."""
-    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_LOCK_KEY))
+    return await leases.try_advisory_lock(connection, SEQUENCER_LOCK_KEY)
 
 
 async def release_sequencer(connection: DbConnection) -> None:
-    await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_LOCK_KEY)
+    await leases.advisory_unlock(connection, SEQUENCER_LOCK_KEY)
 
 
 async def start_sleeping(connection: DbConnection) -> bool:
@@ -315,7 +316,7 @@ async def start_sleeping(connection: DbConnection) -> bool:
     is waiting, or a writer is between its outbox insert and its commit; such a writer will
     not notify, so sequence again soon instead of sleeping.
     """
-    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_AWAKE_KEY):
+    if not await leases.try_advisory_lock(connection, SEQUENCER_AWAKE_KEY):
         return False
     # Taken without waiting: every writer that saw us awake has ended, so its event is visible.
     # min(id) reads the primary key, not a heap full of the last batches' dead rows.
@@ -327,7 +328,7 @@ async def start_sleeping(connection: DbConnection) -> bool:
 
 async def stop_sleeping(connection: DbConnection) -> None:
     """Writers stop notifying: the sequencer will look at the outbox by itself."""
-    await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_AWAKE_KEY)
+    await leases.advisory_unlock(connection, SEQUENCER_AWAKE_KEY)
 
 
 async def log_size(connection: DbConnection) -> int:

@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from keys.codes import Code, CodedError
+
 SCHEMA = "sealhub"
 OWNER_ROLE = "sealhub_owner"
 APP_ROLE = "sealhub_app"
@@ -65,10 +67,10 @@ async def create_pool(
     return pool
 
 
-class PrivilegedLogin(Exception):
+class PrivilegedLogin(CodedError):
     """The gateway was given a login that could change the audit log or the schema."""
 
-    code = "database_unavailable"
+    code = Code.DATABASE_UNAVAILABLE
 
 
 async def check_application_login(connection: DbConnection) -> None:

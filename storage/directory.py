@@ -9,34 +9,31 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 KIND_PATTERN = re.compile(r"[a-z_]{1,32}")
 
 
-class DirectoryError(Exception):
-    code = "directory_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class DirectoryError(CodedError):
+    code: str = Code.DIRECTORY_ERROR
 
 
 class UnknownOrg(DirectoryError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class OrgExists(DirectoryError):
-    code = "already_exists"
+    code = Code.ALREADY_EXISTS
 
 
 class UnknownParent(DirectoryError):
-    code = "parent_unknown"
+    code = Code.PARENT_UNKNOWN
 
 
 class UnknownRecipient(DirectoryError):
-    code = "recipient_unknown"
+    code = Code.RECIPIENT_UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
+from keys.codes import Code, CodedError
+from storage import leases
 from storage.db import DbConnection
 from storage.vocabulary import DeliveryState, DocumentStatus
 
@@ -19,27 +21,23 @@ if TYPE_CHECKING:
 DELIVERY_CHANNEL = "sealhub_deliveries"
 
 
-class DocumentError(Exception):
-    code = "document_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class DocumentError(CodedError):
+    code: str = Code.DOCUMENT_ERROR
 
 
 class DocumentNotFound(DocumentError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class DuplicateDocNumber(DocumentError):
-    code = "doc_number_taken"
+    code = Code.DOC_NUMBER_TAKEN
 
 
 ALREADY_DECIDED = "this delivery was already signed for, returned or withdrawn"
 
 
 class WrongState(DocumentError):
-    code = "conflict"
+    code = Code.CONFLICT
 
 
 @dataclass(frozen=True)
@@ -450,11 +448,11 @@ OBJECT_SWEEP_LOCK = 0x5EA1_0003
 
 async def try_lock_object_sweep(connection: DbConnection) -> bool:
     """Taken without waiting: False while another process sweeps."""
-    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", OBJECT_SWEEP_LOCK))
+    return await leases.try_advisory_lock(connection, OBJECT_SWEEP_LOCK)
 
 
 async def unlock_object_sweep(connection: DbConnection) -> None:
-    await connection.execute("SELECT pg_advisory_unlock($1)", OBJECT_SWEEP_LOCK)
+    await leases.advisory_unlock(connection, OBJECT_SWEEP_LOCK)
 
 
 async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> set[str]:

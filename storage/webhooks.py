@@ -14,21 +14,18 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 NOTIFY_CHANNEL = "sealhub_webhooks"
 
 
-class WebhookStoreError(Exception):
-    code = "conflict"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WebhookStoreError(CodedError):
+    code: str = Code.CONFLICT
 
 
 class AlreadyAllowed(WebhookStoreError):
-    code = "already_exists"
+    code = Code.ALREADY_EXISTS
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,17 @@ from datetime import datetime
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 from storage.vocabulary import ApprovalDecision
 
 
-class WorkflowStoreError(Exception):
-    code = "conflict"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WorkflowStoreError(CodedError):
+    code: str = Code.CONFLICT
 
 
 class ReplayedApproval(WorkflowStoreError):
-    code = "replayed_approval"
+    code = Code.REPLAYED_APPROVAL
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ counting them never turns the refusal into a 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
 from gateway.identity.errors import NotFound
 from gateway.identity.principal import Caller
+from keys.clock import Clock as Clock
 from storage import audit_events as events
 from storage import supervision as supervision_rows
 from storage.audit_outbox import AuditSink
@@ -24,8 +24,6 @@ from storage.identity import counters
 from storage.identity.counters import FailureKind
 
 log = logging.getLogger("sealhub.auth")
-
-Clock = Callable[[], datetime]
 
 
 def reason_of(exc: BaseException) -> str:
