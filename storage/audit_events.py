@@ -16,7 +16,10 @@ from enum import StrEnum, unique
 from typing import Any, Protocol
 
 from storage.audit_outbox import AuditEvent
+from storage.directory import Department, Group
+from storage.supervision import Alert
 from storage.vocabulary import ApprovalDecision, DeliveryState, OfficialRequestStatus
+from storage.webhooks import Policy
 
 
 @unique
@@ -98,7 +101,7 @@ def by(
     type: EventType,
     at: datetime,
     *,
-    department: str,
+    department: str | None,
     document: uuid.UUID | str | None = None,
     details: dict[str, Any],
 ) -> AuditEvent:
@@ -639,24 +642,6 @@ def key_enrolled_details(
     }
 
 
-def alert_opened(
-    at: datetime,
-    *,
-    department: str | None,
-    alert: uuid.UUID,
-    rule: str,
-    subject: str,
-    details: Mapping[str, Any],
-) -> AuditEvent:
-    """A supervision alert raised by a rule (no actor): the alert's details and its names."""
-    return AuditEvent(
-        EventType.SUPERVISION_ALERT_OPENED,
-        at,
-        department=department,
-        details={**details, "alert": str(alert), "rule": rule, "subject": subject},
-    )
-
-
 def official_transferred(
     at: datetime,
     *,
@@ -815,6 +800,17 @@ def access_denied(
     )
 
 
+def unauthenticated_failures_counted(
+    at: datetime, *, source: str, kind: str, minute: str
+) -> AuditEvent:
+    """The first unauthenticated failure of a source in a minute (storage/audit_log.py)."""
+    return AuditEvent(
+        EventType.AUTH_UNAUTHENTICATED_FAILURES,
+        at,
+        details={"source": source, "kind": kind, "minute": minute},
+    )
+
+
 def failures_aggregated(
     at: datetime, *, kind: str, subject: str | None, reason: str, source: str, minute: str
 ) -> AuditEvent:
@@ -830,5 +826,227 @@ def failures_aggregated(
             "source": source,
             "minute": minute,
             "aggregated": True,
+        },
+    )
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+def department_created(actor: Actor, at: datetime, *, department: Department) -> AuditEvent:
+    """In the new unit's own department; the details are the unit as the API shows it."""
+    return by(
+        actor,
+        EventType.DEPARTMENT_CREATED,
+        at,
+        department=department.code,
+        details=department.as_json(),
+    )
+
+
+def group_created(actor: Actor, at: datetime, *, group: Group) -> AuditEvent:
+    """A group belongs to no department: the event has none."""
+    return by(actor, EventType.GROUP_CREATED, at, department=None, details=group.as_json())
+
+
+# --- supervision -------------------------------------------------------------------------------
+
+
+def _alert_names(alert: Alert) -> dict[str, Any]:
+    return {"alert": str(alert.id), "rule": alert.rule, "subject": alert.subject}
+
+
+def alert_document(alert: Alert) -> str | None:
+    """The document an alert is about, when its details name one (an overdue delivery)."""
+    document = alert.details.get("document")
+    return document if isinstance(document, str) else None
+
+
+def alert_opened(
+    at: datetime,
+    *,
+    department: str | None,
+    alert: uuid.UUID,
+    rule: str,
+    subject: str,
+    details: Mapping[str, Any],
+    document: str | None = None,
+) -> AuditEvent:
+    """A supervision alert raised by a rule (no actor): the alert's details and its names."""
+    return AuditEvent(
+        EventType.SUPERVISION_ALERT_OPENED,
+        at,
+        department=department,
+        document=document,
+        details={**details, "alert": str(alert), "rule": rule, "subject": subject},
+    )
+
+
+def alert_closed(at: datetime, alert: Alert, *, reason: str) -> AuditEvent:
+    """The evaluator closed *alert*: its cause is gone (no actor)."""
+    return AuditEvent(
+        EventType.SUPERVISION_ALERT_CLOSED,
+        at,
+        department=alert.department,
+        document=alert_document(alert),
+        details={"reason": reason, **_alert_names(alert)},
+    )
+
+
+def alert_closed_by(
+    actor: Actor, at: datetime, alert: Alert, *, reason: str, note: str
+) -> AuditEvent:
+    """An inspector took *alert* off the list, saying why."""
+    details = {**_alert_names(alert), "reason": reason, "note": note}
+    return by(
+        actor, EventType.SUPERVISION_ALERT_CLOSED, at, department=alert.department, details=details
+    )
+
+
+def alert_acknowledged(actor: Actor, at: datetime, alert: Alert, *, note: str | None) -> AuditEvent:
+    details = {**_alert_names(alert), "note": note}
+    return by(
+        actor,
+        EventType.SUPERVISION_ALERT_ACKNOWLEDGED,
+        at,
+        department=alert.department,
+        details=details,
+    )
+
+
+def alert_noted(actor: Actor, at: datetime, alert: Alert, *, note: str) -> AuditEvent:
+    details = {**_alert_names(alert), "note": note}
+    return by(
+        actor, EventType.SUPERVISION_ALERT_NOTED, at, department=alert.department, details=details
+    )
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def webhook_created(
+    actor: Actor, at: datetime, *, department: str, webhook: uuid.UUID, url: str
+) -> AuditEvent:
+    details = {"webhook": str(webhook), "url": url}
+    return by(actor, EventType.WEBHOOK_CREATED, at, department=department, details=details)
+
+
+def webhook_deleted(
+    actor: Actor, at: datetime, *, department: str, webhook: uuid.UUID
+) -> AuditEvent:
+    details = {"webhook": str(webhook)}
+    return by(actor, EventType.WEBHOOK_DELETED, at, department=department, details=details)
+
+
+def webhook_replayed(
+    actor: Actor,
+    at: datetime,
+    *,
+    department: str,
+    job: uuid.UUID,
+    webhook: uuid.UUID,
+    delivery: uuid.UUID,
+) -> AuditEvent:
+    """A dead letter put back in the queue under its id."""
+    details = {"job": str(job), "webhook": str(webhook), "delivery": str(delivery)}
+    return by(actor, EventType.WEBHOOK_REPLAYED, at, department=department, details=details)
+
+
+def webhook_allowlist_added(
+    actor: Actor,
+    at: datetime,
+    *,
+    department: str,
+    entry: uuid.UUID,
+    host: str,
+    port: int,
+    allow_private: bool,
+) -> AuditEvent:
+    """In the admin's own department (the allow-list is the platform's)."""
+    details = {"entry": str(entry), "host": host, "port": port, "allow_private": allow_private}
+    return by(actor, EventType.WEBHOOK_ALLOWLIST_ADDED, at, department=department, details=details)
+
+
+def webhook_allowlist_removed(
+    actor: Actor, at: datetime, *, department: str, entry: uuid.UUID, host: str, port: int
+) -> AuditEvent:
+    details = {"entry": str(entry), "host": host, "port": port}
+    return by(
+        actor, EventType.WEBHOOK_ALLOWLIST_REMOVED, at, department=department, details=details
+    )
+
+
+def webhook_policy_changed(
+    actor: Actor, at: datetime, *, department: str, policy: Policy
+) -> AuditEvent:
+    """The details are the new policy as the API shows it."""
+    return by(
+        actor,
+        EventType.WEBHOOK_POLICY_CHANGED,
+        at,
+        department=department,
+        details=policy.as_json(),
+    )
+
+
+def webhook_attempted(
+    at: datetime,
+    *,
+    department: str,
+    document: str,
+    webhook: uuid.UUID,
+    job: uuid.UUID,
+    delivery: uuid.UUID,
+    attempt: int,
+    status: int | None,
+    error: str | None,
+    address: str | None,
+    outcome: str,
+    next_attempt_at: datetime | None,
+) -> AuditEvent:
+    """One delivery attempt by the worker (no actor); *outcome*: delivered, retry, dead or
+    superseded."""
+    return AuditEvent(
+        EventType.WEBHOOK_ATTEMPTED,
+        at,
+        department=department,
+        document=document,
+        details={
+            "webhook": str(webhook),
+            "job": str(job),
+            "delivery": str(delivery),
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "address": address,
+            "outcome": outcome,
+            "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+        },
+    )
+
+
+def webhook_dead_lettered(
+    at: datetime,
+    *,
+    department: str,
+    document: str,
+    webhook: uuid.UUID,
+    job: uuid.UUID,
+    delivery: uuid.UUID,
+    attempts: int,
+    error: str | None,
+) -> AuditEvent:
+    """The worker gave up on a job: it waits for a replay."""
+    return AuditEvent(
+        EventType.WEBHOOK_DEAD_LETTERED,
+        at,
+        department=department,
+        document=document,
+        details={
+            "webhook": str(webhook),
+            "job": str(job),
+            "delivery": str(delivery),
+            "attempts": attempts,
+            "error": error,
         },
     )
