@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import Settings
+from keys.codes import Code, CodedError
 
 
-class OfficialCommandError(Exception):
+class OfficialCommandError(CodedError):
     """A bad argument or a refusal from the database; the message is for the operator."""
 
-    code = "official_command_error"
+    code = Code.OFFICIAL_COMMAND_ERROR
 
 
 def add_official_commands(subparsers: Any) -> None:

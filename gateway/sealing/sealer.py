@@ -25,6 +25,7 @@ from gateway.runtime import Runtime
 from gateway.sealing.workers import Workers
 from keys import keystore as keystore_module
 from keys import pki
+from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
@@ -41,27 +42,19 @@ from storage.vocabulary import SealStatus
 DEFAULT_PURPOSE = "公文专用章"
 
 
-class SealUnavailable(Exception):
-    code = "no_active_seal"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class SealUnavailable(CodedError):
+    code: str = Code.NO_ACTIVE_SEAL
 
 
 class SealRevoked(SealUnavailable):
-    code = "seal_revoked"
+    code = Code.SEAL_REVOKED
 
 
-class ExistingSealInvalid(Exception):
+class ExistingSealInvalid(CodedError):
     """The upload already carries seals and they do not all check out: sealing it would
     lend our seal to whatever was changed after them."""
 
-    code = "existing_seal_invalid"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    code = Code.EXISTING_SEAL_INVALID
 
 
 def seal_issuer(platform: PlatformPki) -> SealIssuer:

@@ -20,6 +20,7 @@ from gateway.identity.principal import Principal
 from gateway.pki.crls import CrlCache
 from gateway.sealing.sealer import SealSigners, issue_seal
 from keys import pki
+from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
 from storage import audit_events as events
@@ -30,33 +31,23 @@ from storage.db import DbConnection
 from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 
-class SealingRefused(Exception):
-    code = "invalid_request"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class SealingRefused(CodedError):
+    code: str = Code.INVALID_REQUEST
 
 
 class SealNotFound(SealingRefused):
-    code = "not_found"
-
-    def __init__(self) -> None:
-        super().__init__("no such resource")
+    code = Code.NOT_FOUND
+    default_detail = "no such resource"
 
 
 class SameAdmin(SealingRefused):
-    code = "forbidden"
-
-    def __init__(self) -> None:
-        super().__init__("a second, different admin must approve what one admin requested")
+    code = Code.FORBIDDEN
+    default_detail = "a second, different admin must approve what one admin requested"
 
 
 class RequestDecided(SealingRefused):
-    code = "conflict"
-
-    def __init__(self) -> None:
-        super().__init__("this request was already decided")
+    code = Code.CONFLICT
+    default_detail = "this request was already decided"
 
 
 @dataclass(frozen=True)

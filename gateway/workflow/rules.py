@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from gateway.http.text import unsafe_character
+from keys.codes import Code, CodedError
 from storage.vocabulary import ApprovalDecision, Role, StepMode
 
 MODES = tuple(StepMode)
@@ -32,12 +33,8 @@ MAX_STEP_NAME = 50
 Outcome = Literal["recorded", "step_completed", "signed_off", "returned"]
 
 
-class WorkflowError(Exception):
-    code = "invalid_workflow"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WorkflowError(CodedError):
+    code: str = Code.INVALID_WORKFLOW
 
 
 class DeniedAccess(Exception):
@@ -48,20 +45,20 @@ class DeniedAccess(Exception):
 
 
 class InvalidWorkflow(WorkflowError):
-    code = "invalid_workflow"
+    code = Code.INVALID_WORKFLOW
 
 
 class NotAnAssignee(WorkflowError, DeniedAccess):
-    code = "forbidden"
+    code = Code.FORBIDDEN
     reason = "not_an_assignee"
 
 
 class StepNotOpen(WorkflowError):
-    code = "step_not_open"
+    code = Code.STEP_NOT_OPEN
 
 
 class AlreadyDecided(WorkflowError):
-    code = "already_decided"
+    code = Code.ALREADY_DECIDED
 
 
 @dataclass(frozen=True)
