@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.principal import Principal
 from gateway.paging import Page
+from keys.clock import SYSTEM_CLOCK, Clock
 from storage import audit_events as events
 from storage import directory
 from storage.audit_outbox import AuditSink, OutboxSink
@@ -33,7 +33,7 @@ class DepartmentQuery:
 
 class DirectoryService:
     def __init__(
-        self, pool: asyncpg.Pool, *, clock: Clock = utc_now, audit: AuditSink | None = None
+        self, pool: asyncpg.Pool, *, clock: Clock = SYSTEM_CLOCK, audit: AuditSink | None = None
     ) -> None:
         self._pool = pool
         self._clock = clock

@@ -31,9 +31,7 @@ from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller
 from gateway.identity.principal import Principal as Principal
 from gateway.identity.service import TOKEN_PATH as TOKEN_PATH
-from gateway.runtime import CLOCK as CLOCK
-from gateway.runtime import RUNTIME, Runtime
-from gateway.runtime import clock_of as clock_of
+from gateway.runtime import CLOCK, RUNTIME, Runtime
 from keys import keystore as keystore_module
 from keys.challenge import ChallengeError
 from keys.clock import SYSTEM_CLOCK

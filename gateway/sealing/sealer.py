@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.exchange.service import SealOutcome
 from gateway.pki.crls import CrlCache
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, clock_of
 from gateway.sealing.workers import Workers
 from keys import keystore as keystore_module
 from keys import pki
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
@@ -185,6 +186,7 @@ class DepartmentSealer:
         workers: Workers,
         max_document_bytes: int,
         level: Level = Level.B_LT,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = pool
         self._crls = crls
@@ -192,6 +194,7 @@ class DepartmentSealer:
         self._workers = workers
         self._max_bytes = max_document_bytes
         self._level = level
+        self._clock = clock
         self._timestamper = platform.timestamper
         self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
         self._seal_issuer = seal_issuer(platform)
@@ -202,7 +205,7 @@ class DepartmentSealer:
         async with self._db.acquire() as connection:
             await record_event(
                 connection,
-                events.seal_use_refused(datetime.now(UTC), department=department, seal_id=seal_id),
+                events.seal_use_refused(self._clock(), department=department, seal_id=seal_id),
             )
 
     async def seal(self, department: str, draft: Path, sealed: Path, *, reason: str) -> SealOutcome:
@@ -273,6 +276,7 @@ def install_sealer(
         signers,
         workers=workers,
         max_document_bytes=runtime.settings.max_document_bytes,
+        clock=clock_of(app),
     )
     app[SEALER] = sealer
     app.cleanup_ctx.append(workers.lifetime)

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.access import AccessLog
 from gateway.identity.errors import Forbidden
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
+from keys.clock import SYSTEM_CLOCK, Clock
 from storage import audit_events as events
 from storage import supervision
 from storage.audit_outbox import AuditSink, OutboxSink
@@ -68,7 +68,7 @@ class OversightService:
         pool: asyncpg.Pool,
         *,
         access: AccessLog,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         audit: AuditSink | None = None,
     ) -> None:
         self._pool = pool

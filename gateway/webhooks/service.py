@@ -16,7 +16,6 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.principal import Principal
 from gateway.paging import Page
 from gateway.webhooks.worker import (
@@ -27,6 +26,7 @@ from gateway.webhooks.worker import (
     system_resolver,
     wrap_secret,
 )
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.master import MasterKey
 from storage import audit_events as events
 from storage import webhooks as rows
@@ -75,7 +75,7 @@ class WebhookService:
         master_key: MasterKey,
         *,
         resolver: Resolver = system_resolver,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         audit: AuditSink | None = None,
         max_per_department: int = MAX_WEBHOOKS_PER_DEPARTMENT,
     ) -> None:
