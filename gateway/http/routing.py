@@ -27,7 +27,10 @@ class Route:
     tag: str = "misc"
     parameters: tuple[dict[str, Any], ...] = ()
     request_body: dict[str, Any] | None = None
-    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A status's declared body: an OpenAPI Response Object, or a type (a pydantic model or a
+    # TypedDict) whose JSON Schema openapi.py shows as that status's application/json body.
+    responses: dict[str, dict[str, Any] | type] = field(default_factory=dict)
+    request_model: type | None = None
 
     @property
     def operation_id(self) -> str:
@@ -49,8 +52,12 @@ class RouteTable:
         tag: str = "misc",
         parameters: tuple[dict[str, Any], ...] = (),
         request_body: dict[str, Any] | None = None,
-        responses: dict[str, dict[str, Any]] | None = None,
+        request_model: type | None = None,
+        responses: dict[str, dict[str, Any] | type] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """*request_model* is the JSON body's model (``parse_body`` validates with it);
+        *request_body* a hand-written Request Body Object (multipart, raw bytes)."""
+
         def register(handler: Handler) -> Handler:
             self.routes.append(
                 Route(
@@ -63,6 +70,7 @@ class RouteTable:
                     tag=tag,
                     parameters=parameters,
                     request_body=request_body,
+                    request_model=request_model,
                     responses=responses or {},
                 )
             )
