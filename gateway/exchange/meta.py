@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from gateway.exchange.errors import ClassifiedNotAllowed, InvalidMeta
-from gateway.http.models import Line, RequestBody, describe
+from gateway.http.models import Line, RequestBody, Time, describe, rfc3339
 from gateway.workflow import rules as workflow
 from gateway.workflow.rules import InvalidWorkflow
 from storage import directory
@@ -56,16 +56,6 @@ Code = Annotated[str, Field(pattern=rf"^{directory.CODE_PATTERN.pattern}$")]
 """A department or group code."""
 
 
-def _rfc3339(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError("must be an RFC 3339 time") from None
-    if parsed.tzinfo is None:
-        raise ValueError("needs a time zone (e.g. Z)")
-    return parsed
-
-
 class WorkflowStepBody(RequestBody):
     name: Line = Field(max_length=workflow.MAX_STEP_NAME)
     assignees: list[str] = Field(min_length=1, max_length=workflow.MAX_ASSIGNEES)
@@ -85,9 +75,7 @@ class SendMeta(RequestBody):
     classification: Literal["public", "internal"]
     urgency: Literal["normal", "urgent", "very_urgent"] = "normal"
     doc_number: Line = Field(max_length=100)
-    deadline: (
-        Annotated[str, Field(max_length=40, json_schema_extra={"format": "date-time"})] | None
-    ) = None
+    deadline: Time | None = None
     recipients: list[Code] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     cc: list[Code] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
     title: Line = Field(max_length=500)
@@ -107,13 +95,6 @@ class SendMeta(RequestBody):
                 "classified documents may not travel on an Internet platform"
             )
         return raw
-
-    @field_validator("deadline")
-    @classmethod
-    def _deadline_is_a_time(cls, value: str | None) -> str | None:
-        if value is not None:
-            _rfc3339(value)
-        return value
 
 
 def parse_meta(raw: Any, *, now: datetime) -> DocumentMeta:
@@ -143,7 +124,7 @@ def parse_meta(raw: Any, *, now: datetime) -> DocumentMeta:
 def _deadline(value: str | None, now: datetime) -> datetime | None:
     if value is None:
         return None
-    parsed = _rfc3339(value)
+    parsed = rfc3339(value)
     if parsed <= now:
         raise InvalidMeta("meta.deadline must be in the future")
     return parsed

@@ -15,9 +15,10 @@ those refusals keep their ``invalid_json`` code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from gateway.http.errors import ApiError
@@ -40,6 +41,14 @@ def _line(value: str) -> str:
     return value.strip()
 
 
+def _text(value: str) -> str:
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ValueError(f"must not contain {unsafe}")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _lines(value: str) -> str:
     if (unsafe := unsafe_character(value, multiline=True)) is not None:
         raise ValueError(f"must not contain {unsafe}")
@@ -49,8 +58,34 @@ def _lines(value: str) -> str:
 # Free text under the one text rule (gateway/http/text.py); give the length with Field().
 Line = Annotated[str, AfterValidator(_line)]
 """One line, not blank, kept without its surrounding white space."""
+Text = Annotated[str, AfterValidator(_text)]
+"""One line, not blank, kept as sent."""
 Lines = Annotated[str, AfterValidator(_lines)]
 """Text that may span lines (opinions, reasons), kept as sent."""
+
+
+def rfc3339(value: str) -> datetime:
+    """An RFC 3339 time with its zone (``Z`` or an offset)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. Z)")
+    return parsed
+
+
+def _rfc3339_text(value: str) -> str:
+    rfc3339(value)
+    return value
+
+
+Time = Annotated[
+    str,
+    Field(max_length=40, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_rfc3339_text),
+]
+"""An RFC 3339 time, kept as text (strict validation takes no ``datetime`` from JSON)."""
 
 
 def location(error: ErrorDetails, prefix: str = "") -> str:
