@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from gateway.exchange.errors import ClassifiedNotAllowed, InvalidMeta
-from gateway.http.models import Line, RequestBody, Time, describe, rfc3339
+from gateway.http.models import ClosedBody, Line, Time, describe, rfc3339
 from gateway.workflow import rules as workflow
 from gateway.workflow.rules import InvalidWorkflow
 from storage import directory
@@ -56,19 +56,19 @@ Code = Annotated[str, Field(pattern=rf"^{directory.CODE_PATTERN.pattern}$")]
 """A department or group code."""
 
 
-class WorkflowStepBody(RequestBody):
+class WorkflowStepBody(ClosedBody):
     name: Line = Field(max_length=workflow.MAX_STEP_NAME)
     assignees: list[str] = Field(min_length=1, max_length=workflow.MAX_ASSIGNEES)
     mode: Literal["all", "any"] = "any"
 
 
-class WorkflowBody(RequestBody):
+class WorkflowBody(ClosedBody):
     """The approval chain (核稿, 会签, 签发): its steps in order, each with its assignees."""
 
     steps: list[WorkflowStepBody] = Field(min_length=1, max_length=workflow.MAX_STEPS)
 
 
-class SendMeta(RequestBody):
+class SendMeta(ClosedBody):
     """The ``meta`` part of a send (the GB/T 9704 elements we carry), checked in this field
     order before any file byte is read."""
 

@@ -2,9 +2,11 @@
 documents.
 
 A request body is a strict ``BaseModel`` (no coercion: ``"1"`` is no integer, ``true`` no
-number; unknown fields refused). A response body is a ``TypedDict`` that the views build: mypy
-checks each view against it, and ``/openapi.json`` shows its JSON Schema, which schemathesis
-then holds every 2xx answer to.
+number). Unknown fields are ignored, as the hand-written parsers did, unless the body is a
+``ClosedBody`` (a document's meta, its workflow) that refuses them.
+
+A response body is a ``TypedDict`` that the views build: mypy checks each view against it,
+and ``/openapi.json`` shows its JSON Schema, which schemathesis holds every 2xx answer to.
 
 pydantic rather than msgspec: it is already installed, generates JSON Schema for models and
 TypedDicts, and its errors carry the location of the field at fault. Validation runs on the
@@ -28,9 +30,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class RequestBody(BaseModel):
-    """Base of every request body: strict types, unknown fields refused, immutable."""
+    """Base of every request body: strict types, immutable, unknown fields ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class ClosedBody(RequestBody):
+    """A request body that refuses fields it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _line(value: str) -> str:
@@ -49,6 +57,12 @@ def _text(value: str) -> str:
     return value
 
 
+def _single_line(value: str) -> str:
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ValueError(f"must not contain {unsafe}")
+    return value
+
+
 def _lines(value: str) -> str:
     if (unsafe := unsafe_character(value, multiline=True)) is not None:
         raise ValueError(f"must not contain {unsafe}")
@@ -60,6 +74,8 @@ Line = Annotated[str, AfterValidator(_line)]
 """One line, not blank, kept without its surrounding white space."""
 Text = Annotated[str, AfterValidator(_text)]
 """One line, not blank, kept as sent."""
+SingleLine = Annotated[str, AfterValidator(_single_line)]
+"""One line, kept as sent (ids and names as the identity endpoints take them)."""
 Lines = Annotated[str, AfterValidator(_lines)]
 """Text that may span lines (opinions, reasons), kept as sent."""
 
@@ -103,6 +119,8 @@ def message(error: ErrorDetails) -> str:
     """pydantic's message without its ``Value error, `` prefix, first letter lowered."""
     if error["type"] == "string_unicode":  # a lone surrogate, as the text rule words it
         return "must not contain an unpaired surrogate"
+    if error["type"] == "model_type":
+        return "must be a JSON object"
     text = error["msg"].removeprefix("Value error, ")
     return text[:1].lower() + text[1:]
 

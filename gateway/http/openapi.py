@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -79,18 +80,24 @@ class Components:
             "Group": GROUP_SCHEMA,
         }
 
-    def ref(self, model: type) -> dict[str, Any]:
-        schema = TypeAdapter(model).json_schema(ref_template=REF_TEMPLATE)
-        for name, definition in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+    def ref(self, model: type | UnionType) -> dict[str, Any]:
+        """A ``$ref`` to a class's schema; a union's ``anyOf`` of its members' refs."""
+        form: Any = model  # a class or a union of classes: a type form either way
+        schema = TypeAdapter(form).json_schema(ref_template=REF_TEMPLATE)
+        definitions = schema.pop("$defs", {})
+        if isinstance(model, type):
+            definitions[model.__name__] = schema
+            schema = {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+        for name, definition in definitions.items():
             if self.schemas.setdefault(name, definition) != definition:
                 raise ValueError(f"two different schemas are named {name!r}")
-        return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+        return schema
 
 
 def _operation(route: Route, components: Components) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, schema in route.responses.items():
-        if isinstance(schema, type):
+        if not isinstance(schema, dict):
             responses[status] = {
                 "description": "OK",
                 "content": json_content(components.ref(schema)),

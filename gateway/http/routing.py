@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Any, Literal
 
 from aiohttp import web
@@ -27,9 +28,9 @@ class Route:
     tag: str = "misc"
     parameters: tuple[dict[str, Any], ...] = ()
     request_body: dict[str, Any] | None = None
-    # A status's declared body: an OpenAPI Response Object, or a type (a pydantic model or a
-    # TypedDict) whose JSON Schema openapi.py shows as that status's application/json body.
-    responses: dict[str, dict[str, Any] | type] = field(default_factory=dict)
+    # A status's declared body: an OpenAPI Response Object, or a type (a pydantic model, a
+    # TypedDict, a union of them) whose JSON Schema openapi.py shows as its JSON body.
+    responses: dict[str, dict[str, Any] | type | UnionType] = field(default_factory=dict)
     request_model: type | None = None
 
     @property
@@ -53,7 +54,7 @@ class RouteTable:
         parameters: tuple[dict[str, Any], ...] = (),
         request_body: dict[str, Any] | None = None,
         request_model: type | None = None,
-        responses: dict[str, dict[str, Any] | type] | None = None,
+        responses: dict[str, dict[str, Any] | type | UnionType] | None = None,
     ) -> Callable[[Handler], Handler]:
         """*request_model* is the JSON body's model (``parse_body`` validates with it);
         *request_body* a hand-written Request Body Object (multipart, raw bytes)."""
