@@ -7,13 +7,18 @@ import functools
 from aiohttp import web
 
 from gateway import __version__
-from gateway.audit.sequencer import install_audit_service
+from gateway.audit.handlers import AUDIT_LOG
+from gateway.audit.sequencer import install_audit_service, log_verifier
+from gateway.audit.service import AuditLogService
+from gateway.directory.handlers import DIRECTORY
+from gateway.directory.service import DirectoryService
 from gateway.exchange.handlers import EXCHANGE
 from gateway.exchange.inbox import InboxHub, install_inbox
 from gateway.exchange.receipts import Countersigner
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.sweeper import install_object_sweeper
 from gateway.http import service_handlers as service
+from gateway.http.health import HealthService
 from gateway.http.metrics import Metrics
 from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
@@ -34,7 +39,11 @@ from gateway.sealing.sealer import SealSigners, install_sealer
 from gateway.sealing.service import SealService
 from gateway.sealing.verifier import install_verifier
 from gateway.spool import spool_files
+from gateway.supervision.handlers import OVERSIGHT
+from gateway.supervision.oversight import OversightService
 from gateway.supervision.service import install_supervision
+from gateway.webhooks.handlers import WEBHOOKS
+from gateway.webhooks.service import WebhookService
 from gateway.webhooks.worker import install_webhooks
 from gateway.workflow import service as workflow_service
 from gateway.workflow.handlers import WORKFLOW
@@ -64,6 +73,7 @@ def create_app(runtime: Runtime) -> web.Application:
     install_inbox(app, inbox, runtime.database_url)
     install_object_sweeper(app, runtime)
 
+    clock = clock_of(app)
     app[EXCHANGE] = ExchangeService(
         pool=runtime.pool,
         objects=runtime.objects,
@@ -72,7 +82,7 @@ def create_app(runtime: Runtime) -> web.Application:
         countersigner=Countersigner(runtime.pki),
         inbox=inbox,
         spool=functools.partial(spool_files, runtime.settings),
-        clock=clock_of(app),
+        clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
     )
@@ -81,10 +91,15 @@ def create_app(runtime: Runtime) -> web.Application:
         objects=runtime.objects,
         sealer=sealer,
         spool=functools.partial(spool_files, runtime.settings),
-        clock=clock_of(app),
+        clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
     )
+    app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
+    app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime), access=app[ACCESS])
+    app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
+    app[OVERSIGHT] = OversightService(runtime.pool, access=app[ACCESS], clock=clock)
+    app[WEBHOOKS] = WebhookService(runtime.pool, runtime.master_key, clock=clock)
     routes.install(app)
     install_audit_service(app)
     install_supervision(app)

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from keys.codes import Code, CodedError
+
 MIB = 1024 * 1024
 
 
-class ConfigError(Exception):
+class ConfigError(CodedError):
     """A setting is missing or malformed; the message names it."""
 
-    code = "config_error"
+    code = Code.CONFIG_ERROR
 
 
 @dataclass(frozen=True)

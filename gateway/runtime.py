@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
@@ -20,6 +19,7 @@ from gateway.directory.orgs import (
     demo_orgs_csv,
     parse_orgs_csv,
 )
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.master import MasterKey, load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
 from storage import directory
@@ -48,6 +48,14 @@ class Runtime:
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+# The gateway's clock: the wall clock unless a test puts another under this key.
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+
+
+def clock_of(app: web.Application) -> Clock:
+    """The clock the app's services and loops take: ``app[CLOCK]`` when a test injected one
+    (even after the app was built), else the wall clock."""
+    return lambda: app.get(CLOCK, SYSTEM_CLOCK)()
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -110,7 +118,7 @@ async def admin_connection(urls: DatabaseUrls) -> asyncpg.Connection:
 
 async def load_demo_data(pool: asyncpg.Pool) -> None:
     departments = parse_orgs_csv(demo_orgs_csv())
-    async with pool.acquire() as connection:
+    async with pool.acquire() as connection, connection.transaction():
         inserted, _ = await directory.upsert_departments(connection, departments)
         await directory.ensure_group(
             connection, DEMO_GROUP_CODE, DEMO_GROUP_NAME, county_governments(departments)
@@ -129,7 +137,7 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
         public_url=settings.public_origin,
         hostnames=settings.public_hostnames,
         master_key=master_key,
-        now=datetime.now(UTC),
+        now=SYSTEM_CLOCK(),
     )
     async with database_urls(settings) as urls:
         if urls.owner is not None:

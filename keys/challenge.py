@@ -13,6 +13,7 @@ import secrets
 import struct
 from datetime import datetime
 
+from keys.codes import Code, CodedError
 from keys.jws import JwsError, b64url_decode, b64url_encode, epoch_seconds, from_epoch
 
 NONCE_MAX_AGE = 120
@@ -30,10 +31,10 @@ ENROLLMENT_CODE_BYTES = 24  # 192 bits, 32 URL-safe characters
 _MAX_CODE_CHARS = 128
 
 
-class ChallengeError(Exception):
+class ChallengeError(CodedError):
     """A challenge nonce is forged, expired, malformed or for someone else."""
 
-    code = "invalid_nonce"
+    code = Code.INVALID_NONCE
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -16,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keys.codes import Code, CodedError
+
 DEFAULT_NEXT_UPDATE = timedelta(days=7)
 # Republish when less than this remains before nextUpdate, so relying parties never see a
 # stale CRL while a new one is being produced.
@@ -36,10 +38,10 @@ REASONS: dict[str, x509.ReasonFlags] = {
 _ALLOWED_REASONS = frozenset(REASONS.values())
 
 
-class CrlError(Exception):
+class CrlError(CodedError):
     """A CRL cannot be built or read from the given inputs."""
 
-    code = "crl_error"
+    code = Code.CRL_ERROR
 
 
 def parse_reason(name: str) -> x509.ReasonFlags:

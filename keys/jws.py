@@ -28,6 +28,8 @@ from jose import jws as jose_jws
 from jose.backends.cryptography_backend import CryptographyECKey
 from jose.exceptions import JOSEError
 
+from keys.codes import Code, CodedError
+
 ALGORITHM = "ES256"
 # The only list ever given to python-jose.
 ALLOWED_ALGORITHMS = (ALGORITHM,)
@@ -69,63 +71,62 @@ _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # --- errors -------------------------------------------------------------------------------
 
 
-class JwsError(Exception):
+class JwsError(CodedError):
     """A JWS was refused. ``code`` is for the client, ``reason`` says which check failed.
 
     Messages never quote the token, its claims or key material: they name the check.
     """
 
-    code = "invalid_token"
+    code: str = Code.INVALID_TOKEN
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r})"
+        return f"{type(self).__name__}(code={str(self.code)!r}, reason={self.reason!r})"
 
 
 class InvalidTokenError(JwsError):
     """An access token (``at+jwt``) is not acceptable."""
 
-    code = "invalid_token"
+    code = Code.INVALID_TOKEN
 
 
 class InvalidAssertionError(JwsError):
     """A login assertion (RFC 7523) is not acceptable."""
 
-    code = "invalid_assertion"
+    code = Code.INVALID_ASSERTION
 
 
 class InvalidDpopError(JwsError):
     """A DPoP proof (RFC 9449) is not acceptable."""
 
-    code = "invalid_dpop"
+    code: str = Code.INVALID_DPOP
 
 
 class DpopNonceRequiredError(InvalidDpopError):
     """The proof lacks the server nonce or carries a stale one: answer with a fresh nonce."""
 
-    code = "use_dpop_nonce"
+    code = Code.USE_DPOP_NONCE
 
 
 class InvalidEnrollmentProofError(JwsError):
     """An enrollment proof (``sealhub-enroll+jwt``) is not acceptable."""
 
-    code = "invalid_enrollment_proof"
+    code = Code.INVALID_ENROLLMENT_PROOF
 
 
 class InvalidSignatureError(JwsError):
     """An approval or receipt signed by an official is not acceptable."""
 
-    code = "invalid_signature"
+    code = Code.INVALID_SIGNATURE
 
 
 class InvalidJwkError(JwsError):
     """A JWK is not a public EC P-256 key."""
 
-    code = "invalid_jwk"
+    code = Code.INVALID_JWK
 
 
 ErrorClass = type[JwsError]

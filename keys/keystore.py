@@ -22,11 +22,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote
@@ -34,6 +33,9 @@ from urllib.parse import quote, unquote
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
+from keys.files import atomic_write, fsync_dir
 from keys.master import MasterKey, MasterKeyError
 
 Algorithm = Literal["ES256", "EdDSA"]
@@ -50,14 +52,14 @@ _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}(:[A-Za-z0-9._-]{1,128})?$")
 _FILE_VERSION = 1
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(CodedError):
     """A key is missing, cannot be opened, or was asked for in an impossible way."""
 
-    code = "keystore_error"
+    code: str = Code.KEYSTORE_ERROR
 
 
 class KeyNotFoundError(KeyStoreError):
-    code = "key_not_found"
+    code = Code.KEY_NOT_FOUND
 
 
 def seal_purpose(seal_id: str) -> str:
@@ -187,7 +189,7 @@ class KeyStore(ABC):
     ) -> str:
         """A new active key; the previous ones stop signing and stay published for
         *publish_old_for* (at least the lifetime of what they signed)."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         previous = [info for info in self.infos(purpose) if info.active]
         chosen = algorithm or (previous[-1].algorithm if previous else "ES256")
         kid = self.generate(purpose, chosen, now=now)
@@ -198,7 +200,7 @@ class KeyStore(ABC):
 
     def prune(self, purpose: str, *, now: datetime | None = None) -> list[str]:
         """Delete retired keys whose publication time is over; returns their kids."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         gone = [info.kid for info in self.infos(purpose) if not info.published(now)]
         for kid in gone:
             self.delete(purpose, kid)
@@ -222,7 +224,7 @@ class KeyStore(ABC):
         self, purposes: tuple[str, ...] = JWKS_PURPOSES, *, now: datetime | None = None
     ) -> dict[str, list[dict[str, str]]]:
         """``{"keys": [...]}`` for ``/.well-known/jwks.json``: active and still-published keys."""
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         keys: list[dict[str, str]] = []
         for purpose in purposes:
             for info in self.infos(purpose):
@@ -239,25 +241,6 @@ class _Loaded:
 
     def __repr__(self) -> str:
         return f"_Loaded({self.info!r})"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file (0600), fsync, rename, fsync the directory."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -312,7 +295,7 @@ class FileKeyStore(KeyStore):
         }
         directory = self._purpose_dir(info.purpose)
         directory.mkdir(exist_ok=True, mode=0o700)
-        _atomic_write(self._path(info.purpose, info.kid), json.dumps(record, indent=1).encode())
+        atomic_write(self._path(info.purpose, info.kid), json.dumps(record, indent=1).encode())
 
     def _read(self, path: Path, purpose: str) -> tuple[_Loaded, bytes]:
         try:
@@ -370,7 +353,7 @@ class FileKeyStore(KeyStore):
         return sorted(unquote(p.name) for p in self._dir.iterdir() if p.is_dir())
 
     def import_key(self, purpose: str, key: PrivateKey, *, now: datetime | None = None) -> str:
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         kid = jwk_thumbprint(key.public_key())
         info = KeyInfo(check_purpose(purpose), kid, algorithm_of(key), now)
         der = key.private_bytes(
@@ -412,9 +395,5 @@ class FileKeyStore(KeyStore):
             if not path.exists():
                 raise KeyNotFoundError(f"no key {kid} for {purpose}")
             path.unlink()
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(path.parent)
             self._entries(purpose).pop(kid, None)

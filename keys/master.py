@@ -21,15 +21,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from keys.codes import Code, CodedError
+from keys.files import atomic_write
+
 MASTER_KEY_BYTES = 32
 _WRAP_VERSION = b"\x01"
 _NONCE_BYTES = 12
 
 
-class MasterKeyError(Exception):
+class MasterKeyError(CodedError):
     """The master key is missing, malformed, or does not open a wrapped blob."""
 
-    code = "master_key_error"
+    code = Code.MASTER_KEY_ERROR
 
 
 @dataclass(frozen=True, repr=False)
@@ -97,11 +100,5 @@ def load_or_create_master_key(path: Path, from_env: str | None = None) -> Master
         return MasterKey.from_base64(path.read_text("ascii"))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = MasterKey.generate()
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.to_base64() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, (key.to_base64() + "\n").encode("ascii"), 0o600)
     return key

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keys.codes import Code, CodedError
 from keys.tsa import SEALHUB_OID_ARC
 
 ORGANIZATION = "sealhub"
@@ -41,10 +42,10 @@ BACKDATE = timedelta(minutes=5)
 _SERIAL_BITS = 128
 
 
-class PkiError(Exception):
+class PkiError(CodedError):
     """A certificate cannot be built from the given inputs."""
 
-    code = "pki_error"
+    code = Code.PKI_ERROR
 
 
 def crl_url(public_url: str, ca_name: str) -> str:

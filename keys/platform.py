@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -35,6 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import crl, pki
+from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
+from keys.files import atomic_write
 from keys.keystore import (
     FileKeyStore,
     KeyNotFoundError,
@@ -50,6 +53,7 @@ TLS_RENEW_BEFORE = timedelta(days=30)
 # its CRL is valid for a year; re-sign it with the exported key before then.
 ROOT_CRL_VALIDITY = timedelta(days=365)
 MIN_EXPORT_PASSPHRASE = 12
+PUBLIC = 0o644  # certificates, chains and CRLs: anyone on the host may read them
 
 ROOT_PURPOSE = "pki:root"
 SEAL_CA_PURPOSE = "pki:seal-ca"
@@ -71,10 +75,10 @@ _PURPOSES = {
 }
 
 
-class PlatformPkiError(Exception):
+class PlatformPkiError(CodedError):
     """The PKI in the data directory is incomplete, inconsistent or does not open."""
 
-    code = "platform_pki_error"
+    code = Code.PLATFORM_PKI_ERROR
 
 
 @dataclass(frozen=True)
@@ -237,13 +241,14 @@ class PlatformPki:
             )
         if path.exists():
             raise PlatformPkiError(f"{path} exists; refusing to overwrite it")
-        now = now or datetime.now(UTC)
+        now = now or SYSTEM_CLOCK()
         encrypted = self.root_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(passphrase),
         )
-        _atomic_write(path, encrypted, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, encrypted, 0o600)
         if load_exported_root_key(path, passphrase).public_key() != self.root_cert.public_key():
             raise PlatformPkiError("the exported root key does not read back; key store kept")
         _write_root_crl(self.pki_dir, self.root_key, self.root_cert, now)
@@ -266,27 +271,6 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file, fsync, rename: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 @contextmanager
 def _locked(pki_dir: Path) -> Iterator[None]:
     pki_dir.mkdir(parents=True, exist_ok=True)
@@ -306,17 +290,21 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 
 def _write_public_files(pki_dir: Path, certs: dict[str, x509.Certificate]) -> None:
+    (pki_dir / "certs").mkdir(parents=True, exist_ok=True)
     for name, cert in certs.items():
-        _atomic_write(pki_dir / "certs" / f"{name}.pem", _pem(cert))
-    _atomic_write(
+        atomic_write(pki_dir / "certs" / f"{name}.pem", _pem(cert), PUBLIC)
+    atomic_write(
         pki_dir / "certs" / "tls-server-chain.pem",
         _pem(certs[_TLS_SERVER]) + _pem(certs[_TLS_CA]),
+        PUBLIC,
     )
-    _atomic_write(
-        pki_dir / "chain.pem", _pem(certs[_SEAL_CA]) + _pem(certs[_TLS_CA]) + _pem(certs[_TSA])
+    atomic_write(
+        pki_dir / "chain.pem",
+        _pem(certs[_SEAL_CA]) + _pem(certs[_TLS_CA]) + _pem(certs[_TSA]),
+        PUBLIC,
     )
     # Last: its presence means the hierarchy is complete.
-    _atomic_write(pki_dir / "ca.pem", _pem(certs[_ROOT]))
+    atomic_write(pki_dir / "ca.pem", _pem(certs[_ROOT]), PUBLIC)
 
 
 def _write_root_crl(
@@ -332,7 +320,8 @@ def _write_root_crl(
         now=now,
         next_update_in=ROOT_CRL_VALIDITY,
     )
-    _atomic_write(path, der)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, der, PUBLIC)
 
 
 def _store(keystore: KeyStore, name: str, key: ec.EllipticCurvePrivateKey, now: datetime) -> None:
@@ -443,7 +432,7 @@ def ensure_platform_pki(
     Keys go to *keystore*, or to a :class:`FileKeyStore` in ``DATA_DIR/keystore`` opened with
     *master_key*.
     """
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK()
     if not hostnames:
         raise PlatformPkiError("at least one host name is needed for the TLS certificate")
     pki.normalize_hostnames(hostnames)  # refuse bad names before touching the disk

@@ -30,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pyhanko.sign.timestamps.api import TimeStamper
 
+from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
+
 SEALHUB_OID_ARC = "2.25.339029058674111970262982523425975013189"
 TSA_POLICY_OID = SEALHUB_OID_ARC + ".1.1"  # sealhub time-stamp policy, version 1
 
@@ -38,16 +41,16 @@ SUPPORTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
 DEFAULT_ACCURACY = timedelta(seconds=1)
 
 
-class TsaError(Exception):
+class TsaError(CodedError):
     """The authority is misconfigured or called with impossible arguments (not a client error)."""
 
-    code = "tsa_error"
+    code = Code.TSA_ERROR
 
 
-class TsaResponseError(Exception):
+class TsaResponseError(CodedError):
     """A time-stamp reply was refused or is not a reply at all."""
 
-    code = "tsa_rejected"
+    code = Code.TSA_REJECTED
 
 
 @dataclass(frozen=True, repr=False)
@@ -343,7 +346,7 @@ class Timestamper:
         return bytes(_granted_token(response).dump())
 
     def for_pades(
-        self, serials: Sequence[int], clock: Callable[[], datetime] | None = None
+        self, serials: Sequence[int], clock: Clock = SYSTEM_CLOCK
     ) -> InProcessTimeStamper:
         """pyhanko's time-stamper for one seal, stamping with *serials* in turn."""
         return InProcessTimeStamper(self._authority, _Serials(serials), clock)
@@ -355,8 +358,8 @@ class MonotonicSerials:
     Unique across restarts of one process; several processes must share a database sequence.
     """
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._last = 0
         self._lock = threading.Lock()
 
@@ -374,12 +377,12 @@ class InProcessTimeStamper(TimeStamper):
         self,
         authority: TimeStampAuthority,
         serials: Callable[[], int],
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(include_nonce=True)  # type: ignore[no-untyped-call]
         self._authority = authority
         self._serials = serials
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"InProcessTimeStamper({self._authority!r})"

@@ -4,37 +4,35 @@ from __future__ import annotations
 
 import traceback
 
+from keys.codes import Code, CodedError
 
-class SealError(Exception):
+
+class SealError(CodedError):
     """Base of every error the sealing core raises on purpose."""
 
-    code = "seal_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code: str = Code.SEAL_ERROR
 
 
 class PdfInputError(SealError):
     """Uploaded bytes refused before any key is touched."""
 
-    code = "pdf_invalid"
+    code: str = Code.PDF_INVALID
 
 
 class PayloadTooLarge(PdfInputError):
-    code = "payload_too_large"
+    code = Code.PAYLOAD_TOO_LARGE
 
 
 class NotAPdf(PdfInputError):
-    code = "not_a_pdf"
+    code = Code.NOT_A_PDF
 
 
 class PdfEncrypted(PdfInputError):
-    code = "pdf_encrypted"
+    code = Code.PDF_ENCRYPTED
 
 
 class PdfMalformed(PdfInputError):
-    code = "pdf_malformed"
+    code: str = Code.PDF_MALFORMED
 
 
 class UnreadablePdf(PdfMalformed):
@@ -46,7 +44,7 @@ class UnreadablePdf(PdfMalformed):
         self.origin = origin
 
     def __reduce__(self) -> tuple[type[UnreadablePdf], tuple[str, str]]:
-        return (type(self), (self.message, self.origin))
+        return (type(self), (self.detail, self.origin))
 
     @classmethod
     def wrapping(cls, exc: BaseException) -> UnreadablePdf:
@@ -65,22 +63,22 @@ class UnreadablePdf(PdfMalformed):
 class PdfTooComplex(PdfMalformed):
     """Parsing needs more memory or CPU time than a worker may use (bombs, loops)."""
 
-    code = "pdf_too_complex"
+    code = Code.PDF_TOO_COMPLEX
 
 
 class SealingError(SealError):
     """The document was acceptable but the seal could not be applied."""
 
-    code = "sealing_failed"
+    code: str = Code.SEALING_FAILED
 
 
 class CertificationForbids(SealingError):
     """The certifying seal of the document forbids adding another signature."""
 
-    code = "certification_forbids_seal"
+    code = Code.CERTIFICATION_FORBIDS_SEAL
 
 
 class FontNotFound(SealError):
     """No CJK font is installed, so the seal image cannot be drawn."""
 
-    code = "seal_font_missing"
+    code = Code.SEAL_FONT_MISSING

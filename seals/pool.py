@@ -120,7 +120,7 @@ def _in_worker(slot: int, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 def _log_unreadable(exc: UnreadablePdf) -> None:
     """The caller gets pdf_malformed; the log keeps where the parser gave up, in case it
     was our bug rather than the document's."""
-    log.warning("a worker could not process a document: %s: %s", exc.origin, exc.message)
+    log.warning("a worker could not process a document: %s: %s", exc.origin, exc.detail)
 
 
 _TOO_COMPLEX = "processing the document exceeded the worker's memory or CPU-time limit"

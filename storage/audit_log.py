@@ -25,10 +25,10 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -36,8 +36,10 @@ import rfc8785
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from keys.codes import Code, CodedError
 from keys.tsa import TimeStampAuthority, respond_to_request
-from storage import merkle
+from storage import leases, merkle
+from storage.audit_events import EventType
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
 from storage.signed_note import (
@@ -68,6 +70,7 @@ __all__ = [
     "create_checkpoint",
     "details_hash",
     "erase_details",
+    "fetch_node_ranges",
     "fetch_nodes",
     "format_time",
     "get_entry",
@@ -95,7 +98,7 @@ SEQUENCER_AWAKE_KEY = 0x5EA1_A0D2
 NOTIFY_CHANNEL = "sealhub_audit_outbox"
 SALT_SIZE = 16
 DEFAULT_BATCH = 2000
-UNAUTHENTICATED_FAILURES = "auth.unauthenticated_failures"
+UNAUTHENTICATED_FAILURES = EventType.AUTH_UNAUTHENTICATED_FAILURES
 
 _INSERT_BATCH = (
     "WITH nodes AS (INSERT INTO audit_nodes (level, idx, hash)"
@@ -112,26 +115,26 @@ _ENTRY_COLUMNS = (
 )
 
 
-class AuditLogError(Exception):
+class AuditLogError(CodedError):
     """Base of the audit log errors; ``code`` is the stable machine code."""
 
-    code: ClassVar[str] = "audit_log_error"
+    code: str = Code.AUDIT_LOG_ERROR
 
 
 class CheckpointUnknownError(AuditLogError):
     """A witness cosigned a checkpoint this log never issued."""
 
-    code = "checkpoint_unknown"
+    code = Code.CHECKPOINT_UNKNOWN
 
 
 class CosignatureOutdatedError(AuditLogError):
     """A witness may only move forward: it already cosigned a larger tree."""
 
-    code = "cosignature_outdated"
+    code = Code.COSIGNATURE_OUTDATED
 
 
 class NoCheckpointError(AuditLogError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 # --- leaves -------------------------------------------------------------------------------
@@ -300,11 +303,11 @@ class LogEntry:
 
 async def try_acquire_sequencer(connection: DbConnection) -> bool:
     """Session-level lock: released when the connection (or its process) dies."""
-    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_LOCK_KEY))
+    return await leases.try_advisory_lock(connection, SEQUENCER_LOCK_KEY)
 
 
 async def release_sequencer(connection: DbConnection) -> None:
-    await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_LOCK_KEY)
+    await leases.advisory_unlock(connection, SEQUENCER_LOCK_KEY)
 
 
 async def start_sleeping(connection: DbConnection) -> bool:
@@ -313,7 +316,7 @@ async def start_sleeping(connection: DbConnection) -> bool:
     is waiting, or a writer is between its outbox insert and its commit; such a writer will
     not notify, so sequence again soon instead of sleeping.
     """
-    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_AWAKE_KEY):
+    if not await leases.try_advisory_lock(connection, SEQUENCER_AWAKE_KEY):
         return False
     # Taken without waiting: every writer that saw us awake has ended, so its event is visible.
     # min(id) reads the primary key, not a heap full of the last batches' dead rows.
@@ -325,7 +328,7 @@ async def start_sleeping(connection: DbConnection) -> bool:
 
 async def stop_sleeping(connection: DbConnection) -> None:
     """Writers stop notifying: the sequencer will look at the outbox by itself."""
-    await connection.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_AWAKE_KEY)
+    await leases.advisory_unlock(connection, SEQUENCER_AWAKE_KEY)
 
 
 async def log_size(connection: DbConnection) -> int:
@@ -345,6 +348,23 @@ async def fetch_nodes(
         " ON n.level = w.level AND n.idx = w.idx",
         [n.level for n in nodes],
         [n.index for n in nodes],
+    )
+    return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+
+
+async def fetch_node_ranges(
+    connection: DbConnection, ranges: Mapping[int, tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """The stored hashes with ``low <= idx <= high`` at each level of ``ranges`` (level ->
+    (low, high)): one range scan per level, for the verifier's bulk reads."""
+    levels = sorted(ranges)
+    rows = await connection.fetch(
+        "SELECT n.level, n.idx, n.hash FROM audit_nodes n"
+        " JOIN unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)"
+        " ON n.level = r.level AND n.idx BETWEEN r.lo AND r.hi",
+        levels,
+        [ranges[level][0] for level in levels],
+        [ranges[level][1] for level in levels],
     )
     return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
 
@@ -584,9 +604,16 @@ async def latest_checkpoint(connection: DbConnection) -> StoredCheckpoint | None
     return _checkpoint(row, await _cosignatures(connection, row["id"]))
 
 
-async def list_checkpoints(connection: DbConnection) -> list[StoredCheckpoint]:
-    """Every kept checkpoint, smallest tree first (without cosignatures)."""
-    rows = await connection.fetch("SELECT * FROM audit_checkpoints ORDER BY tree_size, id")
+async def list_checkpoints(
+    connection: DbConnection, *, offset: int = 0, limit: int | None = None
+) -> list[StoredCheckpoint]:
+    """Kept checkpoints, smallest tree first (without cosignatures): every one, or ``limit``
+    of them from position ``offset``."""
+    rows = await connection.fetch(
+        "SELECT * FROM audit_checkpoints ORDER BY tree_size, id OFFSET $1 LIMIT $2",
+        offset,
+        limit,
+    )
     return [_checkpoint(row) for row in rows]
 
 
@@ -636,55 +663,55 @@ async def add_cosignature(
     official: str | None,
     now: datetime,
 ) -> Cosignature:
-    """Keep a witness's signature of one of our checkpoints (idempotent per key).
+    """Keep a witness's signature of one of our checkpoints (idempotent per key), in the
+    caller's transaction (its lock on the witness key lasts until that commits).
 
     The note must verify with ``witness_key`` (the C2SP verifier key form); its text must be
     a checkpoint this log issued; a witness that cosigned a larger tree cannot go back.
     Raises signed_note errors for bad keys and signatures.
     """
+    if not connection.is_in_transaction():
+        raise AuditLogError("add_cosignature runs inside the caller's transaction")
     verifier = parse_verifier_key(witness_key)
     opened = open_note(cosigned_note, [verifier])
     parsed = parse_checkpoint(opened.text)
     line = _signature_line_of(cosigned_note, verifier)
-    async with connection.transaction():
-        rows = await connection.fetch(
-            "SELECT id, note FROM audit_checkpoints WHERE tree_size = $1 AND root_hash = $2"
-            " ORDER BY id",
-            parsed.size,
-            parsed.root_hash,
+    rows = await connection.fetch(
+        "SELECT id, note FROM audit_checkpoints WHERE tree_size = $1 AND root_hash = $2"
+        " ORDER BY id",
+        parsed.size,
+        parsed.root_hash,
+    )
+    match = next((r for r in rows if note_text(r["note"]) == opened.text), None)
+    if match is None:
+        raise CheckpointUnknownError("this log issued no such checkpoint")
+    # Serialise cosignatures by one witness key so two requests cannot race past the check.
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", verifier.verifier_key)
+    furthest = await connection.fetchval(
+        "SELECT max(tree_size) FROM audit_cosignatures WHERE verifier_key = $1",
+        verifier.verifier_key,
+    )
+    if furthest is not None and furthest > parsed.size:
+        raise CosignatureOutdatedError(
+            f"this key already cosigned a tree of size {furthest} > {parsed.size}"
         )
-        match = next((r for r in rows if note_text(r["note"]) == opened.text), None)
-        if match is None:
-            raise CheckpointUnknownError("this log issued no such checkpoint")
-        # Serialise cosignatures by one witness key so two requests cannot race past the check.
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))", verifier.verifier_key
-        )
-        furthest = await connection.fetchval(
-            "SELECT max(tree_size) FROM audit_cosignatures WHERE verifier_key = $1",
-            verifier.verifier_key,
-        )
-        if furthest is not None and furthest > parsed.size:
-            raise CosignatureOutdatedError(
-                f"this key already cosigned a tree of size {furthest} > {parsed.size}"
-            )
-        await connection.execute(
-            "INSERT INTO audit_cosignatures (checkpoint_id, official, verifier_key,"
-            " signature_line, tree_size, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (checkpoint_id, verifier_key) DO NOTHING",
-            match["id"],
-            official,
-            verifier.verifier_key,
-            line,
-            parsed.size,
-            now,
-        )
-        row = await connection.fetchrow(
-            "SELECT official, verifier_key, signature_line, tree_size, created_at"
-            " FROM audit_cosignatures WHERE checkpoint_id = $1 AND verifier_key = $2",
-            match["id"],
-            verifier.verifier_key,
-        )
+    await connection.execute(
+        "INSERT INTO audit_cosignatures (checkpoint_id, official, verifier_key,"
+        " signature_line, tree_size, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (checkpoint_id, verifier_key) DO NOTHING",
+        match["id"],
+        official,
+        verifier.verifier_key,
+        line,
+        parsed.size,
+        now,
+    )
+    row = await connection.fetchrow(
+        "SELECT official, verifier_key, signature_line, tree_size, created_at"
+        " FROM audit_cosignatures WHERE checkpoint_id = $1 AND verifier_key = $2",
+        match["id"],
+        verifier.verifier_key,
+    )
     assert row is not None
     return Cosignature(**dict(row.items()))
 

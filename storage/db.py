@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from keys.codes import Code, CodedError
+
 SCHEMA = "sealhub"
 OWNER_ROLE = "sealhub_owner"
 APP_ROLE = "sealhub_app"
@@ -65,10 +67,10 @@ async def create_pool(
     return pool
 
 
-class PrivilegedLogin(Exception):
+class PrivilegedLogin(CodedError):
     """The gateway was given a login that could change the audit log or the schema."""
 
-    code = "database_unavailable"
+    code = Code.DATABASE_UNAVAILABLE
 
 
 async def check_application_login(connection: DbConnection) -> None:
@@ -110,3 +112,8 @@ def with_login(dsn: str, user: str, password: str | None = None) -> str:
 
 def record_to_dict(record: Any) -> dict[str, Any]:
     return dict(record.items())
+
+
+async def ping(connection: DbConnection) -> None:
+    """One round trip: the readiness probe's proof that the database answers."""
+    await connection.fetchval("SELECT 1")

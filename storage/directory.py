@@ -9,34 +9,31 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 KIND_PATTERN = re.compile(r"[a-z_]{1,32}")
 
 
-class DirectoryError(Exception):
-    code = "directory_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class DirectoryError(CodedError):
+    code: str = Code.DIRECTORY_ERROR
 
 
 class UnknownOrg(DirectoryError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class OrgExists(DirectoryError):
-    code = "already_exists"
+    code = Code.ALREADY_EXISTS
 
 
 class UnknownParent(DirectoryError):
-    code = "parent_unknown"
+    code = Code.PARENT_UNKNOWN
 
 
 class UnknownRecipient(DirectoryError):
-    code = "recipient_unknown"
+    code = Code.RECIPIENT_UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -69,6 +66,9 @@ _CODE_LOCK = 0x5EA1_D1C0
 
 
 async def _lock_codes(connection: DbConnection) -> None:
+    """Every writer below runs in its caller's transaction, which this lock lasts for."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("directory writes run inside the caller's transaction")
     await connection.execute("SELECT pg_advisory_xact_lock($1)", _CODE_LOCK)
 
 
@@ -79,58 +79,52 @@ def _department(row: asyncpg.Record) -> Department:
 async def upsert_departments(
     connection: DbConnection, departments: Sequence[Department]
 ) -> tuple[int, int]:
-    """Insert or update units in one transaction; returns (inserted, updated).
+    """Insert or update units; returns (inserted, updated).
 
-    Parents may come after their children: the foreign key is deferred to the commit of
-    the outermost transaction, so a caller importing a file in batches inside one
-    transaction accepts any order, and a dangling parent fails the whole import.
+    Parents may come after their children: the foreign key is deferred to the commit of the
+    caller's transaction, so an import in batches inside one transaction accepts any order,
+    and a dangling parent fails the whole import there.
     """
-    outermost = not connection.is_in_transaction()
-    async with connection.transaction():
-        await _lock_codes(connection)
-        existing = {
-            row["code"]
-            for row in await connection.fetch(
-                "SELECT code FROM departments WHERE code = ANY($1::text[])",
-                [department.code for department in departments],
-            )
-        }
-        try:
-            await connection.executemany(
-                "INSERT INTO departments (code, name, name_en, parent, kind)"
-                " VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,"
-                " name_en = EXCLUDED.name_en, parent = EXCLUDED.parent, kind = EXCLUDED.kind",
-                [(d.code, d.name, d.name_en, d.parent, d.kind) for d in departments],
-            )
-            if outermost:
-                await connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise UnknownParent(f"a parent code is not in the directory: {exc.detail}") from None
-        except asyncpg.UniqueViolationError as exc:
-            raise OrgExists(str(exc)) from None
+    await _lock_codes(connection)
+    existing = {
+        row["code"]
+        for row in await connection.fetch(
+            "SELECT code FROM departments WHERE code = ANY($1::text[])",
+            [department.code for department in departments],
+        )
+    }
+    try:
+        await connection.executemany(
+            "INSERT INTO departments (code, name, name_en, parent, kind)"
+            " VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,"
+            " name_en = EXCLUDED.name_en, parent = EXCLUDED.parent, kind = EXCLUDED.kind",
+            [(d.code, d.name, d.name_en, d.parent, d.kind) for d in departments],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise OrgExists(str(exc)) from None
     inserted = sum(1 for department in departments if department.code not in existing)
     return inserted, len(departments) - inserted
 
 
 async def create_department(connection: DbConnection, department: Department) -> None:
-    async with connection.transaction():
-        await _lock_codes(connection)
-        try:
-            await connection.execute(
-                "INSERT INTO departments (code, name, name_en, parent, kind)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                department.code,
-                department.name,
-                department.name_en,
-                department.parent,
-                department.kind,
-            )
-            await connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        except asyncpg.UniqueViolationError:
-            raise OrgExists(f"code {department.code!r} is already used") from None
-        except asyncpg.ForeignKeyViolationError:
-            raise UnknownParent(f"parent {department.parent!r} is not in the directory") from None
+    """Its parent is checked at once (not at commit), so an unknown one is a clear refusal."""
+    await _lock_codes(connection)
+    try:
+        await connection.execute(
+            "INSERT INTO departments (code, name, name_en, parent, kind)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            department.code,
+            department.name,
+            department.name_en,
+            department.parent,
+            department.kind,
+        )
+        await connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except asyncpg.UniqueViolationError:
+        raise OrgExists(f"code {department.code!r} is already used") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise UnknownParent(f"parent {department.parent!r} is not in the directory") from None
 
 
 async def get_department(connection: DbConnection, code: str) -> Department:
@@ -177,19 +171,18 @@ async def create_group(
     connection: DbConnection, code: str, name: str, members: Iterable[str]
 ) -> Group:
     member_codes = tuple(sorted(set(members)))
-    async with connection.transaction():
-        await _lock_codes(connection)
-        try:
-            await connection.execute("INSERT INTO groups (code, name) VALUES ($1, $2)", code, name)
-        except asyncpg.UniqueViolationError:
-            raise OrgExists(f"code {code!r} is already used") from None
-        unknown = await _unknown_departments(connection, member_codes)
-        if unknown:
-            raise UnknownRecipient("unknown department code(s): " + ", ".join(unknown))
-        await connection.executemany(
-            "INSERT INTO group_members (group_code, department_code) VALUES ($1, $2)",
-            [(code, member) for member in member_codes],
-        )
+    await _lock_codes(connection)
+    try:
+        await connection.execute("INSERT INTO groups (code, name) VALUES ($1, $2)", code, name)
+    except asyncpg.UniqueViolationError:
+        raise OrgExists(f"code {code!r} is already used") from None
+    unknown = await _unknown_departments(connection, member_codes)
+    if unknown:
+        raise UnknownRecipient("unknown department code(s): " + ", ".join(unknown))
+    await connection.executemany(
+        "INSERT INTO group_members (group_code, department_code) VALUES ($1, $2)",
+        [(code, member) for member in member_codes],
+    )
     return Group(code, name, member_codes)
 
 
@@ -198,19 +191,18 @@ async def ensure_group(
 ) -> Group:
     """Create the group or reset its members: for demo data loaded at every start."""
     member_codes = tuple(sorted(set(members)))
-    async with connection.transaction():
-        await _lock_codes(connection)
-        await connection.execute(
-            "INSERT INTO groups (code, name) VALUES ($1, $2)"
-            " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",
-            code,
-            name,
-        )
-        await connection.execute("DELETE FROM group_members WHERE group_code = $1", code)
-        await connection.executemany(
-            "INSERT INTO group_members (group_code, department_code) VALUES ($1, $2)",
-            [(code, member) for member in member_codes],
-        )
+    await _lock_codes(connection)
+    await connection.execute(
+        "INSERT INTO groups (code, name) VALUES ($1, $2)"
+        " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",
+        code,
+        name,
+    )
+    await connection.execute("DELETE FROM group_members WHERE group_code = $1", code)
+    await connection.executemany(
+        "INSERT INTO group_members (group_code, department_code) VALUES ($1, $2)",
+        [(code, member) for member in member_codes],
+    )
     return Group(code, name, member_codes)
 
 

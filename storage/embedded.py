@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from keys.codes import Code, CodedError
+
 log = logging.getLogger(__name__)
 
 
-class EmbeddedPostgresError(Exception):
-    code = "database_unavailable"
+class EmbeddedPostgresError(CodedError):
+    code = Code.DATABASE_UNAVAILABLE
 
 
 @contextlib.contextmanager

@@ -8,15 +8,13 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 
-class IdempotencyConflict(Exception):
-    code = "idempotency_conflict"
-
-    def __init__(self) -> None:
-        super().__init__("this Idempotency-Key was already used with a different request")
-        self.detail = str(self)
+class IdempotencyConflict(CodedError):
+    code = Code.IDEMPOTENCY_CONFLICT
+    default_detail = "this Idempotency-Key was already used with a different request"
 
 
 @dataclass(frozen=True)
@@ -30,12 +28,9 @@ class Scope:
 MAX_KEY_LENGTH = 200
 
 
-class InvalidKey(Exception):
-    code = "invalid_request"
-
-    def __init__(self) -> None:
-        super().__init__(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
-        self.detail = str(self)
+class InvalidKey(CodedError):
+    code = Code.INVALID_REQUEST
+    default_detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
 
 
 @dataclass(frozen=True)

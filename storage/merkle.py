@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
+
+from keys.codes import Code, CodedError
 
 __all__ = [
     "EMPTY_ROOT",
@@ -47,34 +49,34 @@ _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
-class MerkleError(Exception):
+class MerkleError(CodedError):
     """Base of the Merkle log errors; ``code`` is the stable machine code."""
 
-    code: ClassVar[str] = "merkle_error"
+    code: str = Code.MERKLE_ERROR
 
 
 class InvalidProofError(MerkleError):
     """A proof does not prove what it claims (the only outcome of a failed verification)."""
 
-    code = "invalid_proof"
+    code = Code.INVALID_PROOF
 
 
 class InvalidProofRequestError(MerkleError):
     """A proof was asked for sizes or an index that make no sense (e.g. index >= size)."""
 
-    code = "invalid_proof_request"
+    code = Code.INVALID_PROOF_REQUEST
 
 
 class InvalidTreeStateError(MerkleError):
     """A frontier or leaf hash handed to the builder is inconsistent; nothing was appended."""
 
-    code = "merkle_state_invalid"
+    code = Code.MERKLE_STATE_INVALID
 
 
 class MissingNodeError(MerkleError):
     """A node the plan needs was not supplied: the node store is incomplete."""
 
-    code = "merkle_node_missing"
+    code = Code.MERKLE_NODE_MISSING
 
 
 class NodeId(NamedTuple):

@@ -14,14 +14,16 @@ from importlib import resources
 
 import asyncpg
 
+from keys.codes import Code, CodedError
+from storage import leases
 from storage.db import APP_ROLE, OWNER_ROLE, SCHEMA, DbConnection, connect
 
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _LOCK_KEY = 0x5EA1_0001
 
 
-class MigrationError(Exception):
-    code = "migration_failed"
+class MigrationError(CodedError):
+    code = Code.MIGRATION_FAILED
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,11 @@ async def migrate(dsn: str) -> list[str]:
     migrations = available_migrations()
     connection = await connect(dsn, role=None)
     try:
-        await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await leases.advisory_lock(connection, _LOCK_KEY)
         try:
             return await _apply(connection, migrations)
         finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            await leases.advisory_unlock(connection, _LOCK_KEY)
     finally:
         await connection.close()
 

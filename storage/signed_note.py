@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from keys.codes import Code, CodedError
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
@@ -56,40 +58,40 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _MAX_TREE_SIZE = 2**64 - 1
 
 
-class NoteError(Exception):
+class NoteError(CodedError):
     """Base of the signed-note errors; ``code`` is the stable machine code."""
 
-    code: ClassVar[str] = "note_error"
+    code: str = Code.NOTE_ERROR
 
 
 class InvalidNoteError(NoteError):
     """The note is not well-formed per the signed-note spec; nothing in it was trusted."""
 
-    code = "invalid_note"
+    code = Code.INVALID_NOTE
 
 
 class NoteSignatureError(NoteError):
     """A signature by a known key failed: the whole note is refused (spec: SHOULD reject)."""
 
-    code = "note_signature_invalid"
+    code = Code.NOTE_SIGNATURE_INVALID
 
 
 class UnverifiedNoteError(NoteError):
     """The note is well-formed but no known key signed it."""
 
-    code = "note_unverified"
+    code = Code.NOTE_UNVERIFIED
 
 
 class InvalidVerifierKeyError(NoteError):
     """A verifier key string is malformed or its key ID does not match its key."""
 
-    code = "invalid_verifier_key"
+    code = Code.INVALID_VERIFIER_KEY
 
 
 class InvalidCheckpointError(NoteError):
     """The note text is not a tlog-checkpoint body."""
 
-    code = "invalid_checkpoint"
+    code = Code.INVALID_CHECKPOINT
 
 
 def _b64encode(data: bytes) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 ALERT_STATES = ("open", "acknowledged", "closed")
@@ -28,24 +29,20 @@ SEAL_USE_REFUSED_EVENT = "seal.use_refused"
 KEY_ADDED_BY_OTHER = "key_added_by_other"
 
 
-class SupervisionError(Exception):
-    code = "supervision_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class SupervisionError(CodedError):
+    code: str = Code.SUPERVISION_ERROR
 
 
 class AlertNotFound(SupervisionError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class AlertClosed(SupervisionError):
-    code = "alert_closed"
+    code = Code.ALERT_CLOSED
 
 
 class AlertNotesFull(SupervisionError):
-    code = "alert_notes_full"
+    code = Code.ALERT_NOTES_FULL
 
 
 MAX_ALERT_NOTES = 50

@@ -14,21 +14,18 @@ from typing import Any
 
 import asyncpg
 
+from keys.codes import Code, CodedError
 from storage.db import DbConnection
 
 NOTIFY_CHANNEL = "sealhub_webhooks"
 
 
-class WebhookStoreError(Exception):
-    code = "conflict"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WebhookStoreError(CodedError):
+    code: str = Code.CONFLICT
 
 
 class AlreadyAllowed(WebhookStoreError):
-    code = "already_exists"
+    code = Code.ALREADY_EXISTS
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,36 @@ class Policy:
     max_attempts: int
     base_delay: float
     max_delay: float
+
+    def as_json(self) -> dict[str, Any]:
+        """As the API shows it (and as its change is audited): delays in seconds."""
+        return {
+            "max_attempts": self.max_attempts,
+            "base_delay_seconds": self.base_delay,
+            "max_delay_seconds": self.max_delay,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job the worker gave up on, with the url it was for."""
+
+    id: uuid.UUID
+    webhook: uuid.UUID
+    delivery: uuid.UUID
+    attempts: int
+    created_at: datetime
+    dead_at: datetime
+    last_status: int | None
+    last_error: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class ReplayedJob:
+    id: uuid.UUID
+    webhook: uuid.UUID
+    delivery: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -369,7 +396,7 @@ async def dead_letters(
     limit: int,
     before: datetime | None,
     after_id: uuid.UUID | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DeadLetter]:
     """Newest first; the page after (*before*, *after_id*) when both are given, so dead
     letters that died in the same microsecond are neither skipped nor repeated."""
     rows = await connection.fetch(
@@ -385,7 +412,7 @@ async def dead_letters(
         limit,
         after_id,
     )
-    return [dict(row.items()) for row in rows]
+    return [DeadLetter(**dict(row.items())) for row in rows]
 
 
 async def jobs_of_delivery(
@@ -399,7 +426,7 @@ async def jobs_of_delivery(
 
 async def replay(
     connection: DbConnection, job_id: uuid.UUID, department: str, now: datetime
-) -> dict[str, Any] | None:
+) -> ReplayedJob | None:
     """A dead letter back in the queue, same id (receivers dedupe), attempts from zero."""
     row = await connection.fetchrow(
         "UPDATE webhook_jobs j SET state = 'pending', attempts = 0, next_attempt_at = $3,"
@@ -415,4 +442,4 @@ async def replay(
     if row is None:
         return None
     await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return dict(row.items())
+    return ReplayedJob(row["id"], row["webhook"], row["delivery"])

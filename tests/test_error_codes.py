@@ -1,11 +1,12 @@
-"""One registry of error codes: every code the packages can raise has an HTTP status in
-``gateway.http.errors.STATUS_BY_CODE`` and a row in the error table of docs/api.md.
+"""One registry of error codes, ``keys.codes.Code``: every code the packages can raise is a
+member, each member has an HTTP status, and each has a row with that status in the error
+table of docs/api.md (and the table no row for a code that is not one).
 
 A code without a status becomes a 500 at the edge (``certification_forbids_seal`` did, for
-a client's certified PDF). Codes are found twice: by reading the source (``code = "..."`` in
-a class body, ``ApiError("...")``, ``problem_response(status, "...")``, ``code="..."``) and by
-importing every module and walking the exception classes, so neither a dynamic class nor
-an unusual spelling slips past.
+a client's certified PDF). Codes are found twice: by reading the source (``Code.NAME``
+anywhere, ``code = "..."`` in a class body, ``ApiError("...")``, ``problem_response(status,
+"...")``, ``code="..."``) and by importing every module and walking the exception classes,
+so neither a dynamic class nor an unusual spelling slips past.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
 from gateway.http.errors import STATUS_BY_CODE
+from keys.codes import Code
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "seals", "storage", "keys")
@@ -42,7 +45,16 @@ def _string(node: ast.expr | None) -> str | None:
 
 def _codes_in(tree: ast.AST) -> Iterator[tuple[str, int]]:
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "Code"
+            and node.attr.isupper()
+        ):
+            # Code.NAME: the member's value, or the name itself when there is no such member.
+            member = Code.__members__.get(node.attr)
+            yield (member.value if member else f"Code.{node.attr}"), node.lineno
+        elif isinstance(node, ast.ClassDef):
             for statement in node.body:
                 targets: list[ast.expr] = []
                 value: ast.expr | None = None
@@ -122,25 +134,31 @@ def test_the_scans_find_codes() -> None:
 
 
 @pytest.mark.parametrize("scan", [codes_in_source, codes_of_exception_classes])
-def test_every_raised_code_has_a_status(scan: object) -> None:
+def test_every_raised_code_is_registered(scan: object) -> None:
     assert callable(scan)
     found: dict[str, list[str]] = scan()
-    missing = {code: where for code, where in found.items() if code not in STATUS_BY_CODE}
-    assert missing == {}, f"codes without a status in gateway/http/errors.py: {missing}"
+    missing = {
+        code: where for code, where in found.items() if code not in Code.__members__.values()
+    }
+    assert missing == {}, f"codes missing from keys.codes.Code: {missing}"
+
+
+def test_every_code_has_an_error_status() -> None:
+    assert {code: code.status for code in Code if not 400 <= code.status < 600} == {}
+    assert all(HTTPStatus(code.status) for code in Code)  # a real status, with a phrase
+    assert dict(STATUS_BY_CODE) == {code.value: code.status for code in Code}
 
 
 def test_every_code_is_documented_with_its_status() -> None:
     documented = documented_codes()
-    raised = set(codes_in_source()) | set(codes_of_exception_classes())
-    undocumented = sorted((raised | set(STATUS_BY_CODE)) - set(documented))
+    registered = {code.value: code.status for code in Code}
+    undocumented = sorted(set(registered) - set(documented))
     assert undocumented == [], f"codes missing from the error table of docs/api.md: {undocumented}"
+    unknown = sorted(set(documented) - set(registered))
+    assert unknown == [], f"docs/api.md documents codes that are not in Code: {unknown}"
     wrong = {
-        code: (status, STATUS_BY_CODE.get(code))
+        code: (status, registered[code])
         for code, status in documented.items()
-        if STATUS_BY_CODE.get(code) != status
+        if registered[code] != status
     }
-    assert wrong == {}, f"docs/api.md status differs from STATUS_BY_CODE: {wrong}"
-
-
-def test_every_status_is_an_error_status() -> None:
-    assert all(400 <= status < 600 for status in STATUS_BY_CODE.values())
+    assert wrong == {}, f"docs/api.md status differs from keys.codes.Code: {wrong}"

@@ -17,11 +17,9 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.config import Settings
+from keys.clock import SYSTEM_CLOCK
+from keys.codes import Code, CodedError
+from keys.files import atomic_write
 from keys.keystore import CHECKPOINT, FileKeyStore
 from keys.master import load_or_create_master_key
 from storage import audit_log, merkle
@@ -50,8 +51,8 @@ from storage.signed_note import (
 CHUNK = 5000
 
 
-class TimestampError(Exception):
-    code = "timestamp_invalid"
+class TimestampError(CodedError):
+    code = Code.TIMESTAMP_INVALID
 
 
 # --- RFC 3161 ------------------------------------------------------------------------------
@@ -150,10 +151,8 @@ class VerifyState:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def save(self, path: Path) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(self), handle, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
+        text = json.dumps(asdict(self), ensure_ascii=False, indent=1)
+        atomic_write(path, text.encode("utf-8"), 0o600)
 
 
 @dataclass(frozen=True)
@@ -221,21 +220,11 @@ async def _stored_nodes(
     connection: DbConnection, new_nodes: dict[merkle.NodeId, bytes]
 ) -> dict[tuple[int, int], bytes]:
     """Stored nodes at the (level, index) ranges of ``new_nodes``: one range scan per level."""
-    bounds: dict[int, list[int]] = {}
+    bounds: dict[int, tuple[int, int]] = {}
     for node in new_nodes:
-        low_high = bounds.setdefault(node.level, [node.index, node.index])
-        low_high[0] = min(low_high[0], node.index)
-        low_high[1] = max(low_high[1], node.index)
-    levels = sorted(bounds)
-    rows = await connection.fetch(
-        "SELECT n.level, n.idx, n.hash FROM audit_nodes n"
-        " JOIN unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)"
-        " ON n.level = r.level AND n.idx BETWEEN r.lo AND r.hi",
-        levels,
-        [bounds[level][0] for level in levels],
-        [bounds[level][1] for level in levels],
-    )
-    return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+        low, high = bounds.get(node.level, (node.index, node.index))
+        bounds[node.level] = (min(low, node.index), max(high, node.index))
+    return await audit_log.fetch_node_ranges(connection, bounds)
 
 
 def _checkpoint_problems(
@@ -449,7 +438,7 @@ async def _erase(settings: Settings, args: argparse.Namespace) -> int:
                 indices=args.index,
                 actor=args.actor,
                 document=args.document,
-                now=datetime.now(UTC),
+                now=SYSTEM_CLOCK(),
             )
         finally:
             await connection.close()

@@ -4,89 +4,32 @@ Checkpoints, the log key and proofs are public: they reveal tree sizes and hashe
 leaf embeds a random salted ``details_hash``, so leaf hashes cannot be guessed), and any
 witness or relying party must be able to fetch them. Entries are for authenticated
 officials: inspectors see every entry, everyone else the entries of their own department.
+The rules live in :class:`~gateway.audit.service.AuditLogService`; these handlers parse and
+render.
 """
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
 from aiohttp import web
 
-from gateway.audit.sequencer import log_verifier
+from gateway.audit import views
+from gateway.audit.service import INSPECTOR, AuditLogService
 from gateway.http.bodies import (
-    encode_cursor,
     json_response,
     page_params,
     query_text,
+    query_time,
     read_json_object,
 )
 from gateway.http.errors import ApiError
 from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
-from gateway.identity.auth import PRINCIPAL, hidden
-from gateway.runtime import RUNTIME
-from storage import audit_log
+from gateway.identity.auth import caller_of
+from storage.audit_log import EntryFilter
 
 routes = RouteTable()
 
-INSPECTOR = "inspector"
-
-_OBJECT = {"type": "object"}
-_ENTRY = {
-    "type": "object",
-    "required": ["index", "type", "at", "actor", "department", "document", "details", "leaf"],
-    "properties": {
-        "index": {"type": "integer"},
-        "type": {"type": "string"},
-        "at": {"type": "string", "format": "date-time"},
-        "actor": {"type": "object"},
-        "department": {"type": ["string", "null"]},
-        "document": {"type": ["string", "null"]},
-        "details": {"type": ["object", "null"]},
-        "salt": {"type": ["string", "null"], "description": "base64; null once erased"},
-        "erased": {"type": "boolean"},
-        "leaf": {"type": "string", "description": "base64 of the exact RFC 8785 leaf bytes"},
-    },
-}
-
-
-@dataclass(frozen=True)
-class AuditCaller:
-    official: str
-    department: str
-    roles: frozenset[str]
-    jkt: str | None = None
-
-    @property
-    def is_inspector(self) -> bool:
-        return INSPECTOR in self.roles
-
-
-def _page(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": item},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    }
-
-
-def caller_of(request: web.Request) -> AuditCaller:
-    """The authenticated official, as the auth middleware attached it (the one coupling)."""
-    principal = request.get(PRINCIPAL)
-    if principal is None:
-        raise ApiError("unauthenticated", "this endpoint needs an access token", status=401)
-    return AuditCaller(
-        official=principal.official_id,
-        department=principal.department,
-        roles=principal.roles,
-        jkt=principal.kid,
-    )
+AUDIT_LOG: web.AppKey[AuditLogService] = web.AppKey("audit_log", AuditLogService)
 
 
 def _int_param(request: web.Request, name: str) -> int:
@@ -98,21 +41,24 @@ def _int_param(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-def _time_param(request: web.Request, name: str) -> datetime | None:
-    raw = query_text(request, name, max_length=40)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError("invalid_request", f"{name} must be an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise ApiError("invalid_request", f"{name} must carry a time zone")
-    return value.astimezone(UTC)
+def _cursor_int(cursor: dict[str, object], key: str, *, minimum: int | None = None) -> int:
+    value = cursor.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    if minimum is not None and value < minimum:
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    return value
 
 
-def _b64_list(hashes: list[bytes]) -> list[str]:
-    return [base64.b64encode(h).decode("ascii") for h in hashes]
+def _entry_filter(request: web.Request) -> EntryFilter:
+    return EntryFilter(
+        document=query_text(request, "document", max_length=100),
+        department=query_text(request, "department", max_length=63),
+        actor=query_text(request, "actor", max_length=100),
+        type=query_text(request, "type", max_length=64),
+        since=query_time(request, "from"),
+        until=query_time(request, "to"),
+    )
 
 
 @routes.add(
@@ -130,35 +76,15 @@ def _b64_list(hashes: list[bytes]) -> list[str]:
         query_param("to", "Entries before this RFC 3339 time."),
         *PAGE_PARAMS,
     ),
-    responses={"200": {"content": json_content(_page(_ENTRY))}},
+    responses={"200": {"content": json_content(views.page_schema(views.ENTRY))}},
 )
 async def list_audit_entries(request: web.Request) -> web.Response:
-    caller = caller_of(request)
     limit, cursor = page_params(request)
-    after: int | None = None
-    if cursor is not None:
-        after = cursor.get("after")
-        if not isinstance(after, int) or isinstance(after, bool):
-            raise ApiError("invalid_cursor", "the cursor is not one this server issued")
-    query = audit_log.EntryFilter(
-        document=query_text(request, "document", max_length=100),
-        department=query_text(request, "department", max_length=63),
-        actor=query_text(request, "actor", max_length=100),
-        type=query_text(request, "type", max_length=64),
-        since=_time_param(request, "from"),
-        until=_time_param(request, "to"),
-        visible_department=None if caller.is_inspector else caller.department,
+    after = None if cursor is None else _cursor_int(cursor, "after")
+    page = await request.app[AUDIT_LOG].entries(
+        caller_of(request), _entry_filter(request), after=after, limit=limit
     )
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        page = await audit_log.list_entries(connection, query, after=after, limit=limit + 1)
-    items = page[:limit]
-    more = len(page) > limit
-    return json_response(
-        {
-            "items": [entry.as_json() for entry in items],
-            "next_cursor": encode_cursor({"after": items[-1].index}) if more else None,
-        }
-    )
+    return json_response(views.entries_json(page))
 
 
 @routes.add(
@@ -168,19 +94,13 @@ async def list_audit_entries(request: web.Request) -> web.Response:
     access="authenticated",
     tag="audit",
     parameters=(path_param("index", "Log index, from 0."),),
-    responses={"200": {"content": json_content(_ENTRY)}},
+    responses={"200": {"content": json_content(views.ENTRY)}},
 )
 async def get_audit_entry(request: web.Request) -> web.Response:
-    caller = caller_of(request)
     raw = request.match_info["index"]
     if not raw.isdigit() or len(raw) > 19:
         raise ApiError("not_found", "no such audit entry")
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        entry = await audit_log.get_entry(connection, int(raw))
-    if entry is None:
-        raise ApiError("not_found", "no such audit entry")
-    if not (caller.is_inspector or entry.department == caller.department):
-        raise await hidden(request, "other_department", entry=raw)
+    entry = await request.app[AUDIT_LOG].entry(caller_of(request), int(raw))
     return json_response(entry.as_json())
 
 
@@ -190,13 +110,10 @@ async def get_audit_entry(request: web.Request) -> web.Response:
     summary="The latest signed checkpoint, its RFC 3161 token and witness cosignatures.",
     access="public",
     tag="audit",
-    responses={"200": {"content": json_content(_OBJECT)}},
+    responses={"200": {"content": json_content(views.OBJECT)}},
 )
 async def get_audit_checkpoint(request: web.Request) -> web.Response:
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        checkpoint = await audit_log.latest_checkpoint(connection)
-    if checkpoint is None:
-        raise ApiError("not_found", "no checkpoint has been signed yet")
+    checkpoint = await request.app[AUDIT_LOG].latest_checkpoint()
     return json_response(checkpoint.as_json())
 
 
@@ -207,25 +124,13 @@ async def get_audit_checkpoint(request: web.Request) -> web.Response:
     access="public",
     tag="audit",
     parameters=PAGE_PARAMS,
-    responses={"200": {"content": json_content(_page(_OBJECT))}},
+    responses={"200": {"content": json_content(views.page_schema(views.OBJECT))}},
 )
 async def list_audit_checkpoints(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    start = 0
-    if cursor is not None:
-        start = cursor.get("offset", -1)
-        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-            raise ApiError("invalid_cursor", "the cursor is not one this server issued")
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        everything = await audit_log.list_checkpoints(connection)
-    items = everything[start : start + limit]
-    more = start + limit < len(everything)
-    return json_response(
-        {
-            "items": [c.as_json() for c in items],
-            "next_cursor": encode_cursor({"offset": start + limit}) if more else None,
-        }
-    )
+    start = 0 if cursor is None else _cursor_int(cursor, "offset", minimum=0)
+    page = await request.app[AUDIT_LOG].checkpoints(start=start, limit=limit)
+    return json_response(views.checkpoints_json(page, start))
 
 
 @routes.add(
@@ -234,11 +139,10 @@ async def list_audit_checkpoints(request: web.Request) -> web.Response:
     summary="The log's note verifier key (C2SP form, readable by Go's sumdb/note).",
     access="public",
     tag="audit",
-    responses={"200": {"content": json_content(_OBJECT)}},
+    responses={"200": {"content": json_content(views.OBJECT)}},
 )
 async def get_audit_log_key(request: web.Request) -> web.Response:
-    verifier = log_verifier(request.app[RUNTIME])
-    return json_response({"verifier_key": verifier.verifier_key, "origin": verifier.name})
+    return json_response(views.log_key_json(request.app[AUDIT_LOG].log_key))
 
 
 @routes.add(
@@ -251,14 +155,15 @@ async def get_audit_log_key(request: web.Request) -> web.Response:
         query_param("index", "Leaf index.", schema={"type": "integer"}),
         query_param("tree_size", "Tree size (of a checkpoint).", schema={"type": "integer"}),
     ),
-    responses={"200": {"content": json_content(_OBJECT)}},
+    responses={"200": {"content": json_content(views.OBJECT)}},
 )
 async def get_inclusion_proof(request: web.Request) -> web.Response:
     index = _int_param(request, "index")
     tree_size = _int_param(request, "tree_size")
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        hashes = await audit_log.inclusion_proof(connection, index, tree_size)
-    return json_response({"leaf_index": index, "tree_size": tree_size, "hashes": _b64_list(hashes)})
+    hashes = await request.app[AUDIT_LOG].inclusion_proof(index, tree_size)
+    return json_response(
+        {"leaf_index": index, "tree_size": tree_size, "hashes": views.hashes_json(hashes)}
+    )
 
 
 @routes.add(
@@ -271,14 +176,13 @@ async def get_inclusion_proof(request: web.Request) -> web.Response:
         query_param("from", "Older tree size (> 0).", schema={"type": "integer"}),
         query_param("to", "Newer tree size.", schema={"type": "integer"}),
     ),
-    responses={"200": {"content": json_content(_OBJECT)}},
+    responses={"200": {"content": json_content(views.OBJECT)}},
 )
 async def get_consistency_proof(request: web.Request) -> web.Response:
     old = _int_param(request, "from")
     new = _int_param(request, "to")
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        hashes = await audit_log.consistency_proof(connection, old, new)
-    return json_response({"from": old, "to": new, "hashes": _b64_list(hashes)})
+    hashes = await request.app[AUDIT_LOG].consistency_proof(old, new)
+    return json_response({"from": old, "to": new, "hashes": views.hashes_json(hashes)})
 
 
 @routes.add(
@@ -288,28 +192,13 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
     access="authenticated",
     roles={INSPECTOR},
     tag="audit",
-    request_body=json_content(
-        {
-            "type": "object",
-            "required": ["note", "verifier_key"],
-            "properties": {
-                "note": {"type": "string", "description": "the checkpoint note, cosigned"},
-                "verifier_key": {"type": "string", "description": "the witness's key"},
-            },
-        }
-    ),
-    responses={"200": {"content": json_content(_OBJECT)}},
+    request_body=json_content(views.COSIGN_BODY),
+    responses={"200": {"content": json_content(views.OBJECT)}},
 )
 async def cosign_checkpoint(request: web.Request) -> web.Response:
-    caller = caller_of(request)
-    if not caller.is_inspector:
-        raise ApiError("forbidden", "only inspectors witness the audit log")
-    body: dict[str, Any] = await read_json_object(request)
+    body = await read_json_object(request)
     note, key = body.get("note"), body.get("verifier_key")
     if not isinstance(note, str) or not isinstance(key, str) or len(note) > 16384:
         raise ApiError("invalid_request", "note and verifier_key must be strings")
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        cosignature = await audit_log.add_cosignature(
-            connection, note, key, official=caller.official, now=datetime.now(UTC)
-        )
+    cosignature = await request.app[AUDIT_LOG].cosign(caller_of(request), note, key)
     return json_response(cosignature.as_json())

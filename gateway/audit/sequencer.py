@@ -11,18 +11,19 @@ on the injectable clock.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.runtime import RUNTIME, Runtime
+from gateway.background import CONNECTION_LOST, LeaderLoop, run_with_app
+from gateway.runtime import RUNTIME, Runtime, clock_of
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.keystore import CHECKPOINT, KeyStore
 from keys.tsa import TimeStampAuthority
 from storage import audit_log
@@ -31,8 +32,6 @@ from storage.signed_note import NoteVerifier
 
 log = logging.getLogger("sealhub.audit")
 
-Clock = Callable[[], datetime]
-
 # While outbox writers are in flight the sequencer cannot sleep (they would not notify it):
 # it looks again after this delay, doubled up to the maximum while nothing arrives. 20 ms
 # rather than 5 ms: fewer, larger batches leave the two cores to the writers (bench_audit,
@@ -40,10 +39,6 @@ Clock = Callable[[], datetime]
 # for at most 20 ms more before an event has its index.
 BUSY_DELAY_MIN = 0.02
 BUSY_DELAY_MAX = 0.1
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def checkpoint_key(keystore: KeyStore) -> Ed25519PrivateKey:
@@ -69,87 +64,79 @@ def log_verifier(runtime: Runtime) -> NoteVerifier:
 
 
 class AuditService:
-    """Sequencing and checkpointing loop; :meth:`run` until cancelled."""
+    """Sequencing and checkpointing in the process that leads the sequencer lock; :meth:`run`
+    until cancelled."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         signer: audit_log.CheckpointSigner,
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         checkpoint_interval: timedelta = timedelta(seconds=5),
         poll_interval: float = 2.0,
         batch: int = audit_log.DEFAULT_BATCH,
     ) -> None:
-        self._pool = pool
         self._signer = signer
         self._clock = clock
         self._checkpoint_interval = checkpoint_interval
         self._poll_interval = poll_interval
         self._batch = batch
-        self._wake = asyncio.Event()
         self._last_checkpoint_at: datetime | None = None
-        self.is_sequencer = False
+        self._busy_delay = BUSY_DELAY_MIN
+        self.loop = LeaderLoop(
+            audit_log.SEQUENCER_LOCK_KEY,
+            self._step,
+            poll_interval,
+            acquire=pool.acquire,
+            name="audit-sequencer",
+            leading=self._leading,
+            logger=log,
+        )
 
     def __repr__(self) -> str:
         return f"AuditService(sequencer={self.is_sequencer})"
 
+    @property
+    def is_sequencer(self) -> bool:
+        return self.loop.is_leader
+
     def wake(self) -> None:
-        self._wake.set()
+        self.loop.wake()
 
     def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
+        self.loop.wake()
 
     async def run(self) -> None:
-        while True:
-            try:
-                async with self._pool.acquire() as connection:
-                    await self._serve(connection)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("audit sequencer lost its database connection: %s", type(exc).__name__)
-            except Exception:
-                log.exception("audit sequencer failed; retrying")
-            self.is_sequencer = False
-            await asyncio.sleep(self._poll_interval)
+        await self.loop.run()
 
-    async def _serve(self, connection: DbConnection) -> None:
+    @contextlib.asynccontextmanager
+    async def _leading(self, connection: DbConnection) -> AsyncIterator[None]:
+        """While leading: woken by the outbox writers' NOTIFY, checkpoints from the last one."""
         await connection.add_listener(audit_log.NOTIFY_CHANNEL, self._on_notify)
-        busy_delay = BUSY_DELAY_MIN
         try:
-            while True:
-                if not self.is_sequencer:
-                    self.is_sequencer = await audit_log.try_acquire_sequencer(connection)
-                    if self.is_sequencer:
-                        latest = await audit_log.latest_checkpoint(connection)
-                        self._last_checkpoint_at = None if latest is None else latest.created_at
-                        log.info("this process now sequences the audit log")
-                timeout = self._poll_interval
-                if self.is_sequencer:
-                    self._wake.clear()
-                    moved = await audit_log.sequence_pending(connection, batch=self._batch)
-                    timeout = min(timeout, await self._maybe_checkpoint(connection))
-                    if await audit_log.start_sleeping(connection):
-                        # Writers notify from now on; the poll is a safety net.
-                        await self._sleep(timeout)
-                        await audit_log.stop_sleeping(connection)
-                        busy_delay = BUSY_DELAY_MIN
-                        continue
-                    # Writers in flight do not notify: look again soon (sooner while busy).
-                    busy_delay = BUSY_DELAY_MIN if moved else min(2 * busy_delay, BUSY_DELAY_MAX)
-                    timeout = min(timeout, busy_delay)
-                await self._sleep(timeout)
+            latest = await audit_log.latest_checkpoint(connection)
+            self._last_checkpoint_at = None if latest is None else latest.created_at
+            self._busy_delay = BUSY_DELAY_MIN
+            yield
         finally:
-            self.is_sequencer = False
             if not connection.is_closed():
-                await connection.remove_listener(audit_log.NOTIFY_CHANNEL, self._on_notify)
-                # The pool resets sessions on release; unlocking here is just explicit.
-                with contextlib.suppress(asyncpg.PostgresError):
-                    await connection.execute("SELECT pg_advisory_unlock_all()")
+                with contextlib.suppress(*CONNECTION_LOST):
+                    await connection.remove_listener(audit_log.NOTIFY_CHANNEL, self._on_notify)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        self._wake.clear()
+    async def _step(self, connection: DbConnection) -> float:
+        """One batch; returns the seconds until the next (0 after a sleep cut short)."""
+        moved = await audit_log.sequence_pending(connection, batch=self._batch)
+        timeout = min(self._poll_interval, await self._maybe_checkpoint(connection))
+        if await audit_log.start_sleeping(connection):
+            # Writers notify from now on; the poll is a safety net.
+            await self.loop.wait(timeout)
+            await audit_log.stop_sleeping(connection)
+            self._busy_delay = BUSY_DELAY_MIN
+            return 0.0
+        # Writers in flight do not notify: look again soon (sooner while busy).
+        self._busy_delay = BUSY_DELAY_MIN if moved else min(2 * self._busy_delay, BUSY_DELAY_MAX)
+        return min(timeout, self._busy_delay)
 
     async def _maybe_checkpoint(self, connection: DbConnection) -> float:
         """Checkpoint if due; returns the seconds until the next one could be due."""
@@ -168,18 +155,9 @@ class AuditService:
 AUDIT_SERVICE: web.AppKey[AuditService] = web.AppKey("audit_service", AuditService)
 
 
-async def _audit_service_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[AUDIT_SERVICE].run(), name="audit-sequencer")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def install_audit_service(app: web.Application) -> None:
     """Register the service and its background task (call from ``create_app``)."""
     runtime = app[RUNTIME]
-    app[AUDIT_SERVICE] = AuditService(runtime.pool, checkpoint_signer(runtime))
-    app.cleanup_ctx.append(_audit_service_ctx)
+    service = AuditService(runtime.pool, checkpoint_signer(runtime), clock=clock_of(app))
+    app[AUDIT_SERVICE] = service
+    run_with_app(app, service.loop)

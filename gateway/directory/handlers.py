@@ -1,40 +1,22 @@
-"""Directory endpoints: organisation units and distribution groups."""
+"""Directory endpoints: organisation units and distribution groups (rules in service.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from gateway.http.bodies import (
-    encode_cursor,
-    json_response,
-    page_params,
-    query_text,
-    read_json_object,
-)
-from gateway.http.errors import ApiError
+from gateway.directory import views
+from gateway.directory.service import DepartmentQuery, DirectoryService
+from gateway.directory.views import DEPARTMENT, GROUP, NEW_DEPARTMENT, NEW_GROUP
+from gateway.http.bodies import json_response, page_params, query_text, read_json_object
 from gateway.http.openapi import json_content, page_of
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
-from gateway.http.text import unsafe_character
-from gateway.identity.auth import now_of, principal_of
-from gateway.runtime import RUNTIME
-from storage import directory
-from storage.audit_outbox import AuditEvent, record_event
+from gateway.identity.auth import principal_of
+from storage.vocabulary import ADMIN_ONLY
 
 routes = RouteTable()
 
-DEPARTMENT = {"$ref": "#/components/schemas/Department"}
-GROUP = {"$ref": "#/components/schemas/Group"}
-
-
-def _after(cursor: dict[str, Any] | None) -> str | None:
-    if cursor is None:
-        return None
-    after = cursor.get("after")
-    if not isinstance(after, str):
-        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
-    return after
+DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory", DirectoryService)
+ADMIN = ADMIN_ONLY
 
 
 @routes.add(
@@ -53,21 +35,15 @@ def _after(cursor: dict[str, Any] | None) -> str | None:
 )
 async def list_departments(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    parent = query_text(request, "parent", max_length=63)
-    kind = query_text(request, "kind", max_length=32)
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        page = await directory.list_departments(
-            connection,
-            parent=parent,
-            kind=kind,
-            query=query_text(request, "q"),
-            after=_after(cursor),
-            limit=limit + 1,
-        )
-    more = len(page) > limit
-    items = page[:limit]
-    next_cursor = encode_cursor({"after": items[-1].code}) if more else None
-    return json_response({"items": [d.as_json() for d in items], "next_cursor": next_cursor})
+    query = DepartmentQuery(
+        parent=query_text(request, "parent", max_length=63),
+        kind=query_text(request, "kind", max_length=32),
+        text=query_text(request, "q"),
+    )
+    page = await request.app[DIRECTORY].departments(
+        query, after=views.after_code(cursor), limit=limit
+    )
+    return json_response(views.page_json(page))
 
 
 @routes.add(
@@ -80,8 +56,7 @@ async def list_departments(request: web.Request) -> web.Response:
     responses={"200": {"content": json_content(DEPARTMENT)}},
 )
 async def get_department(request: web.Request) -> web.Response:
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        department = await directory.get_department(connection, request.match_info["code"])
+    department = await request.app[DIRECTORY].department(request.match_info["code"])
     return json_response(department.as_json())
 
 
@@ -96,12 +71,8 @@ async def get_department(request: web.Request) -> web.Response:
 )
 async def list_groups(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        page = await directory.list_groups(connection, after=_after(cursor), limit=limit + 1)
-    more = len(page) > limit
-    items = page[:limit]
-    next_cursor = encode_cursor({"after": items[-1].code}) if more else None
-    return json_response({"items": [g.as_json() for g in items], "next_cursor": next_cursor})
+    page = await request.app[DIRECTORY].groups(after=views.after_code(cursor), limit=limit)
+    return json_response(views.page_json(page))
 
 
 @routes.add(
@@ -114,62 +85,8 @@ async def list_groups(request: web.Request) -> web.Response:
     responses={"200": {"content": json_content(GROUP)}},
 )
 async def get_group(request: web.Request) -> web.Response:
-    async with request.app[RUNTIME].pool.acquire() as connection:
-        group = await directory.get_group(connection, request.match_info["code"])
+    group = await request.app[DIRECTORY].group(request.match_info["code"])
     return json_response(group.as_json())
-
-
-ADMIN = {"admin"}
-MAX_GROUP_MEMBERS = 2000
-_CODE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{0,62}$"}
-NEW_DEPARTMENT = {
-    "type": "object",
-    "required": ["code", "name", "kind"],
-    "additionalProperties": False,
-    "properties": {
-        "code": _CODE,
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "name_en": {"type": "string", "maxLength": 300},
-        "parent": {"oneOf": [_CODE, {"type": "null"}]},
-        "kind": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
-    },
-}
-NEW_GROUP = {
-    "type": "object",
-    "required": ["code", "name", "members"],
-    "additionalProperties": False,
-    "properties": {
-        "code": _CODE,
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "members": {"type": "array", "minItems": 1, "maxItems": MAX_GROUP_MEMBERS, "items": _CODE},
-    },
-}
-
-
-def _code(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = body.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not directory.CODE_PATTERN.fullmatch(value):
-        raise ApiError(
-            "invalid_request", f"{key} must be a code: a-z, 0-9, '.', '-' (1 to 63 characters)"
-        )
-    return value
-
-
-def _text(body: dict[str, Any], key: str, *, min_length: int, max_length: int) -> str:
-    value = body.get(key, "" if min_length == 0 else None)
-    if not isinstance(value, str) or not min_length <= len(value.strip()) <= max_length:
-        raise ApiError("invalid_request", f"{key} must be {min_length} to {max_length} characters")
-    if (unsafe := unsafe_character(value)) is not None:
-        raise ApiError("invalid_request", f"{key} must not contain {unsafe}")
-    return value.strip()
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError("invalid_request", "unknown field(s): " + ", ".join(unknown))
 
 
 @routes.add(
@@ -183,34 +100,9 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
     responses={"201": {"content": json_content(DEPARTMENT)}},
 )
 async def create_department(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    body = await read_json_object(request)
-    _only(body, {"code", "name", "name_en", "parent", "kind"})
-    kind = body.get("kind")
-    if not isinstance(kind, str) or not directory.KIND_PATTERN.fullmatch(kind):
-        raise ApiError("invalid_request", "kind must be 1 to 32 of a-z and '_' (e.g. department)")
-    department = directory.Department(
-        code=str(_code(body, "code")),
-        name=_text(body, "name", min_length=1, max_length=200),
-        name_en=_text(body, "name_en", min_length=0, max_length=300),
-        parent=_code(body, "parent", required=False),
-        kind=kind,
-    )
-    now = now_of(request)
-    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
-        await directory.create_department(connection, department)
-        await record_event(
-            connection,
-            AuditEvent(
-                "department.created",
-                now,
-                actor_official=principal.official_id,
-                actor_jkt=principal.kid,
-                department=department.code,
-                details=department.as_json(),
-            ),
-        )
-    return json_response(department.as_json(), status=201)
+    department = views.new_department(await read_json_object(request))
+    created = await request.app[DIRECTORY].create_department(principal_of(request), department)
+    return json_response(created.as_json(), status=201)
 
 
 @routes.add(
@@ -224,28 +116,8 @@ async def create_department(request: web.Request) -> web.Response:
     responses={"201": {"content": json_content(GROUP)}},
 )
 async def create_group(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    body = await read_json_object(request)
-    _only(body, {"code", "name", "members"})
-    code = str(_code(body, "code"))
-    name = _text(body, "name", min_length=1, max_length=200)
-    members = body.get("members")
-    if not isinstance(members, list) or not 1 <= len(members) <= MAX_GROUP_MEMBERS:
-        raise ApiError(
-            "invalid_request", f"members must be a list of 1 to {MAX_GROUP_MEMBERS} unit codes"
-        )
-    member_codes = [str(_code({"member": m}, "member")) for m in members]
-    now = now_of(request)
-    async with request.app[RUNTIME].pool.acquire() as connection, connection.transaction():
-        group = await directory.create_group(connection, code, name, member_codes)
-        await record_event(
-            connection,
-            AuditEvent(
-                "group.created",
-                now,
-                actor_official=principal.official_id,
-                actor_jkt=principal.kid,
-                details=group.as_json(),
-            ),
-        )
+    new = views.new_group(await read_json_object(request))
+    group = await request.app[DIRECTORY].create_group(
+        principal_of(request), new.code, new.name, new.members
+    )
     return json_response(group.as_json(), status=201)

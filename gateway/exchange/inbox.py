@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from gateway.background import Listener
 from gateway.http.middleware import METRICS
 from storage import documents, identity
-from storage.db import APP_ROLE, connect
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY_SECONDS = 1.0
@@ -30,8 +30,7 @@ class InboxHub:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._listener: asyncpg.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
@@ -77,33 +76,23 @@ class InboxHub:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _listen_forever(self, dsn: str) -> None:
-        while True:
-            try:
-                self._listener = await connect(dsn, role=APP_ROLE)
-                lost = asyncio.Event()
-                self._listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
-                await self._listener.add_listener(documents.DELIVERY_CHANNEL, self._notified)
-                await self._listener.add_listener(
-                    identity.SESSIONS_CHANNEL, lambda *_args: self.wake_all()
-                )
-                self.wake_all()
-                await lost.wait()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("inbox listener lost its connection: %s", exc)
-            finally:
-                if self._listener is not None and not self._listener.is_closed():
-                    await self._listener.close()
-            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-
     async def start(self, dsn: str) -> None:
-        self._task = asyncio.create_task(self._listen_forever(dsn))
+        self._listener = Listener(
+            dsn,
+            {
+                documents.DELIVERY_CHANNEL: self._notified,
+                identity.SESSIONS_CHANNEL: lambda *_args: self.wake_all(),
+            },
+            name="inbox-listener",
+            on_connect=self.wake_all,
+            reconnect_delay=RECONNECT_DELAY_SECONDS,
+            logger=log,
+        )
+        self._listener.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._listener is not None:
+            await self._listener.stop()
         self.wake_all()
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import keystore as keystore_module
 from keys import pki
+from keys.files import atomic_write
 from keys.jws import TYP_COUNTERSIGN, sign_jws
 from keys.platform import PlatformPki
 
@@ -64,9 +65,7 @@ def receipt_signer(platform: PlatformPki, now: datetime) -> ReceiptSigner:
             crl_url=platform.crl_url(pki.SEAL_CA_NAME),
             now=now,
         )
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        temporary.replace(path)
+        atomic_write(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     chain = (certificate, platform.seal_ca.cert)
     x5c = tuple(
         base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii") for c in chain

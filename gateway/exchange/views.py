@@ -1,26 +1,24 @@
 """The exchange's JSON: documents, receipts and inbox items as the HTTP contract shows them.
 
 Each answer is a TypedDict: mypy holds the views to it, and ``/openapi.json`` shows its JSON
-Schema (the routes name them in ``responses``).
+Schema (the routes name them in ``responses``); states are the vocabulary's enums.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal, NotRequired
+from typing import Literal, NotRequired
 
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
 from gateway.exchange import service
 from gateway.exchange.service import Content, DeliveryArrived, DocumentView, InboxEvent, KeepAlive
 from gateway.http.bodies import encode_cursor
 from gateway.workflow import rules as workflow
+from storage import documents
 from storage import workflow as workflow_rows
-
-Urgency = Literal["normal", "urgent", "very_urgent"]
-DocumentStatus = Literal["in_approval", "awaiting_seal", "returned", "dispatched", "withdrawn"]
-DeliveryState = Literal["pending", "fetched", "received", "rejected", "withdrawn"]
+from storage.vocabulary import ApprovalDecision, DeliveryState, DocumentStatus
 
 
 class SentDocument(TypedDict):
@@ -53,7 +51,7 @@ class Approval(TypedDict):
     step_name: str
     official: str
     official_name: str
-    decision: Literal["approve", "reject"]
+    decision: ApprovalDecision
     opinion: str
     at: str
     signed_at: str
@@ -64,7 +62,7 @@ class Approval(TypedDict):
 class WorkflowStep(TypedDict):
     step: int
     name: str
-    mode: Literal["all", "any"]
+    mode: str
     assignees: list[str]
     state: Literal["done", "open", "rejected", "waiting"]
 
@@ -88,8 +86,8 @@ class Document(TypedDict):
     id: str
     title: str
     doc_number: str
-    urgency: Urgency
-    classification: Literal["public", "internal"]
+    urgency: str
+    classification: str
     sender: str
     status: DocumentStatus
     deadline: str | None
@@ -130,7 +128,7 @@ class InboxDocument(TypedDict):
     id: str
     title: str
     doc_number: str
-    urgency: Urgency
+    urgency: str
     sender: str
 
 
@@ -147,7 +145,7 @@ class InboxPage(TypedDict):
     next_cursor: str
 
 
-def iso(value: Any) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -159,66 +157,66 @@ def stamp(value: datetime) -> str:
 def document(view: DocumentView) -> Document:
     row = view.document
     return {
-        "id": str(row["id"]),
-        "title": row["title"],
-        "doc_number": row["doc_number"],
-        "urgency": row["urgency"],
-        "classification": row["classification"],
-        "sender": row["sender"],
-        "status": row["status"],
-        "deadline": iso(row["deadline"]),
-        "draft_sha256": row["draft_sha256"],
-        "sha256": row["sealed_sha256"],
-        "size": row["sealed_size"],
-        "seal_id": str(row["seal_id"]) if row["seal_id"] else None,
-        "created_at": stamp(row["created_at"]),
-        "dispatched_at": iso(row["dispatched_at"]),
-        "withdrawn_at": iso(row["withdrawn_at"]),
+        "id": str(row.id),
+        "title": row.title,
+        "doc_number": row.doc_number,
+        "urgency": row.urgency,
+        "classification": row.classification,
+        "sender": row.sender,
+        "status": row.status,
+        "deadline": iso(row.deadline),
+        "draft_sha256": row.draft_sha256,
+        "sha256": row.sealed_sha256,
+        "size": row.sealed_size,
+        "seal_id": str(row.seal_id) if row.seal_id else None,
+        "created_at": stamp(row.created_at),
+        "dispatched_at": iso(row.dispatched_at),
+        "withdrawn_at": iso(row.withdrawn_at),
         "deliveries": [_delivery(d) for d in view.deliveries],
-        "sealed_by": row["sealed_by"],
-        "created_by": row["created_by"],
+        "sealed_by": row.sealed_by,
+        "created_by": row.created_by,
         "workflow": _workflow(row, view.steps, view.versions, view.trail),
         "approvals": [_approval(a) for a in view.trail],
     }
 
 
-def _delivery(row: dict[str, Any]) -> Delivery:
+def _delivery(row: documents.Delivery) -> Delivery:
     return {
-        "id": str(row["id"]),
-        "recipient": row["recipient"],
-        "copy": row["copy"],
-        "state": row["state"],
-        "created_at": stamp(row["created_at"]),
-        "due_at": stamp(row["due_at"]),
-        "fetched_at": iso(row["fetched_at"]),
-        "decided_at": iso(row["decided_at"]),
-        "decided_by": row["decided_by"],
-        "reason": row["reason"],
+        "id": str(row.id),
+        "recipient": row.recipient,
+        "copy": row.copy,
+        "state": row.state,
+        "created_at": stamp(row.created_at),
+        "due_at": stamp(row.due_at),
+        "fetched_at": iso(row.fetched_at),
+        "decided_at": iso(row.decided_at),
+        "decided_by": row.decided_by,
+        "reason": row.reason,
     }
 
 
-def _approval(row: dict[str, Any]) -> Approval:
+def _approval(row: workflow_rows.TrailRow) -> Approval:
     return {
-        "id": str(row["id"]),
-        "version": row["version"],
-        "step": row["step"],
-        "step_name": row["step_name"],
-        "official": row["official"],
-        "official_name": row["official_name"],
-        "decision": row["decision"],
-        "opinion": row["opinion"],
-        "at": stamp(row["decided_at"]),
-        "signed_at": stamp(row["signed_at"]),
-        "kid": row["kid"],
-        "signature": row["signature"],
+        "id": str(row.id),
+        "version": row.version,
+        "step": row.step,
+        "step_name": row.step_name,
+        "official": row.official,
+        "official_name": row.official_name,
+        "decision": row.decision,
+        "opinion": row.opinion,
+        "at": stamp(row.decided_at),
+        "signed_at": stamp(row.signed_at),
+        "kid": row.kid,
+        "signature": row.signature,
     }
 
 
 def _workflow(
-    document: dict[str, Any],
+    document: documents.Document,
     steps: list[workflow_rows.StepRow],
     versions: list[workflow_rows.VersionRow],
-    trail: list[dict[str, Any]],
+    trail: list[workflow_rows.TrailRow],
 ) -> Workflow | None:
     """Each step of the newest draft version: who may act, who did, whether it is done."""
     if not steps:
@@ -228,12 +226,12 @@ def _workflow(
         tuple(workflow.StepSpec(row.name, row.mode, row.assignees) for row in steps)
     )
     decisions = [
-        workflow.Decision(row["step"], row["official"], row["decision"])
+        workflow.Decision(row.step, row.official, row.decision)
         for row in trail
-        if row["version"] == latest
+        if row.version == latest
     ]
     state = workflow.progress(spec, decisions)
-    current = state.current if document["status"] == "in_approval" else None
+    current = state.current if document.status == DocumentStatus.IN_APPROVAL else None
     return {
         "version": latest,
         "current_step": current,
@@ -241,7 +239,7 @@ def _workflow(
             {
                 "step": row.step,
                 "name": row.name,
-                "mode": _mode(row.mode),
+                "mode": row.mode,
                 "assignees": list(row.assignees),
                 "state": (
                     "done"
@@ -249,7 +247,10 @@ def _workflow(
                     else "open"
                     if row.step == current
                     else "rejected"
-                    if any(d.step == row.step and d.decision == "reject" for d in decisions)
+                    if any(
+                        d.step == row.step and d.decision == ApprovalDecision.REJECT
+                        for d in decisions
+                    )
                     else "waiting"
                 ),
             }
@@ -266,10 +267,6 @@ def _workflow(
             for v in versions
         ],
     }
-
-
-def _mode(mode: str) -> Literal["all", "any"]:
-    return "all" if mode == "all" else "any"
 
 
 def sent(result: service.SentDocument) -> SentDocument:
@@ -308,19 +305,19 @@ def receipt(result: service.Countersigned) -> Countersigned:
     }
 
 
-def inbox_item(row: dict[str, Any]) -> InboxItem:
+def inbox_item(row: documents.InboxItem) -> InboxItem:
     return {
-        "id": str(row["id"]),
+        "id": str(row.id),
         "document": {
-            "id": str(row["document_id"]),
-            "title": row["title"],
-            "doc_number": row["doc_number"],
-            "urgency": row["urgency"],
-            "sender": row["sender"],
+            "id": str(row.document_id),
+            "title": row.title,
+            "doc_number": row.doc_number,
+            "urgency": row.urgency,
+            "sender": row.sender,
         },
-        "state": row["state"],
-        "copy": row["copy"],
-        "created_at": stamp(row["created_at"]),
+        "state": row.state,
+        "copy": row.copy,
+        "created_at": stamp(row.created_at),
     }
 
 
@@ -336,7 +333,7 @@ def server_sent(event: InboxEvent) -> bytes:
     """One event of ``/v1/inbox/events`` in text/event-stream framing."""
     if isinstance(event, DeliveryArrived):
         data = json.dumps(inbox_item(event.row), ensure_ascii=False)
-        cursor = encode_cursor({"seq": event.row["seq"]})
+        cursor = encode_cursor({"seq": event.row.seq})
         return f"id: {cursor}\nevent: delivery\ndata: {data}\n\n".encode()
     if isinstance(event, KeepAlive):
         return b": keep-alive\n\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -116,3 +117,17 @@ def query_text(request: web.Request, name: str, *, max_length: int = 200) -> str
     if (unsafe := unsafe_character(value)) is not None:
         raise ApiError("invalid_request", f"{name} must not contain {unsafe}")
     return value
+
+
+def query_time(request: web.Request, name: str) -> datetime | None:
+    """An optional RFC 3339 query parameter with a time zone, in UTC."""
+    raw = query_text(request, name, max_length=40)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError("invalid_request", f"{name} must be an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise ApiError("invalid_request", f"{name} must carry a time zone")
+    return value.astimezone(UTC)

@@ -1,8 +1,10 @@
 """The one place where errors become HTTP: RFC 9457 problem+json with a stable ``code``.
 
-Domain packages raise their own exceptions carrying a ``code`` class attribute; this
-module knows which HTTP status each code means. Anything else is a bug: logged with
-its traceback under the request id, answered as a bare 500.
+The codes and their statuses are the :class:`keys.codes.Code` registry; errors raised on
+purpose derive from :class:`keys.codes.CodedError` and carry their code, detail and
+headers, which :func:`problem_for` renders. Exceptions of packages not yet on that base
+still count when their class has a registered ``code`` string. Anything else is a bug:
+logged with its traceback under the request id, answered as a bare 500.
 """
 
 from __future__ import annotations
@@ -11,134 +13,23 @@ import json
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
+from keys.codes import Code, CodedError
+
 PROBLEM_TYPE_BASE = "https://sealhub.invalid/problems/"
 
-# code -> HTTP status: the one registry of error codes. Codes not listed here are treated as
-# bugs (500); tests/test_error_codes.py fails on any code raised in the packages that is
-# missing here or from the error table of docs/api.md.
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_request": 400,
-    "invalid_json": 400,
-    "invalid_cursor": 400,
-    "invalid_org_file": 400,
-    "not_a_pdf": 415,
-    "unsupported_media_type": 415,
-    "pdf_malformed": 422,
-    "pdf_encrypted": 422,
-    "pdf_too_complex": 422,
-    "classified_not_allowed": 422,
-    "recipient_unknown": 422,
-    "parent_unknown": 422,
-    "invalid_token": 401,
-    "invalid_assertion": 401,
-    "invalid_enrollment_proof": 401,
-    "invalid_signature": 401,
-    "invalid_nonce": 401,
-    "invalid_jwk": 400,
-    "use_dpop_nonce": 401,
-    "enrollment_code_invalid": 401,
-    "official_disabled": 403,
-    "invalid_dpop": 401,
-    "replayed_assertion": 401,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "seal_requires_approval": 403,
-    "resend_requires_approval": 403,
-    "seal_revoked": 409,
-    "no_active_seal": 409,
-    "doc_number_taken": 409,
-    "existing_seal_invalid": 422,
-    "audit_pending": 503,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "already_exists": 409,
-    "conflict": 409,
-    "idempotency_conflict": 409,
-    "payload_too_large": 413,
-    "rate_limited": 429,
-    "request_timeout": 408,
-    "enrollment_code_used": 401,
-    "enrollment_code_expired": 401,
-    "enrollment_code_locked": 401,
-    "replayed_nonce": 401,
-    "replayed_dpop": 401,
-    "replayed_enrollment_proof": 401,
-    "invalid_grant": 401,
-    "refresh_token_reused": 401,
-    "key_already_enrolled": 409,
-    "department_unknown": 422,
-    "range_not_satisfiable": 416,
-    "object_corrupt": 500,
-    "object_key_unknown": 500,
-    "storage_unavailable": 503,
-    "database_unavailable": 503,
-    "not_ready": 503,
-    "seal_font_missing": 503,
-    "invalid_proof_request": 400,
-    "invalid_verifier_key": 400,
-    "invalid_note": 400,
-    "invalid_checkpoint": 400,
-    "note_signature_invalid": 422,
-    "note_unverified": 422,
-    "checkpoint_unknown": 422,
-    "cosignature_outdated": 409,
-    "invalid_workflow": 422,
-    "step_not_open": 409,
-    "already_decided": 409,
-    "document_locked": 409,
-    "replayed_approval": 409,
-    "webhook_url_invalid": 422,
-    "webhook_target_not_allowed": 422,
-    "webhook_address_refused": 422,
-    "alert_closed": 409,
-    # Sealing core (seals/errors.py): a refused document is the client's, never a 500.
-    "seal_error": 422,
-    "pdf_invalid": 422,
-    "sealing_failed": 422,
-    "certification_forbids_seal": 422,
-    "verify_busy": 503,
-    # Base classes of domain errors, for a subclass that forgot its own code.
-    "directory_error": 422,
-    "document_error": 409,
-    "identity_error": 422,
-    "replayed": 401,
-    "supervision_error": 409,
-    "note_error": 400,
-    "invalid_proof": 422,
-    "object_store_error": 503,
-    # Faults of the installation or of our own code: logged as service errors, still 5xx.
-    "internal_error": 500,
-    "audit_log_error": 500,
-    "config_error": 500,
-    "crl_error": 500,
-    "key_not_found": 500,
-    "keystore_error": 500,
-    "master_key_error": 500,
-    "merkle_error": 500,
-    "merkle_node_missing": 500,
-    "merkle_state_invalid": 500,
-    "migration_failed": 500,
-    "official_command_error": 500,
-    "pki_error": 500,
-    "platform_pki_error": 500,
-    "timestamp_invalid": 500,
-    "tsa_error": 500,
-    "tsa_rejected": 500,
-    # Identity: four eyes on people.
-    "same_person": 403,
-    "request_decided": 409,
-    "alert_notes_full": 409,
-}
+# code -> HTTP status, from the registry (a plain string finds its code: Code is a StrEnum).
+STATUS_BY_CODE: Mapping[str, int] = MappingProxyType({code: code.status for code in Code})
 
 
-class ApiError(Exception):
+class ApiError(CodedError):
     """An error decided at the HTTP edge (bad parameters, unknown route, ...), with the
     response headers it needs (``WWW-Authenticate``, ``Retry-After``, ...) and members
-    added to the problem body (a failed check's ``reason``)."""
+    added to the problem body (a failed check's ``reason``). *code* must be registered."""
 
     def __init__(
         self,
@@ -149,22 +40,37 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status or STATUS_BY_CODE.get(code, 400)
-        self.headers = dict(headers or {})
-        self.extra = dict(extra or {})
+        self.code = Code.of(code)
+        super().__init__(detail, headers=headers, extra=extra)
+        self._status = status
+
+    @property
+    def status(self) -> int:
+        return self._status or Code.of(self.code).status
 
 
-def status_for(exc: BaseException) -> tuple[int, str] | None:
+def status_for(exc: BaseException) -> tuple[int, Code] | None:
     """(status, code) for a known domain error, else None (a bug)."""
-    if isinstance(exc, ApiError):
-        return exc.status, exc.code
+    if isinstance(exc, CodedError):
+        return exc.status, Code.of(exc.code)
     code = getattr(type(exc), "code", None)
     if isinstance(code, str) and code in STATUS_BY_CODE:
-        return STATUS_BY_CODE[code], code
+        return STATUS_BY_CODE[code], Code.of(code)
     return None
+
+
+def problem_for(exc: BaseException) -> web.Response | None:
+    """The answer to a known error: its status and code, its detail (without server
+    paths), its extra members and headers. None: *exc* is a bug."""
+    mapped = status_for(exc)
+    if mapped is None:
+        return None
+    status, code = mapped
+    if isinstance(exc, CodedError):
+        response = problem_response(status, code, detail_of(exc), extra=exc.extra)
+        response.headers.update(exc.headers)
+        return response
+    return problem_response(status, code, detail_of(exc))
 
 
 # An absolute filesystem path: a slash-led run of at least two components, not inside a URL
@@ -179,7 +85,7 @@ def without_server_paths(text: str) -> str:
 
 
 def problem_response(
-    status: int, code: str, detail: str, *, extra: dict[str, Any] | None = None
+    status: int, code: str, detail: str, *, extra: Mapping[str, Any] | None = None
 ) -> web.Response:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,

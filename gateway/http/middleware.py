@@ -16,10 +16,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from gateway.http.errors import ApiError, detail_of, problem_response, status_for
+from gateway.http.errors import ApiError, detail_of, problem_for, problem_response
 from gateway.http.metrics import Metrics
 from gateway.http.routing import Handler
 from gateway.logs import REQUEST_ID
+from keys.codes import Code, CodedError
 
 log = logging.getLogger("sealhub.http")
 
@@ -90,8 +91,8 @@ def _raised_in(exc: BaseException, file_suffix: str) -> bool:
     return bool(frames) and frames[-1].filename.replace("\\", "/").endswith(file_suffix)
 
 
-class SlowBody(Exception):
-    code = "request_timeout"
+class SlowBody(CodedError):
+    code = Code.REQUEST_TIMEOUT
 
 
 async def _within_body_bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -157,33 +158,26 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             response = _from_http_exception(exc)
         except Exception as exc:
-            mapped = status_for(exc)
-            client_error = None if mapped else _client_data_error(exc)
+            known = problem_for(exc)
+            client_error = None if known else _client_data_error(exc)
             if client_error is not None:
                 response = problem_response(400, "invalid_request", client_error)
-            elif mapped is None and _client_reset(request, exc):
+            elif known is None and _client_reset(request, exc):
                 # Nobody is left to answer, and it is not our fault: no traceback, no 500.
                 log.info("the client reset the connection", extra={"path": request.path})
                 response = problem_response(400, "invalid_request", "the connection was reset")
-            elif mapped is None:
+            elif known is None:
                 log.exception("unhandled error", extra={"path": request.path})
                 response = problem_response(
                     500, "internal_error", f"unexpected error; quote request id {request_id}"
                 )
             else:
-                status, code = mapped
-                if status >= 500:
-                    log.error("service error %s: %s", code, detail_of(exc))
-                extra = exc.extra if isinstance(exc, ApiError) else None
-                response = problem_response(status, code, detail_of(exc), extra=extra)
-                if isinstance(exc, ApiError):
-                    response.headers.update(exc.headers)
+                response = known
+                if response.status >= 500:
+                    log.error("service error %s: %s", getattr(exc, "code", ""), detail_of(exc))
                 if isinstance(exc, SlowBody):
                     log.info("cut a slow request body: %s", exc)
                     response.force_close()  # the rest of the body is not worth reading
-                retry_after = getattr(exc, "retry_after", None)
-                if isinstance(retry_after, int):
-                    response.headers["Retry-After"] = str(retry_after)
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
             response.headers.setdefault("Cache-Control", _SECURITY_HEADERS["Cache-Control"])

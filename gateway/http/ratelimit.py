@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from aiohttp import web
 
+from keys.codes import Code, CodedError
 from storage import identity
 from storage.db import DbConnection
 
@@ -57,14 +58,13 @@ MAX_BACKOFF_SECONDS = 2.0
 RATE_LIMITS: web.AppKey[dict[tuple[str, str], Limit]] = web.AppKey("rate_limits", dict)
 
 
-class RateLimited(Exception):
+class RateLimited(CodedError):
     """Too many attempts; retry after ``retry_after`` seconds."""
 
-    code = "rate_limited"
+    code = Code.RATE_LIMITED
 
     def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
 

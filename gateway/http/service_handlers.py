@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 
 from aiohttp import web
 
 from gateway.http.bodies import json_response
 from gateway.http.errors import problem_response
+from gateway.http.health import OK, HealthService
 from gateway.http.middleware import METRICS
 from gateway.http.openapi import json_content
 from gateway.http.proxy_protocol import is_trusted
 from gateway.http.routing import RouteTable
 from gateway.identity.auth import source_of
-from gateway.runtime import RUNTIME, Runtime
-from seals.image import seal_drawing_problem
-from storage.objects import ObjectNotFound
+from gateway.runtime import RUNTIME
 
 routes = RouteTable()
 
-READY_TIMEOUT_SECONDS = 2.0
-PROBE_OBJECT_KEY = "0" * 32
+HEALTH: web.AppKey[HealthService] = web.AppKey("health", HealthService)
 OPENAPI_DOCUMENT: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
 
 
@@ -46,40 +43,12 @@ async def healthz(request: web.Request) -> web.Response:
     responses={"200": {"content": json_content({"type": "object"})}},
 )
 async def readyz(request: web.Request) -> web.Response:
-    """Every check runs, so one answer names everything that is missing."""
-    runtime = request.app[RUNTIME]
-    checks = {
-        "database": await _database_check(runtime),
-        "objects": await _objects_check(runtime),
-        "seal_font": seal_drawing_problem(draw=False) or "ok",
-    }
-    failing = {name: state for name, state in checks.items() if state != "ok"}
+    checks = await request.app[HEALTH].checks()
+    failing = {name: state for name, state in checks.items() if state != OK}
     if failing:
         detail = "; ".join(f"{name}: {state}" for name, state in failing.items())
         return problem_response(503, "not_ready", detail, extra={"checks": checks})
     return json_response({"status": "ready", "checks": checks})
-
-
-async def _database_check(runtime: Runtime) -> str:
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            async with runtime.pool.acquire() as connection:
-                await connection.fetchval("SELECT 1")
-    except Exception:  # any failure at all means "not ready", never a 500
-        return "the database is not reachable"
-    return "ok"
-
-
-async def _objects_check(runtime: Runtime) -> str:
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            # A well-formed key that is never issued: "not found" proves the store answers.
-            await runtime.objects.stat(PROBE_OBJECT_KEY)
-    except ObjectNotFound:
-        pass
-    except Exception:
-        return "the object store is not reachable"
-    return "ok"
 
 
 @routes.add(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,16 +24,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.http.errors import STATUS_BY_CODE, ApiError, detail_of
 from gateway.http.ratelimit import RateLimited
 from gateway.http.routing import Handler, route_of
-from gateway.identity.access import AccessLog, Clock, reason_of
+from gateway.identity.access import AccessLog, reason_of
 from gateway.identity.errors import Forbidden as Forbidden
 from gateway.identity.errors import NotFound as NotFound
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller
 from gateway.identity.principal import Principal as Principal
 from gateway.identity.service import TOKEN_PATH as TOKEN_PATH
+from gateway.runtime import CLOCK as CLOCK
 from gateway.runtime import RUNTIME, Runtime
+from gateway.runtime import clock_of as clock_of
 from keys import keystore as keystore_module
 from keys.challenge import ChallengeError
+from keys.clock import SYSTEM_CLOCK
 from keys.dpop import DpopProof, check_token_binding, verify_dpop_proof
 from keys.jws import (
     AccessToken,
@@ -48,8 +51,8 @@ from keys.keystore import KeyStoreError
 from storage import identity
 from storage.audit_outbox import AuditSink, OutboxSink
 from storage.identity.counters import FailureKind
+from storage.vocabulary import Role
 
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
 ACCESS: web.AppKey[AccessLog] = web.AppKey("access_log", AccessLog)
 NONCES: web.AppKey[NonceIssuers] = web.AppKey("nonce_issuers", NonceIssuers)
@@ -57,19 +60,9 @@ NONCES: web.AppKey[NonceIssuers] = web.AppKey("nonce_issuers", NonceIssuers)
 _PURGE_PROBABILITY = 0.01
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def clock_of(app: web.Application) -> Clock:
-    """The gateway's clock for the services: ``app[CLOCK]`` when a test injected one (even
-    after the app was built), else the wall clock."""
-    return lambda: app.get(CLOCK, _utcnow)()
-
-
 def now_of(request: web.Request) -> datetime:
     """The gateway's clock: ``app[CLOCK]`` when a test injected one, else the wall clock."""
-    return request.app.get(CLOCK, _utcnow)()
+    return request.app.get(CLOCK, SYSTEM_CLOCK)()
 
 
 def audit_of(request: web.Request) -> AuditSink:
@@ -112,7 +105,7 @@ async def require_department(
     request: web.Request,
     department: str,
     *,
-    cross_department_roles: Iterable[str] = ("admin",),
+    cross_department_roles: Iterable[str] = (Role.ADMIN,),
 ) -> Principal:
     """Department isolation: a resource of another department is 404 for the caller
     (audited as ``access.denied``), unless the caller holds a cross-department role."""

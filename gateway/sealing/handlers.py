@@ -16,11 +16,11 @@ from gateway.sealing import views
 from gateway.sealing.sealer import DEFAULT_PURPOSE
 from gateway.sealing.service import RevocationAsk, SealService
 from keys import crl
+from storage.vocabulary import ADMIN_ONLY, SealRequestKind
 
 routes = RouteTable()
 
 SEALS: web.AppKey[SealService] = web.AppKey("seals", SealService)
-ADMIN = {"admin"}
 
 
 def _uuid(request: web.Request, name: str) -> uuid.UUID:
@@ -63,7 +63,7 @@ class RevocationBody(RequestBody):
     "/v1/departments/{code}/seal-requests",
     summary="Ask for a new department seal (an admin; another admin approves).",
     access="authenticated",
-    roles=ADMIN,
+    roles=ADMIN_ONLY,
     tag="seals",
     parameters=(path_param("code", "Department code."),),
     request_model=SealAsk,
@@ -82,7 +82,7 @@ async def request_seal(request: web.Request) -> web.Response:
     "/v1/seals/{id}/revoke",
     summary="Ask to revoke a seal (another admin approves).",
     access="authenticated",
-    roles=ADMIN,
+    roles=ADMIN_ONLY,
     tag="seals",
     parameters=(path_param("id", "Seal id."),),
     request_model=RevocationBody,
@@ -101,7 +101,7 @@ async def request_revocation(request: web.Request) -> web.Response:
     "/v1/seal-requests/{id}/approve",
     summary="Approve another admin's seal issuance or revocation request.",
     access="authenticated",
-    roles=ADMIN,
+    roles=ADMIN_ONLY,
     tag="seals",
     parameters=(path_param("id", "Seal request id."),),
     responses={"201": views.SealJson, "200": views.SealJson},
@@ -110,7 +110,7 @@ async def approve_seal_request(request: web.Request) -> web.Response:
     decided = await request.app[SEALS].approve(
         principal_of(request), _uuid(request, "id"), now_of(request)
     )
-    status = 201 if decided.kind == "issue" else 200
+    status = 201 if decided.kind == SealRequestKind.ISSUE else 200
     return json_response(views.seal_json(decided.seal), status=status)
 
 

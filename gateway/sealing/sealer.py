@@ -30,11 +30,13 @@ from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
+from storage import audit_events as events
 from storage import directory
 from storage import seals as seal_rows
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.pki import next_tsa_serials
+from storage.vocabulary import SealStatus
 
 DEFAULT_PURPOSE = "公文专用章"
 
@@ -131,7 +133,7 @@ async def issue_seal(
         kid=kid,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         serial_number=certificate.serial_number,
-        status="active",
+        status=SealStatus.ACTIVE,
         valid_from=certificate.not_valid_before_utc,
         valid_to=certificate.not_valid_after_utc,
         issued_at=now,
@@ -207,12 +209,7 @@ class DepartmentSealer:
         async with self._db.acquire() as connection:
             await record_event(
                 connection,
-                AuditEvent(
-                    "seal.use_refused",
-                    datetime.now(UTC),
-                    department=department,
-                    details={"seal_id": str(seal_id), "reason": "revoked"},
-                ),
+                events.seal_use_refused(datetime.now(UTC), department=department, seal_id=seal_id),
             )
 
     async def seal(self, department: str, draft: Path, sealed: Path, *, reason: str) -> SealOutcome:
@@ -226,7 +223,7 @@ class DepartmentSealer:
             serials = await next_tsa_serials(connection, TSA_SERIALS_PER_SEAL)
         if named is None:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
-        if named.seal.status != "active":
+        if named.seal.status != SealStatus.ACTIVE:
             self._signers.forget(named.seal.id)
             await self.record_refusal(department, named.seal.id)
             raise SealRevoked(f"the seal of {department} is revoked")

@@ -24,21 +24,20 @@ from gateway.runtime import Runtime
 from gateway.sealing.sealer import registered_seals, seal_issuer
 from gateway.sealing.workers import Workers
 from keys import pki
+from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.verify import VerificationReport
 
 RETRY_BUSY_SECONDS = 1
 
 
-class VerifyBusy(Exception):
+class VerifyBusy(CodedError):
     """Every verification slot of this process is taken; the client should come back."""
 
-    code = "verify_busy"
+    code = Code.VERIFY_BUSY
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = RETRY_BUSY_SECONDS
+        super().__init__(detail, headers={"Retry-After": str(RETRY_BUSY_SECONDS)})
 
 
 class Verifier:

@@ -10,21 +10,20 @@ audit event committed in the same transaction as the change.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
 
+from gateway.background import LeaderLoop, run_with_app
 from gateway.config import SupervisionSettings
-from gateway.identity.auth import CLOCK
-from gateway.runtime import RUNTIME
+from gateway.runtime import RUNTIME, clock_of
 from gateway.supervision import rules
+from keys.clock import SYSTEM_CLOCK, Clock
 from storage import supervision as store
 from storage.audit_outbox import AuditEvent, record_events
 from storage.db import DbConnection
@@ -36,13 +35,8 @@ CLOSED_BECAUSE = "cause_gone"
 MAX_LOCK_RETRY = 5.0
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 StepSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.PendingApprovalStep]]]
 DeadLetterSource = Callable[[DbConnection, datetime], Awaitable[Sequence[store.DeadLetters]]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -145,12 +139,9 @@ async def evaluate_once(
     return result
 
 
-async def try_acquire_evaluator(connection: DbConnection) -> bool:
-    return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", EVALUATOR_LOCK_KEY))
-
-
 class SupervisionService:
-    """The evaluation loop; :meth:`run` until cancelled."""
+    """The evaluation loop, in the process that leads the evaluator lock; :meth:`run` until
+    cancelled."""
 
     def __init__(
         self,
@@ -158,64 +149,45 @@ class SupervisionService:
         config: rules.RuleConfig,
         *,
         interval: float,
-        clock: Clock = _utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         sources: Sources | None = None,
     ) -> None:
-        self._pool = pool
         self._config = config
-        self._interval = interval
         self._clock = clock
         self._sources = WIRED if sources is None else sources
-        self._wake = asyncio.Event()
-        self.is_evaluator = False
         self.passes = 0
+        self.loop = LeaderLoop(
+            EVALUATOR_LOCK_KEY,
+            self._step,
+            interval,
+            acquire=pool.acquire,
+            name="supervision-evaluator",
+            retry=min(interval, MAX_LOCK_RETRY),
+            logger=log,
+        )
 
     def __repr__(self) -> str:
         return f"SupervisionService(evaluator={self.is_evaluator}, passes={self.passes})"
 
+    @property
+    def is_evaluator(self) -> bool:
+        return self.loop.is_leader
+
     def wake(self) -> None:
         """Evaluate now instead of at the end of the interval (holder only)."""
-        self._wake.set()
+        self.loop.wake()
 
     async def run(self) -> None:
-        while True:
-            try:
-                async with self._pool.acquire() as connection:
-                    await self._serve(connection)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("supervision lost its database connection: %s", type(exc).__name__)
-            except Exception:
-                log.exception("supervision evaluator failed; retrying")
-            self.is_evaluator = False
-            await asyncio.sleep(min(self._interval, MAX_LOCK_RETRY))
+        await self.loop.run()
 
-    async def _serve(self, connection: DbConnection) -> None:
-        try:
-            while True:
-                if not self.is_evaluator:
-                    self.is_evaluator = await try_acquire_evaluator(connection)
-                    if self.is_evaluator:
-                        log.info("this process now evaluates the supervision rules")
-                timeout = min(self._interval, MAX_LOCK_RETRY)
-                if self.is_evaluator:
-                    self._wake.clear()
-                    result = await evaluate_once(
-                        connection, self._clock(), self._config, self._sources
-                    )
-                    self.passes += 1
-                    if result.opened or result.closed:
-                        log.info(
-                            "supervision pass",
-                            extra={"opened": len(result.opened), "closed": len(result.closed)},
-                        )
-                    timeout = self._interval
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-        finally:
-            self.is_evaluator = False
-            if not connection.is_closed():
-                with contextlib.suppress(asyncpg.PostgresError):
-                    await connection.execute("SELECT pg_advisory_unlock_all()")
+    async def _step(self, connection: DbConnection) -> None:
+        result = await evaluate_once(connection, self._clock(), self._config, self._sources)
+        self.passes += 1
+        if result.opened or result.closed:
+            log.info(
+                "supervision pass",
+                extra={"opened": len(result.opened), "closed": len(result.closed)},
+            )
 
 
 SUPERVISION: web.AppKey[SupervisionService] = web.AppKey("supervision", SupervisionService)
@@ -231,25 +203,16 @@ def rule_config(settings: SupervisionSettings) -> rules.RuleConfig:
     )
 
 
-async def _supervision_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[SUPERVISION].run(), name="supervision-evaluator")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def install_supervision(app: web.Application, sources: Sources | None = None) -> None:
     """Register the evaluator and its background task (call from ``create_app``)."""
     runtime = app[RUNTIME]
     settings = runtime.settings.supervision
-    app[SUPERVISION] = SupervisionService(
+    service = SupervisionService(
         runtime.pool,
         rule_config(settings),
         interval=settings.interval_seconds,
-        clock=lambda: app.get(CLOCK, _utc_now)(),
+        clock=clock_of(app),
         sources=sources,
     )
-    app.cleanup_ctx.append(_supervision_ctx)
+    app[SUPERVISION] = service
+    run_with_app(app, service.loop)

@@ -17,7 +17,6 @@ retried with exponential backoff and jitter and dead-lettered after the policy's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -26,9 +25,9 @@ import logging
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,11 +36,14 @@ import asyncpg
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gateway.runtime import RUNTIME
+from gateway.background import Listener, Loop, run_with_app
+from gateway.runtime import RUNTIME, clock_of
+from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
 from keys.master import MasterKey, MasterKeyError
 from storage import webhooks as rows
 from storage.audit_outbox import AuditEvent, record_events
-from storage.db import APP_ROLE, DbConnection, connect
+from storage.db import DbConnection
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +56,22 @@ POLL_SECONDS = 5.0
 MAX_URL_CHARS = 2000
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-Clock = Callable[[], datetime]
 
 
-class WebhookError(Exception):
-    code = "webhook_url_invalid"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WebhookError(CodedError):
+    code: str = Code.WEBHOOK_URL_INVALID
 
 
 class InvalidWebhookUrl(WebhookError):
-    code = "webhook_url_invalid"
+    code = Code.WEBHOOK_URL_INVALID
 
 
 class TargetNotAllowed(WebhookError):
-    code = "webhook_target_not_allowed"
+    code = Code.WEBHOOK_TARGET_NOT_ALLOWED
 
 
 class AddressRefused(WebhookError):
-    code = "webhook_address_refused"
+    code = Code.WEBHOOK_ADDRESS_REFUSED
 
 
 @dataclass(frozen=True)
@@ -313,10 +310,6 @@ def wrap_secret(master_key: MasterKey, webhook_id: object, secret: str) -> bytes
     return master_key.wrap(secret.encode("utf-8"), _secret_context(webhook_id))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class WebhookWorker:
     """Claims due jobs and attempts them; several lanes per process, many processes."""
 
@@ -327,7 +320,7 @@ class WebhookWorker:
         *,
         ssl_context: ssl.SSLContext,
         resolver: Resolver = system_resolver,
-        clock: Clock = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
         timeout: float = DEFAULT_TIMEOUT,
         lanes: int = 2,
@@ -339,15 +332,14 @@ class WebhookWorker:
         self._clock = clock
         self._rand = rand
         self._timeout = timeout
-        self._lanes = lanes
-        self._wake = asyncio.Event()
-        self._generation = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self.lanes = [
+            Loop(f"webhook-lane-{n}", self._lane_step, POLL_SECONDS, logger=log)
+            for n in range(lanes)
+        ]
 
     def wake(self) -> None:
-        self._generation += 1
-        self._wake.set()
-        self._wake.clear()
+        for lane in self.lanes:
+            lane.wake()
 
     async def run_once(self) -> bool:
         """Attempt one due job; False when none is due.
@@ -491,84 +483,41 @@ class WebhookWorker:
             total_seconds=self._timeout,
         )
 
-    async def _idle(self) -> None:
-        """Sleep until the next job is due, a NOTIFY arrives, or the poll interval ends."""
-        generation = self._generation
-        delay = POLL_SECONDS
+    async def _lane_step(self) -> float:
+        """One job, or the seconds until the next is due (at most the poll interval); a
+        NOTIFY, even one that arrives meanwhile, cuts the wait short."""
+        if await self.run_once():
+            return 0.0
         async with self._pool.acquire() as connection:
             due = await rows.next_due(connection)
-        if due is not None:
-            delay = min(POLL_SECONDS, max(0.0, (due - self._clock()).total_seconds()))
-        if generation != self._generation or delay <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
-
-    async def _lane(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    continue
-                await self._idle()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook worker error; retrying shortly")
-                await asyncio.sleep(1.0)
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._lane()) for _ in range(self._lanes)]
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if due is None:
+            return POLL_SECONDS
+        return min(POLL_SECONDS, max(0.0, (due - self._clock()).total_seconds()))
 
 
-async def _listen(dsn: str, worker: WebhookWorker) -> None:
-    """NOTIFY from the enqueue trigger (or a replay) wakes the lanes; reconnects on loss."""
-    while True:
-        listener: asyncpg.Connection | None = None
-        try:
-            listener = await connect(dsn, role=APP_ROLE)
-            lost = asyncio.Event()
-            listener.add_termination_listener(lambda _connection, ev=lost: ev.set())
-            await listener.add_listener(rows.NOTIFY_CHANNEL, lambda *_args: worker.wake())
-            worker.wake()
-            await lost.wait()
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("webhook listener lost its connection: %s", exc)
-        finally:
-            if listener is not None and not listener.is_closed():
-                await listener.close()
-        await asyncio.sleep(1.0)
+def notify_listener(dsn: str, worker: WebhookWorker) -> Listener:
+    """NOTIFY from the enqueue trigger (or a replay) wakes the lanes."""
+    return Listener(
+        dsn,
+        {rows.NOTIFY_CHANNEL: lambda *_args: worker.wake()},
+        name="webhook-listener",
+        on_connect=worker.wake,
+        logger=log,
+    )
 
 
 WEBHOOK_WORKER: web.AppKey[WebhookWorker] = web.AppKey("webhook_worker", WebhookWorker)
 
 
 def install_webhooks(app: web.Application) -> None:
-    """The worker for the app's lifetime (``app.cleanup_ctx``)."""
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        runtime = app[RUNTIME]
-        worker = WebhookWorker(
-            runtime.pool,
-            runtime.master_key,
-            ssl_context=client_ssl_context(runtime.settings.webhook_ca_file),
-            timeout=runtime.settings.webhook_timeout_seconds,
-        )
-        app[WEBHOOK_WORKER] = worker
-        worker.start()
-        listener = asyncio.create_task(_listen(runtime.database_url, worker))
-        try:
-            yield
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-            await worker.stop()
-
-    app.cleanup_ctx.append(lifetime)
+    """The worker's lanes and its listener for the app's lifetime."""
+    runtime = app[RUNTIME]
+    worker = WebhookWorker(
+        runtime.pool,
+        runtime.master_key,
+        ssl_context=client_ssl_context(runtime.settings.webhook_ca_file),
+        clock=clock_of(app),
+        timeout=runtime.settings.webhook_timeout_seconds,
+    )
+    app[WEBHOOK_WORKER] = worker
+    run_with_app(app, *worker.lanes, notify_listener(runtime.database_url, worker))

@@ -1,103 +1,101 @@
 """Refused identity operations, shared by every identity repository and the identity service.
 
-Each carries a stable ``code`` (its HTTP status is in gateway/http/errors.py) and a
+Each carries a stable ``code`` (a ``keys.codes.Code``, which knows its HTTP status) and a
 ``detail`` for the client.
 """
 
 from __future__ import annotations
 
+from keys.codes import Code, CodedError
 
-class IdentityError(Exception):
+
+class IdentityError(CodedError):
     """A refused identity operation; ``code`` is the stable machine code."""
 
-    code = "identity_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    code: str = Code.IDENTITY_ERROR
 
 
 class OfficialNotFound(IdentityError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class KeyNotFound(IdentityError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class DepartmentUnknown(IdentityError):
-    code = "department_unknown"
+    code = Code.DEPARTMENT_UNKNOWN
 
 
 class InvalidRoles(IdentityError):
     """A malformed identity request (unknown roles, a pointless move): a 400."""
 
-    code = "invalid_request"
+    code = Code.INVALID_REQUEST
 
 
 class OfficialDisabled(IdentityError):
-    code = "official_disabled"
+    code = Code.OFFICIAL_DISABLED
 
 
 class EnrollmentCodeInvalid(IdentityError):
-    code = "enrollment_code_invalid"
+    code = Code.ENROLLMENT_CODE_INVALID
 
 
 class EnrollmentCodeUsed(IdentityError):
-    code = "enrollment_code_used"
+    code = Code.ENROLLMENT_CODE_USED
 
 
 class EnrollmentCodeExpired(IdentityError):
-    code = "enrollment_code_expired"
+    code = Code.ENROLLMENT_CODE_EXPIRED
 
 
 class EnrollmentCodeLocked(IdentityError):
-    code = "enrollment_code_locked"
+    code = Code.ENROLLMENT_CODE_LOCKED
 
 
 class KeyAlreadyEnrolled(IdentityError):
-    code = "key_already_enrolled"
+    code = Code.KEY_ALREADY_ENROLLED
 
 
 class RequestNotFound(IdentityError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class RequestDecided(IdentityError):
-    code = "request_decided"
+    code = Code.REQUEST_DECIDED
 
 
 class SamePerson(IdentityError):
     """The second person of a four-eyes act is the first one (or may hold its key)."""
 
-    code = "same_person"
+    code = Code.SAME_PERSON
 
 
 class RefreshTokenInvalid(IdentityError):
-    code = "invalid_grant"
+    code = Code.INVALID_GRANT
 
 
 class RefreshTokenReused(IdentityError):
-    code = "refresh_token_reused"
+    code = Code.REFRESH_TOKEN_REUSED
 
 
 class Replayed(IdentityError):
     """A single-use value was presented a second time."""
 
-    code = "replayed"
+    code: str = Code.REPLAYED
 
 
 class ReplayedNonce(Replayed):
-    code = "replayed_nonce"
+    code = Code.REPLAYED_NONCE
 
 
 class ReplayedAssertion(Replayed):
-    code = "replayed_assertion"
+    code = Code.REPLAYED_ASSERTION
 
 
 class ReplayedDpop(Replayed):
-    code = "replayed_dpop"
+    code = Code.REPLAYED_DPOP
 
 
 class ReplayedEnrollmentProof(Replayed):
-    code = "replayed_enrollment_proof"
+    code = Code.REPLAYED_ENROLLMENT_PROOF

@@ -12,47 +12,49 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from keys.codes import Code, CodedError
 
-class ObjectStoreError(Exception):
+
+class ObjectStoreError(CodedError):
     """Base of every object store error; ``code`` is the stable machine name."""
 
-    code = "object_store_error"
+    code: str = Code.OBJECT_STORE_ERROR
 
 
 class ObjectNotFound(ObjectStoreError):
     """No object has this key (malformed keys are treated the same way)."""
 
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class PayloadTooLarge(ObjectStoreError):
     """The stream went over ``max_bytes``; nothing was stored."""
 
-    code = "payload_too_large"
+    code = Code.PAYLOAD_TOO_LARGE
 
 
 class RangeNotSatisfiable(ObjectStoreError):
     """The requested byte range lies outside the object."""
 
-    code = "range_not_satisfiable"
+    code = Code.RANGE_NOT_SATISFIABLE
 
 
 class IntegrityError(ObjectStoreError):
     """The stored ciphertext does not authenticate: tampered, truncated or swapped."""
 
-    code = "object_corrupt"
+    code: str = Code.OBJECT_CORRUPT
 
 
 class MasterKeyMismatch(IntegrityError):
     """The object was sealed under a master key this store does not hold."""
 
-    code = "object_key_unknown"
+    code = Code.OBJECT_KEY_UNKNOWN
 
 
 class StorageUnavailable(ObjectStoreError):
     """The backend could not be reached or failed after retries."""
 
-    code = "storage_unavailable"
+    code = Code.STORAGE_UNAVAILABLE
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from keys.files import fsync_dir
 from keys.master import MasterKey
 from storage.objects._engine import (
     SealedStore,
@@ -44,14 +45,6 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _FileWriter(StoredWriter):
     def __init__(self, final: Path) -> None:
         self._final = final
@@ -63,7 +56,7 @@ class _FileWriter(StoredWriter):
         directory = self._final.parent
         if not directory.is_dir():
             directory.mkdir(mode=0o700, exist_ok=True)
-            _fsync_dir(directory.parent)
+            fsync_dir(directory.parent)
         self._fd = os.open(
             self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
@@ -85,7 +78,7 @@ class _FileWriter(StoredWriter):
         os.close(self._fd)
         self._fd = None
         os.rename(self._temp, self._final)
-        _fsync_dir(self._final.parent)
+        fsync_dir(self._final.parent)
 
     def _abort(self) -> None:
         if self._fd is not None:

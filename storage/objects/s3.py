@@ -23,7 +23,7 @@ import logging
 import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -33,6 +33,7 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import InvalidResponseError, S3Error, ServerError
 
+from keys.clock import SYSTEM_CLOCK
 from keys.master import MasterKey
 from storage.objects._engine import (
     SealedStore,
@@ -162,7 +163,7 @@ class S3ObjectStore(SealedStore):
                 if exc.code != "InvalidRange":
                     raise
                 # Only an empty stored object has no byte 0; the header check refuses it.
-                return StoredHead(data=b"", stored_size=0, created_at=datetime.now(UTC))
+                return StoredHead(data=b"", stored_size=0, created_at=SYSTEM_CLOCK())
             try:
                 data = response.read()
                 headers = response.headers
@@ -175,7 +176,7 @@ class S3ObjectStore(SealedStore):
             else:
                 stored_size = len(data)
             modified = headers.get("Last-Modified")
-            created = parsedate_to_datetime(modified) if modified else datetime.now(UTC)
+            created = parsedate_to_datetime(modified) if modified else SYSTEM_CLOCK()
             return StoredHead(data=data, stored_size=stored_size, created_at=created)
 
         return await self._call(fetch)
@@ -226,7 +227,7 @@ class S3ObjectStore(SealedStore):
     def _list_page(self, after: str | None) -> list[tuple[str, datetime]]:
         objects = self.client.list_objects(self.bucket, recursive=True, start_after=after)
         return [
-            (obj.object_name, obj.last_modified or datetime.now(UTC))
+            (obj.object_name, obj.last_modified or SYSTEM_CLOCK())
             for obj in itertools.islice(objects, _LIST_PAGE)
         ]
 

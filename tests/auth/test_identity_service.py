@@ -76,7 +76,8 @@ def database(module_db_url: str) -> str:
     async def load() -> None:
         connection = await connect(module_db_url)
         try:
-            await directory.upsert_departments(connection, parse_orgs_csv(demo_orgs_csv()))
+            async with connection.transaction():
+                await directory.upsert_departments(connection, parse_orgs_csv(demo_orgs_csv()))
         finally:
             await connection.close()
 

@@ -4,13 +4,13 @@ the committed sync_client.py must be exactly what the script writes today."""
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-import sealhub_sdk
 
-SCRIPT = Path(sealhub_sdk.__file__).resolve().parent.parent / "tools" / "unasync.py"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "clients" / "python_sdk" / "tools" / "unasync.py"
 
 
 @pytest.fixture(scope="module")

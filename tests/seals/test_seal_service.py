@@ -54,7 +54,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> PlatformPki:
 @pytest.fixture
 async def pool(module_db_url: str) -> AsyncIterator[asyncpg.Pool]:
     opened = await create_pool(module_db_url, min_size=1, max_size=4)
-    async with opened.acquire() as connection:
+    async with opened.acquire() as connection, connection.transaction():
         await directory.upsert_departments(
             connection, [directory.Department(DEPARTMENT, "测试局", "Test Bureau", None, "bureau")]
         )
