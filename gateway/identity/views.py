@@ -17,14 +17,15 @@ from gateway.identity.service import IssuedCode, NewOfficial, TokenGrant
 from storage.identity.keys import AddedKey, OfficialKey
 from storage.identity.official_requests import OfficialRequest
 from storage.identity.officials import Official
+from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, OfficialStatus, Role
 
 
 class OfficialJson(TypedDict):
     id: str
     name: str
     department: str
-    roles: list[str]
-    status: str
+    roles: list[Role]
+    status: OfficialStatus
     created_at: str
 
 
@@ -59,12 +60,12 @@ class KeyPage(TypedDict):
 
 class OfficialRequestJson(TypedDict):
     id: str
-    kind: str
+    kind: OfficialRequestKind
     official: str | None
     department: str
     target_department: str | None
     payload: dict[str, Any]
-    status: str
+    status: OfficialRequestStatus
     requested_by: str
     requested_at: str
     decided_by: str | None

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
 from storage.seals import Seal, SealRequest
+from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 
 class SealJson(TypedDict):
@@ -16,7 +17,7 @@ class SealJson(TypedDict):
     id: str
     department: str
     purpose: str
-    status: str
+    status: SealStatus
     certificate_pem: str
     valid_from: str
     valid_to: str
@@ -34,11 +35,11 @@ class SealRequestJson(TypedDict):
 
     id: str
     department: str
-    kind: str
+    kind: SealRequestKind
     purpose: str
     seal_id: str | None
     invalid_since: str | None
-    status: str
+    status: SealRequestStatus
     requested_by: str
     requested_at: str
     decided_by: str | None

@@ -4,13 +4,12 @@ rebuilt by the service, so it renders the same)."""
 
 from __future__ import annotations
 
-from typing import Literal, cast
-
 from aiohttp import web
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
 from gateway.workflow.rules import Outcome
 from gateway.workflow.service import ApprovalResult, DraftDownload, Revision
+from storage.vocabulary import ApprovalDecision
 
 
 class Approved(TypedDict):
@@ -18,7 +17,7 @@ class Approved(TypedDict):
 
     id: str
     step: int
-    decision: Literal["approve", "reject"]
+    decision: ApprovalDecision
     outcome: Outcome
     status: str
 
@@ -36,8 +35,7 @@ def approved(result: ApprovalResult) -> Approved:
     return {
         "id": str(result.id),
         "step": result.step,
-        # The service records only these two (rules.DECISIONS).
-        "decision": cast(Literal["approve", "reject"], result.decision),
+        "decision": ApprovalDecision(result.decision),
         "outcome": result.outcome,
         "status": result.status,
     }
