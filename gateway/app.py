@@ -24,7 +24,7 @@ from gateway.http.middleware import BODY_IDLE_SECONDS, METRICS, observe
 from gateway.http.openapi import build_openapi
 from gateway.http.ratelimit import RATE_LIMITS, configured_limits
 from gateway.identity.access import AccessLog
-from gateway.identity.auth import ACCESS, NONCES, authenticate, clock_of, send_dpop_nonce
+from gateway.identity.auth import ACCESS, NONCES, authenticate, send_dpop_nonce
 from gateway.identity.login_handlers import LOGIN
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.official_handlers import OFFICIALS
@@ -33,7 +33,7 @@ from gateway.pki.crls import CRLS, CrlCache
 from gateway.pki.handlers import TIME_STAMPS
 from gateway.pki.service import TimeStampService
 from gateway.routes import routes
-from gateway.runtime import RUNTIME, Runtime
+from gateway.runtime import RUNTIME, Runtime, clock_of
 from gateway.sealing.handlers import SEALS
 from gateway.sealing.sealer import SealSigners, install_sealer
 from gateway.sealing.service import SealService
@@ -96,7 +96,9 @@ def create_app(runtime: Runtime) -> web.Application:
         sign_for_within=runtime.settings.supervision.sign_for_within(),
     )
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
-    app[AUDIT_LOG] = AuditLogService(runtime.pool, log_verifier(runtime), access=app[ACCESS])
+    app[AUDIT_LOG] = AuditLogService(
+        runtime.pool, log_verifier(runtime), access=app[ACCESS], clock=clock
+    )
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     app[OVERSIGHT] = OversightService(runtime.pool, access=app[ACCESS], clock=clock)
     app[WEBHOOKS] = WebhookService(runtime.pool, runtime.master_key, clock=clock)

@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.codes import Code, CodedError
 from keys.tsa import TimeStampAuthority, respond_to_request
-from storage import leases, merkle
-from storage.audit_outbox import AuditEvent, record_event
+from storage import audit_events, leases, merkle
+from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.signed_note import (
     NoteVerifier,
@@ -97,7 +97,6 @@ SEQUENCER_AWAKE_KEY = 0x5EA1_A0D2
 NOTIFY_CHANNEL = "sealhub_audit_outbox"
 SALT_SIZE = 16
 DEFAULT_BATCH = 2000
-UNAUTHENTICATED_FAILURES = "auth.unauthenticated_failures"
 
 _INSERT_BATCH = (
     "WITH nodes AS (INSERT INTO audit_nodes (level, idx, hash)"
@@ -834,12 +833,8 @@ async def record_unauthenticated_failure(
             kind,
         )
         if count == 1:
-            await record_event(
-                connection,
-                AuditEvent(
-                    UNAUTHENTICATED_FAILURES,
-                    at,
-                    details={"source": source, "kind": kind, "minute": format_time(minute)},
-                ),
+            event = audit_events.unauthenticated_failures_counted(
+                at, source=source, kind=kind, minute=format_time(minute)
             )
+            await record_event(connection, event)
     return int(count)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from keys.codes import Code, CodedError
 from storage import leases
 from storage.db import DbConnection
+from storage.vocabulary import DeliveryState, DocumentStatus
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DELIVERY_CHANNEL = "sealhub_deliveries"
-OPEN_STATES = ("pending", "fetched")
 
 
 class DocumentError(CodedError):
@@ -38,7 +41,9 @@ class WrongState(DocumentError):
 
 
 @dataclass(frozen=True)
-class NewDocument:
+class Document:
+    """A ``documents`` row: what was sent, by whom, and where it stands."""
+
     id: uuid.UUID
     sender: str
     created_by: str
@@ -48,7 +53,7 @@ class NewDocument:
     urgency: str
     classification: str
     deadline: datetime | None
-    status: str
+    status: DocumentStatus
     draft_object: str
     draft_sha256: str
     draft_size: int
@@ -59,6 +64,71 @@ class NewDocument:
     sealed_by: str | None
     created_at: datetime
     dispatched_at: datetime | None
+    withdrawn_at: datetime | None = None  # a new document is never withdrawn
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A ``deliveries`` row: one recipient department's copy and its 签收 / 退回."""
+
+    id: uuid.UUID
+    seq: int
+    document: uuid.UUID
+    recipient: str
+    copy: bool
+    state: DeliveryState
+    created_at: datetime
+    due_at: datetime
+    fetched_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    reason: str | None
+    receipt_jws: str | None
+    countersigned: str | None
+    decision_event: int | None
+
+
+@dataclass(frozen=True)
+class AddressedDelivery(Delivery):
+    """A delivery with what its recipient checks a receipt against."""
+
+    sender: str
+    sealed_sha256: str  # only a sealed document has deliveries
+    document_status: DocumentStatus
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One line of a department's inbox: the delivery and the document it carries."""
+
+    id: uuid.UUID
+    seq: int
+    state: DeliveryState
+    created_at: datetime
+    copy: bool
+    document_id: uuid.UUID
+    title: str
+    doc_number: str
+    urgency: str
+    sender: str
+
+
+RowType = TypeVar("RowType", bound="DataclassInstance")
+# The columns read as an enum, whichever row type holds them.
+_STATES: dict[str, type[DocumentStatus] | type[DeliveryState]] = {
+    "status": DocumentStatus,
+    "document_status": DocumentStatus,
+    "state": DeliveryState,
+}
+
+
+def _row(cls: type[RowType], row: asyncpg.Record) -> RowType:
+    """A dataclass row from a record holding (at least) its columns."""
+    values: dict[str, Any] = {}
+    for field in fields(cls):
+        value = row[field.name]
+        values[field.name] = _STATES[field.name](value) if field.name in _STATES else value
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -69,7 +139,7 @@ class NewDelivery:
     due_at: datetime
 
 
-async def insert_document(connection: DbConnection, document: NewDocument) -> None:
+async def insert_document(connection: DbConnection, document: Document) -> None:
     try:
         await connection.execute(
             "INSERT INTO documents (id, sender, created_by, title, doc_number, doc_year,"
@@ -119,7 +189,7 @@ async def insert_deliveries(
         "deliveries",
         columns=("id", "document", "recipient", "copy", "state", "created_at", "due_at"),
         records=[
-            (d.id, document_id, d.recipient, d.copy, "pending", created_at, d.due_at)
+            (d.id, document_id, d.recipient, d.copy, DeliveryState.PENDING, created_at, d.due_at)
             for d in deliveries
         ],
     )
@@ -130,36 +200,32 @@ async def notify_deliveries(connection: DbConnection, document_id: uuid.UUID) ->
     await connection.execute("SELECT pg_notify($1, $2)", DELIVERY_CHANNEL, str(document_id))
 
 
-async def get_document(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+async def get_document(connection: DbConnection, document_id: uuid.UUID) -> Document:
     row = await connection.fetchrow("SELECT * FROM documents WHERE id = $1", document_id)
     if row is None:
         raise DocumentNotFound("no such document")
-    return dict(row.items())
+    return _row(Document, row)
 
 
-async def document_deliveries(
-    connection: DbConnection, document_id: uuid.UUID
-) -> list[dict[str, Any]]:
+async def document_deliveries(connection: DbConnection, document_id: uuid.UUID) -> list[Delivery]:
     rows = await connection.fetch(
-        "SELECT id, recipient, copy, state, created_at, due_at, fetched_at, decided_at,"
-        " decided_by, reason FROM deliveries WHERE document = $1 ORDER BY recipient",
-        document_id,
+        "SELECT * FROM deliveries WHERE document = $1 ORDER BY recipient", document_id
     )
-    return [dict(row.items()) for row in rows]
+    return [_row(Delivery, row) for row in rows]
 
 
 async def recipient_delivery(
     connection: DbConnection, document_id: uuid.UUID, department: str
-) -> dict[str, Any] | None:
+) -> Delivery | None:
     row = await connection.fetchrow(
         "SELECT * FROM deliveries WHERE document = $1 AND recipient = $2",
         document_id,
         department,
     )
-    return None if row is None else dict(row.items())
+    return None if row is None else _row(Delivery, row)
 
 
-async def get_delivery(connection: DbConnection, delivery_id: uuid.UUID) -> dict[str, Any]:
+async def get_delivery(connection: DbConnection, delivery_id: uuid.UUID) -> AddressedDelivery:
     row = await connection.fetchrow(
         "SELECT d.*, doc.sender, doc.sealed_sha256, doc.status AS document_status"
         " FROM deliveries d JOIN documents doc ON doc.id = d.document WHERE d.id = $1",
@@ -167,7 +233,7 @@ async def get_delivery(connection: DbConnection, delivery_id: uuid.UUID) -> dict
     )
     if row is None:
         raise DocumentNotFound("no such delivery")
-    return dict(row.items())
+    return _row(AddressedDelivery, row)
 
 
 async def inbox_page(
@@ -177,7 +243,7 @@ async def inbox_page(
     state: str | None,
     after_seq: int,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[InboxItem]:
     rows = await connection.fetch(
         "SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"
         " doc.doc_number, doc.urgency, doc.sender"
@@ -190,7 +256,7 @@ async def inbox_page(
         state,
         limit,
     )
-    return [dict(row.items()) for row in rows]
+    return [_row(InboxItem, row) for row in rows]
 
 
 async def inbox_page_if_valid(
@@ -201,7 +267,7 @@ async def inbox_page_if_valid(
     state: str | None,
     after_seq: int,
     limit: int,
-) -> tuple[bool, list[dict[str, Any]]]:
+) -> tuple[bool, list[InboxItem]]:
     """After a long-poll wakes: is the caller's key still good, and what is new — in one
     round trip, since hundreds of waiters wake together on a fan-out."""
     rows = await connection.fetch(
@@ -222,10 +288,7 @@ async def inbox_page_if_valid(
         kid,
     )
     session_ok = bool(rows[0]["session_ok"]) if rows else False
-    page = [dict(row.items()) for row in rows if row["id"] is not None]
-    for row in page:
-        del row["session_ok"]
-    return session_ok, page
+    return session_ok, [_row(InboxItem, row) for row in rows if row["id"] is not None]
 
 
 async def latest_delivery_seq(connection: DbConnection, department: str) -> int:
@@ -252,7 +315,7 @@ async def mark_fetched(connection: DbConnection, delivery_id: uuid.UUID, at: dat
 class Decision:
     """Where a delivery stands on 签收/退回, read under its row lock."""
 
-    state: str
+    state: DeliveryState
     decided_at: datetime | None
     receipt_jws: str | None
     event: int | None
@@ -267,13 +330,8 @@ async def lock_decision(connection: DbConnection, delivery_id: uuid.UUID) -> Dec
     )
     if row is None:
         raise DocumentNotFound("no such delivery")
-    return decision_of(row)
-
-
-def decision_of(row: Mapping[str, Any] | asyncpg.Record) -> Decision:
-    """The decision columns of a delivery row (``lock_decision``'s or ``get_delivery``'s)."""
     return Decision(
-        row["state"],
+        DeliveryState(row["state"]),
         row["decided_at"],
         row["receipt_jws"],
         row["decision_event"],
@@ -281,11 +339,22 @@ def decision_of(row: Mapping[str, Any] | asyncpg.Record) -> Decision:
     )
 
 
+def decision_of(delivery: Delivery) -> Decision:
+    """The decision columns of a delivery row (``get_delivery``'s)."""
+    return Decision(
+        delivery.state,
+        delivery.decided_at,
+        delivery.receipt_jws,
+        delivery.decision_event,
+        delivery.countersigned,
+    )
+
+
 async def decide_delivery(
     connection: DbConnection,
     delivery_id: uuid.UUID,
     *,
-    state: str,
+    state: DeliveryState,
     at: datetime,
     official: str,
     receipt_jws: str,
@@ -355,11 +424,11 @@ async def withdraw_document(
     return sorted(row["recipient"] for row in rows)
 
 
-async def lock_document(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+async def lock_document(connection: DbConnection, document_id: uuid.UUID) -> Document:
     row = await connection.fetchrow("SELECT * FROM documents WHERE id = $1 FOR UPDATE", document_id)
     if row is None:
         raise DocumentNotFound("no such document")
-    return dict(row.items())
+    return _row(Document, row)
 
 
 async def existing_recipients(connection: DbConnection, document_id: uuid.UUID) -> set[str]:

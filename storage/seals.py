@@ -12,13 +12,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import asyncpg
 
 from storage.db import DbConnection
-
-RequestKind = Literal["issue", "revoke"]
+from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 _SEAL_COLUMNS = (
     "s.id, s.department, s.purpose, s.kid, s.certificate_pem, s.serial_number, s.status,"
@@ -41,7 +39,7 @@ class Seal:
     kid: str
     certificate_pem: str
     serial_number: int
-    status: str  # 'active' or 'revoked'
+    status: SealStatus
     valid_from: datetime
     valid_to: datetime
     issued_at: datetime
@@ -66,11 +64,11 @@ class SealRequest:
     id: uuid.UUID
     department: str
     purpose: str
-    kind: RequestKind
+    kind: SealRequestKind
     seal_id: uuid.UUID | None
     reason: str | None
     reason_code: str | None
-    status: str  # 'pending', 'approved' or 'refused'
+    status: SealRequestStatus
     requested_by: str
     requested_with_kid: str | None
     requested_at: datetime
@@ -97,7 +95,7 @@ def _seal(row: asyncpg.Record) -> Seal:
         kid=row["kid"],
         certificate_pem=row["certificate_pem"],
         serial_number=int(row["serial_number"]),
-        status=row["status"],
+        status=SealStatus(row["status"]),
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
         issued_at=row["issued_at"],
@@ -113,11 +111,11 @@ def _request(row: asyncpg.Record) -> SealRequest:
         id=row["id"],
         department=row["department"],
         purpose=row["purpose"],
-        kind=row["kind"],
+        kind=SealRequestKind(row["kind"]),
         seal_id=row["seal_id"],
         reason=row["reason"],
         reason_code=row["reason_code"],
-        status=row["status"],
+        status=SealRequestStatus(row["status"]),
         requested_by=row["requested_by"],
         requested_with_kid=row["requested_with_kid"],
         requested_at=row["requested_at"],
@@ -242,7 +240,7 @@ async def still_active_for_dispatch(connection: DbConnection, seal_id: uuid.UUID
     status: str | None = await connection.fetchval(
         "SELECT status FROM seals WHERE id = $1 FOR SHARE", seal_id
     )
-    return status == "active"
+    return status == SealStatus.ACTIVE
 
 
 # --- seal requests ---------------------------------------------------------------------------

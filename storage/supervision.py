@@ -15,9 +15,10 @@ from typing import Any
 
 from keys.codes import Code, CodedError
 from storage.db import DbConnection
+from storage.vocabulary import AlertState
 
-ALERT_STATES = ("open", "acknowledged", "closed")
-LIVE_STATES = ("open", "acknowledged")
+ALERT_STATES: tuple[AlertState, ...] = tuple(AlertState)
+LIVE_STATES = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
 OPEN_DELIVERY_STATES = ("pending", "fetched")
 # Failed-authentication kinds (auth_failures.kind) that are failed logins; "token" failures
 # are refused requests with a bad access token, counted with the denied accesses.
@@ -404,7 +405,7 @@ async def acknowledge_alert(
     if row is not None:
         return _alert(row), True
     current = await get_alert(connection, alert_id)
-    if current.state == "closed":
+    if current.state == AlertState.CLOSED:
         raise AlertClosed("this alert is already closed")
     return current, False
 
@@ -425,7 +426,7 @@ async def add_alert_note(
     if row is not None:
         return _alert(row)
     current = await get_alert(connection, alert_id)
-    if current.state == "closed":
+    if current.state == AlertState.CLOSED:
         raise AlertClosed("this alert is already closed")
     raise AlertNotesFull(f"an alert takes at most {MAX_ALERT_NOTES} notes")
 

@@ -16,6 +16,7 @@ import asyncpg
 
 from keys.codes import Code, CodedError
 from storage.db import DbConnection
+from storage.vocabulary import WebhookJobState
 
 NOTIFY_CHANNEL = "sealhub_webhooks"
 
@@ -354,7 +355,7 @@ async def finish_job(
     connection: DbConnection,
     job_id: uuid.UUID,
     *,
-    state: str,
+    state: WebhookJobState,
     attempts: int,
     now: datetime,
     next_attempt_at: datetime | None,

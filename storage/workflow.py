@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from keys.codes import Code, CodedError
 from storage.db import DbConnection
+from storage.vocabulary import ApprovalDecision
 
 
 class WorkflowStoreError(CodedError):
@@ -252,7 +252,26 @@ async def mark_sealed(
     return status.endswith(" 1")
 
 
-async def trail_of(connection: DbConnection, document_id: uuid.UUID) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class TrailRow:
+    """One signed decision of the approval trail, with its step's and official's names."""
+
+    id: uuid.UUID
+    version: int
+    step: int
+    step_name: str
+    mode: str
+    official: str
+    official_name: str
+    kid: str
+    decision: ApprovalDecision
+    opinion: str
+    signed_at: datetime
+    decided_at: datetime
+    signature: str
+
+
+async def trail_of(connection: DbConnection, document_id: uuid.UUID) -> list[TrailRow]:
     """Every decision, oldest first, with the step's name and the official's name."""
     rows = await connection.fetch(
         "SELECT a.id, a.version, a.step, s.name AS step_name, s.mode, a.official,"
@@ -264,7 +283,10 @@ async def trail_of(connection: DbConnection, document_id: uuid.UUID) -> list[dic
         " WHERE a.document = $1 ORDER BY a.decided_at, a.id",
         document_id,
     )
-    return [dict(row.items()) for row in rows]
+    return [
+        TrailRow(**{**dict(row.items()), "decision": ApprovalDecision(row["decision"])})
+        for row in rows
+    ]
 
 
 async def officials_by_id(

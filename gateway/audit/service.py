@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.access import AccessLog
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
+from keys.clock import SYSTEM_CLOCK, Clock
 from storage import audit_log
 from storage.audit_log import Cosignature, EntryFilter, LogEntry, StoredCheckpoint
 from storage.signed_note import NoteVerifier
@@ -40,7 +40,7 @@ class AuditLogService:
         verifier: NoteVerifier,
         *,
         access: AccessLog,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._pool = pool
         self._verifier = verifier

@@ -11,11 +11,12 @@ from gateway.http.bodies import json_response, page_params, query_text, read_jso
 from gateway.http.openapi import json_content, page_of
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity.auth import principal_of
+from storage.vocabulary import ADMIN_ONLY
 
 routes = RouteTable()
 
 DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory", DirectoryService)
-ADMIN = {"admin"}
+ADMIN = ADMIN_ONLY
 
 
 @routes.add(

@@ -6,6 +6,7 @@ import csv
 import io
 from importlib import resources
 
+from keys.codes import Code, CodedError
 from storage.directory import CODE_PATTERN, KIND_PATTERN, Department
 
 EXPECTED_HEADER = ["code", "name", "name_en", "parent", "kind"]
@@ -13,8 +14,10 @@ DEMO_GROUP_CODE = "all-county-governments"
 DEMO_GROUP_NAME = "各县（市、区）人民政府"
 
 
-class OrgFileError(Exception):
-    code = "invalid_org_file"
+class OrgFileError(CodedError):
+    """A row of the organisation CSV that cannot be a unit (its line number in the detail)."""
+
+    code = Code.INVALID_ORG_FILE
 
 
 def parse_orgs_csv(text: str) -> list[Department]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.principal import Principal
 from gateway.paging import Page
+from keys.clock import SYSTEM_CLOCK, Clock
+from storage import audit_events as events
 from storage import directory
-from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
+from storage.audit_outbox import AuditSink, OutboxSink
 from storage.directory import Department, Group
 
 
@@ -32,7 +33,7 @@ class DepartmentQuery:
 
 class DirectoryService:
     def __init__(
-        self, pool: asyncpg.Pool, *, clock: Clock = utc_now, audit: AuditSink | None = None
+        self, pool: asyncpg.Pool, *, clock: Clock = SYSTEM_CLOCK, audit: AuditSink | None = None
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -71,17 +72,8 @@ class DirectoryService:
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             await directory.create_department(connection, department)
-            await self._audit.record(
-                connection,
-                AuditEvent(
-                    "department.created",
-                    now,
-                    actor_official=actor.official_id,
-                    actor_jkt=actor.kid,
-                    department=department.code,
-                    details=department.as_json(),
-                ),
-            )
+            event = events.department_created(actor, now, department=department)
+            await self._audit.record(connection, event)
         return department
 
     async def create_group(
@@ -91,14 +83,5 @@ class DirectoryService:
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             group = await directory.create_group(connection, code, name, members)
-            await self._audit.record(
-                connection,
-                AuditEvent(
-                    "group.created",
-                    now,
-                    actor_official=actor.official_id,
-                    actor_jkt=actor.kid,
-                    details=group.as_json(),
-                ),
-            )
+            await self._audit.record(connection, events.group_created(actor, now, group=group))
         return group

@@ -3,49 +3,42 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import Field
 
 from gateway.exchange import views
 from gateway.exchange.handlers import EXCHANGE, exchange_refusals, idempotency_key, path_id
-from gateway.exchange.meta import parse_recipient_codes
+from gateway.exchange.meta import MAX_RECIPIENTS, Code
 from gateway.exchange.service import ResendRequest
-from gateway.http.bodies import json_response, read_json_object
-from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.bodies import json_response, parse_body
+from gateway.http.models import RequestBody
 from gateway.http.routing import RouteTable, path_param
 from gateway.identity.auth import principal_of
 
 routes = RouteTable()
 
-SIGNATURE_BODY = {
-    "required": True,
-    "content": json_content(
-        {
-            "type": "object",
-            "required": ["signature"],
-            "properties": {"signature": {"type": "string", "maxLength": 65536}},
-        }
-    ),
-}
-COUNTERSIGNED = json_content(
-    {
-        "type": "object",
-        "required": ["delivery", "state", "countersigned"],
-        "properties": {
-            "delivery": {"type": "string"},
-            "state": {"type": "string"},
-            "audit_index": {"type": "integer"},
-            "countersigned": {"type": "string"},
-        },
-    }
-)
+
+class SignatureBody(RequestBody):
+    """签收 / 退回: the compact JWS the recipient's official signed."""
+
+    signature: str = Field(min_length=1, max_length=65536)
+
+
+class ResendBody(RequestBody):
+    """补发: the new recipients (and, once signed off, a leader's approval of them)."""
+
+    recipients: list[Code] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    approval: str | None = Field(
+        default=None, description="sealhub-resend+jwt of a leader; needed once signed off"
+    )
 
 
 async def _signature(request: web.Request) -> str:
-    body = await read_json_object(request)
-    signature = body.get("signature")
-    if not isinstance(signature, str) or not 1 <= len(signature) <= 65536:
-        raise ApiError("invalid_request", "signature must be the compact JWS you signed")
-    return signature
+    return (await parse_body(request, SignatureBody)).signature
+
+
+async def _resend_request(request: web.Request) -> ResendRequest:
+    body = await parse_body(request, ResendBody)
+    return ResendRequest(tuple(dict.fromkeys(body.recipients)), body.approval)
 
 
 async def _decide(request: web.Request, action: str) -> web.Response:
@@ -66,8 +59,8 @@ async def _decide(request: web.Request, action: str) -> web.Response:
     access="authenticated",
     tag="exchange",
     parameters=(path_param("id", "Delivery id."),),
-    request_body=SIGNATURE_BODY,
-    responses={"200": {"content": COUNTERSIGNED}},
+    request_model=SignatureBody,
+    responses={"200": views.Countersigned},
 )
 @exchange_refusals
 async def sign_for_delivery(request: web.Request) -> web.Response:
@@ -81,8 +74,8 @@ async def sign_for_delivery(request: web.Request) -> web.Response:
     access="authenticated",
     tag="exchange",
     parameters=(path_param("id", "Delivery id."),),
-    request_body=SIGNATURE_BODY,
-    responses={"200": {"content": COUNTERSIGNED}},
+    request_model=SignatureBody,
+    responses={"200": views.Countersigned},
 )
 @exchange_refusals
 async def reject_delivery(request: web.Request) -> web.Response:
@@ -96,7 +89,7 @@ async def reject_delivery(request: web.Request) -> web.Response:
     access="authenticated",
     tag="exchange",
     parameters=(path_param("id", "Delivery id."),),
-    responses={"200": {"content": COUNTERSIGNED}},
+    responses={"200": views.Countersigned},
 )
 @exchange_refusals
 async def get_receipt(request: web.Request) -> web.Response:
@@ -111,19 +104,14 @@ async def get_receipt(request: web.Request) -> web.Response:
     access="authenticated",
     tag="documents",
     parameters=(path_param("id", "Document id."),),
-    responses={"200": {"content": json_content({"type": "object"})}},
+    responses={"200": views.Withdrawn},
 )
 @exchange_refusals
 async def withdraw_document(request: web.Request) -> web.Response:
     withdrawn = await request.app[EXCHANGE].withdraw(
         principal_of(request), path_id(request), idempotency_key=idempotency_key(request)
     )
-    return json_response(withdrawn.as_json())
-
-
-async def _resend_request(request: web.Request) -> ResendRequest:
-    body = await read_json_object(request)
-    return ResendRequest(parse_recipient_codes(body.get("recipients")), body.get("approval"))
+    return json_response(views.withdrawn(withdrawn))
 
 
 @routes.add(
@@ -133,23 +121,8 @@ async def _resend_request(request: web.Request) -> ResendRequest:
     access="authenticated",
     tag="documents",
     parameters=(path_param("id", "Document id."),),
-    request_body={
-        "required": True,
-        "content": json_content(
-            {
-                "type": "object",
-                "required": ["recipients"],
-                "properties": {
-                    "recipients": {"type": "array", "items": {"type": "string"}},
-                    "approval": {
-                        "type": "string",
-                        "description": "sealhub-resend+jwt of a leader; needed once signed off",
-                    },
-                },
-            }
-        ),
-    },
-    responses={"200": {"content": json_content({"type": "object"})}},
+    request_model=ResendBody,
+    responses={"200": views.Resent},
 )
 @exchange_refusals
 async def resend_document(request: web.Request) -> web.Response:
@@ -159,4 +132,4 @@ async def resend_document(request: web.Request) -> web.Response:
         lambda: _resend_request(request),
         idempotency_key=idempotency_key(request),
     )
-    return json_response(resent.as_json())
+    return json_response(views.resent(resent))

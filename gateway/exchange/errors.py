@@ -1,52 +1,50 @@
-"""The exchange's refusals, each with a stable problem code (statuses: gateway/http/errors.py)."""
+"""The exchange's refusals, each with a stable problem code (statuses: keys/codes.py)."""
 
 from __future__ import annotations
 
 import uuid
 
+from keys.codes import Code, CodedError
 
-class ExchangeError(Exception):
-    code = "invalid_request"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class ExchangeError(CodedError):
+    code: str = Code.INVALID_REQUEST
 
 
 class ResendRequiresApproval(ExchangeError):
-    code = "resend_requires_approval"
+    code = Code.RESEND_REQUIRES_APPROVAL
 
 
 class InvalidMeta(ExchangeError):
-    code = "invalid_request"
+    code = Code.INVALID_REQUEST
 
 
 class ClassifiedNotAllowed(ExchangeError):
-    code = "classified_not_allowed"
+    code = Code.CLASSIFIED_NOT_ALLOWED
 
 
 class SealRequiresApproval(ExchangeError):
-    code = "seal_requires_approval"
+    code = Code.SEAL_REQUIRES_APPROVAL
 
 
 class DraftingNotAllowed(ExchangeError):
-    code = "forbidden"
+    code = Code.FORBIDDEN
 
 
 class DocumentLocked(ExchangeError):
     """Signed off (or sealed): the draft and its approvals can no longer change."""
 
-    code = "document_locked"
+    code = Code.DOCUMENT_LOCKED
 
 
 class WrongDocumentState(ExchangeError):
-    code = "conflict"
+    code = Code.CONFLICT
 
 
 class SealRevokedMeanwhile(ExchangeError):
     """The seal was revoked (on any gateway process) while this document was being sealed."""
 
-    code = "seal_revoked"
+    code = Code.SEAL_REVOKED
 
     def __init__(self, seal_id: uuid.UUID) -> None:
         super().__init__("the seal was revoked while the document was being sealed; not sent")
@@ -54,16 +52,14 @@ class SealRevokedMeanwhile(ExchangeError):
 
 
 class InvalidRequest(ExchangeError):
-    code = "invalid_request"
+    code = Code.INVALID_REQUEST
 
 
 class NotFound(ExchangeError):
     """Nothing to give: no receipt yet, or a document not sealed yet."""
 
-    code = "not_found"
-
-    def __init__(self, detail: str = "no such resource") -> None:
-        super().__init__(detail)
+    code = Code.NOT_FOUND
+    default_detail = "no such resource"
 
 
 class Hidden(NotFound):
@@ -81,14 +77,14 @@ class RoleMissing(ExchangeError):
     """The caller is in the right department but lacks every role the act needs (an audited
     403, like gateway.identity.auth.require_roles)."""
 
-    code = "forbidden"
+    code = Code.FORBIDDEN
 
 
 class RangeNotSatisfiable(ExchangeError):
-    code = "range_not_satisfiable"
+    code = Code.RANGE_NOT_SATISFIABLE
 
 
 class SessionEnded(ExchangeError):
     """The caller's key was revoked, or the official disabled or moved, while waiting."""
 
-    code = "invalid_token"
+    code = Code.INVALID_TOKEN

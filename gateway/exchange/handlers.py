@@ -10,12 +10,12 @@ from aiohttp import BodyPartReader, MultipartReader, web
 
 from gateway.exchange import views
 from gateway.exchange.errors import Hidden, RoleMissing
-from gateway.exchange.meta import DocumentMeta, parse_meta
+from gateway.exchange.meta import DocumentMeta, SendMeta, parse_meta
 from gateway.exchange.ranges import parse_range as parse_range
 from gateway.exchange.service import ExchangeService
 from gateway.http.bodies import json_response, parse_json_bytes
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.openapi import schema_ref
 from gateway.http.routing import Handler, RouteTable, path_param
 from gateway.identity.auth import Forbidden, deny_access, hidden, now_of, principal_of
 from gateway.runtime import RUNTIME
@@ -27,17 +27,6 @@ EXCHANGE: web.AppKey[ExchangeService] = web.AppKey("exchange", ExchangeService)
 READ_CHUNK = 256 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-SEND_RESULT = {
-    "type": "object",
-    "required": ["id", "status", "draft_sha256", "sha256", "deliveries"],
-    "properties": {
-        "id": {"type": "string"},
-        "status": {"type": "string"},
-        "draft_sha256": {"type": "string"},
-        "sha256": {"type": ["string", "null"]},
-        "deliveries": {"type": "integer"},
-    },
-}
 SEND_BODY = {
     "required": True,
     "content": {
@@ -46,7 +35,12 @@ SEND_BODY = {
                 "type": "object",
                 "required": ["meta", "file"],
                 "properties": {
-                    "meta": {"type": "string", "description": "JSON document metadata"},
+                    "meta": {
+                        "type": "string",
+                        "description": "JSON document metadata",
+                        "contentMediaType": "application/json",
+                        "contentSchema": schema_ref(SendMeta),
+                    },
                     "file": {"type": "string", "format": "binary"},
                 },
             },
@@ -126,7 +120,7 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     access="authenticated",
     tag="documents",
     request_body=SEND_BODY,
-    responses={"201": {"content": json_content(SEND_RESULT)}},
+    responses={"201": views.SentDocument},
 )
 @exchange_refusals
 async def send_document(request: web.Request) -> web.Response:
@@ -140,7 +134,7 @@ async def send_document(request: web.Request) -> web.Response:
         lambda: _file_part(reader),
         idempotency_key=idempotency_key(request),
     )
-    return json_response(sent.as_json(), status=201)
+    return json_response(views.sent(sent), status=201)
 
 
 @routes.add(
@@ -150,7 +144,7 @@ async def send_document(request: web.Request) -> web.Response:
     access="authenticated",
     tag="documents",
     parameters=(path_param("id", "Document id."),),
-    responses={"200": {"content": json_content({"type": "object"})}},
+    responses={"200": views.Document},
 )
 @exchange_refusals
 async def get_document(request: web.Request) -> web.Response:

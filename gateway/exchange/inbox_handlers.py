@@ -12,7 +12,6 @@ from gateway.exchange.handlers import EXCHANGE, exchange_refusals
 from gateway.exchange.service import INBOX_STATES, InboxQuery
 from gateway.http.bodies import json_response, page_params
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, query_param
 from gateway.identity.auth import principal_of
 
@@ -20,17 +19,6 @@ routes = RouteTable()
 
 STATES = INBOX_STATES
 MAX_WAIT_SECONDS = 60
-INBOX_ITEM = {
-    "type": "object",
-    "required": ["id", "document", "state", "created_at"],
-    "properties": {
-        "id": {"type": "string"},
-        "document": {"type": "object"},
-        "state": {"type": "string", "enum": list(STATES)},
-        "created_at": {"type": "string"},
-        "copy": {"type": "boolean"},
-    },
-}
 EVENT_STREAM_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-store",
@@ -77,20 +65,7 @@ def _inbox_query(request: web.Request) -> InboxQuery:
         ),
         *PAGE_PARAMS,
     ),
-    responses={
-        "200": {
-            "content": json_content(
-                {
-                    "type": "object",
-                    "required": ["items", "next_cursor"],
-                    "properties": {
-                        "items": {"type": "array", "items": INBOX_ITEM},
-                        "next_cursor": {"type": ["string", "null"]},
-                    },
-                }
-            )
-        }
-    },
+    responses={"200": views.InboxPage},
 )
 @exchange_refusals
 async def inbox(request: web.Request) -> web.Response:

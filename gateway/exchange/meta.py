@@ -7,11 +7,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
 
 from gateway.exchange.errors import ClassifiedNotAllowed, InvalidMeta
-from gateway.http.text import unsafe_character
+from gateway.http.models import ClosedBody, Line, Time, describe, rfc3339
 from gateway.workflow import rules as workflow
+from gateway.workflow.rules import InvalidWorkflow
 from storage import directory
 
 URGENCIES = ("normal", "urgent", "very_urgent")
@@ -19,9 +22,6 @@ ALLOWED_CLASSIFICATIONS = ("public", "internal")
 CLASSIFIED = ("confidential", "secret", "top_secret", "秘密", "机密", "绝密")
 MAX_RECIPIENTS = 2000
 _YEAR_IN_NUMBER = re.compile(r"[〔\[(（](\d{4})[〕\])）]")
-_META_KEYS = frozenset(
-    {"title", "doc_number", "urgency", "classification", "recipients", "cc", "deadline", "workflow"}
-)
 
 
 @dataclass(frozen=True)
@@ -52,85 +52,79 @@ class DocumentMeta:
         return json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
-def _text(raw: dict[str, Any], name: str, max_length: int) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidMeta(f"meta.{name} must be a non-empty string")
-    if len(value) > max_length:
-        raise InvalidMeta(f"meta.{name} must have at most {max_length} characters")
-    if (unsafe := unsafe_character(value)) is not None:
-        raise InvalidMeta(f"meta.{name} must not contain {unsafe}")
-    return value.strip()
+Code = Annotated[str, Field(pattern=rf"^{directory.CODE_PATTERN.pattern}$")]
+"""A department or group code."""
 
 
-def _codes(raw: dict[str, Any], name: str, *, required: bool) -> tuple[str, ...]:
-    value = raw.get(name, [] if not required else None)
-    if not isinstance(value, list) or (required and not value):
-        raise InvalidMeta(
-            f"meta.{name} must be a non-empty list of department or group codes"
-            if required
-            else f"meta.{name} must be a list of codes"
-        )
-    if len(value) > MAX_RECIPIENTS:
-        raise InvalidMeta(f"meta.{name} may name at most {MAX_RECIPIENTS} codes")
-    codes = []
-    for code in value:
-        if not isinstance(code, str) or not directory.CODE_PATTERN.fullmatch(code):
-            raise InvalidMeta(f"meta.{name} has an invalid code")
-        codes.append(code)
-    return tuple(dict.fromkeys(codes))
+class WorkflowStepBody(ClosedBody):
+    name: Line = Field(max_length=workflow.MAX_STEP_NAME)
+    assignees: list[str] = Field(min_length=1, max_length=workflow.MAX_ASSIGNEES)
+    mode: Literal["all", "any"] = "any"
 
 
-def parse_recipient_codes(value: Any) -> tuple[str, ...]:
-    """The ``recipients`` of a resend: the same rules as in ``meta``."""
-    return _codes({"recipients": value}, "recipients", required=True)
+class WorkflowBody(ClosedBody):
+    """The approval chain (核稿, 会签, 签发): its steps in order, each with its assignees."""
+
+    steps: list[WorkflowStepBody] = Field(min_length=1, max_length=workflow.MAX_STEPS)
+
+
+class SendMeta(ClosedBody):
+    """The ``meta`` part of a send (the GB/T 9704 elements we carry), checked in this field
+    order before any file byte is read."""
+
+    classification: Literal["public", "internal"]
+    urgency: Literal["normal", "urgent", "very_urgent"] = "normal"
+    doc_number: Line = Field(max_length=100)
+    deadline: Time | None = None
+    recipients: list[Code] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    cc: list[Code] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    title: Line = Field(max_length=500)
+    workflow: WorkflowBody | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refusals_first(cls, raw: Any) -> Any:
+        """Unknown fields, then a classified document (422, whatever else is wrong)."""
+        if not isinstance(raw, dict):
+            raise InvalidMeta("meta must be a JSON object")
+        unknown = sorted(set(raw) - set(cls.model_fields))
+        if unknown:
+            raise InvalidMeta("unknown meta field(s): " + ", ".join(unknown)[:200])
+        if raw.get("classification") in CLASSIFIED:
+            raise ClassifiedNotAllowed(
+                "classified documents may not travel on an Internet platform"
+            )
+        return raw
 
 
 def parse_meta(raw: Any, *, now: datetime) -> DocumentMeta:
     """Validate the ``meta`` part (GB/T 9704 elements we carry) before any file is read."""
-    if not isinstance(raw, dict):
-        raise InvalidMeta("meta must be a JSON object")
-    unknown = sorted(set(raw) - _META_KEYS)
-    if unknown:
-        raise InvalidMeta("unknown meta field(s): " + ", ".join(unknown)[:200])
-    classification = raw.get("classification")
-    if classification in CLASSIFIED:
-        raise ClassifiedNotAllowed("classified documents may not travel on an Internet platform")
-    if classification not in ALLOWED_CLASSIFICATIONS:
-        raise InvalidMeta("meta.classification must be public or internal")
-    urgency = raw.get("urgency", "normal")
-    if urgency not in URGENCIES:
-        raise InvalidMeta("meta.urgency must be normal, urgent or very_urgent")
-    doc_number = _text(raw, "doc_number", 100)
-    year_match = _YEAR_IN_NUMBER.search(doc_number)
-    doc_year = int(year_match[1]) if year_match else now.year
-    deadline = _deadline(raw.get("deadline"), now)
-    recipients = _codes(raw, "recipients", required=True)
-    cc = tuple(code for code in _codes(raw, "cc", required=False) if code not in recipients)
+    try:
+        body = SendMeta.model_validate(raw)
+    except ValidationError as exc:
+        at_workflow = exc.errors()[0]["loc"][:1] == ("workflow",)
+        raise (InvalidWorkflow if at_workflow else InvalidMeta)(describe(exc, "meta")) from None
+    year_match = _YEAR_IN_NUMBER.search(body.doc_number)
+    recipients = tuple(dict.fromkeys(body.recipients))
     return DocumentMeta(
-        title=_text(raw, "title", 500),
-        doc_number=doc_number,
-        doc_year=doc_year,
-        urgency=urgency,
-        classification=classification,
+        title=body.title,
+        doc_number=body.doc_number,
+        doc_year=int(year_match[1]) if year_match else now.year,
+        urgency=body.urgency,
+        classification=body.classification,
         recipients=recipients,
-        cc=cc,
-        deadline=deadline,
-        workflow=None if raw.get("workflow") is None else workflow.parse_workflow(raw["workflow"]),
+        cc=tuple(code for code in dict.fromkeys(body.cc) if code not in recipients),
+        deadline=_deadline(body.deadline, now),
+        workflow=None
+        if body.workflow is None
+        else workflow.parse_workflow(body.workflow.model_dump()),
     )
 
 
-def _deadline(value: Any, now: datetime) -> datetime | None:
+def _deadline(value: str | None, now: datetime) -> datetime | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 40:
-        raise InvalidMeta("meta.deadline must be an RFC 3339 time")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidMeta("meta.deadline must be an RFC 3339 time") from None
-    if parsed.tzinfo is None:
-        raise InvalidMeta("meta.deadline needs a time zone (e.g. Z)")
+    parsed = rfc3339(value)
     if parsed <= now:
         raise InvalidMeta("meta.deadline must be in the future")
     return parsed

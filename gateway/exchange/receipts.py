@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys import keystore as keystore_module
 from keys import pki
+from keys.codes import Code, CodedError
 from keys.files import atomic_write
 from keys.jws import TYP_COUNTERSIGN, sign_jws
 from keys.platform import PlatformPki
@@ -27,14 +28,11 @@ from keys.platform import PlatformPki
 RECEIPT_CERT_NAME = "sealhub receipt countersignature"
 
 
-class AuditIndexPending(Exception):
+class AuditIndexPending(CodedError):
     """The sequencer has not given the receipt's event an index yet (retry shortly)."""
 
-    code = "audit_pending"
-
-    def __init__(self) -> None:
-        super().__init__("the receipt is recorded; its audit index is not ready yet, retry")
-        self.detail = str(self)
+    code = Code.AUDIT_PENDING
+    default_detail = "the receipt is recorded; its audit index is not ready yet, retry"
 
 
 @dataclass(frozen=True)

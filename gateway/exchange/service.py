@@ -62,6 +62,7 @@ from keys.jws import (
     verify_resend_approval,
 )
 from seals.pdfcheck import check_header
+from storage import audit_events as events
 from storage import audit_log, directory, documents, idempotency, identity
 from storage import pki as pki_rows
 from storage import seals as seal_rows
@@ -70,16 +71,20 @@ from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
 from storage.objects.staged import StagedObjects
+from storage.vocabulary import DeliveryState, DocumentStatus, Role
 
-SENDER_ROLES = frozenset({"seal_keeper"})
-RECEIVER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_keeper"})
-
-RESEND_APPROVER_ROLE = "leader"
+# 用印 and 分发 at once, without an approval chain: the seal keeper's act.
+DIRECT_SEND_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER})
+# 签收 / 退回 for the department (every role but admin and inspector).
+SIGN_FOR_ROLES: frozenset[Role] = frozenset(
+    {Role.CLERK, Role.SYSTEM, Role.LEADER, Role.DEPT_ADMIN, Role.SEAL_KEEPER}
+)
+RESEND_APPROVER_ROLE = Role.LEADER
 
 
 async def check_resend_approval(
     connection: DbConnection,
-    document: Mapping[str, Any],
+    document: documents.Document,
     codes: Sequence[str],
     approval: object,
     now: datetime,
@@ -89,7 +94,7 @@ async def check_resend_approval(
     exactly these recipients. Returns the approving official (None: no sign-off, so none
     is needed). A replay within the signature's age adds nothing: its recipients have their
     deliveries by then."""
-    if not await workflow_rows.steps_of(connection, document["id"]):
+    if not await workflow_rows.steps_of(connection, document.id):
         return None
     if not isinstance(approval, str) or not approval:
         raise ResendRequiresApproval(
@@ -102,15 +107,15 @@ async def check_resend_approval(
     if owner is None or owner.key.revoked_at is not None or not owner.official.active:
         raise InvalidSignatureError("unknown_key", "the approval's kid is not an enrolled key")
     official = owner.official
-    if official.department != document["sender"] or RESEND_APPROVER_ROLE not in official.roles:
+    if official.department != document.sender or RESEND_APPROVER_ROLE not in official.roles:
         raise ResendRequiresApproval(
             "the approval must be signed by a leader of the sending department"
         )
     verify_resend_approval(
         approval,
         key=parse_public_jwk(owner.key.public_jwk),
-        document_id=str(document["id"]),
-        sha256=str(document["sealed_sha256"]),
+        document_id=str(document.id),
+        sha256=str(document.sealed_sha256),
         recipients=codes,
         now=now,
     )
@@ -151,7 +156,7 @@ def authorize_send(principal: Principal, *, with_workflow: bool = False) -> None
         if not principal.has_any(workflow.DRAFTER_ROLES):
             raise DraftingNotAllowed("your roles do not allow drafting documents")
         return
-    if not principal.has_any(SENDER_ROLES):
+    if not principal.has_any(DIRECT_SEND_ROLES):
         raise SealRequiresApproval(
             "only a seal keeper may seal and send directly; other roles need an approval workflow"
         )
@@ -210,37 +215,29 @@ class SentDocument:
         )
 
 
-def _actor(principal: Principal) -> dict[str, str]:
-    return {"actor_official": principal.official_id, "actor_jkt": principal.kid}
-
-
-def _created_event(
+def created_event(
     principal: Principal,
     document_id: uuid.UUID,
     meta: DocumentMeta,
     draft_sha256: str,
     now: datetime,
 ) -> AuditEvent:
-    details: dict[str, Any] = {
-        "title": meta.title,
-        "doc_number": meta.doc_number,
-        "urgency": meta.urgency,
-        "classification": meta.classification,
-        "draft_sha256": draft_sha256,
-    }
-    if meta.workflow is not None:
-        details["workflow"] = meta.workflow.as_json()
-    return AuditEvent(
-        "document.created",
+    """``document.created`` of a send or a 拟稿 (with the workflow it starts)."""
+    return events.document_created(
+        principal,
         now,
         department=principal.department,
-        document=str(document_id),
-        details=details,
-        **_actor(principal),
+        document=document_id,
+        title=meta.title,
+        doc_number=meta.doc_number,
+        urgency=meta.urgency,
+        classification=meta.classification,
+        draft_sha256=draft_sha256,
+        workflow=None if meta.workflow is None else meta.workflow.as_json(),
     )
 
 
-async def _dispatch(
+async def dispatch(
     connection: DbConnection,
     *,
     principal: Principal,
@@ -262,42 +259,40 @@ async def _dispatch(
         documents.NewDelivery(uuid.uuid4(), code, False, due) for code in fanout.recipients
     ] + [documents.NewDelivery(uuid.uuid4(), code, True, due) for code in fanout.cc]
     await documents.insert_deliveries(connection, document_id, deliveries, now)
-    doc = str(document_id)
-    events = [
-        AuditEvent(
-            "seal.used",
+    department = principal.department
+    made = [
+        events.seal_used(
+            principal,
             now,
-            department=principal.department,
-            document=doc,
-            details={
-                "seal_id": str(seal_id),
-                "sha256": sealed_sha256,
-                "draft_sha256": draft_sha256,
-                "sign_off": sign_off,
-            },
-            **_actor(principal),
+            department=department,
+            document=document_id,
+            seal_id=seal_id,
+            sha256=sealed_sha256,
+            draft_sha256=draft_sha256,
+            sign_off=sign_off,
         ),
-        AuditEvent(
-            "document.dispatched",
+        events.document_dispatched(
+            principal,
             now,
-            department=principal.department,
-            document=doc,
-            details={"sha256": sealed_sha256, "deliveries": len(deliveries)},
-            **_actor(principal),
+            department=department,
+            document=document_id,
+            sha256=sealed_sha256,
+            deliveries=len(deliveries),
         ),
     ]
-    events.extend(
-        AuditEvent(
-            "delivery.created",
+    made.extend(
+        events.delivery_created(
+            principal,
             now,
-            department=d.recipient,
-            document=doc,
-            details={"delivery": str(d.id), "copy": d.copy, "due_at": d.due_at.isoformat()},
-            **_actor(principal),
+            recipient=d.recipient,
+            document=document_id,
+            delivery=d.id,
+            due_at=d.due_at,
+            copy=d.copy,
         )
         for d in deliveries
     )
-    await record_events(connection, events)
+    await record_events(connection, made)
     await documents.notify_deliveries(connection, document_id)
     # Last, after every other row of the dispatch: the seal was checked before sealing, but a
     # revocation may have committed since (seconds of sealing, on any process).
@@ -306,18 +301,18 @@ async def _dispatch(
     return len(deliveries)
 
 
-def _new_document(
+def new_document(
     document_id: uuid.UUID,
     principal: Principal,
     meta: DocumentMeta,
     draft: PutResult,
     now: datetime,
     *,
-    status: str,
+    status: DocumentStatus,
     sealed: PutResult | None = None,
     seal_id: uuid.UUID | None = None,
-) -> documents.NewDocument:
-    return documents.NewDocument(
+) -> documents.Document:
+    return documents.Document(
         id=document_id,
         sender=principal.department,
         created_by=principal.official_id,
@@ -357,21 +352,21 @@ async def record_dispatch(
     document_id = uuid.uuid4()
     await documents.insert_document(
         connection,
-        _new_document(
+        new_document(
             document_id,
             principal,
             meta,
             draft,
             now,
-            status="dispatched",
+            status=DocumentStatus.DISPATCHED,
             sealed=sealed,
             seal_id=seal_id,
         ),
     )
     await record_events(
-        connection, [_created_event(principal, document_id, meta, draft.sha256_hex, now)]
+        connection, [created_event(principal, document_id, meta, draft.sha256_hex, now)]
     )
-    count = await _dispatch(
+    count = await dispatch(
         connection,
         principal=principal,
         document_id=document_id,
@@ -383,7 +378,9 @@ async def record_dispatch(
         sign_off=None,
         now=now,
     )
-    return SentDocument(document_id, "dispatched", draft.sha256_hex, sealed.sha256_hex, count)
+    return SentDocument(
+        document_id, DocumentStatus.DISPATCHED, draft.sha256_hex, sealed.sha256_hex, count
+    )
 
 
 async def delete_quietly(store: ObjectStore, keys: Sequence[str]) -> None:
@@ -404,10 +401,11 @@ Clock = Callable[[], datetime]
 Spool = Callable[[int], AbstractContextManager[list[Path]]]
 
 # 撤回 and 补发 of a sent document: its department's clerks, seal keepers and admins.
-FOLLOW_UP_ROLES = frozenset({"seal_keeper", "clerk", "dept_admin"})
+FOLLOW_UP_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER, Role.CLERK, Role.DEPT_ADMIN})
 # Withdrawing has no body: every retry of one Idempotency-Key asks the same thing.
 WITHDRAW_HASH = hashlib.sha256(b"withdraw").hexdigest()
-INBOX_STATES = ("pending", "fetched", "received", "rejected")
+# What an inbox may be filtered by (a withdrawn delivery leaves the inbox).
+INBOX_STATES = tuple(state for state in DeliveryState if state != DeliveryState.WITHDRAWN)
 HEARTBEAT_SECONDS = 15
 STREAM_BATCH = 100
 AUDIT_INDEX_WAIT_SECONDS = 10.0
@@ -443,11 +441,11 @@ class InboxWakeups(Protocol):
 class DocumentView:
     """A document as its caller may see it: recipients see only the sign-off they got."""
 
-    document: dict[str, Any]
-    deliveries: list[dict[str, Any]]
+    document: documents.Document
+    deliveries: list[documents.Delivery]
     steps: list[workflow_rows.StepRow]
     versions: list[workflow_rows.VersionRow]
-    trail: list[dict[str, Any]]
+    trail: list[workflow_rows.TrailRow]
 
 
 @dataclass(frozen=True)
@@ -482,7 +480,7 @@ class Withdrawn:
     id: uuid.UUID
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "status": "withdrawn"}
+        return {"id": str(self.id), "status": DocumentStatus.WITHDRAWN.value}
 
 
 @dataclass(frozen=True)
@@ -510,7 +508,7 @@ class InboxQuery:
 
 @dataclass(frozen=True)
 class InboxPage:
-    items: list[dict[str, Any]]
+    items: list[documents.InboxItem]
     last_seq: int  # where a poller continues from (the cursor it gets back)
 
 
@@ -518,7 +516,7 @@ class InboxPage:
 class DeliveryArrived:
     """An event of the inbox stream: one delivery row, in seq order."""
 
-    row: dict[str, Any]
+    row: documents.InboxItem
 
 
 @dataclass(frozen=True)
@@ -698,7 +696,7 @@ class ExchangeService:
 
     async def _visible(
         self, connection: DbConnection, principal: Principal, document_id: uuid.UUID
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> tuple[documents.Document, documents.Delivery | None]:
         """The document and the caller's delivery; hidden from anyone not its sender or a
         recipient it was not withdrawn from."""
         try:
@@ -706,8 +704,8 @@ class ExchangeService:
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
         delivery = await documents.recipient_delivery(connection, document_id, principal.department)
-        if document["sender"] != principal.department and (
-            delivery is None or delivery["state"] == "withdrawn"
+        if document.sender != principal.department and (
+            delivery is None or delivery.state == DeliveryState.WITHDRAWN
         ):
             raise Hidden("other_department", document=str(document_id))
         return document, delivery
@@ -720,12 +718,12 @@ class ExchangeService:
             steps = await workflow_rows.steps_of(connection, document_id)
             versions = await workflow_rows.versions_of(connection, document_id)
             trail = await workflow_rows.trail_of(connection, document_id)
-        if document["sender"] != principal.department and versions:
+        if document.sender != principal.department and versions:
             # Recipients see the sign-off of what they received; earlier drafts, their
             # rejections and opinions stay inside the sending department.
             final = versions[-1].version
             versions = [v for v in versions if v.version == final]
-            trail = [row for row in trail if row["version"] == final]
+            trail = [row for row in trail if row.version == final]
         return DocumentView(document, deliveries, steps, versions, trail)
 
     async def content(
@@ -735,48 +733,41 @@ class ExchangeService:
         delivery fetched; every download is audited."""
         async with self._pool.acquire() as connection:
             document, delivery = await self._visible(connection, principal, document_id)
-        if document["sealed_object"] is None:
+        if document.sealed_object is None or document.sealed_size is None:
             raise NotFound("the document has not been sealed yet")
-        size = int(document["sealed_size"])
+        size = document.sealed_size
         byte_range = parse_range(range_header, size)
         now = self._clock()
-        doc = str(document_id)
         async with self._pool.acquire() as connection, connection.transaction():
-            if delivery is not None and await documents.mark_fetched(
-                connection, delivery["id"], now
-            ):
+            if delivery is not None and await documents.mark_fetched(connection, delivery.id, now):
                 await record_event(
                     connection,
-                    self._event(
-                        principal, "delivery.fetched", now, doc, {"delivery": str(delivery["id"])}
+                    events.delivery_fetched(
+                        principal,
+                        now,
+                        department=principal.department,
+                        document=document_id,
+                        delivery=delivery.id,
                     ),
                 )
             shown = f"{byte_range[0]}-{byte_range[1] - 1}" if byte_range else None
             await record_event(
                 connection,
-                self._event(principal, "document.downloaded", now, doc, {"range": shown}),
+                events.document_downloaded(
+                    principal,
+                    now,
+                    department=principal.department,
+                    document=document_id,
+                    byte_range=shown,
+                ),
             )
         start, end = byte_range or (0, size)
         return Content(
             document_id,
-            str(document["sealed_sha256"]),
+            str(document.sealed_sha256),
             size,
             byte_range,
-            self._objects.open(document["sealed_object"], start=start, end=end),
-        )
-
-    @staticmethod
-    def _event(
-        principal: Principal, kind: str, now: datetime, document: str, details: dict[str, Any]
-    ) -> AuditEvent:
-        """An event the caller caused in its own department."""
-        return AuditEvent(
-            kind,
-            now,
-            department=principal.department,
-            document=document,
-            details=details,
-            **_actor(principal),
+            self._objects.open(document.sealed_object, start=start, end=end),
         )
 
     # --- 签收 / 退回 and the countersigned receipt ------------------------------------------
@@ -797,12 +788,12 @@ class ExchangeService:
         Idempotency-Key reused with another receipt is an ``idempotency_conflict``."""
         async with self._pool.acquire() as connection:
             delivery = await self._own_delivery(connection, principal, delivery_id)
-        if not principal.has_any(RECEIVER_ROLES):
+        if not principal.has_any(SIGN_FOR_ROLES):
             raise RoleMissing("signing for documents needs a clerk")
         receipt = await signature()
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
         body_hash = hashlib.sha256(f"{action} {receipt}".encode()).hexdigest()
-        state = "received" if action == "receive" else "rejected"
+        state = DeliveryState.RECEIVED if action == "receive" else DeliveryState.REJECTED
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             decision = await documents.lock_decision(connection, delivery_id)
@@ -826,13 +817,13 @@ class ExchangeService:
 
     async def _own_delivery(
         self, connection: DbConnection, principal: Principal, delivery_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> documents.AddressedDelivery:
         """A delivery addressed to the caller's department (anything else is hidden)."""
         try:
             delivery = await documents.get_delivery(connection, delivery_id)
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
-        if delivery["recipient"] != principal.department or delivery["state"] == "withdrawn":
+        if delivery.recipient != principal.department or delivery.state == DeliveryState.WITHDRAWN:
             raise Hidden("other_department", delivery=str(delivery_id))
         return delivery
 
@@ -840,10 +831,10 @@ class ExchangeService:
         self,
         connection: DbConnection,
         principal: Principal,
-        delivery: dict[str, Any],
+        delivery: documents.AddressedDelivery,
         signature: str,
         action: str,
-        state: str,
+        state: DeliveryState,
         now: datetime,
     ) -> documents.Decision:
         """A new receipt: verified against the caller's enrolled key, then the delivery's
@@ -854,8 +845,8 @@ class ExchangeService:
         receipt = verify_receipt(
             signature,
             key=parse_public_jwk(owner.key.public_jwk),
-            delivery_id=str(delivery["id"]),
-            sha256=delivery["sealed_sha256"],
+            delivery_id=str(delivery.id),
+            sha256=delivery.sealed_sha256,
             now=now,
             expected_action=action,
         )
@@ -865,22 +856,21 @@ class ExchangeService:
             raise InvalidRequest(f"the reason must not contain {unsafe}")
         event = await record_event(
             connection,
-            self._event(
+            events.delivery_decided(
                 principal,
-                f"delivery.{state}",
                 now,
-                str(delivery["document"]),
-                {
-                    "delivery": str(delivery["id"]),
-                    "sha256": receipt.sha256,
-                    "reason": receipt.reason,
-                    "receipt_jti": receipt.jti,
-                },
+                state=state,
+                department=principal.department,
+                document=delivery.document,
+                delivery=delivery.id,
+                sha256=receipt.sha256,
+                reason=receipt.reason,
+                receipt_jti=receipt.jti,
             ),
         )
         await documents.decide_delivery(
             connection,
-            delivery["id"],
+            delivery.id,
             state=state,
             at=now,
             official=principal.official_id,
@@ -897,16 +887,16 @@ class ExchangeService:
                 delivery = await documents.get_delivery(connection, delivery_id)
             except documents.DocumentNotFound:
                 raise Hidden("unknown_id") from None
-        allowed = principal.department in (delivery["recipient"], delivery["sender"]) or (
-            principal.has_any({"inspector"})
+        allowed = principal.department in (delivery.recipient, delivery.sender) or (
+            principal.has_any({Role.INSPECTOR})
         )
         if not allowed:
             raise Hidden("other_department", delivery=str(delivery_id))
-        if delivery["receipt_jws"] is None:
+        if delivery.receipt_jws is None:
             raise NotFound()
         decision = documents.decision_of(delivery)
         countersigned, audit_index = await self._countersigned(delivery_id, decision, self._clock())
-        return Countersigned(delivery_id, delivery["state"], audit_index, countersigned)
+        return Countersigned(delivery_id, delivery.state, audit_index, countersigned)
 
     async def _countersigned(
         self, delivery_id: uuid.UUID, decision: documents.Decision, now: datetime
@@ -961,7 +951,7 @@ class ExchangeService:
             document = await documents.get_document(connection, document_id)
         except documents.DocumentNotFound:
             raise Hidden("unknown_id") from None
-        if document["sender"] != principal.department:
+        if document.sender != principal.department:
             raise Hidden("other_department", document=str(document_id))
         if not principal.has_any(FOLLOW_UP_ROLES):
             raise RoleMissing("withdrawing or resending needs a clerk")
@@ -987,12 +977,12 @@ class ExchangeService:
             recipients = await documents.withdraw_document(connection, document_id, now)
             await record_event(
                 connection,
-                self._event(
+                events.document_withdrawn(
                     principal,
-                    "document.withdrawn",
                     now,
-                    str(document_id),
-                    {"recipients": len(recipients)},
+                    department=principal.department,
+                    document=document_id,
+                    recipients=len(recipients),
                 ),
             )
             withdrawn = Withdrawn(document_id)
@@ -1020,7 +1010,7 @@ class ExchangeService:
             earlier = await idempotency.find(connection, scope, body_hash) if scope else None
             if earlier is not None:
                 return Resent(uuid.UUID(earlier.body["id"]), tuple(earlier.body["added"]))
-            if document["status"] != "dispatched":
+            if document.status != DocumentStatus.DISPATCHED:
                 raise documents.WrongState("only a dispatched document can be sent again")
             added = await self._add_deliveries(connection, principal, document, asked, now)
             resent = Resent(document_id, tuple(d.recipient for d in added))
@@ -1031,19 +1021,19 @@ class ExchangeService:
         self,
         connection: DbConnection,
         principal: Principal,
-        document: Mapping[str, Any],
+        document: documents.Document,
         asked: ResendRequest,
         now: datetime,
     ) -> list[documents.NewDelivery]:
         """The new deliveries of a 补发, their events and the NOTIFY (none: nothing new).
 
-        As in :func:`_dispatch`, the insert fires trigger ``deliveries_enqueue_webhooks`` of
+        As in :func:`dispatch`, the insert fires trigger ``deliveries_enqueue_webhooks`` of
         migration 0008, which enqueues the recipients' webhook jobs in this transaction."""
-        document_id: uuid.UUID = document["id"]
+        document_id: uuid.UUID = document.id
         expanded = await directory.expand_recipients(connection, asked.recipients)
         existing = await documents.existing_recipients(connection, document_id)
         new = [code for code in expanded if code not in existing and code != principal.department]
-        due = due_at(document["deadline"], document["urgency"], now, self._sign_for_within)
+        due = due_at(document.deadline, document.urgency, now, self._sign_for_within)
         deliveries = [documents.NewDelivery(uuid.uuid4(), code, False, due) for code in new]
         if not deliveries:
             return []
@@ -1051,27 +1041,28 @@ class ExchangeService:
             connection, document, asked.recipients, asked.approval, now
         )
         await documents.insert_deliveries(connection, document_id, deliveries, now)
-        doc = str(document_id)
         created = [
-            AuditEvent(
-                "delivery.created",
+            events.delivery_created(
+                principal,
                 now,
-                department=d.recipient,
-                document=doc,
-                details={"delivery": str(d.id), "resent": True, "due_at": d.due_at.isoformat()},
-                **_actor(principal),
+                recipient=d.recipient,
+                document=document_id,
+                delivery=d.id,
+                due_at=d.due_at,
+                resent=True,
             )
             for d in deliveries
         ]
         await record_events(connection, created)
         await record_event(
             connection,
-            self._event(
+            events.document_resent(
                 principal,
-                "document.resent",
                 now,
-                doc,
-                {"recipients": [d.recipient for d in deliveries], "approved_by": approved_by},
+                department=principal.department,
+                document=document_id,
+                recipients=[d.recipient for d in deliveries],
+                approved_by=approved_by,
             ),
         )
         await documents.notify_deliveries(connection, document_id)
@@ -1094,11 +1085,11 @@ class ExchangeService:
         if not rows and query.wait_seconds:
             rows = await self._wait_for_deliveries(principal, query)
         items = rows[: query.limit]
-        return InboxPage(items, items[-1]["seq"] if items else query.after_seq)
+        return InboxPage(items, items[-1].seq if items else query.after_seq)
 
     async def _wait_for_deliveries(
         self, principal: Principal, query: InboxQuery
-    ) -> list[dict[str, Any]]:
+    ) -> list[documents.InboxItem]:
         loop = asyncio.get_running_loop()
         async with self._inbox.waiting(principal.department) as event:
             deadline = loop.time() + query.wait_seconds
@@ -1148,7 +1139,7 @@ class ExchangeService:
                         connection, department, state=None, after_seq=after, limit=STREAM_BATCH
                     )
                 for row in rows:
-                    after = row["seq"]
+                    after = row.seq
                     yield DeliveryArrived(row)
                 if rows:
                     continue

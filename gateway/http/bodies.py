@@ -6,12 +6,16 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway.http.errors import ApiError
+from gateway.http.models import validate
 from gateway.http.text import unsafe_character
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -67,6 +71,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError("invalid_json", "the body must be a JSON object")
     return body
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated as *model* (its route's ``request_model``): ``invalid_json``
+    for what is no JSON object, ``invalid_request`` naming the first field at fault."""
+    return validate(model, await read_json_object(request))
 
 
 def encode_cursor(position: dict[str, Any]) -> str:

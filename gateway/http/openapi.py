@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from gateway.http.routing import Route
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# Models that hand-written schemas point at (``schema_ref``), shown under components/schemas.
+_REFERENCED: dict[str, type] = {}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -56,9 +63,46 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def schema_ref(model: type) -> dict[str, Any]:
+    """A ``$ref`` to *model*'s JSON Schema, for a hand-written schema (a multipart part)."""
+    _REFERENCED[model.__name__] = model
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+
+
+class Components:
+    """``components/schemas``: the fixed schemas and those of the declared models, each
+    model (and every model it nests) under its class name, referenced by ``$ref``."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {
+            "Problem": PROBLEM_SCHEMA,
+            "Department": DEPARTMENT_SCHEMA,
+            "Group": GROUP_SCHEMA,
+        }
+
+    def ref(self, model: type | UnionType) -> dict[str, Any]:
+        """A ``$ref`` to a class's schema; a union's ``anyOf`` of its members' refs."""
+        form: Any = model  # a class or a union of classes: a type form either way
+        schema = TypeAdapter(form).json_schema(ref_template=REF_TEMPLATE)
+        definitions = schema.pop("$defs", {})
+        if isinstance(model, type):
+            definitions[model.__name__] = schema
+            schema = {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+        for name, definition in definitions.items():
+            if self.schemas.setdefault(name, definition) != definition:
+                raise ValueError(f"two different schemas are named {name!r}")
+        return schema
+
+
+def _operation(route: Route, components: Components) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, schema in route.responses.items():
+        if not isinstance(schema, dict):
+            responses[status] = {
+                "description": "OK",
+                "content": json_content(components.ref(schema)),
+            }
+            continue
         responses[status] = (
             {"description": schema.get("description", "OK"), "content": schema["content"]}
             if "content" in schema
@@ -84,7 +128,12 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.parameters:
         operation["parameters"] = list(route.parameters)
-    if route.request_body is not None:
+    if route.request_model is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": json_content(components.ref(route.request_model)),
+        }
+    elif route.request_body is not None:
         body = route.request_body
         # A bare media-type map (what ``json_content`` returns) is not a Request Body Object.
         if "content" not in body:
@@ -101,8 +150,11 @@ def _operation(route: Route) -> dict[str, Any]:
 
 def build_openapi(routes: list[Route], *, server_url: str, version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    components = Components()
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, components)
+    for model in _REFERENCED.values():
+        components.ref(model)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -113,11 +165,7 @@ def build_openapi(routes: list[Route], *, server_url: str, version: str) -> dict
         "servers": [{"url": server_url}],
         "paths": paths,
         "components": {
-            "schemas": {
-                "Problem": PROBLEM_SCHEMA,
-                "Department": DEPARTMENT_SCHEMA,
-                "Group": GROUP_SCHEMA,
-            },
+            "schemas": components.schemas,
             "securitySchemes": {
                 "dpop": {
                     "type": "http",

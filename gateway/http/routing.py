@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Any, Literal
 
 from aiohttp import web
@@ -27,7 +28,10 @@ class Route:
     tag: str = "misc"
     parameters: tuple[dict[str, Any], ...] = ()
     request_body: dict[str, Any] | None = None
-    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A status's declared body: an OpenAPI Response Object, or a type (a pydantic model, a
+    # TypedDict, a union of them) whose JSON Schema openapi.py shows as its JSON body.
+    responses: dict[str, dict[str, Any] | type | UnionType] = field(default_factory=dict)
+    request_model: type | None = None
 
     @property
     def operation_id(self) -> str:
@@ -49,8 +53,12 @@ class RouteTable:
         tag: str = "misc",
         parameters: tuple[dict[str, Any], ...] = (),
         request_body: dict[str, Any] | None = None,
-        responses: dict[str, dict[str, Any]] | None = None,
+        request_model: type | None = None,
+        responses: dict[str, dict[str, Any] | type | UnionType] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """*request_model* is the JSON body's model (``parse_body`` validates with it);
+        *request_body* a hand-written Request Body Object (multipart, raw bytes)."""
+
         def register(handler: Handler) -> Handler:
             self.routes.append(
                 Route(
@@ -63,6 +71,7 @@ class RouteTable:
                     tag=tag,
                     parameters=parameters,
                     request_body=request_body,
+                    request_model=request_model,
                     responses=responses or {},
                 )
             )

@@ -17,8 +17,9 @@ import asyncpg
 from gateway.identity.errors import NotFound
 from gateway.identity.principal import Caller
 from keys.clock import Clock as Clock
+from storage import audit_events as events
 from storage import supervision as supervision_rows
-from storage.audit_outbox import AuditEvent, AuditSink
+from storage.audit_outbox import AuditSink
 from storage.identity import counters
 from storage.identity.counters import FailureKind
 
@@ -50,19 +51,16 @@ class AccessLog:
         async with self._pool.acquire() as connection, connection.transaction():
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "access.denied",
+                events.access_denied(
                     self._clock(),
-                    actor_official=principal.official_id if principal else None,
-                    actor_jkt=principal.kid if principal else None,
+                    official=principal.official_id if principal else None,
+                    jkt=principal.kid if principal else None,
                     department=principal.department if principal else None,
-                    details={
-                        "reason": reason,
-                        "method": caller.method,
-                        "path": caller.path,
-                        "source": caller.source,
-                        **details,
-                    },
+                    reason=reason,
+                    method=caller.method,
+                    path=caller.path,
+                    source=caller.source,
+                    extra=details,
                 ),
             )
 
@@ -88,21 +86,16 @@ class AccessLog:
                 if first:
                     await self._audit.record(
                         connection,
-                        AuditEvent(
-                            "access.denied",
+                        events.access_denied(
                             now,
-                            actor_official=principal.official_id,
-                            actor_jkt=principal.kid,
+                            official=principal.official_id,
+                            jkt=principal.kid,
                             department=principal.department,
-                            details={
-                                "reason": reason,
-                                "method": caller.method,
-                                "path": caller.path,
-                                "source": caller.source,
-                                "minute": minute_text,
-                                "aggregated": True,
-                                **details,
-                            },
+                            reason=reason,
+                            method=caller.method,
+                            path=caller.path,
+                            source=caller.source,
+                            extra={"minute": minute_text, "aggregated": True, **details},
                         ),
                     )
         except Exception:
@@ -129,17 +122,13 @@ class AccessLog:
                 if first:
                     await self._audit.record(
                         connection,
-                        AuditEvent(
-                            "access.denied" if kind == "token" else "login.failed",
+                        events.failures_aggregated(
                             now,
-                            actor_official=subject or None,
-                            details={
-                                "kind": kind,
-                                "reason": reason,
-                                "source": source,
-                                "minute": minute_text,
-                                "aggregated": True,
-                            },
+                            kind=kind,
+                            subject=subject or None,
+                            reason=reason,
+                            source=source,
+                            minute=minute_text,
                         ),
                     )
         except Exception:  # counting must never turn a 401 into a 500

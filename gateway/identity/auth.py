@@ -31,9 +31,7 @@ from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller
 from gateway.identity.principal import Principal as Principal
 from gateway.identity.service import TOKEN_PATH as TOKEN_PATH
-from gateway.runtime import CLOCK as CLOCK
-from gateway.runtime import RUNTIME, Runtime
-from gateway.runtime import clock_of as clock_of
+from gateway.runtime import CLOCK, RUNTIME, Runtime
 from keys import keystore as keystore_module
 from keys.challenge import ChallengeError
 from keys.clock import SYSTEM_CLOCK
@@ -51,6 +49,7 @@ from keys.keystore import KeyStoreError
 from storage import identity
 from storage.audit_outbox import AuditSink, OutboxSink
 from storage.identity.counters import FailureKind
+from storage.vocabulary import Role
 
 AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
 ACCESS: web.AppKey[AccessLog] = web.AppKey("access_log", AccessLog)
@@ -104,7 +103,7 @@ async def require_department(
     request: web.Request,
     department: str,
     *,
-    cross_department_roles: Iterable[str] = ("admin",),
+    cross_department_roles: Iterable[str] = (Role.ADMIN,),
 ) -> Principal:
     """Department isolation: a resource of another department is 404 for the caller
     (audited as ``access.denied``), unless the caller holds a cross-department role."""

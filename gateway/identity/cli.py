@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import Settings
+from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
 
 
-class OfficialCommandError(Exception):
+class OfficialCommandError(CodedError):
     """A bad argument or a refusal from the database; the message is for the operator."""
 
-    code = "official_command_error"
+    code = Code.OFFICIAL_COMMAND_ERROR
 
 
 def add_official_commands(subparsers: Any) -> None:
@@ -33,7 +34,9 @@ def add_official_commands(subparsers: Any) -> None:
     create.add_argument("--json", action="store_true", help="print JSON")
 
 
-async def run_official_command(args: argparse.Namespace, settings: Settings) -> None:
+async def run_official_command(
+    args: argparse.Namespace, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
+) -> None:
     from gateway.identity.service import create_official
     from gateway.runtime import admin_connection, database_urls, prepare_data_dir
     from storage.audit_outbox import OutboxSink
@@ -51,7 +54,7 @@ async def run_official_command(args: argparse.Namespace, settings: Settings) -> 
                 name=args.name,
                 department=args.department,
                 roles=roles,
-                now=datetime.now(UTC),
+                now=clock(),
                 audit=OutboxSink(),
                 actor=None,
                 via="cli",

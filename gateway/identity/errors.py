@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-
-class Forbidden(Exception):
-    code = "forbidden"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+from keys.codes import Code, CodedError
 
 
-class NotFound(Exception):
-    code = "not_found"
+class Forbidden(CodedError):
+    code = Code.FORBIDDEN
 
-    def __init__(self, detail: str = "no such resource") -> None:
-        super().__init__(detail)
-        self.detail = detail
+
+class NotFound(CodedError):
+    code = Code.NOT_FOUND
+    default_detail = "no such resource"

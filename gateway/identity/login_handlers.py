@@ -8,13 +8,15 @@ when the service asks for it.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import AfterValidator, Field, model_validator
 
 from gateway.http.bodies import json_response, parse_json_bytes
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.models import RequestBody, validate
+from gateway.http.openapi import schema_ref
 from gateway.http.routing import RouteTable
 from gateway.identity import views
 from gateway.identity.auth import (
@@ -36,18 +38,31 @@ LOGIN: web.AppKey[LoginService] = web.AppKey("login_service", LoginService)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REFRESH = "refresh_token"
 
-TOKEN_RESPONSE = json_content(
-    {
-        "type": "object",
-        "properties": {
-            "access_token": {"type": "string"},
-            "token_type": {"const": "DPoP"},
-            "expires_in": {"type": "integer"},
-            "refresh_token": {"type": "string"},
-            "notices": {"type": "array", "items": {"type": "object"}},
-        },
-    }
-)
+
+def _official_id(value: str) -> str:
+    if not is_official_id(value):
+        raise ValueError("must be the official id")
+    return value
+
+
+class ChallengeBody(RequestBody):
+    subject: Annotated[str, AfterValidator(_official_id)]
+
+
+def _all_strings(raw: Any) -> Any:
+    if isinstance(raw, dict) and not all(isinstance(value, str) for value in raw.values()):
+        raise ValueError("every field must be a string")
+    return raw
+
+
+class TokenRequest(RequestBody):
+    """RFC 6749 token request fields, as a form or a JSON object of strings."""
+
+    grant_type: str | None = Field(default=None, description=f"{JWT_BEARER} or {REFRESH}")
+    assertion: str | None = Field(default=None, description="jwt-bearer: the login assertion")
+    refresh_token: str | None = Field(default=None, description="refresh_token: the token")
+
+    _strings = model_validator(mode="before")(_all_strings)
 
 
 @routes.add(
@@ -56,21 +71,17 @@ TOKEN_RESPONSE = json_content(
     summary="A single-use login nonce for an official (stateless HMAC, at most 120 s).",
     access="public",
     tag="auth",
-    request_body=json_content(
-        {"type": "object", "required": ["subject"], "properties": {"subject": {"type": "string"}}}
-    ),
-    responses={"200": {"content": json_content({"type": "object"})}},
+    request_model=ChallengeBody,
+    responses={"200": views.ChallengeJson},
 )
 async def challenge(request: web.Request) -> web.Response:
-    body = parse_json_bytes(await request.read())
-    subject = body.get("subject") if isinstance(body, dict) else None
-    if not is_official_id(subject):
-        raise ApiError("invalid_request", "subject must be the official id")
+    # Any media type, as before: the body is read as JSON whatever it is labelled.
+    subject = validate(ChallengeBody, parse_json_bytes(await request.read())).subject
     issued = await request.app[LOGIN].challenge(subject, source_of(request))
-    return json_response({"nonce": issued.nonce, "expires_in": issued.expires_in})
+    return json_response(views.challenge(issued.nonce, issued.expires_in))
 
 
-async def _token_form(request: web.Request) -> dict[str, str]:
+async def _token_form(request: web.Request) -> TokenRequest:
     """The token request as form fields (RFC 6749) or a JSON object of strings."""
     if request.content_type == "application/x-www-form-urlencoded":
         try:
@@ -90,9 +101,7 @@ async def _token_form(request: web.Request) -> dict[str, str]:
         fields = parsed
     else:
         raise ApiError("unsupported_media_type", "send a form or JSON", status=415)
-    if not all(isinstance(value, str) for value in fields.values()):
-        raise ApiError("invalid_request", "every field must be a string")
-    return fields
+    return validate(TokenRequest, fields)
 
 
 async def _dpop_for_token(request: web.Request) -> DpopProof:
@@ -103,8 +112,7 @@ async def _dpop_for_token(request: web.Request) -> DpopProof:
     return await checked_dpop_proof(request, proofs[0], url=url)
 
 
-def _field(fields: dict[str, str], name: str) -> str:
-    value = fields.get(name)
+def _field(value: str | None, name: str) -> str:
     if not value:
         raise ApiError("invalid_request", f"{name} is required")
     return value
@@ -118,23 +126,24 @@ def _field(fields: dict[str, str], name: str) -> str:
     tag="auth",
     request_body={
         "content": {
-            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-            "application/json": {"schema": {"type": "object"}},
+            "application/x-www-form-urlencoded": {"schema": schema_ref(TokenRequest)},
+            "application/json": {"schema": schema_ref(TokenRequest)},
         }
     },
-    responses={"200": {"content": TOKEN_RESPONSE}},
+    responses={"200": views.TokenJson},
 )
 async def token(request: web.Request) -> web.Response:
     login = request.app[LOGIN]
     source = source_of(request)
     await login.pace("token", source)
     fields = await _token_form(request)
-    grant = fields.get("grant_type")
+    grant = fields.grant_type
     prove = functools.partial(_dpop_for_token, request)
     if grant == JWT_BEARER:
-        issued = await login.log_in(_field(fields, "assertion"), prove, source=source)
+        issued = await login.log_in(_field(fields.assertion, "assertion"), prove, source=source)
     elif grant == REFRESH:
-        issued = await login.refresh(_field(fields, "refresh_token"), prove, source=source)
+        refresh = _field(fields.refresh_token, "refresh_token")
+        issued = await login.refresh(refresh, prove, source=source)
     else:
         raise ApiError("invalid_request", "grant_type must be jwt-bearer or refresh_token")
     return views.token(issued)
@@ -146,7 +155,7 @@ async def token(request: web.Request) -> web.Response:
     summary="The gateway's public keys (token and receipt signing).",
     access="public",
     tag="auth",
-    responses={"200": {"content": json_content({"type": "object"})}},
+    responses={"200": views.Jwks},
 )
 async def jwks(request: web.Request) -> web.Response:
     published = request.app[LOGIN].jwks()
@@ -159,7 +168,7 @@ async def jwks(request: web.Request) -> web.Response:
     summary="The authenticated official: id, name, department, roles, key id.",
     access="authenticated",
     tag="auth",
-    responses={"200": {"content": json_content({"type": "object"})}},
+    responses={"200": views.MeJson},
 )
 async def me(request: web.Request) -> web.Response:
     return json_response(views.me(principal_of(request)))

@@ -10,15 +10,14 @@ for the resource first, then for the act.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
+from pydantic import Field
 
-from gateway.http.bodies import json_response, query_text, read_json_object
+from gateway.http.bodies import json_response, parse_body, query_text
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.models import RequestBody, SingleLine
+from gateway.http.openapi import json_content, schema_ref
 from gateway.http.routing import RouteTable, path_param, query_param
-from gateway.http.text import unsafe_character
 from gateway.identity import views
 from gateway.identity.auth import caller_of, source_of
 from gateway.identity.service import MANAGERS, OfficialsService
@@ -31,27 +30,27 @@ OFFICIALS: web.AppKey[OfficialsService] = web.AppKey("officials_service", Offici
 
 REQUEST_ID = path_param("id", "Official request id.")
 OFFICIAL_ID = path_param("id", "Official id.")
-OBJECT = json_content({"type": "object"})
 
 
-def _string_list(body: dict[str, Any], name: str) -> list[str]:
-    value = body.get(name)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ApiError("invalid_request", f"{name} must be a list of strings")
-    return value
+class NewOfficialBody(RequestBody):
+    name: SingleLine = Field(min_length=1, max_length=200)
+    department: SingleLine = Field(min_length=1, max_length=63)
+    roles: list[str]
 
 
-def _string(body: dict[str, Any], name: str, max_length: int = 200) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
-        raise ApiError("invalid_request", f"{name} must be a string of 1 to {max_length}")
-    if (unsafe := unsafe_character(value)) is not None:
-        raise ApiError("invalid_request", f"{name} must not contain {unsafe}")
-    return value
+class EnrollmentBody(RequestBody):
+    proof: SingleLine = Field(
+        min_length=1, max_length=16384, description="sealhub-enroll+jwt signed by the new key"
+    )
 
 
-def _granted_roles(body: dict[str, Any]) -> list[str]:
-    return list(normalize_roles(_string_list(body, "roles"))) if "roles" in body else []
+class TransferBody(RequestBody):
+    department: SingleLine = Field(min_length=1, max_length=63)
+    roles: list[str] = Field(default_factory=list, description="roles in the new department")
+
+
+class ApprovalBody(RequestBody):
+    roles: list[str] = Field(default_factory=list, description="roles to grant (a transfer)")
 
 
 @routes.add(
@@ -64,26 +63,16 @@ def _granted_roles(body: dict[str, Any]) -> list[str]:
     access="authenticated",
     roles=MANAGERS,
     tag="officials",
-    request_body=json_content(
-        {
-            "type": "object",
-            "required": ["name", "department", "roles"],
-            "properties": {
-                "name": {"type": "string"},
-                "department": {"type": "string"},
-                "roles": {"type": "array", "items": {"type": "string"}},
-            },
-        }
-    ),
-    responses={"201": {"content": OBJECT}, "202": {"content": OBJECT}},
+    request_model=NewOfficialBody,
+    responses={"201": views.NewOfficialJson, "202": views.PendingJson},
 )
 async def create_official(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    name = _string(body, "name")
-    department = _string(body, "department", 63)
-    roles = list(normalize_roles(_string_list(body, "roles")))
+    body = await parse_body(request, NewOfficialBody)
     created = await request.app[OFFICIALS].create_official(
-        caller_of(request), name=name, department=department, roles=roles
+        caller_of(request),
+        name=body.name,
+        department=body.department,
+        roles=list(normalize_roles(body.roles)),
     )
     return views.outcome(created)
 
@@ -98,7 +87,7 @@ async def create_official(request: web.Request) -> web.Response:
     access="authenticated",
     tag="officials",
     parameters=(OFFICIAL_ID,),
-    responses={"201": {"content": OBJECT}, "202": {"content": OBJECT}},
+    responses={"201": views.IssuedCodeJson, "202": views.PendingJson},
 )
 async def new_enrollment_code(request: web.Request) -> web.Response:
     officials = request.app[OFFICIALS]
@@ -113,17 +102,15 @@ async def new_enrollment_code(request: web.Request) -> web.Response:
     access="public",
     tag="officials",
     parameters=(OFFICIAL_ID,),
-    request_body=json_content(
-        {"type": "object", "required": ["proof"], "properties": {"proof": {"type": "string"}}}
-    ),
-    responses={"201": {"content": OBJECT}},
+    request_model=EnrollmentBody,
+    responses={"201": views.KeyJson},
 )
 async def enroll_key(request: web.Request) -> web.Response:
     officials = request.app[OFFICIALS]
     official_id = request.match_info["id"]
     # Paced and counted before the body is read: a flood costs the flooder, not the server.
     await officials.pace_enrollment(official_id, source_of(request))
-    proof = _string(await read_json_object(request), "proof", 16384)
+    proof = (await parse_body(request, EnrollmentBody)).proof
     key = await officials.enroll_key(official_id, proof, source=source_of(request))
     return json_response(views.key(key), status=201)
 
@@ -135,11 +122,11 @@ async def enroll_key(request: web.Request) -> web.Response:
     access="authenticated",
     tag="officials",
     parameters=(OFFICIAL_ID,),
-    responses={"200": {"content": OBJECT}},
+    responses={"200": views.KeyPage},
 )
 async def list_keys(request: web.Request) -> web.Response:
     found = await request.app[OFFICIALS].list_keys(caller_of(request), request.match_info["id"])
-    return views.page([views.key(key) for key in found])
+    return views.key_page(found)
 
 
 @routes.add(
@@ -149,7 +136,7 @@ async def list_keys(request: web.Request) -> web.Response:
     access="authenticated",
     tag="officials",
     parameters=(OFFICIAL_ID, path_param("kid", "Key id (RFC 7638 thumbprint).")),
-    responses={"200": {"content": OBJECT}},
+    responses={"200": views.KeyJson},
 )
 async def revoke_key(request: web.Request) -> web.Response:
     key = await request.app[OFFICIALS].revoke_key(
@@ -166,7 +153,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     roles=MANAGERS,
     tag="officials",
     parameters=(OFFICIAL_ID,),
-    responses={"200": {"content": OBJECT}},
+    responses={"200": views.OfficialJson},
 )
 async def disable_official(request: web.Request) -> web.Response:
     disabled = await request.app[OFFICIALS].disable(caller_of(request), request.match_info["id"])
@@ -184,26 +171,16 @@ async def disable_official(request: web.Request) -> web.Response:
     roles=MANAGERS,
     tag="officials",
     parameters=(OFFICIAL_ID,),
-    request_body=json_content(
-        {
-            "type": "object",
-            "required": ["department"],
-            "properties": {
-                "department": {"type": "string"},
-                "roles": {"type": "array", "items": {"type": "string"}},
-            },
-        }
-    ),
-    responses={"200": {"content": OBJECT}, "202": {"content": OBJECT}},
+    request_model=TransferBody,
+    responses={"200": views.OfficialJson, "202": views.PendingJson},
 )
 async def transfer_official(request: web.Request) -> web.Response:
     officials = request.app[OFFICIALS]
     caller = caller_of(request)
     official = await officials.managed_official(caller, request.match_info["id"])
-    body = await read_json_object(request)
-    department = _string(body, "department", 63)
+    body = await parse_body(request, TransferBody)
     moved = await officials.transfer(
-        caller, official, department=department, granted=_granted_roles(body)
+        caller, official, department=body.department, granted=list(normalize_roles(body.roles))
     )
     return views.outcome(moved)
 
@@ -216,14 +193,14 @@ async def transfer_official(request: web.Request) -> web.Response:
     roles=MANAGERS,
     tag="officials",
     parameters=(query_param("status", "pending, approved, declined or cancelled."),),
-    responses={"200": {"content": OBJECT}},
+    responses={"200": views.OfficialRequestPage},
 )
 async def list_official_requests(request: web.Request) -> web.Response:
     status = query_text(request, "status", max_length=20)
     if status is not None and status not in REQUEST_STATES:
         raise ApiError("invalid_request", "status must be one of " + ", ".join(REQUEST_STATES))
     found = await request.app[OFFICIALS].list_requests(caller_of(request), status)
-    return views.page([views.official_request(item) for item in found])
+    return views.request_page(found)
 
 
 @routes.add(
@@ -237,23 +214,15 @@ async def list_official_requests(request: web.Request) -> web.Response:
     roles=MANAGERS,
     tag="officials",
     parameters=(REQUEST_ID,),
-    request_body={
-        "required": False,
-        "content": json_content(
-            {
-                "type": "object",
-                "properties": {"roles": {"type": "array", "items": {"type": "string"}}},
-            }
-        ),
-    },
-    responses={"200": {"content": OBJECT}, "201": {"content": OBJECT}},
+    request_body={"required": False, "content": json_content(schema_ref(ApprovalBody))},
+    responses={"200": views.OfficialJson, "201": views.NewOfficialJson | views.IssuedCodeJson},
 )
 async def approve_official_request(request: web.Request) -> web.Response:
     officials = request.app[OFFICIALS]
     caller = caller_of(request)
     pending = await officials.visible_request(caller, request.match_info["id"])
-    body = await read_json_object(request) if request.can_read_body else {}
-    done = await officials.approve_request(caller, pending, _granted_roles(body))
+    body = await parse_body(request, ApprovalBody) if request.can_read_body else ApprovalBody()
+    done = await officials.approve_request(caller, pending, list(normalize_roles(body.roles)))
     return views.outcome(done)
 
 
@@ -265,7 +234,7 @@ async def approve_official_request(request: web.Request) -> web.Response:
     roles=MANAGERS,
     tag="officials",
     parameters=(REQUEST_ID,),
-    responses={"200": {"content": OBJECT}},
+    responses={"200": views.OfficialRequestJson},
 )
 async def decline_official_request(request: web.Request) -> web.Response:
     officials = request.app[OFFICIALS]

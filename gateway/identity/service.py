@@ -56,6 +56,7 @@ from keys.jws import (
     verify_login_assertion,
 )
 from keys.keystore import KeyStore, KeyStoreError
+from storage import audit_events as events
 from storage import supervision
 from storage.audit_outbox import AuditEvent, AuditSink
 from storage.db import DbConnection
@@ -88,13 +89,16 @@ from storage.identity.errors import (
 from storage.identity.keys import AddedKey, KeyOwner, OfficialKey
 from storage.identity.official_requests import Decision, OfficialRequest, RequestKind
 from storage.identity.officials import ADMIN_GRANTED_ROLES, DEPT_ADMIN_GRANTABLE, Official
+from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, Role
 
-MANAGERS = frozenset({"admin", "dept_admin"})
+MANAGERS: frozenset[Role] = frozenset({Role.ADMIN, Role.DEPT_ADMIN})
 # A manager-issued enrollment code for an official holding one of these always takes two
 # managers, whether or not the official still has a working key.
-FOUR_EYES_ROLES = frozenset({"admin", "inspector", "leader", "seal_keeper"})
+FOUR_EYES_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.INSPECTOR, Role.LEADER, Role.SEAL_KEEPER}
+)
 # Roles an official keeps when it moves; anything else the receiving side must grant again.
-TRAVELLING_ROLES = frozenset({"clerk"})
+TRAVELLING_ROLES: frozenset[Role] = frozenset({Role.CLERK})
 
 ENROLLMENT_CODE_LIFETIME = timedelta(hours=72)
 ENROLLMENT_MAX_ATTEMPTS = 5
@@ -166,10 +170,6 @@ class Challenge:
 # --- units of work on a connection ------------------------------------------------------------
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 async def _store_new_code(
     connection: DbConnection,
     official_id: str,
@@ -223,13 +223,16 @@ async def _create_official(
     code, expires_at = await _store_new_code(
         connection, official.id, now, issued_by=actor, cosigned_by=cosigned_by
     )
-    details: dict[str, Any] = {"official": official.id, "roles": list(chosen), "via": via}
-    if cosigned_by is not None:
-        details["cosigned_by"] = cosigned_by
     await audit.record(
         connection,
-        AuditEvent(
-            "official.created", now, actor_official=actor, department=department, details=details
+        events.official_created(
+            now,
+            actor_official=actor,
+            department=department,
+            official=official.id,
+            roles=chosen,
+            via=via,
+            cosigned_by=cosigned_by,
         ),
     )
     return NewOfficial(official, code, expires_at)
@@ -304,20 +307,16 @@ async def _new_enrollment_code(
         via = "four_eyes"
     await audit.record(
         connection,
-        AuditEvent(
-            "enrollment_code.issued",
+        events.enrollment_code_issued(
             now,
-            actor_official=issued_by,
-            actor_jkt=issued_with_kid,
+            issued_by=issued_by,
+            issued_with_kid=issued_with_kid,
             department=official.department,
-            details={
-                "official": official.id,
-                "issued_by": issued_by,
-                "cosigned_by": cosigned_by,
-                "inherited_handlers": sorted(inherited),
-                "via": via,
-                "expires_at": _iso(expires_at),
-            },
+            official=official.id,
+            cosigned_by=cosigned_by,
+            inherited_handlers=inherited,
+            via=via,
+            expires_at=expires_at,
         ),
     )
     return IssuedCode(official.id, code, expires_at)
@@ -372,21 +371,20 @@ async def _enroll(
     if key is None:
         return KeyAlreadyEnrolled("this key is already enrolled")
     await enrollment_codes.mark_used(connection, official.id, now=now)
-    details = {
-        "official": official.id,
-        "kid": kid,
-        "code_issued_by": code.issued_by,
-        "code_cosigned_by": code.cosigned_by,
-        "added_by_other": added_by_other,
-    }
+    details = events.key_enrolled_details(
+        official=official.id,
+        kid=kid,
+        code_issued_by=code.issued_by,
+        code_cosigned_by=code.cosigned_by,
+        added_by_other=added_by_other,
+    )
     await audit.record(
         connection,
-        AuditEvent(
-            "key.enrolled",
+        events.key_enrolled(
             now,
             # The real actor is whoever handed out the code; the key is only its instrument.
             actor_official=code.issued_by if code.issued_by is not None else official.id,
-            actor_jkt=kid,
+            kid=kid,
             department=official.department,
             details=details,
         ),
@@ -415,16 +413,13 @@ async def _alert_key_added_by_other(
     if alert is not None:
         await audit.record(
             connection,
-            AuditEvent(
-                "supervision.alert_opened",
+            events.alert_opened(
                 now,
                 department=official.department,
-                details={
-                    **details,
-                    "alert": str(alert.id),
-                    "rule": alert.rule,
-                    "subject": alert.subject,
-                },
+                alert=alert.id,
+                rule=alert.rule,
+                subject=alert.subject,
+                details=details,
             ),
         )
 
@@ -477,40 +472,43 @@ async def _transfer(
     for side, concerned in (("out", official.department), ("in", department)):
         await audit.record(
             connection,
-            AuditEvent(
-                "official.transferred",
+            events.official_transferred(
                 now,
                 actor_official=actor,
                 actor_jkt=actor_jkt,
                 department=concerned,
-                details={**details, "side": side},
+                side=side,
+                details=details,
             ),
         )
     return moved
 
 
 def _request_events(
-    event_type: str, request: OfficialRequest, now: datetime, actor: str | None, jkt: str | None
+    decision: Decision | None,
+    request: OfficialRequest,
+    now: datetime,
+    actor: str | None,
+    jkt: str | None,
 ) -> list[AuditEvent]:
-    """One event per department concerned (a transfer: both)."""
+    """``official_request.opened`` (*decision* None) or its decision, one event per
+    department concerned (a transfer: both)."""
     departments = [request.department]
     if request.target_department is not None:
         departments.append(request.target_department)
     return [
-        AuditEvent(
-            event_type,
+        events.official_request_event(
+            decision,
             now,
             actor_official=actor,
             actor_jkt=jkt,
             department=department,
-            details={
-                "request": request.id,
-                "kind": request.kind,
-                "official": request.official,
-                "target_department": request.target_department,
-                "requested_by": request.requested_by,
-                "status": request.status,
-            },
+            request=request.id,
+            kind=request.kind,
+            official=request.official,
+            target_department=request.target_department,
+            requested_by=request.requested_by,
+            request_status=request.status,
         )
         for department in departments
     ]
@@ -548,9 +546,7 @@ async def _open_request(
         requested_with_kid=caller.kid,
         now=now,
     )
-    for event in _request_events(
-        "official_request.opened", opened, now, caller.official_id, caller.kid
-    ):
+    for event in _request_events(None, opened, now, caller.official_id, caller.kid):
         await audit.record(connection, event)
     return opened
 
@@ -566,20 +562,18 @@ async def _decide(
 ) -> OfficialRequest:
     """Close a pending request (the caller's transaction then performs the act)."""
     current = await official_requests.get_request(connection, request_id, for_update=True)
-    if current.status != "pending":
+    if current.status != OfficialRequestStatus.PENDING:
         raise RequestDecided("this request was already decided")
-    if status == "approved" and caller.official_id == current.requested_by:
+    if status == OfficialRequestStatus.APPROVED and caller.official_id == current.requested_by:
         raise SamePerson("a second, different official must approve this request")
     decided = await official_requests.set_decision(
         connection,
         current.id,
         status=status,
-        decided_by=None if status == "cancelled" else caller.official_id,
+        decided_by=None if status == OfficialRequestStatus.CANCELLED else caller.official_id,
         now=now,
     )
-    for event in _request_events(
-        f"official_request.{status}", decided, now, caller.official_id, caller.kid
-    ):
+    for event in _request_events(status, decided, now, caller.official_id, caller.kid):
         await audit.record(connection, event)
     return decided
 
@@ -588,9 +582,9 @@ def admins_only(request: OfficialRequest, official_roles: Iterable[str] = ()) ->
     """A request only an admin may see and decide: a new official, or a code for an
     official, with a role only an admin grants. *official_roles*: the current roles of the
     official an enrollment-code request is for."""
-    if request.kind == "create_official":
+    if request.kind == OfficialRequestKind.CREATE_OFFICIAL:
         roles: Iterable[str] = request.payload.get("roles", [])
-    elif request.kind == "enrollment_code":
+    elif request.kind == OfficialRequestKind.ENROLLMENT_CODE:
         roles = official_roles
     else:
         return False
@@ -627,23 +621,23 @@ class OfficialsService:
     async def _require_department(self, caller: Caller, department: str) -> None:
         """Another department's official is 404 for all but an admin."""
         principal = caller.official
-        if principal.department != department and "admin" not in principal.roles:
+        if principal.department != department and Role.ADMIN not in principal.roles:
             raise await self._access.hide(caller, "other_department")
 
     async def _require_manager(self, caller: Caller, official: Official) -> Principal:
         """An admin, or a dept_admin of the official's department managing an ordinary
         official."""
         principal = caller.official
-        if "admin" in principal.roles:
+        if Role.ADMIN in principal.roles:
             return principal
-        if "dept_admin" in principal.roles and principal.department == official.department:
+        if Role.DEPT_ADMIN in principal.roles and principal.department == official.department:
             if set(official.roles) <= DEPT_ADMIN_GRANTABLE:
                 return principal
             await self._forbid(caller, "only an admin may manage an official with these roles")
         await self._forbid(caller, "you may not manage this official")
 
     async def _check_grant(self, caller: Caller, department: str, roles: Iterable[str]) -> None:
-        if "admin" in caller.official.roles:
+        if Role.ADMIN in caller.official.roles:
             return
         await self._require_department(caller, department)
         if not set(roles) <= DEPT_ADMIN_GRANTABLE:
@@ -685,7 +679,7 @@ class OfficialsService:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="create_official",
+                    kind=OfficialRequestKind.CREATE_OFFICIAL,
                     official=None,
                     department=department,
                     payload={"name": name.strip(), "department": department, "roles": list(roles)},
@@ -722,7 +716,7 @@ class OfficialsService:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="enrollment_code",
+                    kind=OfficialRequestKind.ENROLLMENT_CODE,
                     official=official.id,
                     department=official.department,
                     now=now,
@@ -793,16 +787,13 @@ class OfficialsService:
             )
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "key.revoked",
+                events.key_revoked(
                     now,
                     actor_official=caller.official.official_id,
                     department=official.department,
-                    details={
-                        "official": official.id,
-                        "kid": kid,
-                        "refresh_families_revoked": families,
-                    },
+                    official=official.id,
+                    kid=kid,
+                    refresh_families_revoked=families,
                 ),
             )
         return key
@@ -819,12 +810,12 @@ class OfficialsService:
             )
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "official.disabled",
+                events.official_disabled(
                     now,
                     actor_official=caller.official.official_id,
                     department=official.department,
-                    details={"official": official.id, "refresh_families_revoked": families},
+                    official=official.id,
+                    refresh_families_revoked=families,
                 ),
             )
         return disabled
@@ -836,19 +827,19 @@ class OfficialsService:
         else a proposal the receiving dept_admin accepts. The official arrives with ``clerk``
         (if it had it) plus the roles the receiving side grants."""
         principal = caller.official
-        if "admin" in granted:
+        if Role.ADMIN in granted:
             await self._forbid(caller, _ADMIN_BY_TWO)
         if department == official.department:
             raise InvalidRoles("the official is already in that department")
-        if "admin" not in principal.roles and granted:
+        if Role.ADMIN not in principal.roles and granted:
             await self._forbid(caller, "roles in the new department are granted by its side")
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
-            if "admin" not in principal.roles:
+            if Role.ADMIN not in principal.roles:
                 return await _open_request(
                     connection,
                     principal,
-                    kind="transfer",
+                    kind=OfficialRequestKind.TRANSFER,
                     official=official.id,
                     department=official.department,
                     target_department=department,
@@ -872,7 +863,7 @@ class OfficialsService:
         """Newest first: an admin's all, a dept_admin's those concerning its department that
         a dept_admin could decide."""
         principal = caller.official
-        department = None if "admin" in principal.roles else principal.department
+        department = None if Role.ADMIN in principal.roles else principal.department
         async with self._pool.acquire() as connection:
             found = await official_requests.list_requests(
                 connection, department=department, status=status
@@ -886,7 +877,7 @@ class OfficialsService:
         principal = caller.official
         async with self._pool.acquire() as connection:
             pending = await official_requests.get_request(connection, request_id)
-            if "admin" in principal.roles:
+            if Role.ADMIN in principal.roles:
                 return pending
             official_roles: tuple[str, ...] = ()
             if pending.official is not None:
@@ -903,24 +894,24 @@ class OfficialsService:
     ) -> None:
         """The approver could have done the act alone, were it not for the four eyes."""
         principal = caller.official
-        if pending.kind != "transfer" and granted:
+        if pending.kind != OfficialRequestKind.TRANSFER and granted:
             raise InvalidRoles("roles are granted only when accepting a transfer")
-        if pending.kind == "enrollment_code":
+        if pending.kind == OfficialRequestKind.ENROLLMENT_CODE:
             assert pending.official is not None
             async with self._pool.acquire() as connection:
                 official = await officials.get_official(connection, pending.official)
             await self._require_manager(caller, official)
             if official.id == principal.official_id:
                 raise SamePerson("ask for your own code yourself, signed with your key")
-        elif pending.kind == "create_official":
+        elif pending.kind == OfficialRequestKind.CREATE_OFFICIAL:
             await self._check_grant(caller, pending.department, pending.payload.get("roles", []))
         else:
-            if "admin" not in principal.roles:
+            if Role.ADMIN not in principal.roles:
                 if principal.department != pending.target_department:
                     await self._forbid(caller, "the receiving department accepts a transfer")
                 if not set(granted) <= DEPT_ADMIN_GRANTABLE:
                     await self._forbid(caller, _GRANT_LIMIT)
-            if "admin" in granted:
+            if Role.ADMIN in granted:
                 await self._forbid(caller, _ADMIN_BY_TWO)
 
     async def _require_independent(
@@ -954,7 +945,12 @@ class OfficialsService:
                 await officials.get_official(connection, pending.official, for_update=True)
             await self._require_independent(connection, caller, pending)
             decided = await _decide(
-                connection, pending.id, principal, status="approved", now=now, audit=self._audit
+                connection,
+                pending.id,
+                principal,
+                status=OfficialRequestStatus.APPROVED,
+                now=now,
+                audit=self._audit,
             )
             return await self._perform(connection, principal, decided, granted, now)
 
@@ -966,7 +962,7 @@ class OfficialsService:
         granted: Sequence[str],
         now: datetime,
     ) -> IssuedCode | NewOfficial | Official:
-        if decided.kind == "enrollment_code":
+        if decided.kind == OfficialRequestKind.ENROLLMENT_CODE:
             assert decided.official is not None
             return await _new_enrollment_code(
                 connection,
@@ -977,7 +973,7 @@ class OfficialsService:
                 issued_with_kid=principal.kid,
                 cosigned_by=decided.requested_by,
             )
-        if decided.kind == "create_official":
+        if decided.kind == OfficialRequestKind.CREATE_OFFICIAL:
             return await _create_official(
                 connection,
                 name=str(decided.payload["name"]),
@@ -1014,7 +1010,9 @@ class OfficialsService:
                 connection,
                 pending.id,
                 principal,
-                status="cancelled" if withdrawn else "declined",
+                status=(
+                    OfficialRequestStatus.CANCELLED if withdrawn else OfficialRequestStatus.DECLINED
+                ),
                 now=self._clock(),
                 audit=self._audit,
             )
@@ -1117,13 +1115,13 @@ class LoginService:
                 notices = await keys.take_added_keys(connection, subject, owner.key.kid, now=now)
                 await self._audit.record(
                     connection,
-                    AuditEvent(
-                        "login.succeeded",
+                    events.login_succeeded(
                         now,
-                        actor_official=subject,
-                        actor_jkt=owner.key.kid,
+                        official=subject,
+                        kid=owner.key.kid,
                         department=owner.official.department,
-                        details={"source": source, "family": issued.family_id},
+                        source=source,
+                        family=issued.family_id,
                     ),
                 )
         except (JwsError, ChallengeError, IdentityError) as exc:
@@ -1189,17 +1187,12 @@ class LoginService:
             await refresh.revoke_family(connection, presented.family_id, now=now, reason="reused")
             await self._audit.record(
                 connection,
-                AuditEvent(
-                    "login.failed",
+                events.refresh_token_reused(
                     now,
-                    actor_official=presented.family_official,
-                    actor_jkt=jkt,
-                    details={
-                        "kind": "refresh",
-                        "reason": "refresh_token_reused",
-                        "family": presented.family_id,
-                        "source": source,
-                    },
+                    official=presented.family_official,
+                    jkt=jkt,
+                    family=presented.family_id,
+                    source=source,
                 ),
             )
             return RefreshTokenReused("the refresh token was already used: its family is revoked")

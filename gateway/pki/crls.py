@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
 
 from keys import crl, pki
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.platform import PlatformPki
 from storage import seals as seal_rows
 
@@ -46,7 +46,10 @@ class _Signed:
 
 
 class CrlCache:
-    """One signed CRL per online CA, shared by the CRL endpoint, verify and the sealer."""
+    """One signed CRL per online CA, shared by the CRL endpoint, verify and the sealer.
+
+    *clock* dates the CRLs; the app leaves it the wall clock, which the time stamps and
+    validators that read the CRLs go by too."""
 
     def __init__(
         self,
@@ -54,10 +57,12 @@ class CrlCache:
         pool: asyncpg.Pool,
         *,
         max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._platform = platform
         self._pool = pool
         self._max_age = max_age_seconds
+        self._clock = clock
         self._signed: dict[str, _Signed] = {}
         self._lock = asyncio.Lock()
 
@@ -74,7 +79,7 @@ class CrlCache:
             raise KeyError(ca_name)
         bound = self._max_age if max_age_seconds is None else max_age_seconds
         async with self._lock:
-            now = datetime.now(UTC)
+            now = self._clock()
             signed = self._signed.get(ca_name)
             if signed is not None and crl.needs_refresh(crl.load_crl(signed.der), now):
                 signed = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -21,46 +21,42 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.exchange.service import SealOutcome
 from gateway.pki.crls import CrlCache
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, clock_of
 from gateway.sealing.workers import Workers
 from keys import keystore as keystore_module
 from keys import pki
+from keys.clock import SYSTEM_CLOCK, Clock
+from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
 from seals.pades import Level, SealAppearance, SealOptions
 from seals.pool import WorkerLimits
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
+from storage import audit_events as events
 from storage import directory
 from storage import seals as seal_rows
-from storage.audit_outbox import AuditEvent, record_event
+from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.pki import next_tsa_serials
+from storage.vocabulary import SealStatus
 
 DEFAULT_PURPOSE = "公文专用章"
 
 
-class SealUnavailable(Exception):
-    code = "no_active_seal"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class SealUnavailable(CodedError):
+    code: str = Code.NO_ACTIVE_SEAL
 
 
 class SealRevoked(SealUnavailable):
-    code = "seal_revoked"
+    code = Code.SEAL_REVOKED
 
 
-class ExistingSealInvalid(Exception):
+class ExistingSealInvalid(CodedError):
     """The upload already carries seals and they do not all check out: sealing it would
     lend our seal to whatever was changed after them."""
 
-    code = "existing_seal_invalid"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    code = Code.EXISTING_SEAL_INVALID
 
 
 def seal_issuer(platform: PlatformPki) -> SealIssuer:
@@ -132,7 +128,7 @@ async def issue_seal(
         kid=kid,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         serial_number=certificate.serial_number,
-        status="active",
+        status=SealStatus.ACTIVE,
         valid_from=certificate.not_valid_before_utc,
         valid_to=certificate.not_valid_after_utc,
         issued_at=now,
@@ -191,6 +187,7 @@ class DepartmentSealer:
         workers: Workers,
         max_document_bytes: int,
         level: Level = Level.B_LT,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = pool
         self._crls = crls
@@ -198,6 +195,7 @@ class DepartmentSealer:
         self._workers = workers
         self._max_bytes = max_document_bytes
         self._level = level
+        self._clock = clock
         self._timestamper = platform.timestamper
         self._root_der = platform.root_cert.public_bytes(serialization.Encoding.DER)
         self._seal_issuer = seal_issuer(platform)
@@ -208,12 +206,7 @@ class DepartmentSealer:
         async with self._db.acquire() as connection:
             await record_event(
                 connection,
-                AuditEvent(
-                    "seal.use_refused",
-                    datetime.now(UTC),
-                    department=department,
-                    details={"seal_id": str(seal_id), "reason": "revoked"},
-                ),
+                events.seal_use_refused(self._clock(), department=department, seal_id=seal_id),
             )
 
     async def seal(self, department: str, draft: Path, sealed: Path, *, reason: str) -> SealOutcome:
@@ -227,7 +220,7 @@ class DepartmentSealer:
             serials = await next_tsa_serials(connection, TSA_SERIALS_PER_SEAL)
         if named is None:
             raise SealUnavailable(f"{department} has no seal; two admins must issue one first")
-        if named.seal.status != "active":
+        if named.seal.status != SealStatus.ACTIVE:
             self._signers.forget(named.seal.id)
             await self.record_refusal(department, named.seal.id)
             raise SealRevoked(f"the seal of {department} is revoked")
@@ -287,6 +280,7 @@ def install_sealer(
         signers,
         workers=workers,
         max_document_bytes=runtime.settings.max_document_bytes,
+        clock=clock_of(app),
     )
     app[SEALER] = sealer
     app.cleanup_ctx.append(workers.lifetime)

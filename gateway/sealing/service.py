@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -21,41 +20,34 @@ from gateway.identity.principal import Principal
 from gateway.pki.crls import CrlCache
 from gateway.sealing.sealer import SealSigners, issue_seal
 from keys import pki
+from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
+from storage import audit_events as events
 from storage import directory, identity
 from storage import seals as seal_rows
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection
+from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 
-class SealingRefused(Exception):
-    code = "invalid_request"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class SealingRefused(CodedError):
+    code: str = Code.INVALID_REQUEST
 
 
 class SealNotFound(SealingRefused):
-    code = "not_found"
-
-    def __init__(self) -> None:
-        super().__init__("no such resource")
+    code = Code.NOT_FOUND
+    default_detail = "no such resource"
 
 
 class SameAdmin(SealingRefused):
-    code = "forbidden"
-
-    def __init__(self) -> None:
-        super().__init__("a second, different admin must approve what one admin requested")
+    code = Code.FORBIDDEN
+    default_detail = "a second, different admin must approve what one admin requested"
 
 
 class RequestDecided(SealingRefused):
-    code = "conflict"
-
-    def __init__(self) -> None:
-        super().__init__("this request was already decided")
+    code = Code.CONFLICT
+    default_detail = "this request was already decided"
 
 
 @dataclass(frozen=True)
@@ -73,24 +65,7 @@ class Decision:
     """The seal as the approval left it: newly issued, or just revoked."""
 
     seal: seal_rows.Seal
-    kind: seal_rows.RequestKind
-
-
-def _event(
-    principal: Principal, kind: str, now: datetime, department: str, details: dict[str, Any]
-) -> AuditEvent:
-    return AuditEvent(
-        kind,
-        now,
-        actor_official=principal.official_id,
-        actor_jkt=principal.kid,
-        department=department,
-        details=details,
-    )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    kind: SealRequestKind
 
 
 def _check_ask(ask: RevocationAsk, now: datetime) -> None:
@@ -128,9 +103,11 @@ class SealService:
                 requested_with_kid=principal.kid,
                 now=now,
             )
-            details = {"request": str(made.id), "purpose": purpose}
             await record_event(
-                connection, _event(principal, "seal.requested", now, department, details)
+                connection,
+                events.seal_requested(
+                    principal, now, department=department, request=made.id, purpose=purpose
+                ),
             )
         return made
 
@@ -143,7 +120,7 @@ class SealService:
             seal = await seal_rows.get_seal(connection, seal_id)
             if seal is None:
                 raise SealNotFound()
-            if seal.status != "active":
+            if seal.status != SealStatus.ACTIVE:
                 raise RequestDecided()
             if ask.invalid_since is not None and ask.invalid_since < seal.issued_at:
                 raise SealingRefused("invalid_since is before the seal was issued")
@@ -157,16 +134,18 @@ class SealService:
                 requested_with_kid=principal.kid,
                 now=now,
             )
-            details = {
-                "request": str(made.id),
-                "seal_id": str(seal_id),
-                "reason": ask.reason,
-                "reason_code": ask.reason_code,
-                "invalid_since": _iso(ask.invalid_since),
-            }
             await record_event(
                 connection,
-                _event(principal, "seal.revocation_requested", now, seal.department, details),
+                events.seal_revocation_requested(
+                    principal,
+                    now,
+                    department=seal.department,
+                    request=made.id,
+                    seal_id=seal_id,
+                    reason=ask.reason,
+                    reason_code=ask.reason_code,
+                    invalid_since=ask.invalid_since,
+                ),
             )
         return made
 
@@ -177,13 +156,13 @@ class SealService:
             pending = await seal_rows.lock_request(connection, request_id)
             if pending is None:
                 raise SealNotFound()
-            if pending.status != "pending":
+            if pending.status != SealRequestStatus.PENDING:
                 raise RequestDecided()
             await _require_two_people(connection, pending, principal)
             await seal_rows.mark_request_approved(
                 connection, request_id, decided_by=principal.official_id, now=now
             )
-            if pending.kind == "issue":
+            if pending.kind == SealRequestKind.ISSUE:
                 seal = await issue_seal(
                     self._platform,
                     connection,
@@ -195,7 +174,7 @@ class SealService:
             else:
                 seal = await _revoke(connection, pending, now)
             await record_event(connection, _decided_event(principal, pending, seal, now))
-        if pending.kind == "revoke":
+        if pending.kind == SealRequestKind.REVOKE:
             self._revoked(seal.id)
         return Decision(seal, pending.kind)
 
@@ -266,14 +245,14 @@ async def _revoke(
 def _decided_event(
     approver: Principal, pending: seal_rows.SealRequest, seal: seal_rows.Seal, now: datetime
 ) -> AuditEvent:
-    details: dict[str, Any] = {
-        "request": str(pending.id),
-        "seal_id": str(seal.id),
-        "requested_by": pending.requested_by,
-        "approved_by": approver.official_id,
-        "serial_number": str(seal.serial_number),
-    }
-    if seal.invalid_since is not None:
-        details["invalid_since"] = _iso(seal.invalid_since)
-    kind = "seal.issued" if pending.kind == "issue" else "seal.revoked"
-    return _event(approver, kind, now, pending.department, details)
+    return events.seal_decided(
+        approver,
+        now,
+        issued=pending.kind == SealRequestKind.ISSUE,
+        department=pending.department,
+        request=pending.id,
+        seal_id=seal.id,
+        requested_by=pending.requested_by,
+        serial_number=seal.serial_number,
+        invalid_since=seal.invalid_since,
+    )

@@ -14,17 +14,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.access import AccessLog
 from gateway.identity.errors import Forbidden
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
+from keys.clock import SYSTEM_CLOCK, Clock
+from storage import audit_events as events
 from storage import supervision
-from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
+from storage.audit_outbox import AuditSink, OutboxSink
 from storage.db import DbConnection
 from storage.supervision import Alert, AlertFilter, DepartmentStats, SupervisionError
 
@@ -58,19 +58,6 @@ def _about_own_act(alert: Alert, official: str) -> bool:
     return official in (details.get("code_issued_by"), details.get("code_cosigned_by"))
 
 
-def _alert_event(
-    kind: str, actor: Principal, alert: Alert, at: datetime, **extra: Any
-) -> AuditEvent:
-    return AuditEvent(
-        f"supervision.alert_{kind}",
-        at,
-        actor_official=actor.official_id,
-        actor_jkt=actor.kid,
-        department=alert.department,
-        details={"alert": str(alert.id), "rule": alert.rule, "subject": alert.subject, **extra},
-    )
-
-
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -81,7 +68,7 @@ class OversightService:
         pool: asyncpg.Pool,
         *,
         access: AccessLog,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         audit: AuditSink | None = None,
     ) -> None:
         self._pool = pool
@@ -144,7 +131,7 @@ class OversightService:
                     connection, alert.id, official=official.official_id, now=now
                 )
                 if changed:
-                    event = _alert_event("acknowledged", official, alert, now, note=note)
+                    event = events.alert_acknowledged(official, now, alert, note=note)
                     await self._audit.record(connection, event)
         return alert
 
@@ -158,8 +145,8 @@ class OversightService:
                 closed = await supervision.close_alert(connection, alert.id, now=now, reason=reason)
                 if closed is None:
                     raise supervision.AlertClosed("this alert is already closed")
-                event = _alert_event(
-                    "closed", caller.official, closed, now, reason=reason, note=note
+                event = events.alert_closed_by(
+                    caller.official, now, closed, reason=reason, note=note
                 )
                 await self._audit.record(connection, event)
         return closed
@@ -178,7 +165,7 @@ class OversightService:
             }
             async with connection.transaction():
                 noted = await supervision.add_alert_note(connection, alert.id, entry)
-                event = _alert_event("noted", official, noted, now, note=note)
+                event = events.alert_noted(official, now, noted, note=note)
                 await self._audit.record(connection, event)
         return noted
 

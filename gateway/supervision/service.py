@@ -24,6 +24,7 @@ from gateway.config import SupervisionSettings
 from gateway.runtime import RUNTIME, clock_of
 from gateway.supervision import rules
 from keys.clock import SYSTEM_CLOCK, Clock
+from storage import audit_events as events
 from storage import supervision as store
 from storage.audit_outbox import AuditEvent, record_events
 from storage.db import DbConnection
@@ -86,17 +87,6 @@ async def gather_facts(
     )
 
 
-def _event(kind: str, alert: store.Alert, now: datetime, extra: dict[str, object]) -> AuditEvent:
-    document = alert.details.get("document")
-    return AuditEvent(
-        f"supervision.alert_{kind}",
-        now,
-        department=alert.department,
-        document=document if isinstance(document, str) else None,
-        details={**extra, "alert": str(alert.id), "rule": alert.rule, "subject": alert.subject},
-    )
-
-
 async def evaluate_once(
     connection: DbConnection,
     now: datetime,
@@ -107,7 +97,7 @@ async def evaluate_once(
     facts = await gather_facts(connection, now, config, WIRED if sources is None else sources)
     verdict = rules.evaluate(facts, now, config)
     result = PassResult(now, verdict.rules)
-    events: list[AuditEvent] = []
+    changes: list[AuditEvent] = []
     async with connection.transaction():
         live = {
             (alert.rule, alert.subject): alert
@@ -119,7 +109,7 @@ async def evaluate_once(
             closed = await store.close_alert(connection, alert.id, now=now, reason=CLOSED_BECAUSE)
             if closed is not None:
                 result.closed.append(closed)
-                events.append(_event("closed", closed, now, {"reason": CLOSED_BECAUSE}))
+                changes.append(events.alert_closed(now, closed, reason=CLOSED_BECAUSE))
         for key, hit in verdict.hits.items():
             if key in live:
                 continue
@@ -133,9 +123,19 @@ async def evaluate_once(
             )
             if opened is not None:
                 result.opened.append(opened)
-                events.append(_event("opened", opened, now, opened.details))
-        if events:
-            await record_events(connection, events)
+                changes.append(
+                    events.alert_opened(
+                        now,
+                        department=opened.department,
+                        alert=opened.id,
+                        rule=opened.rule,
+                        subject=opened.subject,
+                        details=opened.details,
+                        document=events.alert_document(opened),
+                    )
+                )
+        if changes:
+            await record_events(connection, changes)
     return result
 
 

@@ -17,12 +17,13 @@ from gateway.identity.auth import NotFound, principal_of, require_department
 from gateway.webhooks import views
 from gateway.webhooks.service import WebhookService
 from gateway.webhooks.worker import parse_target
+from storage.vocabulary import ADMIN_ONLY, DEPT_ADMIN_ONLY
 
 routes = RouteTable()
 
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks", WebhookService)
-DEPT_ADMIN = frozenset({"dept_admin"})
-ADMIN = frozenset({"admin"})
+DEPT_ADMIN = DEPT_ADMIN_ONLY
+ADMIN = ADMIN_ONLY
 
 
 def _uuid(request: web.Request, name: str) -> uuid.UUID:

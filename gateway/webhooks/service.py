@@ -16,7 +16,6 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.clock import Clock, utc_now
 from gateway.identity.principal import Principal
 from gateway.paging import Page
 from gateway.webhooks.worker import (
@@ -27,9 +26,11 @@ from gateway.webhooks.worker import (
     system_resolver,
     wrap_secret,
 )
+from keys.clock import SYSTEM_CLOCK, Clock
 from keys.master import MasterKey
+from storage import audit_events as events
 from storage import webhooks as rows
-from storage.audit_outbox import AuditEvent, AuditSink, OutboxSink
+from storage.audit_outbox import AuditSink, OutboxSink
 from storage.webhooks import AllowEntry, DeadLetter, Policy, Webhook, WebhookStoreError
 
 MAX_WEBHOOKS_PER_DEPARTMENT = 10
@@ -74,7 +75,7 @@ class WebhookService:
         master_key: MasterKey,
         *,
         resolver: Resolver = system_resolver,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         audit: AuditSink | None = None,
         max_per_department: int = MAX_WEBHOOKS_PER_DEPARTMENT,
     ) -> None:
@@ -84,18 +85,6 @@ class WebhookService:
         self._clock = clock
         self._audit = audit or OutboxSink()
         self._max_per_department = max_per_department
-
-    def _event(
-        self, kind: str, actor: Principal, department: str, at: datetime, **details: object
-    ) -> AuditEvent:
-        return AuditEvent(
-            f"webhook.{kind}",
-            at,
-            actor_official=actor.official_id,
-            actor_jkt=actor.kid,
-            department=department,
-            details=details,
-        )
 
     # --- a department's webhooks --------------------------------------------------------
 
@@ -134,8 +123,8 @@ class WebhookService:
                 created_by=actor.official_id,
                 now=now,
             )
-            event = self._event(
-                "created", actor, department, now, webhook=str(webhook_id), url=target.url
+            event = events.webhook_created(
+                actor, now, department=department, webhook=webhook_id, url=target.url
             )
             await self._audit.record(connection, event)
         return NewWebhook(webhook, secret)
@@ -150,7 +139,7 @@ class WebhookService:
         async with self._pool.acquire() as connection, connection.transaction():
             if not await rows.delete_webhook(connection, webhook_id, department, now):
                 raise UnknownWebhookResource()
-            event = self._event("deleted", actor, department, now, webhook=str(webhook_id))
+            event = events.webhook_deleted(actor, now, department=department, webhook=webhook_id)
             await self._audit.record(connection, event)
 
     async def dead_letters(
@@ -175,14 +164,13 @@ class WebhookService:
             replayed = await rows.replay(connection, job_id, department, now)
             if replayed is None:
                 raise UnknownWebhookResource()
-            event = self._event(
-                "replayed",
+            event = events.webhook_replayed(
                 actor,
-                department,
                 now,
-                job=str(job_id),
-                webhook=str(replayed.webhook),
-                delivery=str(replayed.delivery),
+                department=department,
+                job=job_id,
+                webhook=replayed.webhook,
+                delivery=replayed.delivery,
             )
             await self._audit.record(connection, event)
 
@@ -204,12 +192,11 @@ class WebhookService:
                 added_by=actor.official_id,
                 now=now,
             )
-            event = self._event(
-                "allowlist_added",
+            event = events.webhook_allowlist_added(
                 actor,
-                actor.department,
                 now,
-                entry=str(entry.id),
+                department=actor.department,
+                entry=entry.id,
                 host=new.host,
                 port=new.port,
                 allow_private=new.allow_private,
@@ -224,12 +211,11 @@ class WebhookService:
             entry = await rows.remove_allowed(connection, entry_id)
             if entry is None:
                 raise UnknownWebhookResource()
-            event = self._event(
-                "allowlist_removed",
+            event = events.webhook_allowlist_removed(
                 actor,
-                actor.department,
                 now,
-                entry=str(entry.id),
+                department=actor.department,
+                entry=entry.id,
                 host=entry.host,
                 port=entry.port,
             )
@@ -244,6 +230,8 @@ class WebhookService:
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
             await rows.set_policy(connection, policy, updated_by=actor.official_id, now=now)
-            event = self._event("policy_changed", actor, actor.department, now, **policy.as_json())
+            event = events.webhook_policy_changed(
+                actor, now, department=actor.department, policy=policy
+            )
             await self._audit.record(connection, event)
         return policy

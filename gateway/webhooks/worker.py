@@ -41,9 +41,11 @@ from gateway.runtime import RUNTIME, clock_of
 from keys.clock import SYSTEM_CLOCK, Clock
 from keys.codes import Code, CodedError
 from keys.master import MasterKey, MasterKeyError
+from storage import audit_events as events
 from storage import webhooks as rows
-from storage.audit_outbox import AuditEvent, record_events
+from storage.audit_outbox import record_events
 from storage.db import DbConnection
+from storage.vocabulary import WebhookJobState
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,12 @@ EVENT_HEADER = "Sealhub-Event"
 DEFAULT_TIMEOUT = 10.0
 POLL_SECONDS = 5.0
 MAX_URL_CHARS = 2000
+# The ``outcome`` an attempt's audit event names for the job's new state.
+OUTCOMES = {
+    WebhookJobState.DELIVERED: "delivered",
+    WebhookJobState.DEAD: "dead",
+    WebhookJobState.PENDING: "retry",
+}
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -394,11 +402,11 @@ class WebhookWorker:
         finished = self._clock()
         next_at: datetime | None = None
         if result.ok:
-            state = "delivered"
+            state = WebhookJobState.DELIVERED
         elif job.withdrawn or attempt >= policy.max_attempts:
-            state = "dead"
+            state = WebhookJobState.DEAD
         else:
-            state = "pending"
+            state = WebhookJobState.PENDING
             next_at = finished + timedelta(seconds=backoff_delay(attempt, policy, self._rand))
         recorded = await rows.finish_job(
             connection,
@@ -410,47 +418,40 @@ class WebhookWorker:
             status=result.status,
             error=result.error,
         )
-        outcome = {"delivered": "delivered", "dead": "dead", "pending": "retry"}[state]
+        outcome = OUTCOMES[state]
         if not recorded:
             log.warning("webhook job %s moved on during its attempt %d", job.id, attempt)
             outcome, next_at = "superseded", None
-        details = {
-            "webhook": str(job.webhook),
-            "job": str(job.id),
-            "delivery": str(job.delivery),
-            "attempt": attempt,
-            "status": result.status,
-            "error": result.error,
-            "address": result.address,
-            "outcome": outcome,
-            "next_attempt_at": next_at.isoformat() if next_at else None,
-        }
-        events = [
-            AuditEvent(
-                "webhook.attempted",
+        changes = [
+            events.webhook_attempted(
                 finished,
                 department=job.department,
                 document=job.document,
-                details=details,
+                webhook=job.webhook,
+                job=job.id,
+                delivery=job.delivery,
+                attempt=attempt,
+                status=result.status,
+                error=result.error,
+                address=result.address,
+                outcome=outcome,
+                next_attempt_at=next_at,
             )
         ]
-        if state == "dead" and recorded:
-            events.append(
-                AuditEvent(
-                    "webhook.dead_lettered",
+        if state == WebhookJobState.DEAD and recorded:
+            changes.append(
+                events.webhook_dead_lettered(
                     finished,
                     department=job.department,
                     document=job.document,
-                    details={
-                        "webhook": str(job.webhook),
-                        "job": str(job.id),
-                        "delivery": str(job.delivery),
-                        "attempts": attempt,
-                        "error": result.error,
-                    },
+                    webhook=job.webhook,
+                    job=job.id,
+                    delivery=job.delivery,
+                    attempts=attempt,
+                    error=result.error,
                 )
             )
-        await record_events(connection, events)
+        await record_events(connection, changes)
 
     async def _attempt(self, job: rows.ClaimedJob) -> AttemptResult:
         try:

@@ -9,11 +9,13 @@ import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from pydantic import Field
 
+from gateway.exchange import views as exchange_views
 from gateway.exchange.handlers import exchange_refusals, idempotency_key, path_id
-from gateway.http.bodies import json_response, read_json_object
+from gateway.http.bodies import json_response, parse_body
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.models import RequestBody
 from gateway.http.routing import Handler, RouteTable, path_param, query_param
 from gateway.identity.auth import deny_access, principal_of
 from gateway.workflow import views
@@ -26,39 +28,6 @@ WORKFLOW: web.AppKey[WorkflowService] = web.AppKey("workflow", WorkflowService)
 READ_CHUNK = 256 * 1024
 MAX_SIGNATURE = 65536
 
-SIGNATURE_BODY = {
-    "required": True,
-    "content": json_content(
-        {
-            "type": "object",
-            "required": ["signature"],
-            "properties": {
-                "signature": {
-                    "type": "string",
-                    "maxLength": 65536,
-                    "description": "sealhub-approval+jwt: document, draft_sha256, step "
-                    "(index or name), decision (approve|reject), opinion, iat, jti",
-                }
-            },
-        }
-    ),
-}
-APPROVAL_RESULT = json_content(
-    {
-        "type": "object",
-        "required": ["id", "step", "decision", "outcome", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "step": {"type": "integer"},
-            "decision": {"type": "string", "enum": ["approve", "reject"]},
-            "outcome": {
-                "type": "string",
-                "enum": ["recorded", "step_completed", "signed_off", "returned"],
-            },
-            "status": {"type": "string"},
-        },
-    }
-)
 VERSION_BODY = {
     "required": True,
     "content": {
@@ -71,6 +40,15 @@ VERSION_BODY = {
         }
     },
 }
+
+
+class ApprovalSignature(RequestBody):
+    signature: str = Field(
+        min_length=1,
+        max_length=MAX_SIGNATURE,
+        description="sealhub-approval+jwt: document, draft_sha256, step (index or name), "
+        "decision (approve|reject), opinion, iat, jti",
+    )
 
 
 def workflow_refusals(handler: Handler) -> Handler:
@@ -89,10 +67,7 @@ def workflow_refusals(handler: Handler) -> Handler:
 
 
 async def _signature(request: web.Request) -> str:
-    signature = (await read_json_object(request)).get("signature")
-    if not isinstance(signature, str) or not 1 <= len(signature) <= MAX_SIGNATURE:
-        raise ApiError("invalid_request", "signature must be the compact approval JWS you signed")
-    return signature
+    return (await parse_body(request, ApprovalSignature)).signature
 
 
 async def _file_part(request: web.Request) -> AsyncIterator[bytes]:
@@ -117,8 +92,8 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     access="authenticated",
     tag="workflow",
     parameters=(path_param("id", "Document id."),),
-    request_body=SIGNATURE_BODY,
-    responses={"200": {"content": APPROVAL_RESULT}},
+    request_model=ApprovalSignature,
+    responses={"200": views.Approved},
 )
 @workflow_refusals
 async def approve_document(request: web.Request) -> web.Response:
@@ -128,7 +103,7 @@ async def approve_document(request: web.Request) -> web.Response:
         lambda: _signature(request),
         idempotency_key=idempotency_key(request),
     )
-    return json_response(result.as_json())
+    return json_response(views.approved(result))
 
 
 @routes.add(
@@ -166,7 +141,7 @@ async def document_draft(request: web.Request) -> web.StreamResponse:
     tag="workflow",
     parameters=(path_param("id", "Document id."),),
     request_body=VERSION_BODY,
-    responses={"201": {"content": json_content({"type": "object"})}},
+    responses={"201": views.Submitted},
 )
 @workflow_refusals
 async def submit_version(request: web.Request) -> web.Response:
@@ -176,7 +151,7 @@ async def submit_version(request: web.Request) -> web.Response:
         lambda: _file_part(request),
         idempotency_key=idempotency_key(request),
     )
-    return json_response(revision.as_json(), status=201)
+    return json_response(views.submitted(revision), status=201)
 
 
 @routes.add(
@@ -187,11 +162,11 @@ async def submit_version(request: web.Request) -> web.Response:
     roles=SEAL_ROLES,
     tag="workflow",
     parameters=(path_param("id", "Document id."),),
-    responses={"200": {"content": json_content({"type": "object"})}},
+    responses={"200": exchange_views.SentDocument},
 )
 @workflow_refusals
 async def seal_document(request: web.Request) -> web.Response:
     sent = await request.app[WORKFLOW].seal(
         principal_of(request), path_id(request), idempotency_key=idempotency_key(request)
     )
-    return json_response(sent.as_json())
+    return json_response(exchange_views.sent(sent))

@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from gateway.http.text import unsafe_character
+from keys.codes import Code, CodedError
+from storage.vocabulary import ApprovalDecision, Role, StepMode
 
-MODES = ("all", "any")
-DECISIONS = ("approve", "reject")
-SIGN_OFF_ROLE = "leader"
+MODES = tuple(StepMode)
+DECISIONS = tuple(ApprovalDecision)
+SIGN_OFF_ROLE = Role.LEADER
 # `system` is a department's software: it may draft (clerk rights) but never approve.
-APPROVER_ROLES = frozenset({"clerk", "leader", "dept_admin", "seal_keeper"})
-DRAFTER_ROLES = frozenset({"clerk", "system", "leader", "dept_admin", "seal_keeper"})
+APPROVER_ROLES: frozenset[Role] = frozenset(
+    {Role.CLERK, Role.LEADER, Role.DEPT_ADMIN, Role.SEAL_KEEPER}
+)
+DRAFTER_ROLES: frozenset[Role] = APPROVER_ROLES | {Role.SYSTEM}
 MAX_STEPS = 10
 MAX_ASSIGNEES = 50
 MAX_STEP_NAME = 50
@@ -29,12 +33,8 @@ MAX_STEP_NAME = 50
 Outcome = Literal["recorded", "step_completed", "signed_off", "returned"]
 
 
-class WorkflowError(Exception):
-    code = "invalid_workflow"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WorkflowError(CodedError):
+    code: str = Code.INVALID_WORKFLOW
 
 
 class DeniedAccess(Exception):
@@ -45,20 +45,20 @@ class DeniedAccess(Exception):
 
 
 class InvalidWorkflow(WorkflowError):
-    code = "invalid_workflow"
+    code = Code.INVALID_WORKFLOW
 
 
 class NotAnAssignee(WorkflowError, DeniedAccess):
-    code = "forbidden"
+    code = Code.FORBIDDEN
     reason = "not_an_assignee"
 
 
 class StepNotOpen(WorkflowError):
-    code = "step_not_open"
+    code = Code.STEP_NOT_OPEN
 
 
 class AlreadyDecided(WorkflowError):
-    code = "already_decided"
+    code = Code.ALREADY_DECIDED
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def parse_workflow(raw: Any) -> WorkflowSpec:
             raise InvalidWorkflow(f"{where}.name must be 1 to {MAX_STEP_NAME} characters")
         if (unsafe := unsafe_character(name)) is not None:
             raise InvalidWorkflow(f"{where}.name must not contain {unsafe}")
-        mode = step.get("mode", "any")
+        mode = step.get("mode", StepMode.ANY)
         if mode not in MODES:
             raise InvalidWorkflow(f"{where}.mode must be all or any")
         assignees_raw = step.get("assignees")
@@ -185,7 +185,7 @@ class Decision:
 
 def step_complete(step: StepSpec, approvers: Iterable[str]) -> bool:
     approved = set(approvers) & set(step.assignees)
-    if step.mode == "any":
+    if step.mode == StepMode.ANY:
         return bool(approved)
     return approved == set(step.assignees)
 
@@ -204,7 +204,7 @@ class Progress:
 
 
 def progress(spec: WorkflowSpec, decisions: Sequence[Decision]) -> Progress:
-    if any(decision.decision == "reject" for decision in decisions):
+    if any(decision.decision == ApprovalDecision.REJECT for decision in decisions):
         completed = _completed_prefix(spec, decisions)
         return Progress(None, completed, True)
     completed = _completed_prefix(spec, decisions)
@@ -215,7 +215,11 @@ def progress(spec: WorkflowSpec, decisions: Sequence[Decision]) -> Progress:
 def _completed_prefix(spec: WorkflowSpec, decisions: Sequence[Decision]) -> tuple[int, ...]:
     done: list[int] = []
     for index, step in enumerate(spec.steps):
-        approvers = [d.official for d in decisions if d.step == index and d.decision == "approve"]
+        approvers = [
+            d.official
+            for d in decisions
+            if d.step == index and d.decision == ApprovalDecision.APPROVE
+        ]
         if not step_complete(step, approvers):
             break
         done.append(index)
@@ -239,7 +243,7 @@ def open_step_for(spec: WorkflowSpec, decisions: Sequence[Decision], official: s
 
 def outcome_of(spec: WorkflowSpec, before: Sequence[Decision], decision: Decision) -> Outcome:
     """What recording *decision* does to the document."""
-    if decision.decision == "reject":
+    if decision.decision == ApprovalDecision.REJECT:
         return "returned"
     after = progress(spec, [*before, decision])
     if after.signed_off:

@@ -44,11 +44,10 @@ from gateway.exchange.service import (
     Later,
     SentDocument,
     Spool,
-    _actor,
-    _created_event,
-    _dispatch,
-    _new_document,
+    created_event,
+    dispatch,
     expand_codes,
+    new_document,
 )
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
@@ -57,17 +56,19 @@ from gateway.workflow import rules as workflow
 from gateway.workflow.rules import DeniedAccess
 from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
 from seals.pdfcheck import check_header
+from storage import audit_events as events
 from storage import documents, idempotency, identity
 from storage import workflow as workflow_rows
 from storage.audit_outbox import AuditEvent, record_event, record_events
 from storage.db import DbConnection
 from storage.objects import ObjectStore, PutResult
 from storage.objects.staged import StagedObjects
+from storage.vocabulary import ApprovalDecision, DocumentStatus, Role
 
-SEAL_ROLES = frozenset({"seal_keeper"})
-AWAITING_SEAL = "awaiting_seal"
+# Who seals a signed-off document.
+SEAL_ROLES: frozenset[Role] = frozenset({Role.SEAL_KEEPER})
 # Signed off or sent: the draft and its approvals can no longer change.
-LOCKED_STATES = ("awaiting_seal", "dispatched", "withdrawn")
+LOCKED_STATES = (DocumentStatus.AWAITING_SEAL, DocumentStatus.DISPATCHED, DocumentStatus.WITHDRAWN)
 SEAL_REQUEST_HASH = hashlib.sha256(b"seal").hexdigest()  # the request has no body to compare
 
 
@@ -115,7 +116,8 @@ async def record_submission(
         raise ValueError("record_submission needs a workflow")
     document_id = uuid.uuid4()
     await documents.insert_document(
-        connection, _new_document(document_id, principal, meta, draft, now, status="in_approval")
+        connection,
+        new_document(document_id, principal, meta, draft, now, status=DocumentStatus.IN_APPROVAL),
     )
     await workflow_rows.insert_workflow(
         connection,
@@ -141,11 +143,11 @@ async def record_submission(
     await record_events(
         connection,
         [
-            _created_event(principal, document_id, meta, draft.sha256_hex, now),
+            created_event(principal, document_id, meta, draft.sha256_hex, now),
             _step_opened(principal, document_id, spec, 1, 0, now),
         ],
     )
-    return SentDocument(document_id, "in_approval", draft.sha256_hex, None, 0)
+    return SentDocument(document_id, DocumentStatus.IN_APPROVAL, draft.sha256_hex, None, 0)
 
 
 def _step_opened(
@@ -156,19 +158,16 @@ def _step_opened(
     step: int,
     now: datetime,
 ) -> AuditEvent:
-    return AuditEvent(
-        "workflow.step_opened",
+    return events.step_opened(
+        principal,
         now,
         department=principal.department,
-        document=str(document_id),
-        details={
-            "version": version,
-            "step": step,
-            "name": spec.steps[step].name,
-            "mode": spec.steps[step].mode,
-            "assignees": list(spec.steps[step].assignees),
-        },
-        **_actor(principal),
+        document=document_id,
+        version=version,
+        step=step,
+        name=spec.steps[step].name,
+        mode=spec.steps[step].mode,
+        assignees=spec.steps[step].assignees,
     )
 
 
@@ -213,7 +212,7 @@ class Revision:
     id: uuid.UUID
     version: int
     draft_sha256: str
-    status: str = "in_approval"
+    status: str = DocumentStatus.IN_APPROVAL
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -275,10 +274,10 @@ async def record_approval(
     same moment see each other and exactly one of them completes it.
     """
     document = await documents.lock_document(connection, document_id)
-    _editable(document["status"])
-    if document["status"] != "in_approval":
+    _editable(document.status)
+    if document.status != DocumentStatus.IN_APPROVAL:
         raise WrongDocumentState(
-            f"the document is {document['status']}: the drafter must submit a new version"
+            f"the document is {document.status}: the drafter must submit a new version"
         )
     steps = await workflow_rows.steps_of(connection, document_id)
     version = await workflow_rows.latest_version(connection, document_id)
@@ -317,71 +316,66 @@ async def record_approval(
             decided_at=now,
         ),
     )
-    doc = str(document_id)
-    sender = document["sender"]
-    events = [
-        AuditEvent(
-            f"approval.{'approved' if approval.decision == 'approve' else 'rejected'}",
+    sender = document.sender
+    made = [
+        events.approval_recorded(
+            principal,
             now,
+            decision=approval.decision,
             department=sender,
-            document=doc,
-            details={
-                "approval": str(approval_id),
-                "version": version.version,
-                "step": step,
-                "name": spec.steps[step].name,
-                "draft_sha256": version.draft_sha256,
-                "opinion": approval.opinion,
-                "jti": approval.jti,
-            },
-            **_actor(principal),
+            document=document_id,
+            approval=approval_id,
+            version=version.version,
+            step=step,
+            name=spec.steps[step].name,
+            draft_sha256=version.draft_sha256,
+            opinion=approval.opinion,
+            jti=approval.jti,
         )
     ]
-    status = "in_approval"
+    status = DocumentStatus.IN_APPROVAL
     if outcome in ("step_completed", "signed_off"):
-        events.append(
-            AuditEvent(
-                "workflow.step_completed",
+        made.append(
+            events.step_completed(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={"version": version.version, "step": step, "name": spec.steps[step].name},
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                step=step,
+                name=spec.steps[step].name,
             )
         )
     if outcome == "step_completed":
-        events.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
+        made.append(_step_opened(principal, document_id, spec, version.version, step + 1, now))
     elif outcome == "signed_off":
-        status = "awaiting_seal"
-        events.append(
-            AuditEvent(
-                "document.signed_off",
+        status = DocumentStatus.AWAITING_SEAL
+        made.append(
+            events.document_signed_off(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={"version": version.version, "draft_sha256": version.draft_sha256},
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                draft_sha256=version.draft_sha256,
             )
         )
     elif outcome == "returned":
-        status = "returned"
-        events.append(
-            AuditEvent(
-                "document.returned",
+        status = DocumentStatus.RETURNED
+        made.append(
+            events.document_returned(
+                principal,
                 now,
                 department=sender,
-                document=doc,
-                details={
-                    "version": version.version,
-                    "step": step,
-                    "drafter": document["created_by"],
-                },
-                **_actor(principal),
+                document=document_id,
+                version=version.version,
+                step=step,
+                drafter=document.created_by,
             )
         )
-    if status != "in_approval":
+    if status != DocumentStatus.IN_APPROVAL:
         await workflow_rows.set_status(connection, document_id, status)
-    await record_events(connection, events)
+    await record_events(connection, made)
     return ApprovalResult(approval_id, step, approval.decision, outcome, status)
 
 
@@ -395,12 +389,12 @@ async def record_revision(
 ) -> Revision:
     """A new draft version from the drafter; the chain starts again at its first step."""
     document = await documents.lock_document(connection, document_id)
-    _editable(document["status"])
+    _editable(document.status)
     steps = await workflow_rows.steps_of(connection, document_id)
     latest = await workflow_rows.latest_version(connection, document_id)
     if not steps or latest is None:
         raise WrongDocumentState("this document has no approval workflow")
-    if document["created_by"] != principal.official_id:
+    if document.created_by != principal.official_id:
         raise NotTheDrafter("only the drafter may submit a new version")
     version = latest.version + 1
     await workflow_rows.insert_version(
@@ -423,18 +417,15 @@ async def record_revision(
     await record_events(
         connection,
         [
-            AuditEvent(
-                "document.revised",
+            events.document_revised(
+                principal,
                 now,
-                department=document["sender"],
-                document=str(document_id),
-                details={
-                    "version": version,
-                    "draft_sha256": draft.sha256_hex,
-                    "previous_sha256": latest.draft_sha256,
-                    "previous_status": document["status"],
-                },
-                **_actor(principal),
+                department=document.sender,
+                document=document_id,
+                version=version,
+                draft_sha256=draft.sha256_hex,
+                previous_sha256=latest.draft_sha256,
+                previous_status=document.status,
             ),
             _step_opened(principal, document_id, _spec_of(steps), version, 0, now),
         ],
@@ -442,12 +433,12 @@ async def record_revision(
     return Revision(document_id, version, draft.sha256_hex)
 
 
-async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> dict[str, Any]:
+async def draft_to_seal(connection: DbConnection, document_id: uuid.UUID) -> documents.Document:
     """The signed-off document a seal keeper is about to seal (409 unless awaiting_seal)."""
     document = await documents.get_document(connection, document_id)
-    if document["status"] != AWAITING_SEAL:
+    if document.status != DocumentStatus.AWAITING_SEAL:
         raise WrongDocumentState(
-            f"the document is {document['status']}; only a signed-off document can be sealed"
+            f"the document is {document.status}; only a signed-off document can be sealed"
         )
     return document
 
@@ -456,16 +447,16 @@ async def record_sealed_after_approval(
     connection: DbConnection,
     *,
     principal: Principal,
-    document: dict[str, Any],
+    document: documents.Document,
     sealed: PutResult,
     seal_id: uuid.UUID,
     now: datetime,
     sign_for_within: Mapping[str, timedelta],
 ) -> SentDocument:
     """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one transaction."""
-    document_id: uuid.UUID = document["id"]
+    document_id: uuid.UUID = document.id
     recipients, cc = await workflow_rows.recipients_of(connection, document_id)
-    fanout = await expand_codes(connection, recipients, cc, document["sender"])
+    fanout = await expand_codes(connection, recipients, cc, document.sender)
     marked = await workflow_rows.mark_sealed(
         connection,
         document_id,
@@ -481,15 +472,15 @@ async def record_sealed_after_approval(
     latest = await workflow_rows.latest_version(connection, document_id)
     steps = await workflow_rows.steps_of(connection, document_id)
     sign_off = [
-        row["id"]
+        row.id
         for row in await workflow_rows.trail_of(connection, document_id)
         if latest is not None
-        and row["version"] == latest.version
-        and row["step"] == len(steps) - 1
-        and row["decision"] == "approve"
+        and row.version == latest.version
+        and row.step == len(steps) - 1
+        and row.decision == ApprovalDecision.APPROVE
     ]
-    due = due_at(document["deadline"], document["urgency"], now, sign_for_within)
-    count = await _dispatch(
+    due = due_at(document.deadline, document.urgency, now, sign_for_within)
+    count = await dispatch(
         connection,
         principal=principal,
         document_id=document_id,
@@ -497,12 +488,12 @@ async def record_sealed_after_approval(
         fanout=fanout,
         seal_id=seal_id,
         sealed_sha256=sealed.sha256_hex,
-        draft_sha256=document["draft_sha256"],
+        draft_sha256=document.draft_sha256,
         sign_off=[str(approval_id) for approval_id in sign_off],
         now=now,
     )
     return SentDocument(
-        document_id, "dispatched", document["draft_sha256"], sealed.sha256_hex, count
+        document_id, DocumentStatus.DISPATCHED, document.draft_sha256, sealed.sha256_hex, count
     )
 
 
@@ -536,20 +527,20 @@ class DraftDownload:
 
 async def _own_document(
     connection: DbConnection, principal: Principal, document_id: uuid.UUID
-) -> dict[str, Any]:
+) -> documents.Document:
     """Workflow actions belong to the sending department; anyone else gets 404."""
     try:
         document = await documents.get_document(connection, document_id)
     except documents.DocumentNotFound:
         raise Hidden("unknown_id") from None
-    if document["sender"] != principal.department:
+    if document.sender != principal.department:
         raise Hidden("other_department", document=str(document_id))
     return document
 
 
 def _readable_draft(
     principal: Principal,
-    document: Mapping[str, Any],
+    document: documents.Document,
     steps: Sequence[workflow_rows.StepRow],
     versions: Sequence[workflow_rows.VersionRow],
     wanted: str | None,
@@ -561,11 +552,11 @@ def _readable_draft(
     newest = versions[-1].version if versions else 1
     sealing = (
         principal.has_any(SEAL_ROLES)
-        and document["status"] == AWAITING_SEAL
+        and document.status == DocumentStatus.AWAITING_SEAL
         and wanted in (None, str(newest))
     )
     if not (
-        principal.official_id == document["created_by"]
+        principal.official_id == document.created_by
         or principal.official_id in assignees
         or sealing
     ):
@@ -575,7 +566,7 @@ def _readable_draft(
         )
     if wanted is None:
         return DraftFile(
-            newest, document["draft_object"], document["draft_sha256"], int(document["draft_size"])
+            newest, document.draft_object, document.draft_sha256, int(document.draft_size)
         )
     try:
         chosen = next(v for v in versions if v.version == int(wanted))
@@ -607,7 +598,7 @@ class WorkflowService:
         self._max_document_bytes = max_document_bytes
         self._sign_for_within = dict(sign_for_within)
 
-    async def _own(self, principal: Principal, document_id: uuid.UUID) -> dict[str, Any]:
+    async def _own(self, principal: Principal, document_id: uuid.UUID) -> documents.Document:
         async with self._pool.acquire() as connection:
             return await _own_document(connection, principal, document_id)
 
@@ -665,13 +656,13 @@ class WorkflowService:
         async with self._pool.acquire() as connection, connection.transaction():
             await record_event(
                 connection,
-                AuditEvent(
-                    "draft.downloaded",
+                events.draft_downloaded(
+                    principal,
                     self._clock(),
                     department=principal.department,
-                    document=str(document_id),
-                    details={"version": chosen.version, "draft_sha256": chosen.sha256},
-                    **_actor(principal),
+                    document=document_id,
+                    version=chosen.version,
+                    draft_sha256=chosen.sha256,
                 ),
             )
         start, end = byte_range or (0, chosen.size)
@@ -689,8 +680,8 @@ class WorkflowService:
         """A new draft version from the drafter; the chain starts again at its first step.
         A retry with the same key and bytes gets the first answer (its upload is dropped)."""
         document = await self._own(principal, document_id)
-        _editable(document["status"])
-        if document["created_by"] != principal.official_id:
+        _editable(document.status)
+        if document.created_by != principal.official_id:
             raise NotTheDrafter("only the drafter may submit a new version")
         chunks = await file()
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
@@ -748,9 +739,9 @@ class WorkflowService:
         try:
             async with StagedObjects(self._objects) as staged:
                 with self._spool(2) as (draft_file, sealed_file):
-                    await save_chunks(self._objects.open(document["draft_object"]), draft_file)
+                    await save_chunks(self._objects.open(document.draft_object), draft_file)
                     outcome = await self._sealer.seal(
-                        principal.department, draft_file, sealed_file, reason=document["doc_number"]
+                        principal.department, draft_file, sealed_file, reason=document.doc_number
                     )
                     sealed = await staged.put(
                         file_chunks(outcome.pdf), max_bytes=outcome.pdf.stat().st_size + 1

@@ -1,11 +1,53 @@
-"""How the workflow's answers look over HTTP (the draft's headers; JSON bodies are the
-service's stored answers, so a retried request gets exactly the first one)."""
+"""How the workflow's answers look over HTTP: the draft's headers and the JSON bodies, each
+a TypedDict that ``/openapi.json`` shows (a retried request gets the stored first answer,
+rebuilt by the service, so it renders the same)."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
-from gateway.workflow.service import DraftDownload
+from gateway.workflow.rules import Outcome
+from gateway.workflow.service import ApprovalResult, DraftDownload, Revision
+from storage.vocabulary import ApprovalDecision
+
+
+class Approved(TypedDict):
+    """A recorded decision and what it did to the chain."""
+
+    id: str
+    step: int
+    decision: ApprovalDecision
+    outcome: Outcome
+    status: str
+
+
+class Submitted(TypedDict):
+    """A new draft version, back in approval."""
+
+    id: str
+    status: str
+    version: int
+    draft_sha256: str
+
+
+def approved(result: ApprovalResult) -> Approved:
+    return {
+        "id": str(result.id),
+        "step": result.step,
+        "decision": ApprovalDecision(result.decision),
+        "outcome": result.outcome,
+        "status": result.status,
+    }
+
+
+def submitted(revision: Revision) -> Submitted:
+    return {
+        "id": str(revision.id),
+        "status": revision.status,
+        "version": revision.version,
+        "draft_sha256": revision.draft_sha256,
+    }
 
 
 def draft_headers(download: DraftDownload) -> dict[str, str]:

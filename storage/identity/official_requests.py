@@ -12,10 +12,14 @@ import asyncpg
 
 from storage.db import DbConnection
 from storage.identity.errors import RequestNotFound
+from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus
 
-RequestKind = Literal["enrollment_code", "create_official", "transfer"]
-Decision = Literal["approved", "declined", "cancelled"]
-REQUEST_STATES = ("pending", "approved", "declined", "cancelled")
+RequestKind = OfficialRequestKind
+# How a pending request ends.
+Decision = Literal[
+    OfficialRequestStatus.APPROVED, OfficialRequestStatus.DECLINED, OfficialRequestStatus.CANCELLED
+]
+REQUEST_STATES = tuple(OfficialRequestStatus)
 
 
 @dataclass(frozen=True)
@@ -23,12 +27,12 @@ class OfficialRequest:
     """A four-eyes act waiting for its second person."""
 
     id: str
-    kind: str
+    kind: OfficialRequestKind
     official: str | None
     department: str
     target_department: str | None
     payload: dict[str, Any]
-    status: str
+    status: OfficialRequestStatus
     requested_by: str
     requested_with_kid: str | None
     requested_at: datetime
@@ -44,7 +48,14 @@ _COLUMNS = (
 
 def _request(row: asyncpg.Record) -> OfficialRequest:
     fields = {name: value for name, value in row.items() if name != "official_roles"}
-    return OfficialRequest(**{**fields, "payload": dict(row["payload"])})
+    return OfficialRequest(
+        **{
+            **fields,
+            "kind": OfficialRequestKind(row["kind"]),
+            "status": OfficialRequestStatus(row["status"]),
+            "payload": dict(row["payload"]),
+        }
+    )
 
 
 async def find_pending(

@@ -17,10 +17,13 @@ import asyncpg
 
 from storage.db import DbConnection
 from storage.identity.errors import InvalidRoles, OfficialNotFound
+from storage.vocabulary import OfficialStatus, Role
 
-ROLES = frozenset({"admin", "dept_admin", "clerk", "leader", "seal_keeper", "inspector", "system"})
+ROLES: frozenset[Role] = frozenset(Role)
 # What a dept_admin may grant, in its own department only; the rest needs an admin.
-DEPT_ADMIN_GRANTABLE = frozenset({"clerk", "leader", "seal_keeper", "system"})
+DEPT_ADMIN_GRANTABLE: frozenset[Role] = frozenset(
+    {Role.CLERK, Role.LEADER, Role.SEAL_KEEPER, Role.SYSTEM}
+)
 # Roles only an admin grants.
 ADMIN_GRANTED_ROLES = ROLES - DEPT_ADMIN_GRANTABLE
 
@@ -30,13 +33,13 @@ class Official:
     id: str
     name: str
     department: str
-    roles: tuple[str, ...]
-    status: str
+    roles: tuple[Role, ...]
+    status: OfficialStatus
     created_at: datetime
 
     @property
     def active(self) -> bool:
-        return self.status == "active"
+        return self.status == OfficialStatus.ACTIVE
 
 
 def official_from_row(row: asyncpg.Record) -> Official:
@@ -44,8 +47,8 @@ def official_from_row(row: asyncpg.Record) -> Official:
         id=row["id"],
         name=row["name"],
         department=row["department"],
-        roles=tuple(row["roles"]),
-        status=row["status"],
+        roles=tuple(Role(role) for role in row["roles"]),
+        status=OfficialStatus(row["status"]),
         created_at=row["created_at"],
     )
 
@@ -53,13 +56,13 @@ def official_from_row(row: asyncpg.Record) -> Official:
 OFFICIAL_COLUMNS = "o.id, o.name, o.department, o.roles, o.status, o.created_at"
 
 
-def normalize_roles(roles: Iterable[str]) -> tuple[str, ...]:
+def normalize_roles(roles: Iterable[str]) -> tuple[Role, ...]:
     """Sorted, de-duplicated, every one a known role."""
     chosen = sorted(set(roles))
     unknown = [role for role in chosen if role not in ROLES]
     if unknown:
         raise InvalidRoles(f"unknown role(s): {', '.join(unknown)}")
-    return tuple(chosen)
+    return tuple(Role(role) for role in chosen)
 
 
 async def department_exists(connection: DbConnection, code: str) -> bool:

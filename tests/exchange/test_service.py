@@ -196,7 +196,7 @@ async def _delivery_to(world: World, document_id: uuid.UUID, department: str) ->
     async with world.runtime.pool.acquire() as connection:
         delivery = await documents.recipient_delivery(connection, document_id, department)
     assert delivery is not None
-    delivery_id: uuid.UUID = delivery["id"]
+    delivery_id: uuid.UUID = delivery.id
     return delivery_id
 
 
@@ -291,8 +291,8 @@ async def test_withdraw_after_sign_for_is_refused_and_changes_nothing(world: Wor
     with pytest.raises(documents.WrongState, match="already signed for"):
         await world.service.withdraw(world.sender_clerk.principal, sent.id)
     view = await world.service.document(world.keeper.principal, sent.id)
-    assert view.document["status"] == "dispatched"
-    assert {d["recipient"]: d["state"] for d in view.deliveries} == {
+    assert view.document.status == "dispatched"
+    assert {d.recipient: d.state for d in view.deliveries} == {
         RECIPIENT: "received",
         OTHER: "pending",
     }
@@ -340,7 +340,7 @@ async def test_a_withdrawn_delivery_leaves_the_inbox_and_the_document_view(world
     sent = await world.service.send(world.keeper.principal, _meta([THIRD]), _file(world.pdf))
     third = await _official(world.runtime, THIRD, ["clerk"])
     page = await world.service.inbox(third.principal, InboxQuery(None, 0, 50))
-    assert [row["document_id"] for row in page.items] == [sent.id]
+    assert [row.document_id for row in page.items] == [sent.id]
     await world.service.withdraw(world.sender_clerk.principal, sent.id)
     assert (await world.service.inbox(third.principal, InboxQuery(None, 0, 50))).items == []
     with pytest.raises(Hidden):
@@ -355,7 +355,7 @@ async def test_the_stream_sends_new_deliveries_then_ends_with_the_token(world: W
     sent = await world.service.send(world.keeper.principal, _meta([OTHER]), _file(world.pdf))
     async with contextlib.aclosing(events):
         first = await anext(events)
-        assert isinstance(first, DeliveryArrived) and first.row["document_id"] == sent.id
+        assert isinstance(first, DeliveryArrived) and first.row.document_id == sent.id
     expired = Principal(
         reader.principal.official_id,
         reader.principal.name,
@@ -364,7 +364,7 @@ async def test_the_stream_sends_new_deliveries_then_ends_with_the_token(world: W
         reader.principal.kid,
         token_expires_at=datetime.now(UTC) - timedelta(seconds=1),
     )
-    latest = first.row["seq"]
+    latest = first.row.seq
     async with contextlib.aclosing(await world.service.inbox_stream(expired, latest)) as ending:
         assert [event async for event in ending] == [
             KeepAlive(),
