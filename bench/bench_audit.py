@@ -48,8 +48,7 @@ import asyncpg
 from gateway.audit.sequencer import AuditService, checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import ensure_platform_pki
-from keys.tsa import TimeStampAuthority
-from storage import audit_log, merkle
+from storage import audit_leaf, audit_log, merkle
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import APP_ROLE, SCHEMA, connect, create_pool
 from storage.migrate import migrate
@@ -155,7 +154,7 @@ def _signer(data_dir: Path) -> audit_log.CheckpointSigner:
     return audit_log.CheckpointSigner(
         origin="bench.invalid:8443/audit",
         key=checkpoint_key(platform_pki.keystore),
-        tsa=TimeStampAuthority(cert=platform_pki.tsa.cert, key=platform_pki.tsa.key),
+        timestamper=platform_pki.timestamper,
     )
 
 
@@ -301,9 +300,9 @@ async def _bulk_load(url: str, entries: int) -> list[bytes]:
             hashes = []
             for index in range(start, min(entries, start + chunk)):
                 details = b'{"n":%d}' % index
-                digest = audit_log.details_hash(salt, details)
+                digest = audit_leaf.details_hash(salt, details)
                 at = T0 + timedelta(milliseconds=index)
-                leaf = audit_log.build_leaf(
+                leaf = audit_leaf.build_leaf(
                     index=index,
                     type="bench.load",
                     at=at,

@@ -22,7 +22,6 @@ erased without touching the tree.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -32,13 +31,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import rfc8785
-from asn1crypto import tsp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.codes import Code, CodedError
-from keys.tsa import TimeStampAuthority, respond_to_request
+from keys.tsa import Timestamper, TsaResponseError, random_serial
 from storage import audit_events, leases, merkle
+from storage.audit_leaf import build_leaf, canonical_details, details_hash, format_time
 from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.signed_note import (
@@ -63,15 +61,11 @@ __all__ = [
     "LogEntry",
     "StoredCheckpoint",
     "add_cosignature",
-    "build_leaf",
-    "canonical_details",
     "consistency_proof",
     "create_checkpoint",
-    "details_hash",
     "erase_details",
     "fetch_node_ranges",
     "fetch_nodes",
-    "format_time",
     "get_entry",
     "inclusion_proof",
     "latest_checkpoint",
@@ -136,100 +130,6 @@ class NoCheckpointError(AuditLogError):
 
 
 # --- leaves -------------------------------------------------------------------------------
-
-
-def format_time(at: datetime) -> str:
-    """RFC 3339 UTC with microseconds: exactly what PostgreSQL keeps, so it round-trips."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# RFC 8785 (JCS) is compact JSON with sorted keys; for the values below the standard library's
-# C encoder writes exactly those bytes (the same string escapes), many times faster than the
-# pure Python ``rfc8785`` package, which stays the reference for everything else (floats, huge
-# integers) and in the tests (tests/audit/test_canonical.py).
-_SAFE_INTEGER = 2**53 - 1
-_PLAIN_JSON = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-)
-_json_string = json.encoder.encode_basestring
-
-
-def _is_plain_json(value: Any) -> bool:
-    """Only dicts, lists, strings, booleans, None and integers JCS can carry; object keys in
-    the Basic Multilingual Plane, where code point order (Python's sort) is UTF-16 order
-    (JCS's sort)."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
-    if kind is dict:
-        return all(
-            type(key) is str and (key.isascii() or max(key) <= "\uffff") and _is_plain_json(item)
-            for key, item in value.items()
-        )
-    if kind is list:
-        return all(_is_plain_json(item) for item in value)
-    return False
-
-
-def canonical_details(details: Any) -> bytes:
-    """RFC 8785 bytes of ``details``; values JCS cannot carry (huge integers, NaN) are kept
-    as their JSON text so one odd event can never block the sequencer."""
-    if _is_plain_json(details):
-        try:
-            return _PLAIN_JSON.encode(details).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 decide, as always
-            pass
-    try:
-        return bytes(rfc8785.dumps(details))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError):
-        text = json.dumps(details, ensure_ascii=False, sort_keys=True, default=str)
-        return bytes(rfc8785.dumps({"unrepresentable_json": text}))
-
-
-def details_hash(salt: bytes, canonical: bytes) -> bytes:
-    return hashlib.sha256(salt + canonical).digest()
-
-
-def _json_or_null(text: str | None) -> str:
-    return "null" if text is None else _json_string(text)
-
-
-def build_leaf(
-    *,
-    index: int,
-    type: str,
-    at: datetime,
-    actor_official: str | None,
-    actor_jkt: str | None,
-    department: str | None,
-    document: str | None,
-    details_hash: bytes,
-) -> bytes:
-    """The RFC 8785 leaf, written out with its keys in JCS order (the sequencer's hot path;
-    equal to ``rfc8785.dumps`` of the leaf object, as the tests check)."""
-    if not 0 <= index <= _SAFE_INTEGER:
-        raise ValueError(f"leaf index {index} out of range")
-    return (
-        '{"actor":{"jkt":'
-        + _json_or_null(actor_jkt)
-        + ',"official":'
-        + _json_or_null(actor_official)
-        + '},"at":"'
-        + format_time(at)
-        + '","department":'
-        + _json_or_null(department)
-        + ',"details_hash":"'
-        + details_hash.hex()
-        + '","document":'
-        + _json_or_null(document)
-        + ',"index":'
-        + str(int(index))
-        + ',"type":'
-        + _json_string(type)
-        + "}"
-    ).encode("utf-8")
 
 
 def _b64(data: bytes) -> str:
@@ -503,7 +403,7 @@ class CheckpointSigner:
 
     origin: str
     key: Ed25519PrivateKey = field(repr=False)
-    tsa: TimeStampAuthority = field(repr=False)
+    timestamper: Timestamper = field(repr=False)
 
     def __repr__(self) -> str:
         return f"CheckpointSigner(origin={self.origin!r})"
@@ -513,24 +413,15 @@ class CheckpointSigner:
         return NoteVerifier.from_public_key(self.origin, self.key.public_key())
 
     def timestamp(self, data: bytes, now: datetime) -> bytes:
-        """An RFC 3161 token (DER ContentInfo, TSA certificate included) over SHA-256(data)."""
-        request = tsp.TimeStampReq(
-            {
-                "version": "v1",
-                "message_imprint": {
-                    "hash_algorithm": {"algorithm": "sha256"},
-                    "hashed_message": hashlib.sha256(data).digest(),
-                },
-                "nonce": secrets.randbits(63),
-                "cert_req": True,
-            }
-        )
-        # Random serials (high bit set) never meet those of a sequence-numbered TSA endpoint.
-        serial = (1 << 126) | secrets.randbits(126)
-        response = respond_to_request(self.tsa, request, serial_number=serial, now=now)
-        if response["status"]["status"].native != "granted":
-            raise AuditLogError("the platform TSA refused to time-stamp the checkpoint")
-        return bytes(response["time_stamp_token"].dump())
+        """An RFC 3161 token (DER ContentInfo, TSA certificate included) over SHA-256(data),
+        from the platform's one timestamper; serials are random so that they never meet
+        those of the sequence-numbered TSA endpoint."""
+        try:
+            return self.timestamper.token(data, serial_number=random_serial(), now=now)
+        except TsaResponseError as refused:
+            raise AuditLogError(
+                "the platform TSA refused to time-stamp the checkpoint"
+            ) from refused
 
 
 @dataclass(frozen=True)

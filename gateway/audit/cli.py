@@ -38,7 +38,7 @@ from keys.codes import Code, CodedError
 from keys.files import atomic_write
 from keys.keystore import CHECKPOINT, FileKeyStore
 from keys.master import load_or_create_master_key
-from storage import audit_log, merkle
+from storage import audit_leaf, audit_log, merkle
 from storage.db import APP_ROLE, OWNER_ROLE, DbConnection, connect
 from storage.signed_note import (
     NoteError,
@@ -212,7 +212,7 @@ def _check_entry(entry: audit_log.LogEntry, report: VerifyReport) -> None:
     details, salt = entry.details, entry.salt
     if details is None or salt is None:  # erased: only the leaf's details_hash remains
         return
-    if audit_log.details_hash(salt, details) != entry.details_hash:
+    if audit_leaf.details_hash(salt, details) != entry.details_hash:
         report.add(entry.index, f"entry {entry.index}: details do not match details_hash")
 
 

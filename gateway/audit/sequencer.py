@@ -25,7 +25,6 @@ from gateway.background import CONNECTION_LOST, LeaderLoop, run_with_app
 from gateway.runtime import RUNTIME, Runtime, clock_of
 from keys.clock import SYSTEM_CLOCK, Clock
 from keys.keystore import CHECKPOINT, KeyStore
-from keys.tsa import TimeStampAuthority
 from storage import audit_log
 from storage.db import DbConnection
 from storage.signed_note import NoteVerifier
@@ -54,7 +53,7 @@ def checkpoint_signer(runtime: Runtime) -> audit_log.CheckpointSigner:
     return audit_log.CheckpointSigner(
         origin=audit_log.log_origin(runtime.settings.public_origin),
         key=checkpoint_key(runtime.pki.keystore),
-        tsa=TimeStampAuthority(cert=runtime.pki.tsa.cert, key=runtime.pki.tsa.key),
+        timestamper=runtime.pki.timestamper,
     )
 
 

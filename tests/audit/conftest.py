@@ -15,7 +15,6 @@ import pytest
 from gateway.audit.sequencer import checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
-from keys.tsa import TimeStampAuthority
 from storage import audit_log
 from storage.audit_outbox import AuditEvent, record_event
 from storage.db import DbConnection, connect, create_pool
@@ -46,7 +45,7 @@ def signer(platform: PlatformPki) -> audit_log.CheckpointSigner:
     return audit_log.CheckpointSigner(
         origin=ORIGIN,
         key=checkpoint_key(platform.keystore),
-        tsa=TimeStampAuthority(cert=platform.tsa.cert, key=platform.tsa.key),
+        timestamper=platform.timestamper,
     )
 
 

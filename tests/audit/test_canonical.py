@@ -9,7 +9,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage import audit_log
+from storage import audit_leaf
 
 # Strings that stress escaping and key order: controls, quotes, backslashes, U+2028, CJK,
 # the private use area (U+E000..U+FFFF) and astral characters (surrogate pairs in UTF-16).
@@ -43,7 +43,7 @@ def _reference(value: Any) -> bytes | None:
 def test_canonical_details_is_rfc8785(value: Any) -> None:
     expected = _reference(value)
     if expected is not None:  # others fall back to their JSON text, as before
-        assert audit_log.canonical_details(value) == expected
+        assert audit_leaf.canonical_details(value) == expected
 
 
 def test_canonical_details_edge_cases() -> None:
@@ -57,8 +57,8 @@ def test_canonical_details_edge_cases() -> None:
         "\u2028\x00",
     ]
     for value in cases:
-        assert audit_log.canonical_details(value) == rfc8785.dumps(value)
-    assert audit_log.canonical_details({"n": 2**53}) == rfc8785.dumps(
+        assert audit_leaf.canonical_details(value) == rfc8785.dumps(value)
+    assert audit_leaf.canonical_details({"n": 2**53}) == rfc8785.dumps(
         {"unrepresentable_json": '{"n": 9007199254740992}'}
     )
 
@@ -87,7 +87,7 @@ def test_build_leaf_is_rfc8785(
     leaf = {
         "index": index,
         "type": type_,
-        "at": audit_log.format_time(at),
+        "at": audit_leaf.format_time(at),
         "actor": {"official": official, "jkt": jkt},
         "department": department,
         "document": document,
@@ -97,7 +97,7 @@ def test_build_leaf_is_rfc8785(
     if expected is None:  # lone surrogates: PostgreSQL text never holds them
         return
     assert (
-        audit_log.build_leaf(
+        audit_leaf.build_leaf(
             index=index,
             type=type_,
             at=at,
