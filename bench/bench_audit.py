@@ -45,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from gateway.audit import sequencer as audit_sequencer
 from gateway.audit.sequencer import AuditService, checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import ensure_platform_pki
@@ -196,7 +197,7 @@ async def bench_appends(server_url: str, total: int, processes: int) -> dict[str
     drain = await connect(baseline_url, role=APP_ROLE)
     assert await audit_log.try_acquire_sequencer(drain)
     drain_started = time.perf_counter()
-    assert await audit_log.sequence_pending(drain) == total
+    assert await audit_sequencer.sequence_pending(drain) == total
     drain_s = time.perf_counter() - drain_started
     await drain.close()
     # The real thing: the gateway's sequencer service (in this process) while the writers

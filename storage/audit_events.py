@@ -66,7 +66,6 @@ class EventType(StrEnum):
     OFFICIAL_REQUEST_APPROVED = "official_request.approved"
     OFFICIAL_REQUEST_DECLINED = "official_request.declined"
     OFFICIAL_REQUEST_CANCELLED = "official_request.cancelled"
-    AUTH_UNAUTHENTICATED_FAILURES = "auth.unauthenticated_failures"
     # directory
     DEPARTMENT_CREATED = "department.created"
     GROUP_CREATED = "group.created"
@@ -797,17 +796,6 @@ def access_denied(
             "source": source,
             **(extra or {}),
         },
-    )
-
-
-def unauthenticated_failures_counted(
-    at: datetime, *, source: str, kind: str, minute: str
-) -> AuditEvent:
-    """The first unauthenticated failure of a source in a minute (storage/audit_log.py)."""
-    return AuditEvent(
-        EventType.AUTH_UNAUTHENTICATED_FAILURES,
-        at,
-        details={"source": source, "kind": kind, "minute": minute},
     )
 
 

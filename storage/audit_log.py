@@ -24,9 +24,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,9 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.codes import Code, CodedError
 from keys.tsa import Timestamper, TsaResponseError, random_serial
-from storage import audit_events, leases, merkle
+from storage import leases, merkle
 from storage.audit_leaf import build_leaf, canonical_details, details_hash, format_time
-from storage.audit_outbox import record_event
 from storage.db import DbConnection
 from storage.signed_note import (
     NoteVerifier,
@@ -75,11 +74,9 @@ __all__ = [
     "log_origin",
     "log_size",
     "note_text",
-    "record_unauthenticated_failure",
     "release_sequencer",
     "root_at",
     "sequence_batch",
-    "sequence_pending",
     "start_sleeping",
     "stop_sleeping",
     "try_acquire_sequencer",
@@ -280,85 +277,72 @@ async def sequence_batch(
     connection: DbConnection,
     *,
     limit: int = DEFAULT_BATCH,
-    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
-    """Move up to ``limit`` outbox events into the log; returns how many. Hold the lock first.
-
-    ``before_commit`` runs inside the transaction after every write (a seam for crash tests).
-    """
-    async with connection.transaction():
-        # The oldest events leave the outbox in this transaction and enter the log in it too:
-        # a crash or an error anywhere rolls the delete back with the rest.
-        rows = sorted(
-            await connection.fetch(
-                # ARRAY(...): index scans whatever the outbox's size (IN would hash-join it).
-                "DELETE FROM audit_outbox WHERE id = ANY(ARRAY("
-                "SELECT id FROM audit_outbox ORDER BY id LIMIT $1)) RETURNING id, type, at,"
-                " actor_official, actor_jkt, department, document, details",
-                limit,
-            ),
-            key=lambda row: int(row["id"]),
+    """Move up to ``limit`` outbox events into the log; returns how many. Hold the lock
+    first, and run it in a transaction of its own: the events leave the outbox and enter the
+    log in it, so a crash anywhere loses and duplicates nothing."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("a batch is sequenced inside its own transaction")
+    # The oldest events leave the outbox in this transaction and enter the log in it too:
+    # a crash or an error anywhere rolls the delete back with the rest.
+    rows = sorted(
+        await connection.fetch(
+            # ARRAY(...): index scans whatever the outbox's size (IN would hash-join it).
+            "DELETE FROM audit_outbox WHERE id = ANY(ARRAY("
+            "SELECT id FROM audit_outbox ORDER BY id LIMIT $1)) RETURNING id, type, at,"
+            " actor_official, actor_jkt, department, document, details",
+            limit,
+        ),
+        key=lambda row: int(row["id"]),
+    )
+    if not rows:
+        return 0
+    size = await log_size(connection)
+    frontier = await load_frontier(connection, size)
+    records: list[tuple[Any, ...]] = []
+    leaf_hashes: list[bytes] = []
+    for offset, row in enumerate(rows):
+        canonical = canonical_details(row["details"])
+        salt = secrets.token_bytes(SALT_SIZE)
+        digest = details_hash(salt, canonical)
+        leaf = build_leaf(
+            index=size + offset,
+            type=row["type"],
+            at=row["at"],
+            actor_official=row["actor_official"],
+            actor_jkt=row["actor_jkt"],
+            department=row["department"],
+            document=row["document"],
+            details_hash=digest,
         )
-        if not rows:
-            return 0
-        size = await log_size(connection)
-        frontier = await load_frontier(connection, size)
-        records: list[tuple[Any, ...]] = []
-        leaf_hashes: list[bytes] = []
-        for offset, row in enumerate(rows):
-            canonical = canonical_details(row["details"])
-            salt = secrets.token_bytes(SALT_SIZE)
-            digest = details_hash(salt, canonical)
-            leaf = build_leaf(
-                index=size + offset,
-                type=row["type"],
-                at=row["at"],
-                actor_official=row["actor_official"],
-                actor_jkt=row["actor_jkt"],
-                department=row["department"],
-                document=row["document"],
-                details_hash=digest,
+        leaf_hashes.append(merkle.leaf_hash(leaf))
+        records.append(
+            (
+                size + offset,
+                row["id"],
+                row["type"],
+                row["at"],
+                row["actor_official"],
+                row["actor_jkt"],
+                row["department"],
+                row["document"],
+                leaf,
+                digest,
+                canonical,
+                salt,
             )
-            leaf_hashes.append(merkle.leaf_hash(leaf))
-            records.append(
-                (
-                    size + offset,
-                    row["id"],
-                    row["type"],
-                    row["at"],
-                    row["actor_official"],
-                    row["actor_jkt"],
-                    row["department"],
-                    row["document"],
-                    leaf,
-                    digest,
-                    canonical,
-                    salt,
-                )
-            )
-        appended = merkle.append_leaves(frontier, leaf_hashes)
-        nodes = list(appended.new_nodes.items())
-        # Entries and new nodes in one statement: one round trip, whatever the batch size.
-        await connection.execute(
-            _INSERT_BATCH,
-            *(list(column) for column in zip(*records, strict=True)),
-            [n.level for n, _ in nodes],
-            [n.index for n, _ in nodes],
-            [h for _, h in nodes],
         )
-        if before_commit is not None:
-            await before_commit()
+    appended = merkle.append_leaves(frontier, leaf_hashes)
+    nodes = list(appended.new_nodes.items())
+    # Entries and new nodes in one statement: one round trip, whatever the batch size.
+    await connection.execute(
+        _INSERT_BATCH,
+        *(list(column) for column in zip(*records, strict=True)),
+        [n.level for n, _ in nodes],
+        [n.index for n, _ in nodes],
+        [h for _, h in nodes],
+    )
     return len(rows)
-
-
-async def sequence_pending(connection: DbConnection, *, batch: int = DEFAULT_BATCH) -> int:
-    """Sequence until the outbox is empty; returns the number of entries added."""
-    total = 0
-    while True:
-        moved = await sequence_batch(connection, limit=batch)
-        total += moved
-        if moved < batch:
-            return total
 
 
 # --- proofs -------------------------------------------------------------------------------
@@ -509,24 +493,26 @@ async def list_checkpoints(
 async def create_checkpoint(
     connection: DbConnection, signer: CheckpointSigner, now: datetime
 ) -> StoredCheckpoint | None:
-    """Sign the current tree if it grew since the last checkpoint; None otherwise."""
-    async with connection.transaction(isolation="repeatable_read"):
-        size = await log_size(connection)
-        last = await connection.fetchval("SELECT max(tree_size) FROM audit_checkpoints")
-        if size == 0 or (last is not None and last >= size):
-            return None
-        root = await root_at(connection, size)
-        note = sign_note(format_checkpoint(signer.origin, size, root), signer.origin, signer.key)
-        token = signer.timestamp(note.encode("utf-8"), now)
-        row = await connection.fetchrow(
-            "INSERT INTO audit_checkpoints (tree_size, root_hash, note, timestamp_token,"
-            " created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
-            size,
-            root,
-            note,
-            token,
-            now,
-        )
+    """Sign the current tree if it grew since the last checkpoint; None otherwise. Run it in
+    a repeatable-read transaction, so the size, the root and the last checkpoint agree."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("a checkpoint is made inside a repeatable-read transaction")
+    size = await log_size(connection)
+    last = await connection.fetchval("SELECT max(tree_size) FROM audit_checkpoints")
+    if size == 0 or (last is not None and last >= size):
+        return None
+    root = await root_at(connection, size)
+    note = sign_note(format_checkpoint(signer.origin, size, root), signer.origin, signer.key)
+    token = signer.timestamp(note.encode("utf-8"), now)
+    row = await connection.fetchrow(
+        "INSERT INTO audit_checkpoints (tree_size, root_hash, note, timestamp_token,"
+        " created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        size,
+        root,
+        note,
+        token,
+        now,
+    )
     assert row is not None
     return _checkpoint(row)
 
@@ -705,27 +691,3 @@ async def erase_details(
         document,
     )
     return int(result.split()[-1])
-
-
-async def record_unauthenticated_failure(
-    connection: DbConnection, source: str, kind: str, at: datetime
-) -> int:
-    """Count a failure by ``source`` in its minute; the first one of the minute becomes an
-    audit entry, so a flood costs one entry per source and minute. Returns the count."""
-    minute = at.astimezone(UTC).replace(second=0, microsecond=0)
-    async with connection.transaction():
-        count = await connection.fetchval(
-            "INSERT INTO audit_failure_minutes (source, minute, count, last_kind)"
-            " VALUES ($1, $2, 1, $3) ON CONFLICT (source, minute) DO UPDATE"
-            " SET count = audit_failure_minutes.count + 1, last_kind = EXCLUDED.last_kind"
-            " RETURNING count",
-            source,
-            minute,
-            kind,
-        )
-        if count == 1:
-            event = audit_events.unauthenticated_failures_counted(
-                at, source=source, kind=kind, minute=format_time(minute)
-            )
-            await record_event(connection, event)
-    return int(count)

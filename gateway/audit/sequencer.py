@@ -62,6 +62,29 @@ def log_verifier(runtime: Runtime) -> NoteVerifier:
     return NoteVerifier.from_public_key(origin, checkpoint_key(runtime.pki.keystore).public_key())
 
 
+async def sequence_pending(
+    connection: DbConnection, *, batch: int = audit_log.DEFAULT_BATCH
+) -> int:
+    """Sequence until the outbox is empty, one transaction per batch; returns how many
+    entries were added. Hold the sequencer lock first."""
+    total = 0
+    while True:
+        async with connection.transaction():
+            moved = await audit_log.sequence_batch(connection, limit=batch)
+        total += moved
+        if moved < batch:
+            return total
+
+
+async def make_checkpoint(
+    connection: DbConnection, signer: audit_log.CheckpointSigner, now: datetime
+) -> audit_log.StoredCheckpoint | None:
+    """A signed checkpoint of the tree if it grew since the last one, in one repeatable-read
+    transaction (size, root and the last checkpoint seen at one instant)."""
+    async with connection.transaction(isolation="repeatable_read"):
+        return await audit_log.create_checkpoint(connection, signer, now)
+
+
 class AuditService:
     """Sequencing and checkpointing in the process that leads the sequencer lock; :meth:`run`
     until cancelled."""
@@ -125,7 +148,7 @@ class AuditService:
 
     async def _step(self, connection: DbConnection) -> float:
         """One batch; returns the seconds until the next (0 after a sleep cut short)."""
-        moved = await audit_log.sequence_pending(connection, batch=self._batch)
+        moved = await sequence_pending(connection, batch=self._batch)
         timeout = min(self._poll_interval, await self._maybe_checkpoint(connection))
         if await audit_log.start_sleeping(connection):
             # Writers notify from now on; the poll is a safety net.
@@ -144,7 +167,7 @@ class AuditService:
             remaining = self._last_checkpoint_at + self._checkpoint_interval - now
             if remaining > timedelta(0):
                 return remaining.total_seconds()
-        made = await audit_log.create_checkpoint(connection, self._signer, now)
+        made = await make_checkpoint(connection, self._signer, now)
         if made is not None:
             self._last_checkpoint_at = now
             return self._checkpoint_interval.total_seconds()

@@ -34,14 +34,17 @@ async def crash_mid_batch(url: str) -> None:
     """One committed batch of 10, then a batch that stops before its commit until killed."""
     connection = await connect(url, role=APP_ROLE)
     assert await audit_log.try_acquire_sequencer(connection)
-    await audit_log.sequence_batch(connection, limit=10)
+    async with connection.transaction():
+        await audit_log.sequence_batch(connection, limit=10)
     print("FIRST-BATCH-COMMITTED", flush=True)
 
     async def hang() -> None:
         print("IN-BATCH", flush=True)
         time.sleep(600)  # noqa: ASYNC251 - blocking on purpose: nothing runs until the kill
 
-    await audit_log.sequence_batch(connection, limit=1000, before_commit=hang)
+    async with connection.transaction():
+        await audit_log.sequence_batch(connection, limit=1000)
+        await hang()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.audit import sequencer
 from gateway.audit.sequencer import checkpoint_key
 from keys.master import load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
@@ -90,7 +91,7 @@ async def add_events(pool: asyncpg.Pool, count: int, *, start: int = 0) -> None:
 async def sequence(connection: DbConnection) -> int:
     assert await audit_log.try_acquire_sequencer(connection)
     try:
-        return await audit_log.sequence_pending(connection, batch=7)
+        return await sequencer.sequence_pending(connection, batch=7)
     finally:
         await audit_log.release_sequencer(connection)
 
@@ -102,7 +103,7 @@ async def grow(
     await add_events(pool, count, start=start)
     async with pool.acquire() as connection:
         await sequence(connection)
-        made = await audit_log.create_checkpoint(connection, signer, datetime.now(UTC))
+        made = await sequencer.make_checkpoint(connection, signer, datetime.now(UTC))
     assert made is not None
     return made
 

@@ -13,6 +13,7 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit import sequencer
 from keys.platform import PlatformPki
 from storage import audit_log, merkle
 from storage.signed_note import (
@@ -127,7 +128,7 @@ async def test_checkpoint_note_and_timestamp_verify_independently(
     )
     async with pool.acquire() as connection:
         # Not grown: no new checkpoint.
-        assert await audit_log.create_checkpoint(connection, signer, datetime.now(UTC)) is None
+        assert await sequencer.make_checkpoint(connection, signer, datetime.now(UTC)) is None
     (tmp_path / "note.txt").write_bytes(checkpoint.note.encode())
     (tmp_path / "tst.der").write_bytes(checkpoint.timestamp_token)
     command = [
@@ -159,25 +160,3 @@ async def test_erasure_keeps_the_tree(
     assert [r.index for r in rows if r.details is None and r.salt is None] == [1, 2, 4]
     assert all(r.leaf == r.expected_leaf() for r in rows)
     assert await audit_log.root_at(owner, 6) == checkpoint.root_hash
-
-
-async def test_floods_of_failures_become_one_entry_per_source_and_minute(
-    pool: asyncpg.Pool,
-) -> None:
-    async with pool.acquire() as connection:
-        counts = [
-            await audit_log.record_unauthenticated_failure(
-                connection, "198.51.100.7", "token", T0 + timedelta(seconds=s)
-            )
-            for s in range(50)
-        ]
-        assert counts[0] == 1
-        assert counts[-1] == 50
-        await audit_log.record_unauthenticated_failure(
-            connection, "198.51.100.8", "login", T0 + timedelta(seconds=5)
-        )
-        rows = await connection.fetch("SELECT type, details FROM audit_outbox ORDER BY id")
-    assert [(r["type"], r["details"]["source"]) for r in rows] == [
-        ("auth.unauthenticated_failures", "198.51.100.7"),
-        ("auth.unauthenticated_failures", "198.51.100.8"),
-    ]

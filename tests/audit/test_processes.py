@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import asyncpg
 
+from gateway.audit import sequencer
 from storage import audit_log, merkle
 from tests.audit.conftest import add_events
 from tests.conftest import REPO
@@ -47,9 +48,9 @@ async def test_concurrent_writer_processes_get_one_gap_free_order(
         assert await audit_log.try_acquire_sequencer(connection)
         # Sequence while the writers are still writing, in small batches.
         while any(w.poll() is None for w in writers):
-            await audit_log.sequence_pending(connection, batch=25)
+            await sequencer.sequence_pending(connection, batch=25)
             await asyncio.sleep(0.01)
-        await audit_log.sequence_pending(connection, batch=25)
+        await sequencer.sequence_pending(connection, batch=25)
         assert all(w.returncode == 0 for w in writers)
         entries = await _check_log(connection, WRITERS * PER_WRITER)
     seen: dict[int, list[int]] = defaultdict(list)
@@ -86,7 +87,7 @@ async def test_killing_the_sequencer_mid_batch_loses_and_duplicates_nothing(
             raise AssertionError("the sequencer lock was never released")
         assert await audit_log.log_size(connection) == 10
         assert await connection.fetchval("SELECT count(*) FROM audit_outbox") == 50
-        await audit_log.sequence_pending(connection)
+        await sequencer.sequence_pending(connection)
         entries = await _check_log(connection, 60)
         assert await connection.fetchval("SELECT count(*) FROM audit_outbox") == 0
     ns = [json.loads(e.details)["n"] for e in entries if e.details is not None]

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from gateway.audit import sequencer as audit_sequencer
 from gateway.audit.sequencer import AuditService
 from storage import audit_log
 from storage.audit_outbox import record_event
@@ -59,7 +60,7 @@ async def test_writers_notify_while_the_sequencer_sleeps(
         await add_events(pool, 1)
         assert await asyncio.wait_for(listener.get(), WAIT) == audit_log.NOTIFY_CHANNEL
         await audit_log.stop_sleeping(sequencer)
-        assert await audit_log.sequence_pending(sequencer) == 1
+        assert await audit_sequencer.sequence_pending(sequencer) == 1
 
 
 async def test_the_sequencer_cannot_sleep_past_an_uncommitted_event(pool: asyncpg.Pool) -> None:
@@ -70,12 +71,12 @@ async def test_the_sequencer_cannot_sleep_past_an_uncommitted_event(pool: asyncp
         await record_event(writer, event(1))
         # The writer saw the sequencer awake and will not notify: it must not go to sleep.
         assert not await audit_log.start_sleeping(sequencer)
-        assert await audit_log.sequence_pending(sequencer) == 0
+        assert await audit_sequencer.sequence_pending(sequencer) == 0
         assert not await audit_log.start_sleeping(sequencer)
         await transaction.commit()
         # Committed but not sequenced: still no sleeping.
         assert not await audit_log.start_sleeping(sequencer)
-        assert await audit_log.sequence_pending(sequencer) == 1
+        assert await audit_sequencer.sequence_pending(sequencer) == 1
         assert await audit_log.start_sleeping(sequencer)
         await audit_log.stop_sleeping(sequencer)
         # A rolled-back writer leaves nothing behind that keeps the sequencer awake.

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
+from gateway.audit import sequencer
 from gateway.supervision import rules
 from gateway.supervision.service import Sources, evaluate_once
 from storage import audit_log, supervision
@@ -160,7 +161,7 @@ async def test_denied_accesses_are_read_from_the_outbox_and_from_the_log(
         await denied(T0)
         await denied(T0 + timedelta(seconds=10))
         assert await audit_log.try_acquire_sequencer(connection)
-        assert await audit_log.sequence_pending(connection) == 2  # these two are in the log now
+        assert await sequencer.sequence_pending(connection) == 2  # these two are in the log now
         assert (await evaluate_once(connection, T0 + timedelta(seconds=20), CONFIG)).opened == []
         await denied(T0 + timedelta(seconds=20))  # the third is still in the outbox
         opened = (await evaluate_once(connection, T0 + timedelta(seconds=30), CONFIG)).opened
