@@ -75,7 +75,7 @@ class Hidden(NotFound):
 
 class RoleMissing(ExchangeError):
     """The caller is in the right department but lacks every role the act needs (an audited
-    403, like gateway.identity.auth.require_roles)."""
+    403, like a route's ``roles`` in the auth middleware)."""
 
     code = Code.FORBIDDEN
 

@@ -11,7 +11,6 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from gateway.exchange import views
 from gateway.exchange.errors import Hidden, RoleMissing
 from gateway.exchange.meta import DocumentMeta, SendMeta, parse_meta
-from gateway.exchange.ranges import parse_range as parse_range
 from gateway.exchange.service import ExchangeService
 from gateway.http.bodies import json_response, parse_json_bytes
 from gateway.http.errors import ApiError
@@ -79,11 +78,6 @@ def idempotency_key(request: web.Request) -> idempotency.Key | None:
     """The request's ``Idempotency-Key`` (checked by the unit of work that uses it)."""
     value = request.headers.get(IDEMPOTENCY_HEADER)
     return None if value is None else idempotency.Key(request.method, request.path, value)
-
-
-def idempotency_scope(request: web.Request, official: str) -> idempotency.Scope | None:
-    """The ``Idempotency-Key`` scope of a state-changing POST (None without the header)."""
-    return idempotency.scope_of(idempotency_key(request), official)
 
 
 async def _meta_part(request: web.Request, reader: MultipartReader) -> DocumentMeta:

@@ -17,8 +17,6 @@ from gateway.workflow import rules as workflow
 from gateway.workflow.rules import InvalidWorkflow
 from storage import directory
 
-URGENCIES = ("normal", "urgent", "very_urgent")
-ALLOWED_CLASSIFICATIONS = ("public", "internal")
 CLASSIFIED = ("confidential", "secret", "top_secret", "秘密", "机密", "绝密")
 MAX_RECIPIENTS = 2000
 _YEAR_IN_NUMBER = re.compile(r"[〔\[(（](\d{4})[〕\])）]")

@@ -383,14 +383,6 @@ async def record_dispatch(
     )
 
 
-async def delete_quietly(store: ObjectStore, keys: Sequence[str]) -> None:
-    """Undo objects of a send that did not commit (the sweeper is the backstop)."""
-    for key in keys:
-        # Best effort: whatever is left behind, the sweeper removes.
-        with contextlib.suppress(Exception):
-            await store.delete(key)
-
-
 # --- the exchange's units of work -------------------------------------------------------------
 
 T = TypeVar("T")

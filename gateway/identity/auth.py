@@ -47,11 +47,9 @@ from keys.jws import (
 )
 from keys.keystore import KeyStoreError
 from storage import identity
-from storage.audit_outbox import AuditSink, OutboxSink
 from storage.identity.counters import FailureKind
 from storage.vocabulary import Role
 
-AUDIT: web.AppKey[AuditSink] = web.AppKey("audit_sink")
 ACCESS: web.AppKey[AccessLog] = web.AppKey("access_log", AccessLog)
 NONCES: web.AppKey[NonceIssuers] = web.AppKey("nonce_issuers", NonceIssuers)
 
@@ -61,10 +59,6 @@ _PURGE_PROBABILITY = 0.01
 def now_of(request: web.Request) -> datetime:
     """The gateway's clock: ``app[CLOCK]`` when a test injected one, else the wall clock."""
     return request.app.get(CLOCK, SYSTEM_CLOCK)()
-
-
-def audit_of(request: web.Request) -> AuditSink:
-    return request.app.get(AUDIT) or OutboxSink()
 
 
 def source_of(request: web.Request) -> str:
@@ -111,15 +105,6 @@ async def require_department(
     if principal.department == department or principal.has_any(cross_department_roles):
         return principal
     raise await hidden(request, "other_department")
-
-
-async def require_roles(request: web.Request, roles: Iterable[str], detail: str) -> Principal:
-    """403 (audited) for a caller inside the right department who lacks every one of *roles*."""
-    principal = principal_of(request)
-    if not principal.has_any(roles):
-        await deny_access(request, "role_missing")
-        raise Forbidden(detail)
-    return principal
 
 
 async def record_failure(
