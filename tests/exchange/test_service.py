@@ -304,6 +304,27 @@ async def test_withdraw_after_sign_for_is_refused_and_changes_nothing(world: Wor
     assert withdrawn == 0
 
 
+async def test_an_idempotency_key_answers_only_the_official_that_used_it(world: World) -> None:
+    """Two officials of one department who happen to pick the same key (a client library's
+    counter, say) each get their own unit of work: the scope is per official and route, so
+    nobody is answered with, or learns, another official's stored response."""
+    sent = await world.service.send(world.keeper.principal, _meta([RECIPIENT]), _file(world.pdf))
+    key = idempotency.Key("POST", f"/v1/documents/{sent.id}/resend", "shared-key-1")
+    asked = ResendRequest((OTHER,), None)
+    first = await world.service.resend(
+        world.keeper.principal, sent.id, _given(asked), idempotency_key=key
+    )
+    second = await world.service.resend(
+        world.sender_clerk.principal, sent.id, _given(asked), idempotency_key=key
+    )
+    assert first.added == (OTHER,)
+    assert second.added == ()  # ran for the clerk: OTHER already had its delivery
+    stored = await _count(
+        world, "SELECT count(*) FROM idempotency_keys WHERE key = $1", "shared-key-1"
+    )
+    assert stored == 2
+
+
 async def test_a_repeated_resend_adds_each_recipient_once(world: World) -> None:
     sent = await world.service.send(world.keeper.principal, _meta([RECIPIENT]), _file(world.pdf))
     key = idempotency.Key("POST", f"/v1/documents/{sent.id}/resend", uuid.uuid4().hex)
