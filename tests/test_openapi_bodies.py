@@ -24,6 +24,7 @@ CONVERTED = (
     "gateway.sealing.",
     "gateway.identity.",
     "gateway.http.service_handlers",
+    "gateway.directory.",
 )
 SPEC = build_openapi(routes.routes, server_url="https://sealhub.invalid", version="test")
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
