@@ -25,6 +25,7 @@ CONVERTED = (
     "gateway.identity.",
     "gateway.http.service_handlers",
     "gateway.directory.",
+    "gateway.audit.",
 )
 SPEC = build_openapi(routes.routes, server_url="https://sealhub.invalid", version="test")
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
