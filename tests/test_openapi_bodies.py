@@ -26,6 +26,7 @@ CONVERTED = (
     "gateway.http.service_handlers",
     "gateway.directory.",
     "gateway.audit.",
+    "gateway.supervision.",
 )
 SPEC = build_openapi(routes.routes, server_url="https://sealhub.invalid", version="test")
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
