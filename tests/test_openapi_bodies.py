@@ -27,6 +27,7 @@ CONVERTED = (
     "gateway.directory.",
     "gateway.audit.",
     "gateway.supervision.",
+    "gateway.webhooks.",
 )
 SPEC = build_openapi(routes.routes, server_url="https://sealhub.invalid", version="test")
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
