@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from gateway.supervision import views
 from storage import supervision
 from storage.db import APP_ROLE, connect
 from storage.migrate import migrate
@@ -268,7 +269,7 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
         "departments": len(DEPARTMENTS),
         "busiest": {"department": busiest, "deliveries": per_department[busiest]},
         "typical": {"department": typical, "deliveries": per_department[typical]},
-        "busiest_stats": sample.as_json(),
+        "busiest_stats": views.department_stats_json(sample),
         "overdue_now_total": overdue_count,
         "timings": timings,
         "ratio_to_count_all": ratios,

@@ -22,7 +22,6 @@ erased without touching the tree.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keys.codes import Code, CodedError
 from keys.tsa import Timestamper, TsaResponseError, random_serial
 from storage import leases, merkle
-from storage.audit_leaf import build_leaf, canonical_details, details_hash, format_time
+from storage.audit_leaf import build_leaf, canonical_details, details_hash
 from storage.db import DbConnection
 from storage.signed_note import (
     NoteVerifier,
@@ -129,10 +128,6 @@ class NoCheckpointError(AuditLogError):
 # --- leaves -------------------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 @dataclass(frozen=True)
 class LogEntry:
     index: int
@@ -177,20 +172,6 @@ class LogEntry:
             document=self.document,
             details_hash=self.details_hash,
         )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "type": self.type,
-            "at": format_time(self.at),
-            "actor": {"official": self.actor_official, "jkt": self.actor_jkt},
-            "department": self.department,
-            "document": self.document,
-            "details": None if self.details is None else json.loads(self.details),
-            "salt": None if self.salt is None else _b64(self.salt),
-            "erased": self.erased_at is not None,
-            "leaf": _b64(self.leaf),
-        }
 
 
 # --- sequencing ---------------------------------------------------------------------------
@@ -416,15 +397,6 @@ class Cosignature:
     tree_size: int
     created_at: datetime
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "official": self.official,
-            "verifier_key": self.verifier_key,
-            "signature": self.signature_line,
-            "tree_size": self.tree_size,
-            "cosigned_at": format_time(self.created_at),
-        }
-
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
@@ -435,16 +407,6 @@ class StoredCheckpoint:
     timestamp_token: bytes
     created_at: datetime
     cosignatures: tuple[Cosignature, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "tree_size": self.tree_size,
-            "root_hash": _b64(self.root_hash),
-            "note": self.note,
-            "timestamp": _b64(self.timestamp_token),
-            "created_at": format_time(self.created_at),
-            "cosignatures": [c.as_json() for c in self.cosignatures],
-        }
 
 
 def _checkpoint(row: asyncpg.Record, cosignatures: Iterable[Cosignature] = ()) -> StoredCheckpoint:

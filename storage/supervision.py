@@ -302,22 +302,6 @@ class Alert:
     close_reason: str | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "rule": self.rule,
-            "subject": self.subject,
-            "department": self.department,
-            "state": self.state,
-            "details": self.details,
-            "opened_at": _iso(self.opened_at),
-            "acknowledged_at": _iso(self.acknowledged_at),
-            "acknowledged_by": self.acknowledged_by,
-            "closed_at": _iso(self.closed_at),
-            "close_reason": self.close_reason,
-            "notes": self.notes,
-        }
-
 
 _ALERT_COLUMNS = (
     "id, rule, subject, department, state, opened_at, details, acknowledged_at,"
@@ -500,21 +484,6 @@ class DepartmentStats:
     @property
     def on_time_rate(self) -> float | None:
         return None if self.judged == 0 else self.on_time / self.judged
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "department": self.department,
-            "sent": self.sent,
-            "received": self.received,
-            "signed_for": self.signed_for,
-            "rejected": self.rejected,
-            "median_seconds_to_sign_for": self.median_seconds_to_sign_for,
-            "p90_seconds_to_sign_for": self.p90_seconds_to_sign_for,
-            "on_time": self.on_time,
-            "judged": self.judged,
-            "on_time_rate": self.on_time_rate,
-            "overdue_now": self.overdue_now,
-        }
 
 
 # $1 since, $2 until, $3 now, then optionally $4 the department. Each part reads one index

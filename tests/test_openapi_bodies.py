@@ -18,7 +18,17 @@ from gateway.http.openapi import build_openapi
 from gateway.routes import routes
 from gateway.workflow.rules import InvalidWorkflow
 
-CONVERTED = ("gateway.exchange.", "gateway.workflow.", "gateway.sealing.", "gateway.identity.")
+CONVERTED = (
+    "gateway.exchange.",
+    "gateway.workflow.",
+    "gateway.sealing.",
+    "gateway.identity.",
+    "gateway.http.service_handlers",
+    "gateway.directory.",
+    "gateway.audit.",
+    "gateway.supervision.",
+    "gateway.webhooks.",
+)
 SPEC = build_openapi(routes.routes, server_url="https://sealhub.invalid", version="test")
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
 

@@ -14,15 +14,9 @@ from aiohttp import web
 
 from gateway.audit import views
 from gateway.audit.service import INSPECTOR, AuditLogService
-from gateway.http.bodies import (
-    json_response,
-    page_params,
-    query_text,
-    query_time,
-    read_json_object,
-)
+from gateway.audit.views import CosignBody
+from gateway.http.bodies import json_response, page_params, parse_body, query_text, query_time
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity.auth import caller_of
 from storage.audit_log import EntryFilter
@@ -76,7 +70,7 @@ def _entry_filter(request: web.Request) -> EntryFilter:
         query_param("to", "Entries before this RFC 3339 time."),
         *PAGE_PARAMS,
     ),
-    responses={"200": {"content": json_content(views.page_schema(views.ENTRY))}},
+    responses={"200": views.AuditEntryPage},
 )
 async def list_audit_entries(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
@@ -94,14 +88,14 @@ async def list_audit_entries(request: web.Request) -> web.Response:
     access="authenticated",
     tag="audit",
     parameters=(path_param("index", "Log index, from 0."),),
-    responses={"200": {"content": json_content(views.ENTRY)}},
+    responses={"200": views.AuditEntry},
 )
 async def get_audit_entry(request: web.Request) -> web.Response:
     raw = request.match_info["index"]
     if not raw.isdigit() or len(raw) > 19:
         raise ApiError("not_found", "no such audit entry")
     entry = await request.app[AUDIT_LOG].entry(caller_of(request), int(raw))
-    return json_response(entry.as_json())
+    return json_response(views.entry_json(entry))
 
 
 @routes.add(
@@ -110,11 +104,11 @@ async def get_audit_entry(request: web.Request) -> web.Response:
     summary="The latest signed checkpoint, its RFC 3161 token and witness cosignatures.",
     access="public",
     tag="audit",
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.Checkpoint},
 )
 async def get_audit_checkpoint(request: web.Request) -> web.Response:
     checkpoint = await request.app[AUDIT_LOG].latest_checkpoint()
-    return json_response(checkpoint.as_json())
+    return json_response(views.checkpoint_json(checkpoint))
 
 
 @routes.add(
@@ -124,7 +118,7 @@ async def get_audit_checkpoint(request: web.Request) -> web.Response:
     access="public",
     tag="audit",
     parameters=PAGE_PARAMS,
-    responses={"200": {"content": json_content(views.page_schema(views.OBJECT))}},
+    responses={"200": views.CheckpointPage},
 )
 async def list_audit_checkpoints(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
@@ -139,7 +133,7 @@ async def list_audit_checkpoints(request: web.Request) -> web.Response:
     summary="The log's note verifier key (C2SP form, readable by Go's sumdb/note).",
     access="public",
     tag="audit",
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.LogKey},
 )
 async def get_audit_log_key(request: web.Request) -> web.Response:
     return json_response(views.log_key_json(request.app[AUDIT_LOG].log_key))
@@ -155,15 +149,13 @@ async def get_audit_log_key(request: web.Request) -> web.Response:
         query_param("index", "Leaf index.", schema={"type": "integer"}),
         query_param("tree_size", "Tree size (of a checkpoint).", schema={"type": "integer"}),
     ),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.InclusionProof},
 )
 async def get_inclusion_proof(request: web.Request) -> web.Response:
     index = _int_param(request, "index")
     tree_size = _int_param(request, "tree_size")
     hashes = await request.app[AUDIT_LOG].inclusion_proof(index, tree_size)
-    return json_response(
-        {"leaf_index": index, "tree_size": tree_size, "hashes": views.hashes_json(hashes)}
-    )
+    return json_response(views.inclusion_json(index, tree_size, hashes))
 
 
 @routes.add(
@@ -176,13 +168,13 @@ async def get_inclusion_proof(request: web.Request) -> web.Response:
         query_param("from", "Older tree size (> 0).", schema={"type": "integer"}),
         query_param("to", "Newer tree size.", schema={"type": "integer"}),
     ),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.ConsistencyProof},
 )
 async def get_consistency_proof(request: web.Request) -> web.Response:
     old = _int_param(request, "from")
     new = _int_param(request, "to")
     hashes = await request.app[AUDIT_LOG].consistency_proof(old, new)
-    return json_response({"from": old, "to": new, "hashes": views.hashes_json(hashes)})
+    return json_response(views.consistency_json(old, new, hashes))
 
 
 @routes.add(
@@ -192,13 +184,10 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
     access="authenticated",
     roles={INSPECTOR},
     tag="audit",
-    request_body=json_content(views.COSIGN_BODY),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    request_model=CosignBody,
+    responses={"200": views.CosignatureJson},
 )
 async def cosign_checkpoint(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    note, key = body.get("note"), body.get("verifier_key")
-    if not isinstance(note, str) or not isinstance(key, str) or len(note) > 16384:
-        raise ApiError("invalid_request", "note and verifier_key must be strings")
-    cosignature = await request.app[AUDIT_LOG].cosign(caller_of(request), note, key)
-    return json_response(cosignature.as_json())
+    body = await parse_body(request, CosignBody)
+    cosigned = await request.app[AUDIT_LOG].cosign(caller_of(request), body.note, body.verifier_key)
+    return json_response(views.cosignature_json(cosigned))

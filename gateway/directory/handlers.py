@@ -6,9 +6,8 @@ from aiohttp import web
 
 from gateway.directory import views
 from gateway.directory.service import DepartmentQuery, DirectoryService
-from gateway.directory.views import DEPARTMENT, GROUP, NEW_DEPARTMENT, NEW_GROUP
-from gateway.http.bodies import json_response, page_params, query_text, read_json_object
-from gateway.http.openapi import json_content, page_of
+from gateway.directory.views import NewDepartment, NewGroup
+from gateway.http.bodies import json_response, page_params, parse_body, query_text
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity.auth import principal_of
 from storage.vocabulary import ADMIN_ONLY
@@ -31,7 +30,7 @@ ADMIN = ADMIN_ONLY
         query_param("kind", "city, county, department, ..."),
         *PAGE_PARAMS,
     ),
-    responses={"200": {"content": json_content(page_of(DEPARTMENT["$ref"]))}},
+    responses={"200": views.DepartmentPage},
 )
 async def list_departments(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
@@ -43,7 +42,7 @@ async def list_departments(request: web.Request) -> web.Response:
     page = await request.app[DIRECTORY].departments(
         query, after=views.after_code(cursor), limit=limit
     )
-    return json_response(views.page_json(page))
+    return json_response(views.departments_json(page))
 
 
 @routes.add(
@@ -53,11 +52,11 @@ async def list_departments(request: web.Request) -> web.Response:
     access="authenticated",
     tag="directory",
     parameters=(path_param("code", "Unit code."),),
-    responses={"200": {"content": json_content(DEPARTMENT)}},
+    responses={"200": views.Department},
 )
 async def get_department(request: web.Request) -> web.Response:
     department = await request.app[DIRECTORY].department(request.match_info["code"])
-    return json_response(department.as_json())
+    return json_response(views.department_json(department))
 
 
 @routes.add(
@@ -67,12 +66,12 @@ async def get_department(request: web.Request) -> web.Response:
     access="authenticated",
     tag="directory",
     parameters=PAGE_PARAMS,
-    responses={"200": {"content": json_content(page_of(GROUP["$ref"]))}},
+    responses={"200": views.GroupPage},
 )
 async def list_groups(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
     page = await request.app[DIRECTORY].groups(after=views.after_code(cursor), limit=limit)
-    return json_response(views.page_json(page))
+    return json_response(views.groups_json(page))
 
 
 @routes.add(
@@ -82,11 +81,11 @@ async def list_groups(request: web.Request) -> web.Response:
     access="authenticated",
     tag="directory",
     parameters=(path_param("code", "Group code."),),
-    responses={"200": {"content": json_content(GROUP)}},
+    responses={"200": views.Group},
 )
 async def get_group(request: web.Request) -> web.Response:
     group = await request.app[DIRECTORY].group(request.match_info["code"])
-    return json_response(group.as_json())
+    return json_response(views.group_json(group))
 
 
 @routes.add(
@@ -96,13 +95,13 @@ async def get_group(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="directory",
-    request_body={"required": True, "content": json_content(NEW_DEPARTMENT)},
-    responses={"201": {"content": json_content(DEPARTMENT)}},
+    request_model=NewDepartment,
+    responses={"201": views.Department},
 )
 async def create_department(request: web.Request) -> web.Response:
-    department = views.new_department(await read_json_object(request))
+    department = (await parse_body(request, NewDepartment)).department()
     created = await request.app[DIRECTORY].create_department(principal_of(request), department)
-    return json_response(created.as_json(), status=201)
+    return json_response(views.department_json(created), status=201)
 
 
 @routes.add(
@@ -112,12 +111,12 @@ async def create_department(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="directory",
-    request_body={"required": True, "content": json_content(NEW_GROUP)},
-    responses={"201": {"content": json_content(GROUP)}},
+    request_model=NewGroup,
+    responses={"201": views.Group},
 )
 async def create_group(request: web.Request) -> web.Response:
-    new = views.new_group(await read_json_object(request))
+    new = await parse_body(request, NewGroup)
     group = await request.app[DIRECTORY].create_group(
-        principal_of(request), new.code, new.name, new.members
+        principal_of(request), new.code, new.name, list(new.members)
     )
-    return json_response(group.as_json(), status=201)
+    return json_response(views.group_json(group), status=201)

@@ -25,39 +25,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
-DEPARTMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["code", "name", "name_en", "parent", "kind"],
-    "properties": {
-        "code": {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{0,62}$"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "name_en": {"type": "string", "maxLength": 300},
-        "parent": {"type": ["string", "null"]},
-        "kind": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
-    },
-}
-
-GROUP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["code", "name", "members"],
-    "properties": {
-        "code": {"type": "string"},
-        "name": {"type": "string"},
-        "members": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-def page_of(item_ref: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": item_ref}},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    }
-
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
@@ -74,11 +41,7 @@ class Components:
     model (and every model it nests) under its class name, referenced by ``$ref``."""
 
     def __init__(self) -> None:
-        self.schemas: dict[str, Any] = {
-            "Problem": PROBLEM_SCHEMA,
-            "Department": DEPARTMENT_SCHEMA,
-            "Group": GROUP_SCHEMA,
-        }
+        self.schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
 
     def ref(self, model: type | UnionType) -> dict[str, Any]:
         """A ``$ref`` to a class's schema; a union's ``anyOf`` of its members' refs."""

@@ -12,23 +12,17 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.bodies import (
-    json_response,
-    page_params,
-    query_text,
-    query_time,
-    read_json_object,
-)
+from gateway.http.bodies import json_response, page_params, parse_body, query_text, query_time
 from gateway.http.errors import ApiError
-from gateway.http.openapi import json_content
+from gateway.http.models import validate
+from gateway.http.openapi import json_content, schema_ref
 from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
-from gateway.http.text import unsafe_character
 from gateway.identity.auth import caller_of
 from gateway.identity.errors import NotFound
 from gateway.supervision import views
 from gateway.supervision.oversight import INSPECTOR, OversightService
 from gateway.supervision.rules import ALERT_RULES
-from gateway.supervision.views import MAX_NOTE_CHARS
+from gateway.supervision.views import NoteBody, RequiredNoteBody
 from storage import supervision
 from storage.supervision import AlertFilter
 
@@ -68,24 +62,16 @@ def _alert_id(request: web.Request) -> uuid.UUID:
         raise NotFound() from None
 
 
-async def _note_of(request: web.Request, *, required: bool) -> str | None:
-    """The body's ``note``: at most MAX_NOTE_CHARS, under the free-text rule (gateway/text)."""
-    note = None
-    if request.can_read_body:
-        note = (await read_json_object(request)).get("note")
-    if note is None and not required:
-        return None
-    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE_CHARS:
-        raise ApiError(
-            "invalid_request", f"note must be a text of 1 to {MAX_NOTE_CHARS} characters"
-        )
-    if (unsafe := unsafe_character(note, multiline=True)) is not None:
-        raise ApiError("invalid_request", f"note contains {unsafe}")
-    return note
+async def _note_of(
+    request: web.Request, model: type[NoteBody] | type[RequiredNoteBody]
+) -> str | None:
+    """The body's ``note``; no body at all reads as ``{}`` (a note is then missing)."""
+    body = await parse_body(request, model) if request.can_read_body else validate(model, {})
+    return body.note
 
 
 async def _required_note(request: web.Request) -> str:
-    note = await _note_of(request, required=True)
+    note = await _note_of(request, RequiredNoteBody)
     assert note is not None
     return note
 
@@ -102,7 +88,7 @@ async def _required_note(request: web.Request) -> str:
         query_param("department", "Only alerts concerning this department."),
         *PAGE_PARAMS,
     ),
-    responses={"200": {"content": json_content(views.ALERT_PAGE)}},
+    responses={"200": views.AlertPage},
 )
 async def list_supervision_alerts(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
@@ -119,14 +105,15 @@ async def list_supervision_alerts(request: web.Request) -> web.Response:
     roles=frozenset({INSPECTOR}),
     tag="supervision",
     parameters=(path_param("id", "Alert id."),),
-    request_body={"required": False, "content": json_content(views.NOTE_BODY)},
-    responses={"200": {"content": json_content(views.ALERT)}},
+    # Optional, so a Request Body Object of its own: request_model declares a required one.
+    request_body={"required": False, "content": json_content(schema_ref(NoteBody))},
+    responses={"200": views.AlertJson},
 )
 async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
     """Acknowledging again is harmless (same answer), so retries need no Idempotency-Key."""
-    note = await _note_of(request, required=False)
+    note = await _note_of(request, NoteBody)
     alert = await request.app[OVERSIGHT].acknowledge(caller_of(request), _alert_id(request), note)
-    return json_response(alert.as_json())
+    return json_response(views.alert_json(alert))
 
 
 @routes.add(
@@ -137,13 +124,13 @@ async def acknowledge_supervision_alert(request: web.Request) -> web.Response:
     roles=frozenset({INSPECTOR}),
     tag="supervision",
     parameters=(path_param("id", "Alert id."),),
-    request_body={"required": True, "content": json_content(views.REQUIRED_NOTE_BODY)},
-    responses={"200": {"content": json_content(views.ALERT)}},
+    request_model=RequiredNoteBody,
+    responses={"200": views.AlertJson},
 )
 async def close_supervision_alert(request: web.Request) -> web.Response:
     note = await _required_note(request)
     alert = await request.app[OVERSIGHT].close(caller_of(request), _alert_id(request), note)
-    return json_response(alert.as_json())
+    return json_response(views.alert_json(alert))
 
 
 @routes.add(
@@ -154,13 +141,13 @@ async def close_supervision_alert(request: web.Request) -> web.Response:
     roles=frozenset({INSPECTOR, "dept_admin"}),
     tag="supervision",
     parameters=(path_param("id", "Alert id."),),
-    request_body={"required": True, "content": json_content(views.REQUIRED_NOTE_BODY)},
-    responses={"200": {"content": json_content(views.ALERT)}},
+    request_model=RequiredNoteBody,
+    responses={"200": views.AlertJson},
 )
 async def add_supervision_alert_note(request: web.Request) -> web.Response:
     note = await _required_note(request)
     alert = await request.app[OVERSIGHT].add_note(caller_of(request), _alert_id(request), note)
-    return json_response(alert.as_json())
+    return json_response(views.alert_json(alert))
 
 
 @routes.add(
@@ -177,7 +164,7 @@ async def add_supervision_alert_note(request: web.Request) -> web.Response:
         query_param("from", "Period start, RFC 3339 (deliveries that arrived from then)."),
         query_param("to", "Period end, RFC 3339, excluded (default: now)."),
     ),
-    responses={"200": {"content": json_content(views.STATS)}},
+    responses={"200": views.Stats},
 )
 async def get_supervision_stats(request: web.Request) -> web.Response:
     department = query_text(request, "department", max_length=63)

@@ -11,11 +11,12 @@ import uuid
 from aiohttp import web
 
 from gateway.http.bodies import json_response, page_params, read_json_object
-from gateway.http.openapi import json_content
+from gateway.http.models import M, validate
 from gateway.http.routing import RouteTable, path_param, query_param
 from gateway.identity.auth import NotFound, principal_of, require_department
 from gateway.webhooks import views
 from gateway.webhooks.service import WebhookService
+from gateway.webhooks.views import NewAllowEntryBody, NewWebhookBody, PolicyBody
 from gateway.webhooks.worker import parse_target
 from storage.vocabulary import ADMIN_ONLY, DEPT_ADMIN_ONLY
 
@@ -33,6 +34,11 @@ def _uuid(request: web.Request, name: str) -> uuid.UUID:
         raise NotFound() from None
 
 
+async def _parse(request: web.Request, model: type[M]) -> M:
+    """*model* from the JSON body, refused with the codes the webhook fields always had."""
+    return validate(model, await read_json_object(request), refuse=views.refusal)
+
+
 async def _department(request: web.Request) -> str:
     """The path's department, managed only by its own dept_admin (others: 404)."""
     code = request.match_info["code"]
@@ -48,16 +54,14 @@ async def _department(request: web.Request) -> str:
     roles=DEPT_ADMIN,
     tag="webhooks",
     parameters=(path_param("code", "Department code."),),
-    request_body={"required": True, "content": json_content(views.NEW_WEBHOOK)},
-    responses={"201": {"content": json_content(views.WEBHOOK_SCHEMA)}},
+    request_model=NewWebhookBody,
+    responses={"201": views.NewWebhookJson},
 )
 async def create_webhook(request: web.Request) -> web.Response:
     department = await _department(request)
-    body = await read_json_object(request)
-    target = parse_target(body.get("url"))
-    description = views.text(body, "description", 200)
+    body = await _parse(request, NewWebhookBody)
     created = await request.app[WEBHOOKS].create(
-        principal_of(request), department, target, description
+        principal_of(request), department, parse_target(body.url), body.description
     )
     return json_response(views.new_webhook_json(created), status=201)
 
@@ -70,11 +74,11 @@ async def create_webhook(request: web.Request) -> web.Response:
     roles=DEPT_ADMIN,
     tag="webhooks",
     parameters=(path_param("code", "Department code."),),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.WebhookList},
 )
 async def list_webhooks(request: web.Request) -> web.Response:
     found = await request.app[WEBHOOKS].webhooks(await _department(request))
-    return json_response({"items": [views.webhook_json(w) for w in found], "next_cursor": None})
+    return json_response(views.webhooks_json(found))
 
 
 @routes.add(
@@ -107,7 +111,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
         query_param("cursor", "next_cursor of the previous page."),
         query_param("before", "Only dead letters that died before this RFC 3339 time."),
     ),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.DeadLetterPage},
 )
 async def dead_letters(request: web.Request) -> web.Response:
     department = await _department(request)
@@ -127,13 +131,13 @@ async def dead_letters(request: web.Request) -> web.Response:
     roles=DEPT_ADMIN,
     tag="webhooks",
     parameters=(path_param("code", "Department code."), path_param("id", "Dead letter id.")),
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.Replayed},
 )
 async def replay_dead_letter(request: web.Request) -> web.Response:
     department = await _department(request)
     job_id = _uuid(request, "id")
     await request.app[WEBHOOKS].replay(principal_of(request), department, job_id)
-    return json_response({"id": str(job_id), "state": "pending"})
+    return json_response(views.replayed_json(job_id))
 
 
 # --- the admins' allow-list and retry policy ------------------------------------------------
@@ -146,11 +150,11 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="webhooks",
-    responses={"200": {"content": json_content(views.OBJECT)}},
+    responses={"200": views.AllowList},
 )
 async def list_allowlist(request: web.Request) -> web.Response:
     entries = await request.app[WEBHOOKS].allow_list()
-    return json_response({"items": [views.entry_json(e) for e in entries], "next_cursor": None})
+    return json_response(views.allow_list_json(entries))
 
 
 @routes.add(
@@ -160,11 +164,11 @@ async def list_allowlist(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="webhooks",
-    request_body={"required": True, "content": json_content(views.NEW_ALLOW_ENTRY)},
-    responses={"201": {"content": json_content(views.OBJECT)}},
+    request_model=NewAllowEntryBody,
+    responses={"201": views.AllowEntryJson},
 )
 async def add_allowlist_entry(request: web.Request) -> web.Response:
-    new = views.new_allow_entry(await read_json_object(request))
+    new = (await _parse(request, NewAllowEntryBody)).entry()
     entry = await request.app[WEBHOOKS].allow(principal_of(request), new)
     return json_response(views.entry_json(entry), status=201)
 
@@ -192,10 +196,10 @@ async def remove_allowlist_entry(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="webhooks",
-    responses={"200": {"content": json_content(views.POLICY_SCHEMA)}},
+    responses={"200": views.PolicyJson},
 )
 async def get_policy(request: web.Request) -> web.Response:
-    return json_response((await request.app[WEBHOOKS].policy()).as_json())
+    return json_response(views.policy_json(await request.app[WEBHOOKS].policy()))
 
 
 @routes.add(
@@ -205,10 +209,10 @@ async def get_policy(request: web.Request) -> web.Response:
     access="authenticated",
     roles=ADMIN,
     tag="webhooks",
-    request_body={"required": True, "content": json_content(views.POLICY_SCHEMA)},
-    responses={"200": {"content": json_content(views.POLICY_SCHEMA)}},
+    request_model=PolicyBody,
+    responses={"200": views.PolicyJson},
 )
 async def put_policy(request: web.Request) -> web.Response:
-    policy = views.policy_of(await read_json_object(request))
+    policy = (await _parse(request, PolicyBody)).policy()
     changed = await request.app[WEBHOOKS].set_policy(principal_of(request), policy)
-    return json_response(changed.as_json())
+    return json_response(views.policy_json(changed))

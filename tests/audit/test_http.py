@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.audit import views
 from storage import audit_log, merkle
 from storage.signed_note import open_note, parse_checkpoint, parse_verifier_key
 from tests.audit.conftest import add_events
@@ -229,4 +230,4 @@ async def test_entries_visibility_in_storage(db_url: str, pool: asyncpg.Pool) ->
         assert [e.index for e in page] == [4]
         after = await audit_log.list_entries(connection, audit_log.EntryFilter(), after=3, limit=2)
         assert [e.index for e in after] == [4, 5]
-        assert own[0].as_json()["details"]["名称"] == "玉林市人民政府"
+        assert views.entry_json(own[0])["details"]["名称"] == "玉林市人民政府"

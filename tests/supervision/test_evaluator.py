@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.audit import sequencer
-from gateway.supervision import rules
+from gateway.supervision import rules, views
 from gateway.supervision.service import Sources, evaluate_once
 from storage import audit_log, supervision
 from storage.audit_outbox import AuditEvent, record_event
@@ -256,7 +256,7 @@ async def test_alert_list_filters_and_pages_newest_first(pool: asyncpg.Pool) -> 
             connection, supervision.AlertFilter(department="yl-jyj"), after=None, limit=10
         )
         assert len(jyj) == 2 and {a.department for a in jyj} == {"yl-jyj"}
-        assert json.dumps([a.as_json() for a in jyj], ensure_ascii=False)
+        assert json.dumps([views.alert_json(a) for a in jyj], ensure_ascii=False)
 
 
 async def add_official(connection: DbConnection, department: str, roles: list[str]) -> str:
