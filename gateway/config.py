@@ -200,15 +200,6 @@ def _existing_file(value: str) -> Path:
     return path
 
 
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.lower() not in allowed:

@@ -10,7 +10,7 @@ to the owner (:func:`check_application_login` refuses any login that could).
 from __future__ import annotations
 
 import json
-from typing import Any, TypeAlias
+from typing import TypeAlias
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -108,10 +108,6 @@ def with_login(dsn: str, user: str, password: str | None = None) -> str:
     if password is not None:
         credentials += ":" + quote(password, safe="")
     return urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, ""))
-
-
-def record_to_dict(record: Any) -> dict[str, Any]:
-    return dict(record.items())
 
 
 async def ping(connection: DbConnection) -> None:

@@ -18,8 +18,6 @@ from storage.db import DbConnection
 from storage.vocabulary import AlertState
 
 ALERT_STATES: tuple[AlertState, ...] = tuple(AlertState)
-LIVE_STATES = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
-OPEN_DELIVERY_STATES = ("pending", "fetched")
 # Failed-authentication kinds (auth_failures.kind) that are failed logins; "token" failures
 # are refused requests with a bad access token, counted with the denied accesses.
 LOGIN_FAILURE_KINDS = ("login", "enroll", "refresh")

@@ -19,7 +19,6 @@ from keys.codes import Code, CodedError
 from storage.vocabulary import ApprovalDecision, Role, StepMode
 
 MODES = tuple(StepMode)
-DECISIONS = tuple(ApprovalDecision)
 SIGN_OFF_ROLE = Role.LEADER
 # `system` is a department's software: it may draft (clerk rights) but never approve.
 APPROVER_ROLES: frozenset[Role] = frozenset(

@@ -29,13 +29,6 @@ class OfficialKey:
     code_cosigned_by: str | None = None
     added_by_other: bool = False
 
-    @property
-    def code_handlers(self) -> frozenset[str]:
-        """Every official through whose hands this key's enrollment code went."""
-        return frozenset(
-            who for who in (self.code_issued_by, self.code_cosigned_by) if who is not None
-        )
-
 
 @dataclass(frozen=True)
 class KeyOwner:
