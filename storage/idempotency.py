@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 
@@ -50,6 +54,31 @@ def scope_of(key: Key | None, official: str) -> Scope | None:
     if not 1 <= len(key.value) <= MAX_KEY_LENGTH or not key.value.isprintable():
         raise InvalidKey()
     return Scope(official, key.method, key.path, key.value)
+
+
+class Replayable:
+    """A service's answer (a dataclass) that is stored as JSON under its Idempotency-Key and
+    rebuilt from it when the same request comes again: one field, one JSON key; UUIDs travel
+    as strings."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            field.name: str(value) if isinstance(value, uuid.UUID) else value
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            for value in (getattr(self, field.name),)
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Self:
+        hints = typing.get_type_hints(cls)
+        return cls(
+            **{
+                field.name: uuid.UUID(body[field.name])
+                if hints[field.name] is uuid.UUID
+                else body[field.name]
+                for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+            }
+        )
 
 
 @dataclass(frozen=True)

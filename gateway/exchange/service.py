@@ -187,32 +187,12 @@ def request_hash(meta: DocumentMeta, draft_sha256: str) -> str:
 
 
 @dataclass(frozen=True)
-class SentDocument:
+class SentDocument(idempotency.Replayable):
     id: uuid.UUID
     status: str
     draft_sha256: str
     sha256: str | None
     deliveries: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "status": self.status,
-            "draft_sha256": self.draft_sha256,
-            "sha256": self.sha256,
-            "deliveries": self.deliveries,
-        }
-
-    @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> SentDocument:
-        """The answer an earlier request with the same Idempotency-Key stored."""
-        return cls(
-            uuid.UUID(body["id"]),
-            body["status"],
-            body["draft_sha256"],
-            body["sha256"],
-            int(body["deliveries"]),
-        )
 
 
 def created_event(

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -183,48 +182,20 @@ def _editable(status: str) -> None:
 
 
 @dataclass(frozen=True)
-class ApprovalResult:
+class ApprovalResult(idempotency.Replayable):
     id: uuid.UUID
     step: int
     decision: str
     outcome: workflow.Outcome
     status: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "step": self.step,
-            "decision": self.decision,
-            "outcome": self.outcome,
-            "status": self.status,
-        }
-
-    @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> ApprovalResult:
-        """The answer stored for an Idempotency-Key, as it was first given."""
-        return cls(
-            uuid.UUID(body["id"]), body["step"], body["decision"], body["outcome"], body["status"]
-        )
-
 
 @dataclass(frozen=True)
-class Revision:
+class Revision(idempotency.Replayable):
     id: uuid.UUID
     version: int
     draft_sha256: str
     status: str = DocumentStatus.IN_APPROVAL
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "status": self.status,
-            "version": self.version,
-            "draft_sha256": self.draft_sha256,
-        }
-
-    @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> Revision:
-        return cls(uuid.UUID(body["id"]), body["version"], body["draft_sha256"], body["status"])
 
 
 def _verify_for_step(
