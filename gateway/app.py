@@ -10,6 +10,8 @@ from gateway import __version__
 from gateway.audit.handlers import AUDIT_LOG
 from gateway.audit.sequencer import install_audit_service, log_verifier
 from gateway.audit.service import AuditLogService
+from gateway.console.handlers import install_console
+from gateway.console.headers import security_headers
 from gateway.directory.handlers import DIRECTORY
 from gateway.directory.service import DirectoryService
 from gateway.exchange.handlers import EXCHANGE
@@ -56,6 +58,8 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME] = runtime
     app.on_response_prepare.append(send_dpop_nonce)
+    app.on_response_prepare.append(security_headers)
+    install_console(app, runtime.settings.public_origin)
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
