@@ -113,7 +113,7 @@ def fetch(package: Package, workdir: Path) -> tarfile.TarFile:
 def member(archive: tarfile.TarFile, path: str) -> bytes:
     extracted = archive.extractfile(f"package/{path}")
     if extracted is None:
-        raise SystemExit(f"{archive.name}: {path} is not a regular file")
+        raise SystemExit(f"{path} is not a regular file in the tarball")
     return extracted.read()
 
 
