@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from jose import jws as jose_jws
 from jose.exceptions import JWSError
 from playwright.sync_api import Browser, BrowserContext, CDPSession, ConsoleMessage, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import (
     REPO,
@@ -384,3 +385,55 @@ class Officials:
         for session in self._sessions:
             session.close()
         self._sessions.clear()
+
+
+# --- the console in a browser ---------------------------------------------------------------
+
+CONSOLE = "/console/"
+_ENROLL_BUTTON = re.compile(r"注册|启用|登记|绑定|确认|enroll|register", re.IGNORECASE)
+
+
+def settle(page: Page) -> None:
+    """Wait until a console screen is drawn: its heading shown and nothing ``aria-busy``.
+
+    (``networkidle`` never comes: the dashboard keeps its event stream open.)
+    """
+    page.locator("main h1, h1").first.wait_for(state="visible")
+    page.wait_for_function("() => document.querySelectorAll('[aria-busy=\"true\"]').length === 0")
+    page.wait_for_timeout(150)  # one more frame for fonts and late layout
+
+
+def enroll_in_console(page: Page, officials: Officials, official: str, code: str) -> None:
+    """Enroll *official* in this browser through the console's enrollment link (a
+    non-extractable key in IndexedDB) and wait for the logged-in 工作台."""
+    page.goto(officials.enrollment_link(official, code))
+    page.wait_for_function("() => !location.hash.startsWith('#/enroll/')")  # fragment dropped
+    confirm = page.get_by_role("button", name=_ENROLL_BUTTON)
+    try:
+        confirm.first.wait_for(state="visible", timeout=3_000)
+    except PlaywrightTimeoutError:
+        pass  # the link alone enrolled
+    else:
+        confirm.first.click()
+    page.wait_for_function("() => location.hash === '#/' || location.hash === ''", timeout=20_000)
+    settle(page)
+
+
+def console_official(
+    page: Page, officials: Officials, department: str, roles: list[str], name: str = "测试官员"
+) -> str:
+    """A new official of *department* enrolled and logged in in *page*'s browser context."""
+    official, code = officials.create(department, roles, name)
+    enroll_in_console(page, officials, official, code)
+    return official
+
+
+def open_screen(page: Page, route: str) -> None:
+    """Load the console afresh at *route* (``#/inbox`` etc.) and wait until it is drawn.
+
+    A fresh load, not a hash change: a new document is the only sure sign that the heading
+    found next belongs to this screen (the console logs in again from IndexedDB).
+    """
+    page.goto("about:blank")
+    page.goto(CONSOLE + route)
+    settle(page)
