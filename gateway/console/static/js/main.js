@@ -53,7 +53,6 @@ function Header({ me, path }) {
         <button
           type="button"
           class="button button-quiet"
-          aria-label=${t("lang.label")}
           lang=${lang() === "zh" ? "en" : "zh-CN"}
           onClick=${() => setLang(lang() === "zh" ? "en" : "zh")}
         >
