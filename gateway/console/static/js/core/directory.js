@@ -11,7 +11,10 @@ export function departmentName(code) {
       code,
       api.get(`/v1/departments/${encodeURIComponent(code)}`).then(
         (department) => department.name || code,
-        () => code,
+        () => {
+          names.delete(code); // not now (a passkey set-up session, say): ask again later
+          return code;
+        },
       ),
     );
   }

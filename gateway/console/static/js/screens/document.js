@@ -142,13 +142,18 @@ function Meta({ doc }) {
   </dl>`;
 }
 
+/** The certificate subject's common name (the seal's name), else the whole subject. */
+function commonName(subject) {
+  return /Common Name: ([^,]+)/.exec(subject ?? "")?.[1] ?? subject;
+}
+
 function Seal({ seal }) {
   const ok = seal.intact && seal.trusted && !seal.revoked && seal.modifications_allowed !== false;
   return html`<div class=${ok ? "seal" : "seal seal-bad"} data-seal-valid=${ok ? "true" : "false"}>
     <p><span class=${ok ? "badge badge-ok" : "badge badge-bad"}>${ok ? t("seal.valid") : t("seal.invalid")}</span></p>
     <dl class="meta">
       <dt>${t("seal.department")}</dt><dd>${seal.department ? html`<${DepartmentName} code=${seal.department} />` : "—"}</dd>
-      <dt>${t("seal.signer")}</dt><dd>${seal.signer_subject || "—"}</dd>
+      <dt>${t("seal.signer")}</dt><dd title=${seal.signer_subject}>${commonName(seal.signer_subject) || "—"}</dd>
       <dt>${t("seal.time")}</dt><dd>${formatTime(seal.signed_at)}</dd>
       <dt>${t("seal.timestamp")}</dt><dd>${formatTime(seal.timestamp)}</dd>
       <dt>${t("seal.intact")}</dt><dd>${yesNo(seal.intact)}</dd>
