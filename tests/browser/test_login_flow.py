@@ -2,15 +2,19 @@
 their own browser contexts (one through the link a dept_admin hands over, one by typing id
 and code), each with a non-extractable WebCrypto key kept in IndexedDB; a reload logs in
 again from IndexedDB; logout and key login work; and a device its dept_admin revokes
-through the API is logged out at once, without a reload, and told why."""
+through the API is logged out at once, without a reload, and told why.
+Every DPoP proof the console sends is checked on the way: its header, htm, htu, ath."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from tests.browser.harness import (
     CONSOLE,
@@ -21,6 +25,7 @@ from tests.browser.harness import (
     screenshot,
     settle,
 )
+from tests.conftest import Gateway
 
 EDUCATION = "yl-jyj"  # 玉林市教育局
 OFFICE = "yl-bgs"  # 玉林市人民政府办公室
@@ -58,6 +63,24 @@ async () => {
 """
 
 
+def b64url_json(part: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def watch_proofs(page: Page, proofs: list[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> None:
+    """Collect (method, path, header, claims) of every DPoP proof the page sends."""
+
+    def seen(request: Request) -> None:
+        proof = request.headers.get("dpop")
+        if proof:
+            header, claims, _ = proof.split(".")
+            path = urlsplit(request.url).path
+            proofs.append((request.method, path, b64url_json(header), b64url_json(claims)))
+
+    page.on("request", seen)
+
+
 def stored_key(page: Page) -> dict[str, Any]:
     found: dict[str, Any] = page.evaluate(STORED_KEY)
     return found
@@ -82,10 +105,14 @@ def keys_of(officials: Officials, department: str, official: str) -> list[dict[s
 
 
 def test_two_officials_enroll_log_in_and_a_revoked_device_is_logged_out_at_once(
-    new_context: Callable[..., BrowserContext], officials: Officials
+    new_context: Callable[..., BrowserContext],
+    officials: Officials,
+    gateway: Gateway,
 ) -> None:
     first = new_context(WIDE).new_page()
     second = new_context(NARROW).new_page()
+    proofs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    watch_proofs(first, proofs)
     reader, reader_code = officials.create(EDUCATION, ["clerk"], "教育局收发员")
     clerk, clerk_code = officials.create(OFFICE, ["clerk"], "办公室文书")
 
@@ -106,6 +133,16 @@ def test_two_officials_enroll_log_in_and_a_revoked_device_is_logged_out_at_once(
         assert [(k["kid"], k["status"]) for k in listed] == [(key["kid"], "active")]
         assert listed[0]["jwk"] == key["jwk"]
         assert listed[0]["device_kind"] == "browser"
+
+    # The proofs: the browser's public key in the header, htu = public origin + path (no
+    # query), the access token's hash on all but the token request, a new jti each time.
+    jwk = stored_key(first)["jwk"]
+    assert len(proofs) >= 3
+    for method, path, header, claims in proofs:
+        assert header == {"alg": "ES256", "typ": "dpop+jwt", "jwk": jwk}
+        assert (claims["htm"], claims["htu"]) == (method, gateway.base_url + path)
+        assert ("ath" in claims) is (path != "/v1/auth/token"), path
+    assert len({claims["jti"] for *_, claims in proofs}) == len(proofs)
 
     # The shell names the official and its department; the navigation is there.
     header = first.locator("header")

@@ -288,8 +288,11 @@ async function loadDocument(id) {
 }
 
 export function DocumentView({ params, query }) {
-  const [value, error, reload] = useLoad(() => loadDocument(params.id), [params.id]);
-  const doc = value?.doc;
+  const [value, error] = useLoad(() => loadDocument(params.id), [params.id]);
+  // After 签收 or 退回 only the record is read again: the bytes and their seals are the same.
+  const [fresh, setFresh] = useState(null);
+  const doc = fresh?.id === params.id ? fresh : value?.doc;
+  const reload = () => api.get(`/v1/documents/${encodeURIComponent(params.id)}`).then(setFresh, () => {});
   const mine = doc?.deliveries.find((d) =>
     query.delivery ? d.id === query.delivery : d.recipient === session.me?.department && !d.copy,
   ) ?? doc?.deliveries.find((d) => d.recipient === session.me?.department);
