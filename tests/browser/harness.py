@@ -138,13 +138,13 @@ class PageProblems:
 
     def watch(self, page: Page) -> None:
         page.on("console", lambda message: self._console(page, message))
-        page.on("pageerror", lambda error: self._add(f"{page.url}: uncaught {error}"))
+        page.on("pageerror", lambda error: self._add(f"{page.url[:200]}: uncaught {error}"))
 
     def _console(self, page: Page, message: ConsoleMessage) -> None:
         if message.type == "error":
             source = message.location.get("url") or ""
-            where = f" [{source}]" if source and source != page.url else ""
-            self._add(f"{page.url}: {message.text}{where}")
+            where = f" [{source[:200]}]" if source and source != page.url else ""
+            self._add(f"{page.url[:200]}: {message.text}{where}")
 
     def _add(self, text: str) -> None:
         with self.lock:
@@ -297,6 +297,34 @@ def verify_es256(token: str, jwk: dict[str, Any]) -> dict[str, Any]:
     payload = jose_jws.verify(token, jwk, algorithms=["ES256"])
     claims: dict[str, Any] = json.loads(payload)
     return claims
+
+
+_READ_IDENTITY = """
+() => new Promise((resolve, reject) => {
+  const opening = indexedDB.open("sealhub");
+  opening.onerror = () => reject(opening.error);
+  opening.onsuccess = () => {
+    const db = opening.result;
+    if (!db.objectStoreNames.contains("identity")) { db.close(); resolve([]); return; }
+    const all = db.transaction("identity").objectStore("identity").getAll();
+    all.onerror = () => reject(all.error);
+    all.onsuccess = () => {
+      db.close();
+      resolve(all.result.map((r) => ({official: r.official, kid: r.kid, label: r.label,
+        publicJwk: r.publicJwk, enrolled_at: r.enrolled_at,
+        extractable: r.privateKey ? r.privateKey.extractable : null})));
+    };
+  };
+})
+"""
+
+
+def stored_identities(page: Page) -> list[dict[str, Any]]:
+    """The console's key records in IndexedDB ``sealhub``/``identity`` (CONSOLE.md), without
+    the private key but with its ``extractable`` flag: the public JWK verifies what the
+    browser signed (:func:`verify_es256`)."""
+    records: list[dict[str, Any]] = page.evaluate(_READ_IDENTITY)
+    return records
 
 
 # --- officials, departments, seals ------------------------------------------------------------
