@@ -31,6 +31,7 @@ from jose.exceptions import JWSError
 from playwright.sync_api import Browser, BrowserContext, CDPSession, ConsoleMessage, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from gateway.console.links import CONSOLE_PATH, enrollment_link
 from tests.conftest import (
     REPO,
     Gateway,
@@ -350,7 +351,7 @@ class Officials:
 
     def enrollment_link(self, official: str, code: str) -> str:
         """The console link a dept_admin hands over (the code stays in the fragment)."""
-        return f"{self.gateway.base_url}/console/#/enroll/{official}/{code}"
+        return enrollment_link(self.gateway.base_url, official, code)
 
     def login(self, department: str, roles: list[str], name: str = "测试官员") -> Session:
         """A new official of *department* with *roles*, its key enrolled, logged in."""
@@ -417,7 +418,6 @@ class Officials:
 
 # --- the console in a browser ---------------------------------------------------------------
 
-CONSOLE = "/console/"
 _ENROLL_BUTTON = re.compile(r"注册|启用|登记|绑定|确认|enroll|register", re.IGNORECASE)
 
 
@@ -463,5 +463,5 @@ def open_screen(page: Page, route: str) -> None:
     found next belongs to this screen (the console logs in again from IndexedDB).
     """
     page.goto("about:blank")
-    page.goto(CONSOLE + route)
+    page.goto(CONSOLE_PATH + route)
     settle(page)
