@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 from jose import jws as jose_jws
 from jose.exceptions import JWSError
 from playwright.sync_api import Browser, BrowserContext, CDPSession, ConsoleMessage, Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from gateway.console.links import CONSOLE_PATH, enrollment_link
 from tests.conftest import (
@@ -418,7 +417,7 @@ class Officials:
 
 # --- the console in a browser ---------------------------------------------------------------
 
-_ENROLL_BUTTON = re.compile(r"注册|启用|登记|绑定|确认|enroll|register", re.IGNORECASE)
+_ENROLL_BUTTON = re.compile(r"^(启用并登录|Enroll and log in)$")
 
 
 def settle(page: Page) -> None:
@@ -431,19 +430,16 @@ def settle(page: Page) -> None:
     page.wait_for_timeout(150)  # one more frame for fonts and late layout
 
 
-def enroll_in_console(page: Page, officials: Officials, official: str, code: str) -> None:
+def enroll_in_console(
+    page: Page, officials: Officials, official: str, code: str, *, lands_on: str = "#/"
+) -> None:
     """Enroll *official* in this browser through the console's enrollment link (a
-    non-extractable key in IndexedDB) and wait for the logged-in 工作台."""
+    non-extractable key in IndexedDB), press 启用并登录 and wait for the screen the console
+    lands on (``#/``; ``#/passkey-setup`` for an official that must register a passkey)."""
     page.goto(officials.enrollment_link(official, code))
-    page.wait_for_function("() => !location.hash.startsWith('#/enroll/')")  # fragment dropped
-    confirm = page.get_by_role("button", name=_ENROLL_BUTTON)
-    try:
-        confirm.first.wait_for(state="visible", timeout=3_000)
-    except PlaywrightTimeoutError:
-        pass  # the link alone enrolled
-    else:
-        confirm.first.click()
-    page.wait_for_function("() => location.hash === '#/' || location.hash === ''", timeout=20_000)
+    page.wait_for_function("() => !location.hash.startsWith('#/enroll/')")  # code dropped
+    page.get_by_role("button", name=_ENROLL_BUTTON).click()
+    page.wait_for_function("hash => location.hash === hash", arg=lands_on, timeout=20_000)
     settle(page)
 
 
