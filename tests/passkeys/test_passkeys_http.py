@@ -260,6 +260,17 @@ def test_a_console_key_alone_cannot_add_a_second_passkey(gateway: Gateway) -> No
         e for e in events(gateway, "passkey.registered") if e["passkey"] == added.json()["id"]
     ]
     assert event["via"] == "step_up" and event["step_up"]["sign_count"] > 0
+    # Nor may it drop the passkey (and with it every step-up) without one.
+    url = f"/v1/officials/{owner.official_id}/passkeys"
+    first = owner.get(url).json()["items"][0]["id"]
+    dropped = owner.delete(f"{url}/{first}")
+    assert dropped.status_code == 403 and code(dropped) == "passkey_required"
+    confirmed = owner.request(
+        "DELETE",
+        f"{url}/{first}",
+        json={"passkey": mine.confirm(f"remove-passkey:{first}")},
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "removed"
     owner.close()
 
 

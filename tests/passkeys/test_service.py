@@ -19,7 +19,7 @@ from gateway.config import load_settings
 from gateway.identity import service as identity
 from gateway.identity.principal import Caller, Principal
 from gateway.passkeys.errors import InvalidPasskey, StepUpRequired
-from gateway.passkeys.service import PasskeyService
+from gateway.passkeys.service import PasskeyService, removal_text
 from gateway.runtime import Runtime, open_runtime
 from keys.jws import jwk_thumbprint, public_jwk
 from storage.audit_outbox import OutboxSink
@@ -159,7 +159,11 @@ async def test_step_up_is_demanded_only_of_console_keys_with_an_active_passkey(
         await step_up(key_file, authenticator.confirm("s.i.g"))
     assert foreign.value.reason == "unknown_credential"
     caller = Caller(console, "DELETE", "/v1/officials/x/passkeys/y", "127.0.0.1")
-    removed = await world.service.remove(caller, console.official_id, str(passkey))
+    with pytest.raises(StepUpRequired):  # its own console drops it only with a step-up
+        await world.service.remove(caller, console.official_id, str(passkey))
+    removed = await world.service.remove(
+        caller, console.official_id, str(passkey), authenticator.confirm(removal_text(passkey))
+    )
     assert removed.revoked_at is not None
     assert await step_up(console, None) is None
     with pytest.raises(InvalidPasskey):
