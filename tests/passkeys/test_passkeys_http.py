@@ -506,3 +506,11 @@ def test_sign_off_and_seal_need_step_ups_from_console_keys(
     assert used["passkey"]["challenge"] == step_up_challenge(request)
     for session in (drafter, reviewer, signer, keeper):
         session.close()
+
+
+def test_what_a_setup_session_may_call_are_declared_routes() -> None:
+    from gateway.identity.auth import SETUP_ROUTES
+    from gateway.routes import routes
+
+    declared = {(route.method, route.path) for route in routes.routes}
+    assert declared >= SETUP_ROUTES, SETUP_ROUTES - declared
