@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
+from gateway.console.links import CONSOLE_PATH
 from tests.browser.harness import (
-    CONSOLE,
     NARROW,
     WIDE,
     Officials,
@@ -87,7 +87,7 @@ def stored_key(page: Page) -> dict[str, Any]:
 
 
 def enroll_by_typing(page: Page, official: str, code: str) -> None:
-    page.goto(CONSOLE + "#/enroll")
+    page.goto(CONSOLE_PATH + "#/enroll")
     settle(page)
     page.get_by_label("人员编号").fill(official)
     page.get_by_label("启用码").fill(code)
