@@ -42,6 +42,7 @@ function Header({ me, path }) {
   const settingUp = session.passkey === "setup_required";
   const department = useDepartmentName(settingUp ? null : me?.department);
   const items = me && !settingUp ? screens.filter((s) => s.nav && allowed(s)) : [];
+  const other = lang() === "zh" ? "en" : "zh"; // the button names the language it switches to
   return html`<header class="shell-header">
     <div class="shell-bar">
       <p class="shell-brand">${t("app.name")}</p>
@@ -55,8 +56,8 @@ function Header({ me, path }) {
         <button
           type="button"
           class="button button-quiet"
-          lang=${lang() === "zh" ? "en" : "zh-CN"}
-          onClick=${() => setLang(lang() === "zh" ? "en" : "zh")}
+          lang=${other === "en" ? "en" : "zh-CN"}
+          onClick=${() => setLang(other)}
         >
           ${t("lang.switch")}
         </button>
