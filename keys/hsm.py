@@ -340,6 +340,10 @@ class Pkcs11KeyStore(KeyStore):
     def __repr__(self) -> str:
         return f"Pkcs11KeyStore(token={self._session.label!r})"
 
+    @property
+    def token_label(self) -> str:
+        return self._session.label
+
     def supports(self, algorithm: Algorithm) -> bool:
         return algorithm in self._session.algorithms
 
