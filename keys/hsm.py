@@ -21,6 +21,7 @@ offline keeping.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import json
@@ -77,6 +78,28 @@ def held_in_token(purpose: str) -> bool:
     return purpose in TOKEN_PURPOSES or purpose.startswith(_SEAL_PREFIX)
 
 
+def _openssl_error_clearer() -> Callable[[], None]:
+    """``ERR_clear_error`` of the libcrypto Python's ``ssl`` uses.
+
+    Modules built on OpenSSL (softhsm2 is) may leave errors in the calling thread's OpenSSL
+    error queue (softhsm2's ``C_Initialize`` leaves ``NO_SUCH_ENGINE`` from looking for
+    optional engines); when they share ``ssl``'s libcrypto, the next TLS read on that thread
+    reports the stale error and fails. dlsym on ``_ssl``'s handle finds its libcrypto.
+    """
+    try:
+        import _ssl
+
+        clear = ctypes.CDLL(_ssl.__file__).ERR_clear_error
+    except (ImportError, AttributeError, OSError):
+        return lambda: None
+    clear.restype = None
+    clear.argtypes = []
+    return clear
+
+
+_clear_openssl_errors = _openssl_error_clearer()
+
+
 def _refuse() -> NoReturn:
     raise KeyStoreError("the private key stays in the token")
 
@@ -93,6 +116,12 @@ class _Session:
     """One logged-in read/write session on a token, counted by the stores that use it."""
 
     def __init__(self, module: str, token_label: str, pin: str) -> None:
+        try:
+            self._open(module, token_label, pin)
+        finally:
+            _clear_openssl_errors()
+
+    def _open(self, module: str, token_label: str, pin: str) -> None:
         try:
             token = pkcs11.lib(module).get_token(token_label=token_label)
         except NoSuchToken:
@@ -133,6 +162,8 @@ class _Session:
                 return action(self._session)
             except PKCS11Error as exc:
                 raise KeyStoreError(f"the token refused: {type(exc).__name__}") from None
+            finally:
+                _clear_openssl_errors()
 
     def find(self, attrs: dict[Attribute, Any]) -> list[Any]:
         return list(self.call(lambda session: list(session.get_objects(attrs))))
@@ -149,7 +180,10 @@ class _Session:
             self.users -= 1
             if self.users == 0:
                 _sessions.pop(self.key, None)
-                self._session.close()
+                try:
+                    self._session.close()
+                finally:
+                    _clear_openssl_errors()
 
 
 class TokenEcKey(ec.EllipticCurvePrivateKey):

@@ -23,7 +23,7 @@ MODULES = (
 )
 PIN = "worker-pin-1234"
 SO_PIN = "so-pin-87654321"
-TOKENS = 12
+TOKENS = 16
 
 
 @dataclass

@@ -199,6 +199,34 @@ def _read_in_another_process(softhsm: SoftHsm, label: str, purpose: str) -> list
     return listed
 
 
+_OPENSSL_QUEUE = """
+import ctypes, sys, _ssl
+from keys.hsm import Pkcs11KeyStore
+store = Pkcs11KeyStore(sys.argv[1], sys.argv[2], sys.argv[3])
+store.sign("token", b"x", store.generate("token"))
+peek = ctypes.CDLL(_ssl.__file__).ERR_peek_error
+peek.restype = ctypes.c_ulong
+print(peek())
+"""
+
+
+def test_the_token_leaves_no_openssl_error_for_tls(softhsm: SoftHsm) -> None:
+    """softhsm2's C_Initialize leaves NO_SUCH_ENGINE in the thread's OpenSSL error queue,
+    which Python's ssl then reports on its next TLS read: the store clears it. A process of
+    its own, since the module initialises once per process."""
+    result = subprocess.run(
+        [sys.executable, "-c", _OPENSSL_QUEUE, softhsm.module, softhsm.fresh_token(), PIN],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"SOFTHSM2_CONF": str(softhsm.conf), "PYTHONPATH": str(REPO)},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
 def test_rotation_state_lives_in_the_token(softhsm: SoftHsm) -> None:
     label = softhsm.fresh_token()
     store = Pkcs11KeyStore(softhsm.module, label, PIN)
