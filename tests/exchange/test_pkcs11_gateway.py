@@ -5,6 +5,9 @@ its data directory."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from keys.hsm import Pkcs11KeyStore
 from keys.keystore import CHECKPOINT, RECEIPT, TOKEN, TSA, jwk_thumbprint, seal_purpose
 from storage.signed_note import open_note, parse_verifier_key
-from tests.conftest import Gateway, Session, login_as, start_gateway
+from tests.conftest import REPO, Gateway, Session, login_as, start_gateway
 from tests.exchange.conftest import meta_for, send
 from tests.exchange.test_exchange_flow import check_countersigned, inbox_item, receipt_jws
 from tests.softhsm import PIN, SoftHsm
@@ -68,6 +71,8 @@ def test_the_gateway_seals_stamps_and_signs_with_keys_in_the_token(
     sample_pdf: bytes,
     pdfsig: Callable[[bytes], str],
     token: Pkcs11KeyStore,
+    softhsm: SoftHsm,
+    token_label: str,
     tmp_path: Path,
 ) -> None:
     sent = send(seal_keeper, meta_for(["yl-jyj"], "玉政办发〔2026〕77号"), sample_pdf)
@@ -111,3 +116,31 @@ def test_the_gateway_seals_stamps_and_signs_with_keys_in_the_token(
     # The data directory holds only the keys a token cannot serve.
     on_file = {unquote(p.name) for p in (gateway.data_dir / "keystore").iterdir() if p.is_dir()}
     assert on_file == {"pki:root", "pki:seal-ca", "pki:tls-ca", "tls-server"}
+
+    # `sealhub audit verify` pins the log key it reads from the token (no --log-key).
+    verified = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "audit",
+            "verify",
+            "--data-dir",
+            str(gateway.data_dir),
+            "--state",
+            str(tmp_path / "audit-state.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+        env={
+            **os.environ,
+            **softhsm.env(token_label),
+            "DATABASE_URL": gateway.database_url,
+            "SEALHUB_PUBLIC_URL": gateway.base_url,  # the log's name comes from it
+            "SEALHUB_LOG_LEVEL": "warning",
+        },
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
