@@ -4,7 +4,7 @@ Keys of :data:`TOKEN_PURPOSES` and every ``seal:<id>`` are generated in the toke
 (``CKA_SENSITIVE``, ``CKA_EXTRACTABLE`` false) and sign there; :meth:`Pkcs11KeyStore.get_private`
 hands out an object implementing ``cryptography``'s private-key interface whose ``sign`` calls
 the token and whose ``private_bytes`` refuses, so the callers that sign (JWS, PAdES, RFC 3161,
-signed notes, X.509) do not change.
+signed notes) do not change.
 
 In the token, each key is three objects: the private and the public key, both with
 ``CKA_LABEL`` = purpose and ``CKA_ID`` = kid, and a data object (``CKO_DATA``, application
