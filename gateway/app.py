@@ -33,6 +33,8 @@ from gateway.identity.login_handlers import LOGIN
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.official_handlers import OFFICIALS
 from gateway.identity.service import LoginService, OfficialsService
+from gateway.passkeys.handlers import PASSKEYS
+from gateway.passkeys.service import PasskeyService, RelyingParty
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.pki.handlers import TIME_STAMPS
 from gateway.pki.service import TimeStampService
@@ -91,6 +93,7 @@ def create_app(runtime: Runtime) -> web.Application:
         clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
+        passkeys=app[PASSKEYS],
     )
     app[DOCUMENT_BOXES] = DocumentBoxService(
         pool=runtime.pool,
@@ -106,6 +109,7 @@ def create_app(runtime: Runtime) -> web.Application:
         clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
+        passkeys=app[PASSKEYS],
     )
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(
@@ -127,6 +131,15 @@ def install_identity(app: web.Application, runtime: Runtime) -> None:
     app[ACCESS] = access = AccessLog(pool, audit=audit, clock=clock)
     app[NONCES] = nonces = NonceIssuers(pool, runtime.master_key)
     app[OFFICIALS] = OfficialsService(pool, audit=audit, clock=clock, access=access, limits=limits)
+    app[PASSKEYS] = passkeys = PasskeyService(
+        pool,
+        audit=audit,
+        clock=clock,
+        access=access,
+        nonces=nonces,
+        officials=app[OFFICIALS],
+        relying_party=RelyingParty.of(runtime.settings.public_origin),
+    )
     app[LOGIN] = LoginService(
         pool,
         audit=audit,
@@ -137,4 +150,5 @@ def install_identity(app: web.Application, runtime: Runtime) -> None:
         keystore=runtime.pki.keystore,
         public_origin=runtime.settings.public_origin,
         access_token_seconds=runtime.settings.access_token_seconds,
+        passkeys=passkeys,
     )

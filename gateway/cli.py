@@ -25,6 +25,7 @@ from gateway.identity.cli import (
     run_official_command,
 )
 from gateway.logs import configure_logging
+from keys.keystore import KeyStoreError
 from keys.master import MasterKeyError, load_or_create_master_key
 from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OrgFileError,
         OfficialCommandError,
         PlatformPkiError,
+        KeyStoreError,
         MasterKeyError,
         CannotDrawSeals,
     ) as exc:
@@ -130,7 +132,7 @@ def _passphrase(path: Path | None) -> bytes:
 
 def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
     """After this the root key lives only in *out*: keep it offline. Issuing CAs keep working."""
-    from gateway.runtime import prepare_data_dir
+    from gateway.runtime import open_keystore, prepare_data_dir
 
     prepare_data_dir(settings)
     master_key = load_or_create_master_key(
@@ -140,7 +142,7 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
         settings.data_dir,
         public_url=settings.public_origin,
         hostnames=settings.public_hostnames,
-        master_key=master_key,
+        keystore=open_keystore(settings, master_key),
     )
     platform.export_root_key(out, passphrase)
     print(f"root CA key written to {out} (encrypted) and removed from {settings.data_dir}")

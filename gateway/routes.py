@@ -15,6 +15,7 @@ from gateway.http import service_handlers as service
 from gateway.http.routing import RouteTable
 from gateway.identity import login_handlers as login
 from gateway.identity import official_handlers as officials
+from gateway.passkeys import handlers as passkeys
 from gateway.pki import handlers as pki
 from gateway.sealing import handlers as seals
 from gateway.sealing import verify_handlers as verify
@@ -36,6 +37,7 @@ routes = RouteTable.joined(
     directory.routes,
     inbox.routes,
     officials.routes,
+    passkeys.routes,
     pki.routes,
     seals.routes,
     supervision.routes,

@@ -36,7 +36,7 @@ from gateway.config import Settings
 from keys.clock import SYSTEM_CLOCK
 from keys.codes import Code, CodedError
 from keys.files import atomic_write
-from keys.keystore import CHECKPOINT, FileKeyStore
+from keys.keystore import CHECKPOINT
 from keys.master import load_or_create_master_key
 from storage import audit_leaf, audit_log, merkle
 from storage.db import APP_ROLE, OWNER_ROLE, DbConnection, connect
@@ -381,7 +381,9 @@ def _pinned_key(settings: Settings) -> str:
     master = load_or_create_master_key(
         settings.data_dir / "secrets" / "master.key", settings.master_key
     )
-    store = FileKeyStore(settings.data_dir / "keystore", master)
+    from gateway.runtime import open_keystore
+
+    store = open_keystore(settings, master)
     info = store.active_info(CHECKPOINT)
     public = store.get_public(CHECKPOINT, info.kid)
     if not isinstance(public, Ed25519PublicKey):

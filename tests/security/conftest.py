@@ -162,6 +162,7 @@ def build_world(gateway: Gateway) -> World:
             "group": {"code": groups[0]["code"]},
             "seal": {"id": str(seal_a["id"])},
             "official": world.official_of_a(enrolled=True),
+            "official_passkey": {**world.official_of_a(), "passkey": str(uuid.uuid4())},
             "audit_entry": {"index": str(entries[0]["index"])},
             "crl": {"ca": "seal-ca"},
             "console_asset": {"version": asset_base.group(1), "path": "index.html"},

@@ -185,6 +185,27 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
         foreign="404",
         inspector="404",
     ),
+    # --- passkeys: registered from console keys only (the matrix's callers hold key files)
+    ("POST", "/v1/passkeys/registration-options"): authenticated("403"),
+    ("POST", "/v1/passkeys"): authenticated("403", body="empty"),
+    ("GET", "/v1/officials/{id}/passkeys"): authenticated(
+        "403", resource="official", dept_admin="2xx", admin="2xx", foreign="404", inspector="404"
+    ),
+    ("DELETE", "/v1/officials/{id}/passkeys/{passkey}"): authenticated(
+        "403",
+        resource="official_passkey",
+        dept_admin="404",
+        admin="404",
+        foreign="404",
+        inspector="404",
+    ),
+    # The department's settings: its dept_admin or an admin; another one's dept_admin: 404.
+    ("GET", "/v1/departments/{code}/settings"): authenticated(
+        "403", resource="department", dept_admin="2xx", admin="2xx", foreign="404"
+    ),
+    ("PUT", "/v1/departments/{code}/settings"): authenticated(
+        "403", resource="department", body="empty", dept_admin="4xx", admin="4xx", foreign="404"
+    ),
     ("POST", "/v1/officials/{id}/disable"): authenticated(
         "403", resource="official", fresh=True, dept_admin="2xx", admin="2xx", foreign="404"
     ),
