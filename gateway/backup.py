@@ -44,7 +44,7 @@ from keys.files import atomic_write, fsync_dir
 from storage import cosigned, pitr
 from storage.db import APP_ROLE, connect
 from storage.embedded import embedded_postgres, postgres_bin
-from storage.signed_note import NoteVerifier, parse_verifier_key
+from storage.signed_note import NoteError, NoteVerifier
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -523,13 +523,13 @@ async def _after_recovery(url: str, settings: Settings) -> tuple[int, list[str]]
             return size, messages
     finally:
         await connection.close()
-    verifiers = _log_verifiers(settings)
+    witnessed = cosigned.read_all(cosigned.cosigned_dir(settings.data_dir))
+    verifiers = _log_verifiers(settings, witnessed) if witnessed else []
     connection = await connect(url, role=APP_ROLE)
     try:
         from storage import audit_log
 
         size = await audit_log.log_size(connection)
-        witnessed = cosigned.read_all(cosigned.cosigned_dir(settings.data_dir))
         return size, await rollback_problems(connection, witnessed, verifiers)
     finally:
         await connection.close()
@@ -548,10 +548,21 @@ def _size_of(note: str) -> int:
     return int(note.split("\n")[1])
 
 
-def _log_verifiers(settings: Settings) -> list[NoteVerifier]:
-    from gateway.audit.cli import pinned_log_key
+def _log_verifiers(settings: Settings, copies: list[cosigned.CosignedCopy]) -> list[NoteVerifier]:
+    """The key store's checkpoint key under each origin the kept notes name: a restore may
+    run without the gateway's public URL, and a note proves something only if this key
+    signed it, whatever the name."""
+    from gateway.audit.cli import log_public_key
 
-    return [parse_verifier_key(pinned_log_key(settings))]
+    public = log_public_key(settings)
+    origins = {copy.note.split("\n", 1)[0] for copy in copies}
+    verifiers = []
+    for origin in sorted(origins):
+        try:
+            verifiers.append(NoteVerifier.from_public_key(origin, public))
+        except NoteError:
+            continue  # not a note name: rollback_problems reports the file
+    return verifiers
 
 
 async def refuse_rolled_back(runtime: Runtime) -> None:

@@ -467,8 +467,8 @@ def add_audit_commands(subparsers: Any) -> None:
     erase.add_argument("--document", help="every entry about this document")
 
 
-def pinned_log_key(settings: Settings) -> str:
-    """The active checkpoint key from the key store (first run only; later runs use --state)."""
+def log_public_key(settings: Settings) -> Ed25519PublicKey:
+    """The active checkpoint key's public half, from the key store."""
     master = load_or_create_master_key(
         settings.data_dir / "secrets" / "master.key", settings.master_key
     )
@@ -479,8 +479,13 @@ def pinned_log_key(settings: Settings) -> str:
     public = store.get_public(CHECKPOINT, info.kid)
     if not isinstance(public, Ed25519PublicKey):
         raise audit_log.AuditLogError("the checkpoint key is not Ed25519")
+    return public
+
+
+def pinned_log_key(settings: Settings) -> str:
+    """The active checkpoint key from the key store (first run only; later runs use --state)."""
     origin = audit_log.log_origin(settings.public_origin)
-    return NoteVerifier.from_public_key(origin, public).verifier_key
+    return NoteVerifier.from_public_key(origin, log_public_key(settings)).verifier_key
 
 
 async def _verify(settings: Settings, args: argparse.Namespace) -> int:
