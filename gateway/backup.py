@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from gateway.config import Settings
 from keys.files import atomic_write, fsync_dir
 from storage import cosigned, pitr
@@ -508,7 +510,7 @@ def _start_cluster(pgdata: Path, sockets: Path, user: int | None) -> None:
 
 
 async def _after_recovery(url: str, settings: Settings) -> tuple[int, list[str]]:
-    from gateway.audit.cli import rollback_problems
+    from gateway.audit.cli import log_public_key, rollback_problems
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RECOVERY_TIMEOUT_S
@@ -524,7 +526,7 @@ async def _after_recovery(url: str, settings: Settings) -> tuple[int, list[str]]
     finally:
         await connection.close()
     witnessed = cosigned.read_all(cosigned.cosigned_dir(settings.data_dir))
-    verifiers = _log_verifiers(settings, witnessed) if witnessed else []
+    verifiers = _log_verifiers(log_public_key(settings), witnessed) if witnessed else []
     connection = await connect(url, role=APP_ROLE)
     try:
         from storage import audit_log
@@ -545,16 +547,16 @@ def _rollbacks_without_log(settings: Settings) -> list[str]:
 def _size_of(note: str) -> int:
     """The tree size line of a checkpoint note (the second line), unverified: only to word
     a message when the restored database has no log to verify against."""
-    return int(note.split("\n")[1])
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
 
 
-def _log_verifiers(settings: Settings, copies: list[cosigned.CosignedCopy]) -> list[NoteVerifier]:
-    """The key store's checkpoint key under each origin the kept notes name: a restore may
-    run without the gateway's public URL, and a note proves something only if this key
-    signed it, whatever the name."""
-    from gateway.audit.cli import log_public_key
-
-    public = log_public_key(settings)
+def _log_verifiers(
+    public: Ed25519PublicKey, copies: list[cosigned.CosignedCopy]
+) -> list[NoteVerifier]:
+    """The log's checkpoint key under each origin the kept notes name: a restore may run
+    without the gateway's public URL, and the URL may have changed since a note was signed;
+    a note proves something only if this key signed it, whatever the name."""
     origins = {copy.note.split("\n", 1)[0] for copy in copies}
     verifiers = []
     for origin in sorted(origins):
@@ -569,14 +571,15 @@ async def refuse_rolled_back(runtime: Runtime) -> None:
     """At the gateway's start: a log behind a checkpoint cosigned here (``DIR/audit/cosigned``)
     would be extended into a fork of witnessed history, so the gateway does not serve it."""
     from gateway.audit.cli import rollback_problems
-    from gateway.audit.sequencer import log_verifier
+    from gateway.audit.sequencer import checkpoint_key
 
     directory = cosigned.cosigned_dir(runtime.settings.data_dir)
     copies = cosigned.read_all(directory)
     if not copies:
         return
     async with runtime.pool.acquire() as connection:
-        messages = await rollback_problems(connection, copies, [log_verifier(runtime)])
+        public = checkpoint_key(runtime.pki.keystore).public_key()
+        messages = await rollback_problems(connection, copies, _log_verifiers(public, copies))
     if messages:
         raise RollbackDetected(
             "\n".join(messages) + "\nthe gateway does not start on an audit log behind a"
