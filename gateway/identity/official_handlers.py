@@ -10,17 +10,19 @@ for the resource first, then for the act.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import Field
 
-from gateway.http.bodies import json_response, parse_body, query_text
+from gateway.http.bodies import json_response, page_params, parse_body, query_text
 from gateway.http.errors import ApiError
 from gateway.http.models import RequestBody, SingleLine
 from gateway.http.openapi import json_content, schema_ref
-from gateway.http.routing import RouteTable, path_param, query_param
+from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity import views
 from gateway.identity.auth import caller_of, source_of
-from gateway.identity.service import MANAGERS, OfficialsService
+from gateway.identity.service import MANAGERS, DeviceInfo, OfficialQuery, OfficialsService
 from storage.identity.official_requests import REQUEST_STATES
 from storage.identity.officials import normalize_roles
 
@@ -38,10 +40,18 @@ class NewOfficialBody(RequestBody):
     roles: list[str]
 
 
+class DeviceBody(RequestBody):
+    kind: Literal["browser", "file"] = Field(
+        description="browser: a console (WebCrypto) key, where passkeys apply; file: SDK, CLI"
+    )
+    label: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+
+
 class EnrollmentBody(RequestBody):
     proof: SingleLine = Field(
         min_length=1, max_length=16384, description="sealhub-enroll+jwt signed by the new key"
     )
+    device: DeviceBody | None = Field(default=None, description="what the key is (default: file)")
 
 
 class TransferBody(RequestBody):
@@ -78,6 +88,34 @@ async def create_official(request: web.Request) -> web.Response:
 
 
 @routes.add(
+    "GET",
+    "/v1/officials",
+    summary=(
+        "A department's officials (the caller's own; admin and inspector may name any),"
+        " with whether each has a working key."
+    ),
+    access="authenticated",
+    tag="officials",
+    parameters=(
+        query_param("department", "Department code (default: the caller's)."),
+        query_param("q", "Text found in the name or id (literally, no wildcards)."),
+        *PAGE_PARAMS,
+    ),
+    responses={"200": views.OfficialListPage},
+)
+async def list_officials(request: web.Request) -> web.Response:
+    limit, cursor = page_params(request)
+    query = OfficialQuery(
+        department=query_text(request, "department", max_length=63),
+        text=query_text(request, "q", max_length=100),
+    )
+    page = await request.app[OFFICIALS].list_officials(
+        caller_of(request), query, after=views.after_official(cursor), limit=limit
+    )
+    return json_response(views.official_list_page(page))
+
+
+@routes.add(
     "POST",
     "/v1/officials/{id}/enrollment-code",
     summary=(
@@ -110,8 +148,11 @@ async def enroll_key(request: web.Request) -> web.Response:
     official_id = request.match_info["id"]
     # Paced and counted before the body is read: a flood costs the flooder, not the server.
     await officials.pace_enrollment(official_id, source_of(request))
-    proof = (await parse_body(request, EnrollmentBody)).proof
-    key = await officials.enroll_key(official_id, proof, source=source_of(request))
+    body = await parse_body(request, EnrollmentBody)
+    device = DeviceInfo(body.device.kind, body.device.label) if body.device else None
+    key = await officials.enroll_key(
+        official_id, body.proof, source=source_of(request), device=device
+    )
     return json_response(views.key(key), status=201)
 
 

@@ -11,12 +11,14 @@ from typing import Any, Literal, NotRequired
 from aiohttp import web
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
-from gateway.http.bodies import json_response
+from gateway.http.bodies import encode_cursor, json_response
+from gateway.http.errors import ApiError
 from gateway.identity.principal import Principal
 from gateway.identity.service import IssuedCode, NewOfficial, TokenGrant
+from gateway.paging import Page
 from storage.identity.keys import AddedKey, OfficialKey
 from storage.identity.official_requests import OfficialRequest
-from storage.identity.officials import Official
+from storage.identity.officials import ListedOfficial, Official
 from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, OfficialStatus, Role
 
 
@@ -27,6 +29,22 @@ class OfficialJson(TypedDict):
     roles: list[Role]
     status: OfficialStatus
     created_at: str
+
+
+class ListedOfficialJson(TypedDict):
+    """An official in its department's list: ``has_key`` when it holds a key not revoked."""
+
+    id: str
+    name: str
+    department: str
+    roles: list[Role]
+    status: OfficialStatus
+    has_key: bool
+
+
+class OfficialListPage(TypedDict):
+    items: list[ListedOfficialJson]
+    next_cursor: str | None
 
 
 class NewOfficialJson(OfficialJson):
@@ -51,6 +69,9 @@ class KeyJson(TypedDict):
     code_issued_by: str | None
     code_cosigned_by: str | None
     added_by_other: bool
+    device_kind: Literal["browser", "file"]
+    label: str | None
+    last_used_at: str | None
 
 
 class KeyPage(TypedDict):
@@ -97,6 +118,7 @@ class TokenJson(TypedDict):
     token_type: Literal["DPoP"]
     expires_in: int
     refresh_token: str
+    passkey: Literal["verified", "setup_required", "not_required"]
     notices: NotRequired[list[KeyNotice]]
 
 
@@ -109,12 +131,19 @@ class Jwks(TypedDict):
     keys: list[dict[str, Any]]
 
 
+class DeviceJson(TypedDict):
+    kind: Literal["browser", "file"]
+    label: str | None
+
+
 class MeJson(TypedDict):
     id: str
     name: str
     department: str
     roles: list[str]
     kid: str
+    passkey: Literal["verified", "setup_required", "not_required"]
+    device: DeviceJson
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -136,6 +165,38 @@ def official(item: Official) -> OfficialJson:
     }
 
 
+def listed_official(item: ListedOfficial) -> ListedOfficialJson:
+    found = item.official
+    return {
+        "id": found.id,
+        "name": found.name,
+        "department": found.department,
+        "roles": list(found.roles),
+        "status": found.status,
+        "has_key": item.has_key,
+    }
+
+
+def official_list_page(page: Page[ListedOfficial]) -> OfficialListPage:
+    last = page.last
+    cursor = (
+        None
+        if last is None
+        else encode_cursor({"name": last.official.name, "id": last.official.id})
+    )
+    return {"items": [listed_official(item) for item in page.items], "next_cursor": cursor}
+
+
+def after_official(cursor: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The (name, id) an officials page starts after."""
+    if cursor is None:
+        return None
+    name, official_id = cursor.get("name"), cursor.get("id")
+    if not isinstance(name, str) or not isinstance(official_id, str):
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    return name, official_id
+
+
 def key(item: OfficialKey) -> KeyJson:
     return {
         "kid": item.kid,
@@ -146,6 +207,9 @@ def key(item: OfficialKey) -> KeyJson:
         "code_issued_by": item.code_issued_by,
         "code_cosigned_by": item.code_cosigned_by,
         "added_by_other": item.added_by_other,
+        "device_kind": "browser" if item.device_kind == "browser" else "file",
+        "label": item.label,
+        "last_used_at": _iso(item.last_used_at),
     }
 
 
@@ -229,6 +293,7 @@ def token(grant: TokenGrant) -> web.Response:
         "token_type": "DPoP",
         "expires_in": grant.expires_in,
         "refresh_token": grant.refresh_token,
+        "passkey": _state(grant.passkey),
     }
     if grant.notices is not None:
         # Logins only: keys someone else added to this official since it last heard.
@@ -247,4 +312,20 @@ def me(principal: Principal) -> MeJson:
         "department": principal.department,
         "roles": sorted(principal.roles),
         "kid": principal.kid,
+        "passkey": _state(principal.passkey),
+        "device": {
+            "kind": "browser" if principal.console else "file",
+            "label": principal.device_label,
+        },
     }
+
+
+PasskeyState = Literal["verified", "setup_required", "not_required"]
+
+
+def _state(value: str) -> PasskeyState:
+    if value == "verified":
+        return "verified"
+    if value == "setup_required":
+        return "setup_required"
+    return "not_required"
