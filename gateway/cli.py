@@ -16,6 +16,8 @@ from aiohttp import web
 from tqdm import tqdm
 
 from gateway.audit.cli import add_audit_commands, run_audit_command
+from gateway.backup import BackupError, RollbackDetected
+from gateway.backup_cli import add_backup_commands, run_backup_command
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.console.links import console_url, remember_origin
 from gateway.directory.orgs import OrgFileError, parse_orgs_csv
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_official_commands(commands)
     add_audit_commands(commands)
+    add_backup_commands(commands)
 
     pki = commands.add_parser("pki", help="platform PKI administration")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True, metavar="PKI_COMMAND")
@@ -101,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
         elif args.command == "audit":
             return run_audit_command(args, settings)
+        elif args.command in ("backup", "restore"):
+            return run_backup_command(args, settings)
         elif args.command == "official":
             asyncio.run(run_official_command(args, settings))
         elif args.command == "pki" and args.pki_command == "export-root":
@@ -113,9 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         KeyStoreError,
         MasterKeyError,
         CannotDrawSeals,
+        BackupError,
     ) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
+    except RollbackDetected as exc:
+        print(f"sealhub: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     return 0
@@ -150,6 +159,7 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
+    from gateway.backup import refuse_rolled_back
     from gateway.http.middleware import ProblemRequestHandler, ProxiedRequestHandler
     from gateway.http.proxy_protocol import ProxyAwareListener
     from gateway.runtime import open_runtime
@@ -173,6 +183,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         "access_log": None,
     }
     async with open_runtime(settings, demo=demo) as runtime:
+        await refuse_rolled_back(runtime)  # a restore that lost cosigned entries stops here
         reset_spool(settings)  # spool files a crashed run left behind
         runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()
