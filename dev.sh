@@ -43,6 +43,8 @@ system_packages() {
         command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
         command -v openssl >/dev/null 2>&1 || missing+=(openssl)
         command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-writer-nogui)
+        # The browser tests drive Debian's build through pip playwright (no browser download).
+        [ -x /usr/bin/chromium ] || missing+=(chromium)
     fi
     apt_install "${missing[@]}"
 }

@@ -10,6 +10,8 @@ from gateway import __version__
 from gateway.audit.handlers import AUDIT_LOG
 from gateway.audit.sequencer import install_audit_service, log_verifier
 from gateway.audit.service import AuditLogService
+from gateway.console.handlers import install_console
+from gateway.console.headers import security_headers
 from gateway.directory.handlers import DIRECTORY
 from gateway.directory.service import DirectoryService
 from gateway.exchange.handlers import EXCHANGE
@@ -29,6 +31,8 @@ from gateway.identity.login_handlers import LOGIN
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.official_handlers import OFFICIALS
 from gateway.identity.service import LoginService, OfficialsService
+from gateway.passkeys.handlers import PASSKEYS
+from gateway.passkeys.service import PasskeyService, RelyingParty
 from gateway.pki.crls import CRLS, CrlCache
 from gateway.pki.handlers import TIME_STAMPS
 from gateway.pki.service import TimeStampService
@@ -56,6 +60,8 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME] = runtime
     app.on_response_prepare.append(send_dpop_nonce)
+    app.on_response_prepare.append(security_headers)
+    install_console(app, runtime.settings.public_origin)
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
@@ -85,6 +91,7 @@ def create_app(runtime: Runtime) -> web.Application:
         clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
+        passkeys=app[PASSKEYS],
     )
     app[WORKFLOW] = workflow_service.WorkflowService(
         pool=runtime.pool,
@@ -94,6 +101,7 @@ def create_app(runtime: Runtime) -> web.Application:
         clock=clock,
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
+        passkeys=app[PASSKEYS],
     )
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(
@@ -115,6 +123,15 @@ def install_identity(app: web.Application, runtime: Runtime) -> None:
     app[ACCESS] = access = AccessLog(pool, audit=audit, clock=clock)
     app[NONCES] = nonces = NonceIssuers(pool, runtime.master_key)
     app[OFFICIALS] = OfficialsService(pool, audit=audit, clock=clock, access=access, limits=limits)
+    app[PASSKEYS] = passkeys = PasskeyService(
+        pool,
+        audit=audit,
+        clock=clock,
+        access=access,
+        nonces=nonces,
+        officials=app[OFFICIALS],
+        relying_party=RelyingParty.of(runtime.settings.public_origin),
+    )
     app[LOGIN] = LoginService(
         pool,
         audit=audit,
@@ -125,4 +142,5 @@ def install_identity(app: web.Application, runtime: Runtime) -> None:
         keystore=runtime.pki.keystore,
         public_origin=runtime.settings.public_origin,
         access_token_seconds=runtime.settings.access_token_seconds,
+        passkeys=passkeys,
     )

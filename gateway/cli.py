@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from gateway.audit.cli import add_audit_commands, run_audit_command
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.console.links import console_url, remember_origin
 from gateway.directory.orgs import OrgFileError, parse_orgs_csv
 from gateway.identity.cli import (
     OfficialCommandError,
@@ -29,6 +30,8 @@ from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
 
 IMPORT_BATCH = 50
+# The platform's own unit in the demo organisations: where the first admins work.
+PLATFORM_DEPARTMENT = "yl"
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 128
 
@@ -201,6 +204,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
                 backlog=LISTEN_BACKLOG,
             )
         print(f"sealhub is ready at {settings.public_origin}", flush=True)
+        print(f"console: {console_url(settings.public_origin)}", flush=True)
+        remember_origin(settings.data_dir, settings.public_origin)
         print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
         if demo:
             print(next_steps(settings, runtime.pki.ca_pem_path), flush=True)
@@ -233,12 +238,17 @@ def next_steps(settings: Settings, ca_path: Path) -> str:
             "",
             "Next steps",
             f"  1. Clients trust the platform CA: curl --cacert {ca} {origin}/readyz",
-            "  2. Create the first officials here (local access to the data directory is the",
-            "     bootstrap trust); each gets an id and a one-time enrollment code:",
+            f"     The console, for a browser that trusts it too: {console_url(origin)}",
+            "  2. Make the first admin here (local access to the data directory is the bootstrap",
+            "     trust); it prints the official's id, a one-time enrollment code and the",
+            "     console link that enrolls this browser's key with them:",
+            f"       {server} official create --data-dir {data_dir} \\",
+            f"           --department {PLATFORM_DEPARTMENT} --name 管理员 --roles admin",
+            "     Make a second admin the same way: two admins approve each department's seal,",
+            "     and officials are then created in the console (管理) or like this:",
             f"       {server} official create --data-dir {data_dir} \\",
             "           --department yl-bgs --name 用印员 --roles seal_keeper,clerk --json",
-            "     Two officials with the admin role approve each department's seal.",
-            "  3. Enroll the official's key on its own machine, then log in:",
+            "  3. Or enroll an official's key with the SDK's command line, then log in:",
             f"       {sealctl} enroll --server {origin} --ca-file {ca} --official ID --code CODE",
             f"       {sealctl} login",
             "  4. Quick starts (first steps, the SDK, sealctl):",

@@ -5,6 +5,7 @@ read :data:`routes`; a domain's handlers module declares its own table and is li
 """
 
 from gateway.audit import handlers as audit
+from gateway.console import handlers as console
 from gateway.directory import handlers as directory
 from gateway.exchange import delivery_handlers as deliveries
 from gateway.exchange import handlers as documents
@@ -13,6 +14,7 @@ from gateway.http import service_handlers as service
 from gateway.http.routing import RouteTable
 from gateway.identity import login_handlers as login
 from gateway.identity import official_handlers as officials
+from gateway.passkeys import handlers as passkeys
 from gateway.pki import handlers as pki
 from gateway.sealing import handlers as seals
 from gateway.sealing import verify_handlers as verify
@@ -24,6 +26,7 @@ from gateway.workflow import handlers as approvals
 # /v1/documents/inbox ahead of the /v1/documents/{id} family that would swallow them.
 routes = RouteTable.joined(
     service.routes,
+    console.routes,
     documents.routes,
     approvals.routes,
     audit.routes,
@@ -32,6 +35,7 @@ routes = RouteTable.joined(
     directory.routes,
     inbox.routes,
     officials.routes,
+    passkeys.routes,
     pki.routes,
     seals.routes,
     supervision.routes,

@@ -148,6 +148,12 @@ class Code(StrEnum):
     SAME_PERSON = "same_person", 403
     REQUEST_DECIDED = "request_decided", 409
     ALERT_NOTES_FULL = "alert_notes_full", 409
+    # Passkeys (WebAuthn), the second factor of console keys. A missing step-up on a signed
+    # act answers passkey_required with 403 (gateway/passkeys/errors.py), a login 401.
+    PASSKEY_REQUIRED = "passkey_required", 401
+    PASSKEY_SETUP_REQUIRED = "passkey_setup_required", 403
+    INVALID_PASSKEY = "invalid_passkey", 401
+    CONSOLE_KEY_REQUIRED = "console_key_required", 403
 
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

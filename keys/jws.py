@@ -42,6 +42,12 @@ TYP_RECEIPT = "sealhub-receipt+jwt"
 TYP_RESEND = "sealhub-resend+jwt"
 TYP_ACCESS_TOKEN = "at+jwt"  # noqa: S105 (a media type, not a secret)
 TYP_COUNTERSIGN = "sealhub-countersign+jwt"
+TYP_SEAL = "sealhub-seal+jwt"
+
+# The passkey state a login's access tokens carry (claim ``passkey``): a console login that
+# presented a passkey, one that must register one first (a restricted session), or a login
+# that needs none (every key file login; console logins of officials who need none).
+PASSKEY_STATES = ("verified", "setup_required", "not_required")
 
 # People's JWS are small; the countersigned receipt (official's JWS + x5c + TST) is the
 # largest the gateway makes and stays well below this.
@@ -772,6 +778,41 @@ def verify_receipt(
 
 
 @dataclass(frozen=True)
+class SealRequest:
+    document: str
+    draft_sha256: str
+    jti: str
+    issued_at: datetime
+
+
+def verify_seal_request(
+    signature: str,
+    *,
+    key: ec.EllipticCurvePublicKey,
+    document_id: str,
+    draft_sha256: str,
+    now: datetime,
+    max_age: float = SIGNATURE_MAX_AGE,
+    leeway: float = CLOCK_LEEWAY,
+) -> SealRequest:
+    """A ``sealhub-seal+jwt``: the seal keeper applies the seal (用印) to exactly this
+    signed-off draft. What a passkey step-up of 用印 is bound to."""
+    error = InvalidSignatureError
+    _, claims = verify_jws(signature, key=key, expected_typ=TYP_SEAL, error=error)
+    document = string_claim(claims, "document", error=error)
+    if document != document_id:
+        raise error("document_mismatch", "the seal request is for another document")
+    draft = _expect_sha256(claims, "draft_sha256", draft_sha256, error)
+    iat = _signed_at(claims, now, max_age, leeway, error)
+    return SealRequest(
+        document=document,
+        draft_sha256=draft,
+        jti=jti_claim(claims, error),
+        issued_at=from_epoch(iat),
+    )
+
+
+@dataclass(frozen=True)
 class AccessToken:
     """The checked claims of an ``at+jwt``; ``jkt`` must match every request's DPoP key."""
 
@@ -783,6 +824,7 @@ class AccessToken:
     issued_at: datetime
     expires_at: datetime
     kid: str
+    passkey: str = "not_required"
 
 
 def issue_access_token(
@@ -797,8 +839,12 @@ def issue_access_token(
     jti: str,
     now: datetime,
     lifetime: int = ACCESS_TOKEN_LIFETIME,
+    passkey: str = "not_required",
 ) -> tuple[str, AccessToken]:
-    """An ``at+jwt`` bound to the DPoP key *jkt*; ``iss`` and ``aud`` are the public URL."""
+    """An ``at+jwt`` bound to the DPoP key *jkt*; ``iss`` and ``aud`` are the public URL;
+    ``passkey`` is the login's passkey state (one of :data:`PASSKEY_STATES`)."""
+    if passkey not in PASSKEY_STATES:
+        raise ValueError("passkey must be one of " + ", ".join(PASSKEY_STATES))
     iat = math.floor(epoch_seconds(now))
     exp = iat + lifetime
     claims = {
@@ -811,6 +857,7 @@ def issue_access_token(
         "iat": iat,
         "exp": exp,
         "jti": jti,
+        "passkey": passkey,
     }
     token = sign_jws(claims, private_key, typ=TYP_ACCESS_TOKEN, kid=kid)
     return token, AccessToken(
@@ -822,6 +869,7 @@ def issue_access_token(
         issued_at=from_epoch(iat),
         expires_at=from_epoch(exp),
         kid=kid,
+        passkey=passkey,
     )
 
 
@@ -864,6 +912,9 @@ def verify_access_token(
     cnf = claims.get("cnf")
     if not isinstance(cnf, dict):
         raise error("claim_missing", "the token is not bound to a key (cnf.jkt)")
+    passkey = claims.get("passkey", "not_required")
+    if passkey not in PASSKEY_STATES:
+        raise error("claim_invalid", "passkey is not a passkey state")
     return AccessToken(
         subject=string_claim(claims, "sub", error=error),
         department=string_claim(claims, "dept", error=error),
@@ -873,4 +924,5 @@ def verify_access_token(
         issued_at=from_epoch(iat),
         expires_at=from_epoch(exp),
         kid=kid,
+        passkey=str(passkey),
     )

@@ -66,6 +66,10 @@ class EventType(StrEnum):
     OFFICIAL_REQUEST_APPROVED = "official_request.approved"
     OFFICIAL_REQUEST_DECLINED = "official_request.declined"
     OFFICIAL_REQUEST_CANCELLED = "official_request.cancelled"
+    # passkeys
+    PASSKEY_REGISTERED = "passkey.registered"
+    PASSKEY_REMOVED = "passkey.removed"
+    DEPARTMENT_SETTINGS_CHANGED = "department.settings_changed"
     # directory
     DEPARTMENT_CREATED = "department.created"
     GROUP_CREATED = "group.created"
@@ -114,6 +118,12 @@ def by(
         document=None if document is None else str(document),
         details=details,
     )
+
+
+def _with_passkey(details: dict[str, Any], passkey: Mapping[str, Any] | None) -> None:
+    """A step's passkey step-up, ``{"credential", "sign_count", "challenge"}``, when present."""
+    if passkey is not None:
+        details["passkey"] = dict(passkey)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -165,13 +175,18 @@ def seal_used(
     sha256: str,
     draft_sha256: str,
     sign_off: list[str] | None,
+    confirmation: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    details = {
+    """用印; *confirmation*: the seal keeper's ``sealhub-seal+jwt`` (``signature_jti``) and
+    its passkey step-up (``passkey``), when the request carried them."""
+    details: dict[str, Any] = {
         "seal_id": str(seal_id),
         "sha256": sha256,
         "draft_sha256": draft_sha256,
         "sign_off": sign_off,
     }
+    if confirmation:
+        details.update(confirmation)
     return by(
         actor, EventType.SEAL_USED, at, department=department, document=document, details=details
     )
@@ -264,8 +279,10 @@ def delivery_decided(
     sha256: str,
     reason: str,
     receipt_jti: str,
+    passkey: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """签收 (``delivery.received``) or 退回 (``delivery.rejected``)."""
+    """签收 (``delivery.received``) or 退回 (``delivery.rejected``); ``passkey``: the
+    step-up that confirmed it, when there was one."""
     kinds = {
         DeliveryState.RECEIVED: EventType.DELIVERY_RECEIVED,
         DeliveryState.REJECTED: EventType.DELIVERY_REJECTED,
@@ -276,6 +293,7 @@ def delivery_decided(
         "reason": reason,
         "receipt_jti": receipt_jti,
     }
+    _with_passkey(details, passkey)
     return by(actor, kinds[state], at, department=department, document=document, details=details)
 
 
@@ -359,8 +377,10 @@ def approval_recorded(
     draft_sha256: str,
     opinion: str,
     jti: str,
+    passkey: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """核稿 / 会签 / 签发: ``approval.approved`` or ``approval.rejected``."""
+    """核稿 / 会签 / 签发: ``approval.approved`` or ``approval.rejected`` (with the
+    passkey step-up, when there was one)."""
     kind = (
         EventType.APPROVAL_APPROVED
         if decision == ApprovalDecision.APPROVE
@@ -375,6 +395,7 @@ def approval_recorded(
         "opinion": opinion,
         "jti": jti,
     }
+    _with_passkey(details, passkey)
     return by(actor, kind, at, department=department, document=document, details=details)
 
 
@@ -740,15 +761,26 @@ def official_disabled(
 
 
 def login_succeeded(
-    at: datetime, *, official: str, kid: str, department: str, source: str, family: str
+    at: datetime,
+    *,
+    official: str,
+    kid: str,
+    department: str,
+    source: str,
+    family: str,
+    passkey: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
+    """A login; a console key's also says its passkey state (``passkey.state``, and the
+    credential that was verified)."""
+    details: dict[str, Any] = {"source": source, "family": family}
+    _with_passkey(details, passkey)
     return AuditEvent(
         EventType.LOGIN_SUCCEEDED,
         at,
         actor_official=official,
         actor_jkt=kid,
         department=department,
-        details={"source": source, "family": family},
+        details=details,
     )
 
 
@@ -1037,4 +1069,60 @@ def webhook_dead_lettered(
             "attempts": attempts,
             "error": error,
         },
+    )
+
+
+# --- passkeys ---------------------------------------------------------------------------------
+
+
+def passkey_registered(
+    actor: Actor,
+    at: datetime,
+    *,
+    department: str,
+    official: str,
+    passkey: uuid.UUID,
+    credential: str,
+    label: str,
+    via: str,
+    step_up: Mapping[str, Any] | None,
+) -> AuditEvent:
+    """*via*: ``first`` (no active passkey), ``new_key`` (the session's key was enrolled after
+    the newest active passkey: recovery through an enrollment code) or ``step_up``."""
+    details: dict[str, Any] = {
+        "official": official,
+        "passkey": str(passkey),
+        "credential": credential,
+        "label": label,
+        "via": via,
+    }
+    if step_up is not None:
+        details["step_up"] = dict(step_up)
+    return by(actor, EventType.PASSKEY_REGISTERED, at, department=department, details=details)
+
+
+def passkey_removed(
+    actor: Actor,
+    at: datetime,
+    *,
+    department: str,
+    official: str,
+    passkey: uuid.UUID,
+    credential: str,
+) -> AuditEvent:
+    details = {"official": official, "passkey": str(passkey), "credential": credential}
+    return by(actor, EventType.PASSKEY_REMOVED, at, department=department, details=details)
+
+
+def department_settings_changed(
+    actor: Actor,
+    at: datetime,
+    *,
+    department: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> AuditEvent:
+    details = {"before": dict(before), "after": dict(after)}
+    return by(
+        actor, EventType.DEPARTMENT_SETTINGS_CHANGED, at, department=department, details=details
     )

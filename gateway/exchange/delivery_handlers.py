@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from pydantic import Field
 
@@ -13,6 +15,7 @@ from gateway.http.bodies import json_response, parse_body
 from gateway.http.models import RequestBody
 from gateway.http.routing import RouteTable, path_param
 from gateway.identity.auth import principal_of
+from gateway.passkeys.stepup import Signed
 
 routes = RouteTable()
 
@@ -21,6 +24,11 @@ class SignatureBody(RequestBody):
     """签收 / 退回: the compact JWS the recipient's official signed."""
 
     signature: str = Field(min_length=1, max_length=65536)
+    passkey: dict[str, Any] | None = Field(
+        default=None,
+        description="passkey step-up (console keys): AuthenticationResponseJSON whose challenge"
+        " is b64url(SHA-256(ASCII of signature))",
+    )
 
 
 class ResendBody(RequestBody):
@@ -32,8 +40,9 @@ class ResendBody(RequestBody):
     )
 
 
-async def _signature(request: web.Request) -> str:
-    return (await parse_body(request, SignatureBody)).signature
+async def _signature(request: web.Request) -> Signed:
+    body = await parse_body(request, SignatureBody)
+    return Signed(body.signature, body.passkey)
 
 
 async def _resend_request(request: web.Request) -> ResendRequest:

@@ -52,6 +52,7 @@ from gateway.exchange.ranges import parse_range
 from gateway.exchange.receipts import AuditIndexPending, Countersigner
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
+from gateway.passkeys.stepup import Signed, StepUps, as_signed, details_of
 from gateway.spool import file_chunks, read_head, tee_to_file
 from gateway.workflow import rules as workflow
 from keys.jws import (
@@ -229,8 +230,10 @@ async def dispatch(
     draft_sha256: str,
     sign_off: list[str] | None,
     now: datetime,
+    confirmation: Mapping[str, object] | None = None,
 ) -> int:
-    """Deliveries, their audit events and the NOTIFY of a sealed document (用印 → 分发).
+    """Deliveries, their audit events and the NOTIFY of a sealed document (用印 → 分发);
+    *confirmation* goes into ``seal.used`` (the seal request's jti, its passkey step-up).
 
     Inserting the deliveries also enqueues their webhook jobs: the insert fires trigger
     ``deliveries_enqueue_webhooks`` of migration 0008 (one job per live webhook of each
@@ -250,6 +253,7 @@ async def dispatch(
             sha256=sealed_sha256,
             draft_sha256=draft_sha256,
             sign_off=sign_off,
+            confirmation=confirmation,
         ),
         events.document_dispatched(
             principal,
@@ -528,10 +532,12 @@ class ExchangeService:
         clock: Clock,
         max_document_bytes: int,
         sign_for_within: Mapping[str, timedelta],
+        passkeys: StepUps,
     ) -> None:
         self._pool = pool
         self._objects = objects
         self._sealer = sealer
+        self._passkeys = passkeys
         self._drafting = drafting
         self._countersigner = countersigner
         self._inbox = inbox
@@ -749,11 +755,13 @@ class ExchangeService:
         principal: Principal,
         delivery_id: uuid.UUID,
         action: str,
-        signature: Later[str],
+        signature: Later[str | Signed],
         *,
         idempotency_key: idempotency.Key | None = None,
     ) -> Countersigned:
-        """签收 (``receive``) or 退回 (``reject``) with the official's signed receipt.
+        """签收 (``receive``) or 退回 (``reject``) with the official's signed receipt; a
+        console key of an official with a passkey confirms 签收 with a passkey step-up
+        (recorded in the event when present, 退回 too).
 
         Repeating the same signed receipt answers as the first time did (and finishes its
         countersignature if that was lost), so a client may simply retry; an
@@ -762,7 +770,8 @@ class ExchangeService:
             delivery = await self._own_delivery(connection, principal, delivery_id)
         if not principal.has_any(SIGN_FOR_ROLES):
             raise RoleMissing("signing for documents needs a clerk")
-        receipt = await signature()
+        act = as_signed(await signature())
+        receipt = act.signature
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
         body_hash = hashlib.sha256(f"{action} {receipt}".encode()).hexdigest()
         state = DeliveryState.RECEIVED if action == "receive" else DeliveryState.REJECTED
@@ -780,7 +789,7 @@ class ExchangeService:
                 raise documents.WrongState(documents.ALREADY_DECIDED)
             if not repeated:
                 decision = await self._record_decision(
-                    connection, principal, delivery, receipt, action, state, now
+                    connection, principal, delivery, act, action, state, now
                 )
                 answer = {"delivery": str(delivery_id), "state": state}
                 await self._remember(connection, scope, body_hash, 200, answer)
@@ -804,13 +813,15 @@ class ExchangeService:
         connection: DbConnection,
         principal: Principal,
         delivery: documents.AddressedDelivery,
-        signature: str,
+        act: Signed,
         action: str,
         state: DeliveryState,
         now: datetime,
     ) -> documents.Decision:
-        """A new receipt: verified against the caller's enrolled key, then the delivery's
-        decision and its audit event, in the caller's transaction."""
+        """A new receipt: verified against the caller's enrolled key (and its passkey
+        step-up), then the delivery's decision and its audit event, in the caller's
+        transaction."""
+        signature = act.signature
         owner = await identity.key_owner(connection, principal.kid)
         if owner is None:
             raise NotFound()
@@ -826,6 +837,9 @@ class ExchangeService:
         # free-text rule of every official record applies (gateway/http/text.py).
         if (unsafe := unsafe_character(receipt.reason, multiline=True)) is not None:
             raise InvalidRequest(f"the reason must not contain {unsafe}")
+        confirmed = await self._passkeys.step_up(
+            connection, principal, signature, act.passkey, needed=action == "receive", now=now
+        )
         event = await record_event(
             connection,
             events.delivery_decided(
@@ -838,6 +852,7 @@ class ExchangeService:
                 sha256=receipt.sha256,
                 reason=receipt.reason,
                 receipt_jti=receipt.jti,
+                passkey=details_of(confirmed),
             ),
         )
         await documents.decide_delivery(

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.http.errors import STATUS_BY_CODE, ApiError, detail_of
 from gateway.http.ratelimit import RateLimited
-from gateway.http.routing import Handler, route_of
+from gateway.http.routing import Handler, Route, route_of
 from gateway.identity.access import AccessLog, reason_of
 from gateway.identity.errors import Forbidden as Forbidden
 from gateway.identity.errors import NotFound as NotFound
@@ -31,6 +31,7 @@ from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller
 from gateway.identity.principal import Principal as Principal
 from gateway.identity.service import TOKEN_PATH as TOKEN_PATH
+from gateway.passkeys.errors import SetupRequired
 from gateway.runtime import CLOCK, RUNTIME, Runtime
 from keys import keystore as keystore_module
 from keys.challenge import ChallengeError
@@ -242,7 +243,36 @@ async def _authenticate(request: web.Request) -> Principal:
         roles=frozenset(official.roles),
         kid=owner.key.kid,
         token_expires_at=claims.expires_at,
+        device_kind=owner.key.device_kind,
+        passkey=claims.passkey,
+        device_label=owner.key.label,
     )
+
+
+# What a ``setup_required`` session (a console login that must first register a passkey)
+# may call; ``{id}`` must then be the caller itself. Anything else: 403
+# ``passkey_setup_required``.
+SETUP_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/v1/me"),
+        ("POST", "/v1/passkeys/registration-options"),
+        ("POST", "/v1/passkeys"),
+        ("GET", "/v1/officials/{id}/passkeys"),
+        ("DELETE", "/v1/officials/{id}/passkeys/{passkey}"),
+        ("GET", "/v1/officials/{id}/keys"),
+        ("DELETE", "/v1/officials/{id}/keys/{kid}"),
+    }
+)
+
+
+async def _check_setup_session(request: web.Request, principal: Principal, route: Route) -> None:
+    if principal.passkey != "setup_required":
+        return
+    own = request.match_info.get("id", principal.official_id) == principal.official_id
+    if (route.method, route.path) in SETUP_ROUTES and own:
+        return
+    await deny_access(request, "passkey_setup_required")
+    raise SetupRequired()
 
 
 def _refusal(request: web.Request, exc: BaseException, code: str) -> ApiError:
@@ -278,6 +308,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             except (JwsError, identity.Replayed) as exc:
                 await record_failure(request, "token", reason_of(exc))
                 raise
+            await _check_setup_session(request, request[PRINCIPAL], route)
             if route.roles and not request[PRINCIPAL].has_any(route.roles):
                 await deny_access(request, "role_missing")
                 raise Forbidden("your roles do not allow this")
@@ -289,6 +320,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         identity.IdentityError,
         Forbidden,
         NotFound,
+        SetupRequired,
     ) as exc:
         code = getattr(type(exc), "code", "")
         if code not in STATUS_BY_CODE:

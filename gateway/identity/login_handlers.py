@@ -61,6 +61,12 @@ class TokenRequest(RequestBody):
     grant_type: str | None = Field(default=None, description=f"{JWT_BEARER} or {REFRESH}")
     assertion: str | None = Field(default=None, description="jwt-bearer: the login assertion")
     refresh_token: str | None = Field(default=None, description="refresh_token: the token")
+    passkey: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="jwt-bearer from a console key: the AuthenticationResponseJSON (as JSON"
+        " text) whose challenge is b64url(SHA-256(assertion))",
+    )
 
     _strings = model_validator(mode="before")(_all_strings)
 
@@ -140,7 +146,8 @@ async def token(request: web.Request) -> web.Response:
     grant = fields.grant_type
     prove = functools.partial(_dpop_for_token, request)
     if grant == JWT_BEARER:
-        issued = await login.log_in(_field(fields.assertion, "assertion"), prove, source=source)
+        assertion = _field(fields.assertion, "assertion")
+        issued = await login.log_in(assertion, prove, source=source, passkey=fields.passkey)
     elif grant == REFRESH:
         refresh = _field(fields.refresh_token, "refresh_token")
         issued = await login.refresh(refresh, prove, source=source)
@@ -165,7 +172,7 @@ async def jwks(request: web.Request) -> web.Response:
 @routes.add(
     "GET",
     "/v1/me",
-    summary="The authenticated official: id, name, department, roles, key id.",
+    summary="The authenticated official: id, name, department, roles, key id, passkey state.",
     access="authenticated",
     tag="auth",
     responses={"200": views.MeJson},

@@ -1,4 +1,4 @@
-"""The stateless nonce issuers: login challenges and server DPoP nonces.
+"""The stateless nonce issuers: login challenges, server DPoP nonces, passkey challenges.
 
 Their HMAC keys are shared by every gateway process through PostgreSQL (wrapped under the
 master key), and loaded once per issuer.
@@ -34,6 +34,10 @@ class NonceIssuers:
     async def login(self, now: datetime) -> ChallengeNonces:
         """The login challenge nonce issuer."""
         return await self._issuer(now, key_name="challenge-nonce", purpose="login")
+
+    async def passkey(self, now: datetime) -> ChallengeNonces:
+        """The passkey registration challenge issuer (WebAuthn ``challenge`` bytes)."""
+        return await self._issuer(now, key_name="passkey-challenge", purpose="passkey")
 
     async def dpop(self, now: datetime) -> ChallengeNonces:
         """The server DPoP nonce issuer (``SEALHUB_DPOP_NONCE=required``)."""

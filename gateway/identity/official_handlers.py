@@ -10,6 +10,8 @@ for the resource first, then for the act.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import Field
 
@@ -20,7 +22,7 @@ from gateway.http.openapi import json_content, schema_ref
 from gateway.http.routing import RouteTable, path_param, query_param
 from gateway.identity import views
 from gateway.identity.auth import caller_of, source_of
-from gateway.identity.service import MANAGERS, OfficialsService
+from gateway.identity.service import MANAGERS, DeviceInfo, OfficialsService
 from storage.identity.official_requests import REQUEST_STATES
 from storage.identity.officials import normalize_roles
 
@@ -38,10 +40,18 @@ class NewOfficialBody(RequestBody):
     roles: list[str]
 
 
+class DeviceBody(RequestBody):
+    kind: Literal["browser", "file"] = Field(
+        description="browser: a console (WebCrypto) key, where passkeys apply; file: SDK, CLI"
+    )
+    label: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+
+
 class EnrollmentBody(RequestBody):
     proof: SingleLine = Field(
         min_length=1, max_length=16384, description="sealhub-enroll+jwt signed by the new key"
     )
+    device: DeviceBody | None = Field(default=None, description="what the key is (default: file)")
 
 
 class TransferBody(RequestBody):
@@ -110,8 +120,11 @@ async def enroll_key(request: web.Request) -> web.Response:
     official_id = request.match_info["id"]
     # Paced and counted before the body is read: a flood costs the flooder, not the server.
     await officials.pace_enrollment(official_id, source_of(request))
-    proof = (await parse_body(request, EnrollmentBody)).proof
-    key = await officials.enroll_key(official_id, proof, source=source_of(request))
+    body = await parse_body(request, EnrollmentBody)
+    device = DeviceInfo(body.device.kind, body.device.label) if body.device else None
+    key = await officials.enroll_key(
+        official_id, body.proof, source=source_of(request), device=device
+    )
     return json_response(views.key(key), status=201)
 
 

@@ -21,6 +21,15 @@ class Principal:
     kid: str
     # When the access token of this request expires: long-lived responses end there.
     token_expires_at: datetime | None = None
+    # The key's kind ("browser": a console key, where passkeys apply; "file": SDK, CLI) and
+    # the login's passkey state ("verified", "setup_required", "not_required").
+    device_kind: str = "file"
+    passkey: str = "not_required"
+    device_label: str | None = None
+
+    @property
+    def console(self) -> bool:
+        return self.device_kind == "browser"
 
     def has_any(self, roles: Iterable[str]) -> bool:
         return bool(self.roles & frozenset(roles))

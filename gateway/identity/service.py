@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeGuard
+from typing import Any, NoReturn, Protocol, TypeGuard
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,6 +36,7 @@ from gateway.identity.access import AccessLog, Clock, reason_of
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller, Principal
+from gateway.passkeys.errors import InvalidPasskey
 from keys import keystore as keystore_module
 from keys.challenge import (
     NONCE_MAX_AGE,
@@ -153,12 +154,22 @@ class IssuedRefreshToken:
 
 @dataclass(frozen=True)
 class TokenGrant:
-    """What the token endpoint answers. ``notices``: logins only."""
+    """What the token endpoint answers. ``notices``: logins only. ``passkey``: the login's
+    passkey state, which its access tokens carry."""
 
     access_token: str = field(repr=False)
     expires_in: int
     refresh_token: str = field(repr=False)
     notices: tuple[AddedKey, ...] | None = None
+    passkey: str = "not_required"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What an enrolling client says it is: ``browser`` (a console key) or ``file``."""
+
+    kind: str = "file"
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +341,7 @@ async def _enroll(
     public_jwk: dict[str, str],
     now: datetime,
     audit: AuditSink,
+    device: DeviceInfo,
 ) -> OfficialKey | IdentityError:
     """Consume the code and register the key, or the refusal (returned, not raised: a
     wrong code's counted attempt must commit)."""
@@ -367,6 +379,8 @@ async def _enroll(
         code_cosigned_by=code.cosigned_by,
         added_by_other=added_by_other,
         code_inherited_handlers=code.inherited_handlers,
+        device_kind=device.kind,
+        label=device.label,
     )
     if key is None:
         return KeyAlreadyEnrolled("this key is already enrolled")
@@ -741,7 +755,9 @@ class OfficialsService:
                 connection, "enroll", "subject", official_id[:64], now=now, limits=self._limits
             )
 
-    async def enroll_key(self, official_id: str, proof: str, *, source: str) -> OfficialKey:
+    async def enroll_key(
+        self, official_id: str, proof: str, *, source: str, device: DeviceInfo | None = None
+    ) -> OfficialKey:
         """Consume the enrollment code the proof carries and register the key that signed
         it; a wrong code costs one attempt (committed although the call fails)."""
         now = self._clock()
@@ -756,6 +772,7 @@ class OfficialsService:
                     checked.public_jwk,
                     now,
                     self._audit,
+                    device or DeviceInfo(),
                 )
                 if isinstance(outcome, OfficialKey) and not await replay.use_once(
                     connection, "enroll", checked.thumbprint, checked.jti, checked.replay_until
@@ -1034,6 +1051,23 @@ def _token_signing_key(store: KeyStore) -> tuple[str, ec.EllipticCurvePrivateKey
     return kid, key
 
 
+class PasskeyGate(Protocol):
+    """The passkey checks of logins (gateway.passkeys.service.PasskeyService)."""
+
+    async def login_state(
+        self,
+        connection: DbConnection,
+        owner: KeyOwner,
+        assertion: str,
+        presented: str | None,
+        now: datetime,
+    ) -> tuple[str, Any]: ...
+
+    async def refresh_state(
+        self, connection: DbConnection, owner: KeyOwner, family_state: str
+    ) -> str: ...
+
+
 class LoginService:
     """Challenges, logins (RFC 7523 assertion + RFC 9449 DPoP), refresh-token rotation."""
 
@@ -1049,11 +1083,13 @@ class LoginService:
         keystore: KeyStore,
         public_origin: str,
         access_token_seconds: int,
+        passkeys: PasskeyGate,
     ) -> None:
         self._pool = pool
         self._audit = audit
         self._clock = clock
         self._access = access
+        self._passkeys = passkeys
         self._nonces = nonces
         self._limits = dict(limits)
         self._keystore = keystore
@@ -1078,10 +1114,14 @@ class LoginService:
             self._keystore.ensure(purpose, "ES256")
         return self._keystore.jwks(now=self._clock())
 
-    async def log_in(self, assertion: str, prove: ProofCheck, *, source: str) -> TokenGrant:
+    async def log_in(
+        self, assertion: str, prove: ProofCheck, *, source: str, passkey: str | None = None
+    ) -> TokenGrant:
         """A new refresh family and an access token bound to the official's enrolled key,
         which must both sign the assertion and be the DPoP key. A failure counts against the
-        official only once the caller proved it holds the key (anyone can name an id)."""
+        official only once the caller proved it holds the key (anyone can name an id).
+        A console key's login carries its passkey state (gateway.passkeys.service); *passkey*
+        is the AuthenticationResponseJSON whose challenge is the assertion's hash."""
         now = self._clock()
         proved = ""
         try:
@@ -1111,8 +1151,12 @@ class LoginService:
                         ("dpop", proof.jkt, proof.jti, proof.replay_until),
                     ],
                 )
-                issued = await self._start_family(connection, owner, now)
+                state, confirmed = await self._passkeys.login_state(
+                    connection, owner, assertion, passkey, now
+                )
+                issued = await self._start_family(connection, owner, now, state)
                 notices = await keys.take_added_keys(connection, subject, owner.key.kid, now=now)
+                await keys.mark_used(connection, owner.key.kid, now=now)
                 await self._audit.record(
                     connection,
                     events.login_succeeded(
@@ -1122,12 +1166,13 @@ class LoginService:
                         department=owner.official.department,
                         source=source,
                         family=issued.family_id,
+                        passkey=_login_passkey(owner, state, confirmed),
                     ),
                 )
-        except (JwsError, ChallengeError, IdentityError) as exc:
+        except (JwsError, ChallengeError, IdentityError, InvalidPasskey) as exc:
             await self._access.failure(source, "login", reason_of(exc), subject=proved)
             raise
-        return self._grant(owner, issued, tuple(notices), now)
+        return self._grant(owner, issued, tuple(notices), now, state)
 
     def _verify_assertion(
         self, assertion: str, subject: str, owner: KeyOwner | None, now: datetime
@@ -1168,12 +1213,12 @@ class LoginService:
         except (JwsError, ChallengeError, IdentityError) as exc:
             await self._access.failure(source, "refresh", reason_of(exc))
             raise
-        owner, issued = outcome
-        return self._grant(owner, issued, None, now)
+        owner, issued, state = outcome
+        return self._grant(owner, issued, None, now, state)
 
     async def _rotate(
         self, connection: DbConnection, token: str, jkt: str, now: datetime, source: str
-    ) -> tuple[KeyOwner, IssuedRefreshToken] | IdentityError:
+    ) -> tuple[KeyOwner, IssuedRefreshToken, str] | IdentityError:
         invalid = RefreshTokenInvalid("the refresh token is not valid")
         if not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 100:
             return invalid
@@ -1203,14 +1248,17 @@ class LoginService:
             return RefreshTokenInvalid("the key of this refresh token is revoked")
         if not owner.official.active:
             return OfficialDisabled("the official is disabled")
+        # Raises (nothing used up) when the family no longer has the passkey it now needs.
+        state = await self._passkeys.refresh_state(connection, owner, presented.family_passkey)
         await refresh.mark_token_used(connection, presented.token_hash, now=now)
+        await keys.mark_used(connection, owner.key.kid, now=now)
         issued = await self._next_token(
             connection, presented.family_id, presented.family_expires, now
         )
-        return owner, issued
+        return owner, issued, state
 
     async def _start_family(
-        self, connection: DbConnection, owner: KeyOwner, now: datetime
+        self, connection: DbConnection, owner: KeyOwner, now: datetime, passkey: str
     ) -> IssuedRefreshToken:
         family_id = str(uuid.uuid4())
         family_expires = now + REFRESH_FAMILY_LIFETIME
@@ -1221,6 +1269,7 @@ class LoginService:
             kid=owner.key.kid,
             now=now,
             expires_at=family_expires,
+            passkey=passkey,
         )
         return await self._next_token(connection, family_id, family_expires, now)
 
@@ -1240,6 +1289,7 @@ class LoginService:
         issued: IssuedRefreshToken,
         notices: tuple[AddedKey, ...] | None,
         now: datetime,
+        passkey: str,
     ) -> TokenGrant:
         kid, private_key = _token_signing_key(self._keystore)
         official = owner.official
@@ -1254,5 +1304,16 @@ class LoginService:
             jti=uuid.uuid4().hex,
             now=now,
             lifetime=self._token_seconds,
+            passkey=passkey,
         )
-        return TokenGrant(token, self._token_seconds, issued.token, notices)
+        return TokenGrant(token, self._token_seconds, issued.token, notices, passkey)
+
+
+def _login_passkey(owner: KeyOwner, state: str, confirmed: Any) -> dict[str, Any] | None:
+    """What ``login.succeeded`` says of a console login's passkey (nothing for key files)."""
+    if owner.key.device_kind != "browser":
+        return None
+    details: dict[str, Any] = {"state": state}
+    if confirmed is not None:
+        details.update(confirmed.details())
+    return details

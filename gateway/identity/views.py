@@ -51,6 +51,9 @@ class KeyJson(TypedDict):
     code_issued_by: str | None
     code_cosigned_by: str | None
     added_by_other: bool
+    device_kind: Literal["browser", "file"]
+    label: str | None
+    last_used_at: str | None
 
 
 class KeyPage(TypedDict):
@@ -97,6 +100,7 @@ class TokenJson(TypedDict):
     token_type: Literal["DPoP"]
     expires_in: int
     refresh_token: str
+    passkey: Literal["verified", "setup_required", "not_required"]
     notices: NotRequired[list[KeyNotice]]
 
 
@@ -109,12 +113,19 @@ class Jwks(TypedDict):
     keys: list[dict[str, Any]]
 
 
+class DeviceJson(TypedDict):
+    kind: Literal["browser", "file"]
+    label: str | None
+
+
 class MeJson(TypedDict):
     id: str
     name: str
     department: str
     roles: list[str]
     kid: str
+    passkey: Literal["verified", "setup_required", "not_required"]
+    device: DeviceJson
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -146,6 +157,9 @@ def key(item: OfficialKey) -> KeyJson:
         "code_issued_by": item.code_issued_by,
         "code_cosigned_by": item.code_cosigned_by,
         "added_by_other": item.added_by_other,
+        "device_kind": "browser" if item.device_kind == "browser" else "file",
+        "label": item.label,
+        "last_used_at": _iso(item.last_used_at),
     }
 
 
@@ -229,6 +243,7 @@ def token(grant: TokenGrant) -> web.Response:
         "token_type": "DPoP",
         "expires_in": grant.expires_in,
         "refresh_token": grant.refresh_token,
+        "passkey": _state(grant.passkey),
     }
     if grant.notices is not None:
         # Logins only: keys someone else added to this official since it last heard.
@@ -247,4 +262,20 @@ def me(principal: Principal) -> MeJson:
         "department": principal.department,
         "roles": sorted(principal.roles),
         "kid": principal.kid,
+        "passkey": _state(principal.passkey),
+        "device": {
+            "kind": "browser" if principal.console else "file",
+            "label": principal.device_label,
+        },
     }
+
+
+PasskeyState = Literal["verified", "setup_required", "not_required"]
+
+
+def _state(value: str) -> PasskeyState:
+    if value == "verified":
+        return "verified"
+    if value == "setup_required":
+        return "setup_required"
+    return "not_required"

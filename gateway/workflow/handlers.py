@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 from pydantic import Field
@@ -16,8 +17,10 @@ from gateway.exchange.handlers import exchange_refusals, idempotency_key, path_i
 from gateway.http.bodies import json_response, parse_body
 from gateway.http.errors import ApiError
 from gateway.http.models import RequestBody
+from gateway.http.openapi import json_content, schema_ref
 from gateway.http.routing import Handler, RouteTable, path_param, query_param
 from gateway.identity.auth import deny_access, principal_of
+from gateway.passkeys.stepup import Signed
 from gateway.workflow import views
 from gateway.workflow.rules import DeniedAccess
 from gateway.workflow.service import SEAL_ROLES, WorkflowService
@@ -49,6 +52,27 @@ class ApprovalSignature(RequestBody):
         description="sealhub-approval+jwt: document, draft_sha256, step (index or name), "
         "decision (approve|reject), opinion, iat, jti",
     )
+    passkey: dict[str, Any] | None = Field(
+        default=None,
+        description="passkey step-up (签发 from a console key): AuthenticationResponseJSON whose"
+        " challenge is b64url(SHA-256(ASCII of signature))",
+    )
+
+
+class SealBody(RequestBody):
+    """用印's optional body: the seal keeper's signed request and its passkey step-up."""
+
+    signature: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SIGNATURE,
+        description="sealhub-seal+jwt: document, draft_sha256, iat, jti",
+    )
+    passkey: dict[str, Any] | None = Field(
+        default=None,
+        description="AuthenticationResponseJSON whose challenge is"
+        " b64url(SHA-256(ASCII of signature)); needs signature",
+    )
 
 
 def workflow_refusals(handler: Handler) -> Handler:
@@ -66,8 +90,21 @@ def workflow_refusals(handler: Handler) -> Handler:
     return exchange_refusals(answer)
 
 
-async def _signature(request: web.Request) -> str:
-    return (await parse_body(request, ApprovalSignature)).signature
+async def _signature(request: web.Request) -> Signed:
+    body = await parse_body(request, ApprovalSignature)
+    return Signed(body.signature, body.passkey)
+
+
+async def _seal_request(request: web.Request) -> Signed | None:
+    """The optional body of 用印 (the SDK sends none)."""
+    if not request.can_read_body:
+        return None
+    body = await parse_body(request, SealBody)
+    if body.signature is None:
+        if body.passkey is not None:
+            raise ApiError("invalid_request", "a passkey step-up confirms a signature: send both")
+        return None
+    return Signed(body.signature, body.passkey)
 
 
 async def _file_part(request: web.Request) -> AsyncIterator[bytes]:
@@ -162,11 +199,15 @@ async def submit_version(request: web.Request) -> web.Response:
     roles=SEAL_ROLES,
     tag="workflow",
     parameters=(path_param("id", "Document id."),),
+    request_body={"required": False, "content": json_content(schema_ref(SealBody))},
     responses={"200": exchange_views.SentDocument},
 )
 @workflow_refusals
 async def seal_document(request: web.Request) -> web.Response:
     sent = await request.app[WORKFLOW].seal(
-        principal_of(request), path_id(request), idempotency_key=idempotency_key(request)
+        principal_of(request),
+        path_id(request),
+        lambda: _seal_request(request),
+        idempotency_key=idempotency_key(request),
     )
     return json_response(exchange_views.sent(sent))

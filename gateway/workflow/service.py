@@ -50,10 +50,18 @@ from gateway.exchange.service import (
 )
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
+from gateway.passkeys.stepup import Signed, StepUps, as_signed, details_of
 from gateway.spool import HEADER_WINDOW, file_chunks, save_chunks
 from gateway.workflow import rules as workflow
 from gateway.workflow.rules import DeniedAccess
-from keys.jws import Approval, InvalidSignatureError, parse_public_jwk, verify_approval
+from keys.jws import (
+    Approval,
+    InvalidSignatureError,
+    SealRequest,
+    parse_public_jwk,
+    verify_approval,
+    verify_seal_request,
+)
 from seals.pdfcheck import check_header
 from storage import audit_events as events
 from storage import documents, idempotency, identity
@@ -238,11 +246,15 @@ async def record_approval(
     signature: str,
     key: ec.EllipticCurvePublicKey,
     now: datetime,
+    step_ups: StepUps,
+    passkey: object | None = None,
 ) -> ApprovalResult:
     """核稿 / 会签 / 签发: one signed decision on the open step of the newest draft.
 
     Runs under the document's row lock, so two countersigners finishing a step at the
-    same moment see each other and exactly one of them completes it.
+    same moment see each other and exactly one of them completes it. 签发 (approve on the
+    last step) from a console key of an official with a passkey needs its step-up
+    (*passkey*); any step records one when present.
     """
     document = await documents.lock_document(connection, document_id)
     _editable(document.status)
@@ -267,6 +279,10 @@ async def record_approval(
     )
     if (unsafe := unsafe_character(approval.opinion, multiline=True)) is not None:
         raise InvalidMeta(f"the opinion must not contain {unsafe}")
+    sign_off = step == len(spec.steps) - 1 and approval.decision == ApprovalDecision.APPROVE
+    confirmed = await step_ups.step_up(
+        connection, principal, signature, passkey, needed=sign_off, now=now
+    )
     decision = workflow.Decision(step, principal.official_id, approval.decision)
     outcome = workflow.outcome_of(spec, before, decision)
     approval_id = uuid.uuid4()
@@ -302,6 +318,7 @@ async def record_approval(
             draft_sha256=version.draft_sha256,
             opinion=approval.opinion,
             jti=approval.jti,
+            passkey=details_of(confirmed),
         )
     ]
     status = DocumentStatus.IN_APPROVAL
@@ -423,8 +440,10 @@ async def record_sealed_after_approval(
     seal_id: uuid.UUID,
     now: datetime,
     sign_for_within: Mapping[str, timedelta],
+    confirmation: Mapping[str, object] | None = None,
 ) -> SentDocument:
-    """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one transaction."""
+    """用印 after 签发: the sealed bytes, the deliveries, audit events, NOTIFY — one
+    transaction. *confirmation*: the seal request's jti and passkey step-up, for ``seal.used``."""
     document_id: uuid.UUID = document.id
     recipients, cc = await workflow_rows.recipients_of(connection, document_id)
     fanout = await expand_codes(connection, recipients, cc, document.sender)
@@ -462,6 +481,7 @@ async def record_sealed_after_approval(
         draft_sha256=document.draft_sha256,
         sign_off=[str(approval_id) for approval_id in sign_off],
         now=now,
+        confirmation=confirmation,
     )
     return SentDocument(
         document_id, DocumentStatus.DISPATCHED, document.draft_sha256, sealed.sha256_hex, count
@@ -560,10 +580,12 @@ class WorkflowService:
         clock: Clock,
         max_document_bytes: int,
         sign_for_within: Mapping[str, timedelta],
+        passkeys: StepUps,
     ) -> None:
         self._pool = pool
         self._objects = objects
         self._sealer = sealer
+        self._passkeys = passkeys
         self._spool = spool
         self._clock = clock
         self._max_document_bytes = max_document_bytes
@@ -577,13 +599,15 @@ class WorkflowService:
         self,
         principal: Principal,
         document_id: uuid.UUID,
-        signature: Later[str],
+        signature: Later[str | Signed],
         *,
         idempotency_key: idempotency.Key | None = None,
     ) -> ApprovalResult:
-        """核稿 / 会签 / 签发: the caller's signed decision, checked with its enrolled key."""
+        """核稿 / 会签 / 签发: the caller's signed decision, checked with its enrolled key
+        (and its passkey step-up: :func:`record_approval`)."""
         await self._own(principal, document_id)
-        jws = await signature()
+        act = as_signed(await signature())
+        jws = act.signature
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
         body_hash = hashlib.sha256(jws.encode()).hexdigest()
         async with self._pool.acquire() as connection:
@@ -603,6 +627,8 @@ class WorkflowService:
                     signature=jws,
                     key=parse_public_jwk(owner.key.public_jwk),
                     now=now,
+                    step_ups=self._passkeys,
+                    passkey=act.passkey,
                 )
                 if scope is not None:
                     answer = idempotency.StoredResponse(200, result.as_json())
@@ -694,19 +720,29 @@ class WorkflowService:
         self,
         principal: Principal,
         document_id: uuid.UUID,
+        signed: Later[Signed | None] | None = None,
         *,
         idempotency_key: idempotency.Key | None = None,
     ) -> SentDocument:
         """用印 after 签发: seal the signed-off draft and dispatch it to the workflow's
-        recipients. No connection is held while the sealer works."""
+        recipients. No connection is held while the sealer works. *signed*: the seal
+        keeper's ``sealhub-seal+jwt`` over the document and draft, and its passkey step-up
+        (needed from a console key of an official with a passkey)."""
         await self._own(principal, document_id)
+        act = None if signed is None else await signed()
         scope = idempotency.scope_of(idempotency_key, principal.official_id)
+        request_hash = (
+            SEAL_REQUEST_HASH
+            if act is None
+            else hashlib.sha256(b"seal " + act.signature.encode()).hexdigest()
+        )
         async with self._pool.acquire() as connection:
             if scope is not None:
-                earlier = await idempotency.find(connection, scope, SEAL_REQUEST_HASH)
+                earlier = await idempotency.find(connection, scope, request_hash)
                 if earlier is not None:
                     return SentDocument.from_json(earlier.body)
             document = await draft_to_seal(connection, document_id)
+            confirmation = await self._confirm_seal(connection, principal, document, act)
         try:
             async with StagedObjects(self._objects) as staged:
                 with self._spool(2) as (draft_file, sealed_file):
@@ -727,13 +763,50 @@ class WorkflowService:
                         seal_id=outcome.seal_id,
                         now=now,
                         sign_for_within=self._sign_for_within,
+                        confirmation=confirmation,
                     )
                     if scope is not None:
                         answer = idempotency.StoredResponse(200, sent.as_json())
-                        await idempotency.remember(
-                            connection, scope, SEAL_REQUEST_HASH, answer, now
-                        )
+                        await idempotency.remember(connection, scope, request_hash, answer, now)
         except SealRevokedMeanwhile as revoked:
             await self._sealer.record_refusal(principal.department, revoked.seal_id)
             raise
         return sent
+
+    async def _confirm_seal(
+        self,
+        connection: DbConnection,
+        principal: Principal,
+        document: documents.Document,
+        act: Signed | None,
+    ) -> dict[str, object] | None:
+        """The seal request checked with the caller's key and its passkey step-up (kept at
+        once: the sign count only ever grows), before any sealing work."""
+        now = self._clock()
+        checked: SealRequest | None = None
+        if act is not None:
+            owner = await identity.key_owner(connection, principal.kid)
+            if owner is None or owner.key.revoked_at is not None:
+                raise NotFound()
+            checked = verify_seal_request(
+                act.signature,
+                key=parse_public_jwk(owner.key.public_jwk),
+                document_id=str(document.id),
+                draft_sha256=document.draft_sha256,
+                now=now,
+            )
+        async with connection.transaction():
+            confirmed = await self._passkeys.step_up(
+                connection,
+                principal,
+                "" if act is None else act.signature,
+                None if act is None else act.passkey,
+                needed=True,
+                now=now,
+            )
+        if checked is None:
+            return None
+        confirmation: dict[str, object] = {"signature_jti": checked.jti}
+        if confirmed is not None:
+            confirmation["passkey"] = confirmed.details()
+        return confirmation

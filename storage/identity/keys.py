@@ -28,6 +28,10 @@ class OfficialKey:
     code_issued_by: str | None = None
     code_cosigned_by: str | None = None
     added_by_other: bool = False
+    # "browser" (a console key: WebCrypto, passkeys apply) or "file" (SDK, CLI).
+    device_kind: str = "file"
+    label: str | None = None
+    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class AddedKey:
 
 KEY_COLUMNS = (
     "k.kid, k.official_id, k.public_jwk, k.created_at AS key_created_at, k.revoked_at,"
-    " k.code_issued_by, k.code_cosigned_by, k.added_by_other"
+    " k.code_issued_by, k.code_cosigned_by, k.added_by_other, k.device_kind, k.label,"
+    " k.last_used_at"
 )
 
 
@@ -64,6 +69,9 @@ def key_from_row(row: asyncpg.Record) -> OfficialKey:
         code_issued_by=row["code_issued_by"],
         code_cosigned_by=row["code_cosigned_by"],
         added_by_other=row["added_by_other"],
+        device_kind=row["device_kind"],
+        label=row["label"],
+        last_used_at=row["last_used_at"],
     )
 
 
@@ -118,12 +126,15 @@ async def insert_key(
     code_cosigned_by: str | None,
     added_by_other: bool,
     code_inherited_handlers: Sequence[str],
+    device_kind: str = "file",
+    label: str | None = None,
 ) -> OfficialKey | None:
     """The new key; None when this key is already enrolled (to anyone)."""
     row = await connection.fetchrow(
         "INSERT INTO official_keys AS k (kid, official_id, public_jwk, created_at,"  # noqa: S608 (constant column lists)
-        " code_issued_by, code_cosigned_by, added_by_other, code_inherited_handlers)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kid) DO NOTHING"
+        " code_issued_by, code_cosigned_by, added_by_other, code_inherited_handlers,"
+        " device_kind, label)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (kid) DO NOTHING"
         f" RETURNING {KEY_COLUMNS}",
         kid,
         official_id,
@@ -133,8 +144,15 @@ async def insert_key(
         code_cosigned_by,
         added_by_other,
         list(code_inherited_handlers),
+        device_kind,
+        label,
     )
     return None if row is None else key_from_row(row)
+
+
+async def mark_used(connection: DbConnection, kid: str, *, now: datetime) -> None:
+    """The key's ``last_used_at`` (a login or a refresh, not every request)."""
+    await connection.execute("UPDATE official_keys SET last_used_at = $2 WHERE kid = $1", kid, now)
 
 
 async def list_keys(connection: DbConnection, official_id: str) -> list[OfficialKey]:

@@ -27,6 +27,8 @@ class PresentedToken:
     family_official: str
     family_expires: datetime
     family_revoked: datetime | None
+    # The login's passkey state ("verified", "setup_required", "not_required").
+    family_passkey: str = "not_required"
 
 
 def refresh_token_hash(token: str) -> str:
@@ -41,15 +43,17 @@ async def insert_family(
     kid: str,
     now: datetime,
     expires_at: datetime,
+    passkey: str = "not_required",
 ) -> None:
     await connection.execute(
-        "INSERT INTO refresh_families (id, official_id, kid, created_at, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO refresh_families (id, official_id, kid, created_at, expires_at, passkey)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
         family_id,
         official_id,
         kid,
         now,
         expires_at,
+        passkey,
     )
 
 
@@ -71,7 +75,7 @@ async def presented_token(connection: DbConnection, token: str) -> PresentedToke
     row = await connection.fetchrow(
         "SELECT t.token_hash, t.expires_at AS token_expires, t.used_at, f.id AS family_id,"
         " f.kid AS family_kid, f.official_id AS family_official, f.expires_at AS family_expires,"
-        " f.revoked_at AS family_revoked"
+        " f.revoked_at AS family_revoked, f.passkey AS family_passkey"
         " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
         " WHERE t.token_hash = $1 FOR UPDATE OF t, f",
         refresh_token_hash(token),

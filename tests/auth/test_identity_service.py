@@ -59,6 +59,7 @@ from storage.identity.errors import (
 from storage.identity.keys import OfficialKey
 from storage.identity.official_requests import OfficialRequest
 from storage.identity.officials import Official
+from tests.passkeys.support import passkey_service
 
 JYJ, GAJ, PLATFORM = "yl-jyj", "yl-gaj", "yl"
 ORIGIN = "https://gateway.test:8443"
@@ -110,16 +111,18 @@ class World:
         self.officials = OfficialsService(
             pool, audit=audit, clock=_now, access=access, limits=LIMITS
         )
+        nonces = NonceIssuers(pool, master)
         self.login = LoginService(
             pool,
             audit=audit,
             clock=_now,
             access=access,
-            nonces=NonceIssuers(pool, master),
+            nonces=nonces,
             limits=LIMITS,
             keystore=FileKeyStore(keystore_dir, master),
             public_origin=ORIGIN,
             access_token_seconds=300,
+            passkeys=passkey_service(pool, master, ORIGIN, clock=_now, nonces=nonces),
         )
 
     async def person(

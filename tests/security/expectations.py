@@ -4,10 +4,11 @@ Callers: ``anonymous`` (no token); ``dept_admin``, ``clerk``, ``leader``, ``seal
 ``system`` (each alone, in department A, which owns the objects in the path); ``foreign``
 (department C, holding all five department roles); ``admin`` and ``inspector`` (platform).
 
-Outcome classes: ``2xx``; ``401``; ``403``; ``404``; ``409`` = authorized, but the object's
-state forbids it (e.g. a dispatched document cannot change); ``4xx`` = a validation refusal (400,
-413, 415 or 422) for a caller who got past every authorization check and then met the body
-the matrix deliberately leaves empty or incomplete (so nothing changes state).
+Outcome classes: ``2xx``; ``3xx`` (a redirect, not followed); ``401``; ``403``; ``404``;
+``409`` = authorized, but the object's state forbids it (e.g. a dispatched document cannot
+change); ``4xx`` = a validation refusal (400, 413, 415 or 422) for a caller who got past every
+authorization check and then met the body the matrix deliberately leaves empty or incomplete
+(so nothing changes state).
 
 Every route of the table must appear here; ``test_authz_matrix`` fails otherwise.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Outcome = Literal["2xx", "401", "403", "404", "409", "4xx"]
+Outcome = Literal["2xx", "3xx", "401", "403", "404", "409", "4xx"]
 Body = Literal["none", "empty", "meta_only"]
 
 DEPARTMENT_ROLES = ("dept_admin", "clerk", "leader", "seal_keeper", "system")
@@ -81,6 +82,10 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # other addresses and the bearer secret.
     ("GET", "/metrics"): public(),
     ("GET", "/openapi.json"): public(),
+    # --- the web console: the same page and files for everyone, token or not
+    ("GET", "/"): public("3xx"),
+    ("GET", "/console/"): public(),
+    ("GET", "/console/assets/{version}/{path}"): public(resource="console_asset"),
     ("GET", "/.well-known/jwks.json"): public(),
     ("GET", "/v1/pki/ca.pem"): public(),
     ("GET", "/v1/pki/chain.pem"): public(),
@@ -175,6 +180,27 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
         admin="2xx",
         foreign="404",
         inspector="404",
+    ),
+    # --- passkeys: registered from console keys only (the matrix's callers hold key files)
+    ("POST", "/v1/passkeys/registration-options"): authenticated("403"),
+    ("POST", "/v1/passkeys"): authenticated("403", body="empty"),
+    ("GET", "/v1/officials/{id}/passkeys"): authenticated(
+        "403", resource="official", dept_admin="2xx", admin="2xx", foreign="404", inspector="404"
+    ),
+    ("DELETE", "/v1/officials/{id}/passkeys/{passkey}"): authenticated(
+        "403",
+        resource="official_passkey",
+        dept_admin="404",
+        admin="404",
+        foreign="404",
+        inspector="404",
+    ),
+    # The department's settings: its dept_admin or an admin; another one's dept_admin: 404.
+    ("GET", "/v1/departments/{code}/settings"): authenticated(
+        "403", resource="department", dept_admin="2xx", admin="2xx", foreign="404"
+    ),
+    ("PUT", "/v1/departments/{code}/settings"): authenticated(
+        "403", resource="department", body="empty", dept_admin="4xx", admin="4xx", foreign="404"
     ),
     ("POST", "/v1/officials/{id}/disable"): authenticated(
         "403", resource="official", fresh=True, dept_admin="2xx", admin="2xx", foreign="404"

@@ -52,6 +52,7 @@ from storage.db import DbConnection, connect
 from storage.identity import keys
 from storage.objects import PutResult
 from tests.conftest import gateway_database_env
+from tests.passkeys.support import passkey_service
 from tests.seals.seal_corpus import reportlab_pdf
 
 SENDER, RECIPIENT, OTHER = "yl-bgs", "yl-jyj", "yl-gaj"
@@ -267,6 +268,7 @@ async def world(module_db_url: str, data_dir: Path) -> AsyncIterator[World]:
                 clock=lambda: datetime.now(UTC),
                 max_document_bytes=settings.max_document_bytes,
                 sign_for_within=settings.supervision.sign_for_within(),
+                passkeys=passkey_service(runtime.pool, runtime.master_key, settings.public_origin),
             )
             yield World(runtime, service, module_db_url)
 
