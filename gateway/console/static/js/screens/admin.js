@@ -5,21 +5,23 @@ import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
 import { useRoute } from "../core/router.js";
 import { qrcode } from "../../vendor/qrcode.mjs";
 import { KeyList } from "./devices.js";
+import { listAll } from "./dashboard.js";
 import { departmentOfficials } from "./send.js";
+import "./style.js";
 
 addMessages({
   zh: {
+    "nav.admin": "管理",
     "admin.nav": "管理",
     "admin.officials": "人员",
     "admin.seals": "印章",
     "admin.webhooks": "推送",
     "admin.departments": "单位与分发组",
     "admin.department": "单位",
-    "admin.loading": "正在加载…",
     "admin.role.admin": "平台管理员",
     "admin.role.dept_admin": "单位管理员",
     "admin.role.clerk": "文书",
@@ -68,13 +70,13 @@ addMessages({
     "admin.declined": "已拒绝",
   },
   en: {
+    "nav.admin": "Admin",
     "admin.nav": "Administration",
     "admin.officials": "Officials",
     "admin.seals": "Seals",
     "admin.webhooks": "Webhooks",
     "admin.departments": "Units and groups",
     "admin.department": "Unit",
-    "admin.loading": "Loading…",
     "admin.role.admin": "Platform admin",
     "admin.role.dept_admin": "Department admin",
     "admin.role.clerk": "Clerk",
@@ -140,14 +142,10 @@ export function roleName(role) {
 /** The tabs between the admin pages (links, with aria-current on the open one). */
 export function AdminNav() {
   const { path } = useRoute();
-  return html`<nav class="subnav" aria-label=${t("admin.nav")}>
-    <ul>
-      ${PAGES.filter(([, , roles]) => session.hasRole(...roles)).map(
-        ([href, key]) => html`<li key=${href}>
-          <a href=${href} aria-current=${path === href ? "page" : undefined}>${t(key)}</a>
-        </li>`,
-      )}
-    </ul>
+  return html`<nav class="tabs" aria-label=${t("admin.nav")}>
+    ${PAGES.filter(([, , roles]) => session.hasRole(...roles)).map(
+      ([href, key]) => html`<a key=${href} href=${href} aria-current=${`#${path}` === href ? "page" : undefined}>${t(key)}</a>`,
+    )}
   </nav>`;
 }
 
@@ -158,17 +156,7 @@ export function useDepartmentChoice() {
   const [units, setUnits] = useState([]);
   const admin = session.hasRole("admin");
   useEffect(() => {
-    if (!admin) return;
-    (async () => {
-      const found = [];
-      let cursor = null;
-      do {
-        const page = await api.get("/v1/departments", { limit: "500", ...(cursor ? { cursor } : {}) });
-        found.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor);
-      setUnits(found);
-    })().catch(() => setUnits([]));
+    if (admin) listAll("/v1/departments").then(setUnits, () => setUnits([]));
   }, []);
   const chooser = admin
     ? html`<div class="field">
@@ -220,17 +208,17 @@ export function Handover({ official, name, code, onClose }) {
     setCopied(true);
     notify(t("admin.copied"));
   };
-  return html`<section class="handover" aria-labelledby="handover-heading" data-official=${official}>
-    <h3 id="handover-heading" tabindex="-1">${t("admin.handover")}: ${name}</h3>
+  return html`<section class="panel handover" aria-labelledby="handover-heading" data-official=${official}>
+    <h2 id="handover-heading" tabindex="-1">${t("admin.handover")}: ${name}</h2>
     <p class="hint">${t("admin.handoverHint", { name })}</p>
     <div class="field">
       <label for="handover-link">${t("admin.link")}</label>
       <input id="handover-link" type="text" readonly value=${link} onFocus=${(e) => e.currentTarget.select()} />
     </div>
     <${QrCode} text=${link} label=${t("admin.qr")} />
-    <div class="actions">
-      <button type="button" class="secondary" onClick=${copy}>${copied ? t("admin.copied") : t("admin.copy")}</button>
-      <button type="button" class="secondary" onClick=${onClose}>${t("admin.close")}</button>
+    <div class="form-actions">
+      <button type="button" class="button" onClick=${copy}>${copied ? t("admin.copied") : t("admin.copy")}</button>
+      <button type="button" class="button" onClick=${onClose}>${t("admin.close")}</button>
     </div>
   </section>`;
 }
@@ -269,8 +257,8 @@ function CreateOfficial({ department, onCreated, onHandover }) {
     }
   };
 
-  return html`<form class="card" novalidate onSubmit=${submit} aria-labelledby="create-heading">
-    <h3 id="create-heading">${t("admin.create")}</h3>
+  return html`<form class="panel card" novalidate onSubmit=${submit} aria-labelledby="create-heading">
+    <h2 id="create-heading">${t("admin.create")}</h2>
     <div class="field">
       <label for="create-name">${t("admin.name")}</label>
       <input
@@ -296,7 +284,7 @@ function CreateOfficial({ department, onCreated, onHandover }) {
     </fieldset>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${pending ? html`<p class="note" role="status">${t("admin.pending", { id: pending })}</p>` : null}
-    <button type="submit" class="primary" disabled=${busy}>${t("admin.createSubmit")}</button>
+    <button type="submit" class="button button-primary" disabled=${busy}>${t("admin.createSubmit")}</button>
   </form>`;
 }
 
@@ -330,25 +318,25 @@ function OfficialRow({ official, onChanged, onHandover }) {
   };
 
   const active = official.status === "active";
-  return html`<li class="card" data-official=${official.id}>
-    <h4>${official.name}</h4>
-    <p class="meta">
+  return html`<li class="panel card" data-official=${official.id}>
+    <h3>${official.name}</h3>
+    <p class="doc-line">
       <span>${official.roles.map(roleName).join("、")}</span>
       <span>${t(`admin.status.${official.status}`)}</span>
       <span>${official.has_key ? t("admin.hasKey") : t("admin.noKey")}</span>
     </p>
-    <div class="actions">
-      <button type="button" class="secondary" aria-expanded=${showKeys ? "true" : "false"} onClick=${() => setShowKeys(!showKeys)}>
+    <div class="form-actions">
+      <button type="button" class="button" aria-expanded=${showKeys ? "true" : "false"} onClick=${() => setShowKeys(!showKeys)}>
         ${t("admin.devices")}
       </button>
-      ${active ? html`<button type="button" class="secondary" onClick=${newCode}>${t("admin.newCode")}</button>` : null}
-      ${active && !asking ? html`<button type="button" class="danger" onClick=${() => setAsking(true)}>${t("admin.disable")}</button>` : null}
+      ${active ? html`<button type="button" class="button" onClick=${newCode}>${t("admin.newCode")}</button>` : null}
+      ${active && !asking ? html`<button type="button" class="button button-danger" onClick=${() => setAsking(true)}>${t("admin.disable")}</button>` : null}
     </div>
     ${asking
       ? html`<div class="confirm" role="group" aria-label=${t("admin.disable")}>
           <p>${t("admin.disableConfirm", { name: official.name })}</p>
-          <button type="button" class="danger" onClick=${disable}>${t("admin.disableYes")}</button>
-          <button type="button" class="secondary" onClick=${() => setAsking(false)}>${t("admin.cancel")}</button>
+          <button type="button" class="button button-danger" onClick=${disable}>${t("admin.disableYes")}</button>
+          <button type="button" class="button" onClick=${() => setAsking(false)}>${t("admin.cancel")}</button>
         </div>`
       : null}
     ${note ? html`<p class="note" role="status">${note}</p>` : null}
@@ -383,24 +371,24 @@ function Requests({ onHandover, onDecided }) {
   };
 
   return html`<section aria-labelledby="requests-heading">
-    <h3 id="requests-heading">${t("admin.requests")}</h3>
+    <h2 id="requests-heading">${t("admin.requests")}</h2>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${items === null
-      ? html`<p class="muted">${t("admin.loading")}</p>`
+      ? html`<${Loading} />`
       : items.length === 0
-        ? html`<p class="muted">${t("admin.noRequests")}</p>`
+        ? html`<p class="hint">${t("admin.noRequests")}</p>`
         : html`<ul class="cards">
             ${items.map(
-              (r) => html`<li class="card" key=${r.id} data-request=${r.id}>
-                <h4>${t(`admin.kind.${r.kind}`)}${r.payload && r.payload.name ? `：${r.payload.name}` : ""}</h4>
-                <p class="meta">
+              (r) => html`<li class="panel card" key=${r.id} data-request=${r.id}>
+                <h3>${t(`admin.kind.${r.kind}`)}${r.payload && r.payload.name ? `：${r.payload.name}` : ""}</h3>
+                <p class="doc-line">
                   <span>${r.department}${r.target_department ? ` → ${r.target_department}` : ""}</span>
                   ${r.payload && r.payload.roles ? html`<span>${r.payload.roles.map(roleName).join("、")}</span>` : null}
                   <span>${t("admin.requestedBy", { who: r.requested_by, time: formatTime(r.requested_at) })}</span>
                 </p>
-                <div class="actions">
-                  <button type="button" class="primary" onClick=${() => decide(r, "approve")}>${t("admin.approve")}</button>
-                  <button type="button" class="secondary" onClick=${() => decide(r, "decline")}>${t("admin.decline")}</button>
+                <div class="form-actions">
+                  <button type="button" class="button button-primary" onClick=${() => decide(r, "approve")}>${t("admin.approve")}</button>
+                  <button type="button" class="button" onClick=${() => decide(r, "decline")}>${t("admin.decline")}</button>
                 </div>
               </li>`,
             )}
@@ -431,16 +419,16 @@ export function AdminOfficialsScreen() {
     <${CreateOfficial} department=${department} onCreated=${load} onHandover=${setHandover} />
     <${Requests} onHandover=${setHandover} onDecided=${load} />
     <section aria-labelledby="officials-heading">
-      <h3 id="officials-heading">${t("admin.list")}</h3>
-      <div class="field search">
+      <h2 id="officials-heading">${t("admin.list")}</h2>
+      <div class="field">
         <label for="officials-search">${t("admin.search")}</label>
         <input id="officials-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
       </div>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
       ${shown === null
-        ? html`<p class="muted">${t("admin.loading")}</p>`
+        ? html`<${Loading} />`
         : shown.length === 0
-          ? html`<p class="muted">${t("admin.none")}</p>`
+          ? html`<p class="hint">${t("admin.none")}</p>`
           : html`<ul class="cards">
               ${shown.map((o) => html`<${OfficialRow} key=${o.id} official=${o} onChanged=${load} onHandover=${setHandover} />`)}
             </ul>`}

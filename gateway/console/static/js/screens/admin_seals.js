@@ -5,15 +5,15 @@ import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
 import { AdminNav, useDepartmentChoice } from "./admin.js";
 import { useImageUrl } from "./seal.js";
+import "./style.js";
 
 addMessages({
   zh: {
     "seals.list": "本单位印章",
     "seals.none": "还没有印章",
-    "seals.loading": "正在加载…",
     "seals.image": "{purpose}印章图样",
     "seals.purpose": "用途",
     "seals.status": "状态",
@@ -42,7 +42,6 @@ addMessages({
   en: {
     "seals.list": "Seals of the unit",
     "seals.none": "No seal yet",
-    "seals.loading": "Loading…",
     "seals.image": "Seal image: {purpose}",
     "seals.purpose": "Purpose",
     "seals.status": "Status",
@@ -97,7 +96,7 @@ function SealCard({ seal, admin, onChanged }) {
     }
   };
 
-  return html`<li class="card seal-card" data-seal=${seal.id}>
+  return html`<li class="panel card seal-card" data-seal=${seal.id}>
     ${url ? html`<img class="seal-image" src=${url} alt=${t("seals.image", { purpose: seal.purpose })} width="120" height="120" />` : null}
     <dl class="facts">
       <dt>${t("seals.purpose")}</dt>
@@ -109,7 +108,7 @@ function SealCard({ seal, admin, onChanged }) {
     </dl>
     ${asked ? html`<p class="note" role="status">${t("seals.revokeRequested", { id: asked })}</p>` : null}
     ${admin && seal.status === "active" && !revoking
-      ? html`<button type="button" class="danger" onClick=${() => setRevoking(true)}>${t("seals.revoke")}</button>`
+      ? html`<button type="button" class="button button-danger" onClick=${() => setRevoking(true)}>${t("seals.revoke")}</button>`
       : null}
     ${revoking
       ? html`<form class="inline-form" novalidate onSubmit=${revoke}>
@@ -127,8 +126,8 @@ function SealCard({ seal, admin, onChanged }) {
             ${error ? html`<p id=${`${base}-error`} class="field-error">${error}</p>` : null}
           </div>
           ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-          <button type="submit" class="danger">${t("seals.revokeSubmit")}</button>
-          <button type="button" class="secondary" onClick=${() => setRevoking(false)}>${t("admin.cancel")}</button>
+          <button type="submit" class="button button-danger">${t("seals.revokeSubmit")}</button>
+          <button type="button" class="button" onClick=${() => setRevoking(false)}>${t("admin.cancel")}</button>
         </form>`
       : null}
   </li>`;
@@ -152,8 +151,8 @@ function RequestSeal({ department }) {
       setFailure(error);
     }
   };
-  return html`<form class="card" onSubmit=${submit} aria-labelledby="seal-request-heading">
-    <h3 id="seal-request-heading">${t("seals.request")}</h3>
+  return html`<form class="panel card" onSubmit=${submit} aria-labelledby="seal-request-heading">
+    <h2 id="seal-request-heading">${t("seals.request")}</h2>
     <p class="hint">${t("seals.requestHint")}</p>
     <div class="field">
       <label for="seal-purpose">${t("seals.purpose")}</label>
@@ -165,7 +164,7 @@ function RequestSeal({ department }) {
           ${t("seals.requested")} <code class="request-id" data-request=${asked}>${asked}</code>
         </p>`
       : null}
-    <button type="submit" class="primary">${t("seals.requestSubmit")}</button>
+    <button type="submit" class="button button-primary">${t("seals.requestSubmit")}</button>
   </form>`;
 }
 
@@ -190,8 +189,8 @@ function ApproveRequest({ onApproved }) {
       setFailure(failed);
     }
   };
-  return html`<form class="card" novalidate onSubmit=${submit} aria-labelledby="seal-approve-heading">
-    <h3 id="seal-approve-heading">${t("seals.approve")}</h3>
+  return html`<form class="panel card" novalidate onSubmit=${submit} aria-labelledby="seal-approve-heading">
+    <h2 id="seal-approve-heading">${t("seals.approve")}</h2>
     <div class="field">
       <label for="seal-request-id">${t("seals.requestId")}</label>
       <input
@@ -208,7 +207,7 @@ function ApproveRequest({ onApproved }) {
       ${error ? html`<p id="seal-request-id-error" class="field-error">${error}</p>` : null}
     </div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    <button type="submit" class="primary">${t("seals.approveSubmit")}</button>
+    <button type="submit" class="button button-primary">${t("seals.approveSubmit")}</button>
   </form>`;
 }
 
@@ -227,12 +226,12 @@ export function AdminSealsScreen() {
     <${AdminNav} />
     ${chooser}
     <section aria-labelledby="seals-heading">
-      <h3 id="seals-heading">${t("seals.list")}</h3>
+      <h2 id="seals-heading">${t("seals.list")}</h2>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
       ${seals === null
-        ? html`<p class="muted">${t("seals.loading")}</p>`
+        ? html`<${Loading} />`
         : seals.length === 0
-          ? html`<p class="muted">${t("seals.none")}</p>`
+          ? html`<p class="hint">${t("seals.none")}</p>`
           : html`<ul class="cards">${seals.map((s) => html`<${SealCard} key=${s.id} seal=${s} admin=${admin} onChanged=${load} />`)}</ul>`}
     </section>
     ${admin

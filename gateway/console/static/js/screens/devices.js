@@ -5,10 +5,12 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { registerPasskey } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
+import "./style.js";
 
 addMessages({
   zh: {
+    "nav.devices": "我的设备",
     "devices.title": "我的设备",
     "devices.keys": "密钥",
     "devices.keysHint": "每个浏览器、手机或密钥文件都是单独登记的密钥。丢失设备时请立即吊销。",
@@ -41,10 +43,10 @@ addMessages({
     "devices.removeLabel": "删除通行密钥 {label}",
     "devices.removed": "已删除通行密钥",
     "devices.passkeyCancelled": "未完成通行密钥注册。",
-    "devices.loading": "正在加载…",
     "devices.setupRequired": "您的角色须使用通行密钥：请先添加一个，才能使用其他功能。",
   },
   en: {
+    "nav.devices": "My devices",
     "devices.title": "My devices",
     "devices.keys": "Keys",
     "devices.keysHint": "Each browser, phone or key file is its own enrolled key. Revoke a lost device at once.",
@@ -77,7 +79,6 @@ addMessages({
     "devices.removeLabel": "Remove passkey {label}",
     "devices.removed": "Passkey removed",
     "devices.passkeyCancelled": "The passkey was not registered.",
-    "devices.loading": "Loading…",
     "devices.setupRequired": "Your roles need a passkey: add one before anything else.",
   },
 });
@@ -115,17 +116,17 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
     }
   };
 
-  if (keys === null) return failure ? html`<${ErrorNote} error=${failure} />` : html`<p class="muted">${t("devices.loading")}</p>`;
+  if (keys === null) return failure ? html`<${ErrorNote} error=${failure} />` : html`<${Loading} />`;
   return html`<div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${keys.length === 0
-      ? html`<p class="muted">${t("devices.none")}</p>`
+      ? html`<p class="hint">${t("devices.none")}</p>`
       : html`<ul class="cards">
           ${keys.map((key) => {
             const label = keyLabel(key);
             const current = key.kid === currentKid;
-            return html`<li class="card" key=${key.kid} data-kid=${key.kid} data-status=${key.status}>
-              <h4>${label}${current ? t("devices.this") : ""}</h4>
+            return html`<li class="panel card" key=${key.kid} data-kid=${key.kid} data-status=${key.status}>
+              <h3>${label}${current ? t("devices.this") : ""}</h3>
               <dl class="facts">
                 <dt>${t("devices.kind")}</dt>
                 <dd>${keyKind(key)}</dd>
@@ -136,15 +137,15 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
               </dl>
               ${key.added_by_other ? html`<p class="note">${t("devices.byOther")}</p>` : null}
               ${key.status === "active" && asking !== key.kid
-                ? html`<button type="button" class="danger" aria-label=${t("devices.revokeLabel", { label })} onClick=${() => setAsking(key.kid)}>
+                ? html`<button type="button" class="button button-danger" aria-label=${t("devices.revokeLabel", { label })} onClick=${() => setAsking(key.kid)}>
                     ${t("devices.revoke")}
                   </button>`
                 : null}
               ${asking === key.kid
                 ? html`<div class="confirm" role="group" aria-label=${t("devices.revokeLabel", { label })}>
                     <p>${current ? t("devices.revokeThis") : t("devices.revokeConfirm", { label })}</p>
-                    <button type="button" class="danger" onClick=${() => revoke(key)}>${t("devices.yes")}</button>
-                    <button type="button" class="secondary" onClick=${() => setAsking(null)}>${t("devices.cancel")}</button>
+                    <button type="button" class="button button-danger" onClick=${() => revoke(key)}>${t("devices.yes")}</button>
+                    <button type="button" class="button" onClick=${() => setAsking(null)}>${t("devices.cancel")}</button>
                   </div>`
                 : null}
             </li>`;
@@ -197,15 +198,15 @@ function Passkeys({ official }) {
   return html`<div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${items === null
-      ? html`<p class="muted">${t("devices.loading")}</p>`
+      ? html`<${Loading} />`
       : items.length === 0
-        ? html`<p class="muted">${t("devices.noPasskeys")}</p>`
+        ? html`<p class="hint">${t("devices.noPasskeys")}</p>`
         : html`<ul class="cards">
             ${items.map(
-              (p) => html`<li class="card" key=${p.id} data-passkey=${p.id}>
-                <h4>${p.label}</h4>
+              (p) => html`<li class="panel card" key=${p.id} data-passkey=${p.id}>
+                <h3>${p.label}</h3>
                 <p><time datetime=${p.created_at}>${formatTime(p.created_at)}</time></p>
-                <button type="button" class="danger" aria-label=${t("devices.removeLabel", { label: p.label })} onClick=${() => remove(p)}>
+                <button type="button" class="button button-danger" aria-label=${t("devices.removeLabel", { label: p.label })} onClick=${() => remove(p)}>
                   ${t("devices.remove")}
                 </button>
               </li>`,
@@ -225,7 +226,7 @@ function Passkeys({ official }) {
         <p id="passkey-label-hint" class="hint">${t("devices.passkeyLabelHint")}</p>
       </div>
       ${hint ? html`<p class="field-error" role="alert">${hint}</p>` : null}
-      <button type="submit" class="primary" disabled=${busy}>${t("devices.addPasskey")}</button>
+      <button type="submit" class="button button-primary" disabled=${busy}>${t("devices.addPasskey")}</button>
     </form>
   </div>`;
 }
@@ -233,14 +234,14 @@ function Passkeys({ official }) {
 export function DevicesScreen() {
   const me = session.me;
   return html`<${Page} title=${t("devices.title")}>
-    ${me.passkey === "setup_required" ? html`<p class="note" role="note">${t("devices.setupRequired")}</p>` : null}
+    ${me.passkey === "setup_required" ? html`<p class="note note-warn" role="note">${t("devices.setupRequired")}</p>` : null}
     <section aria-labelledby="devices-passkeys">
-      <h3 id="devices-passkeys">${t("devices.passkeys")}</h3>
+      <h2 id="devices-passkeys">${t("devices.passkeys")}</h2>
       <p class="hint">${t("devices.passkeysHint")}</p>
       <${Passkeys} official=${me.id} />
     </section>
     <section aria-labelledby="devices-keys">
-      <h3 id="devices-keys">${t("devices.keys")}</h3>
+      <h2 id="devices-keys">${t("devices.keys")}</h2>
       <p class="hint">${t("devices.keysHint")}</p>
       <${KeyList} official=${me.id} currentKid=${me.kid} onRevokedCurrent=${() => session.logout()} />
     </section>

@@ -4,6 +4,9 @@
 import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
 import { t, addMessages } from "../core/i18n.js";
+import { Loading } from "../core/ui.js";
+import { listAll } from "./dashboard.js";
+import "./style.js";
 
 addMessages({
   zh: {
@@ -13,7 +16,6 @@ addMessages({
     "picker.groups": "分发组",
     "picker.results": "搜索结果",
     "picker.none": "没有找到",
-    "picker.loading": "正在加载…",
     "picker.expand": "展开{name}",
     "picker.collapse": "收起{name}",
     "picker.main": "主送",
@@ -33,7 +35,6 @@ addMessages({
     "picker.groups": "Distribution groups",
     "picker.results": "Search results",
     "picker.none": "Nothing found",
-    "picker.loading": "Loading…",
     "picker.expand": "Expand {name}",
     "picker.collapse": "Collapse {name}",
     "picker.main": "To",
@@ -87,17 +88,6 @@ export function useNames(codes) {
   return (code) => known[code] || (names.get(code) && names.get(code).name) || code;
 }
 
-async function everyPage(path, query) {
-  const items = [];
-  let cursor = null;
-  do {
-    const page = await api.get(path, { ...query, limit: "500", ...(cursor ? { cursor } : {}) });
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return items;
-}
-
 /** The top of the tree: the caller's department's topmost ancestor. */
 async function rootOf(code) {
   let unit = await api.get(`/v1/departments/${encodeURIComponent(code)}`);
@@ -113,7 +103,7 @@ function ChoiceButtons({ entry, chosen, onToggle }) {
   return html`<span class="picker-choice">
     <button
       type="button"
-      class="toggle"
+      class="button button-toggle"
       aria-pressed=${inMain ? "true" : "false"}
       aria-label=${t("picker.addMain", { name: entry.name })}
       onClick=${() => onToggle(entry, "recipients")}
@@ -122,7 +112,7 @@ function ChoiceButtons({ entry, chosen, onToggle }) {
     </button>
     <button
       type="button"
-      class="toggle"
+      class="button button-toggle"
       aria-pressed=${inCopy ? "true" : "false"}
       aria-label=${t("picker.addCopy", { name: entry.name })}
       onClick=${() => onToggle(entry, "cc")}
@@ -137,7 +127,7 @@ function TreeNode({ unit, chosen, onToggle, excluded, level }) {
   const [children, setChildren] = useState(null);
   useEffect(() => {
     if (!open || children) return;
-    everyPage("/v1/departments", { parent: unit.code }).then(
+    listAll("/v1/departments", { parent: unit.code }).then(
       (items) => setChildren(items.map((u) => remember({ code: u.code, name: u.name, group: false }))),
       () => setChildren([]),
     );
@@ -147,7 +137,7 @@ function TreeNode({ unit, chosen, onToggle, excluded, level }) {
     <div class="picker-row">
       <button
         type="button"
-        class="picker-twisty"
+        class="button button-quiet picker-twisty"
         aria-expanded=${open ? "true" : "false"}
         aria-label=${t(label, { name: unit.name })}
         onClick=${() => setOpen(!open)}
@@ -160,7 +150,7 @@ function TreeNode({ unit, chosen, onToggle, excluded, level }) {
     ${open &&
     html`<ul class="picker-children">
       ${children === null
-        ? html`<li class="muted">${t("picker.loading")}</li>`
+        ? html`<li><${Loading} /></li>`
         : children.map(
             (child) =>
               html`<${TreeNode}
@@ -179,16 +169,16 @@ function TreeNode({ unit, chosen, onToggle, excluded, level }) {
 function Chosen({ title, codes, field, onRemove }) {
   const label = (code) => (names.get(code) ? names.get(code).name : code);
   return html`<div class="picker-chosen">
-    <h4>${title}</h4>
+    <p class="picker-title">${title}</p>
     ${codes.length === 0
-      ? html`<p class="muted">${t("picker.nothingChosen")}</p>`
+      ? html`<p class="hint">${t("picker.nothingChosen")}</p>`
       : html`<ul class="chips">
           ${codes.map(
             (code) => html`<li key=${code} class="chip">
               <span>${label(code)}</span>
               <button
                 type="button"
-                class="chip-remove"
+                class="button button-quiet chip-remove"
                 aria-label=${t("picker.remove", { name: label(code) })}
                 onClick=${() => onRemove(code, field)}
               >
@@ -213,7 +203,7 @@ export function RecipientPicker({ value, onChange, excluded = [], department, id
 
   useEffect(() => {
     if (department) rootOf(department).then(setRoot, () => setRoot(null));
-    everyPage("/v1/groups", {}).then(
+    listAll("/v1/groups").then(
       (items) => setGroups(items.map((g) => remember({ code: g.code, name: g.name, group: true }))),
       () => setGroups([]),
     );
@@ -257,7 +247,7 @@ export function RecipientPicker({ value, onChange, excluded = [], department, id
       ${entries.map(
         (entry) => html`<li key=${entry.code} class="picker-row">
           <span class="picker-name">
-            ${entry.name}${entry.group ? html` <span class="muted">(${t("picker.group")})</span>` : null}
+            ${entry.name}${entry.group ? html` <span class="hint">(${t("picker.group")})</span>` : null}
           </span>
           ${excluded.includes(entry.code) ? null : html`<${ChoiceButtons} entry=${entry} chosen=${value} onToggle=${toggle} />`}
         </li>`,
@@ -281,22 +271,22 @@ export function RecipientPicker({ value, onChange, excluded = [], department, id
     <p id=${`${searchId}-hint`} class="hint">${t("picker.searchHint")}</p>
     ${results !== null
       ? html`<section aria-label=${t("picker.results")} aria-live="polite">
-          <h4>${t("picker.results")}</h4>
-          ${results.length ? flatList(results) : html`<p class="muted">${t("picker.none")}</p>`}
+          <p class="picker-title">${t("picker.results")}</p>
+          ${results.length ? flatList(results) : html`<p class="hint">${t("picker.none")}</p>`}
         </section>`
       : html`<div class="picker-browse">
           ${groups.length > 0 &&
           html`<section aria-label=${t("picker.groups")}>
-            <h4>${t("picker.groups")}</h4>
+            <p class="picker-title">${t("picker.groups")}</p>
             ${flatList(groups)}
           </section>`}
           <section aria-label=${t("picker.tree")}>
-            <h4>${t("picker.tree")}</h4>
+            <p class="picker-title">${t("picker.tree")}</p>
             ${root
               ? html`<ul class="picker-tree">
                   <${TreeNode} unit=${root} chosen=${value} onToggle=${toggle} excluded=${excluded} level=${0} />
                 </ul>`
-              : html`<p class="muted">${t("picker.loading")}</p>`}
+              : html`<${Loading} />`}
           </section>
         </div>`}
   </div>`;

@@ -7,53 +7,85 @@ import { api } from "../core/api.js";
 import { signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Urgency, formatTime, notify } from "../core/ui.js";
-import { useRoute, navigate } from "../core/router.js";
-import { renderPageImage } from "./document.js";
+import { Page, Loading, ErrorNote, Urgency, formatTime, notify } from "../core/ui.js";
+import { navigate } from "../core/router.js";
+import { scriptURL } from "../core/trusted.js";
 import { checkedDraft, Chain, useOfficialNames } from "./todo.js";
+import "./style.js";
 
 addMessages({
   zh: {
-    "seal.title": "用印",
-    "seal.empty": "没有等待本单位用印的公文",
-    "seal.loading": "正在加载…",
-    "seal.more": "加载更多",
-    "seal.number": "文号：{number}",
-    "seal.drafter": "拟稿人：{name}",
-    "seal.created": "拟稿时间：{time}",
-    "seal.open": "用印",
-    "seal.back": "返回用印列表",
-    "seal.preview": "用印预览：第{page}页",
-    "seal.previewAlt": "第{page}页，红框处为印章位置",
-    "seal.noSeal": "本单位还没有有效印章，不能用印。请联系平台管理员申请。",
-    "seal.apply": "用印并分发",
-    "seal.applying": "正在用印…",
-    "seal.applied": "已用印，分发给 {n} 个单位",
-    "seal.digestMismatch": "下载的文稿与签发的文稿摘要不一致，不能用印。",
-    "seal.passkeyNote": "用印须用通行密钥确认本人操作。",
-    "seal.passkeyCancelled": "未完成通行密钥验证，未用印。",
+    "nav.seal": "用印",
+    "sealing.title": "用印",
+    "sealing.empty": "没有等待本单位用印的公文",
+    "sealing.more": "加载更多",
+    "sealing.number": "文号：{number}",
+    "sealing.drafter": "拟稿人：{name}",
+    "sealing.created": "拟稿时间：{time}",
+    "sealing.open": "用印",
+    "sealing.back": "返回用印列表",
+    "sealing.preview": "用印预览：第{page}页",
+    "sealing.previewAlt": "第{page}页，红框处为印章位置",
+    "sealing.noSeal": "本单位还没有有效印章，不能用印。请联系平台管理员申请。",
+    "sealing.apply": "用印并分发",
+    "sealing.applying": "正在用印…",
+    "sealing.applied": "已用印，分发给 {n} 个单位",
+    "sealing.digestMismatch": "下载的文稿与签发的文稿摘要不一致，不能用印。",
+    "sealing.passkeyNote": "用印须用通行密钥确认本人操作。",
+    "sealing.passkeyCancelled": "未完成通行密钥验证，未用印。",
   },
   en: {
-    "seal.title": "Seal",
-    "seal.empty": "Nothing is waiting for your department's seal",
-    "seal.loading": "Loading…",
-    "seal.more": "Load more",
-    "seal.number": "Number: {number}",
-    "seal.drafter": "Drafter: {name}",
-    "seal.created": "Drafted: {time}",
-    "seal.open": "Seal",
-    "seal.back": "Back to the list",
-    "seal.preview": "Preview: page {page}",
-    "seal.previewAlt": "Page {page}; the red frame is where the seal goes",
-    "seal.noSeal": "Your department has no active seal yet: ask a platform admin for one.",
-    "seal.apply": "Seal and dispatch",
-    "seal.applying": "Sealing…",
-    "seal.applied": "Sealed and dispatched to {n} units",
-    "seal.digestMismatch": "The downloaded draft does not match the signed-off digest: nothing was sealed.",
-    "seal.passkeyNote": "Sealing is confirmed with your passkey.",
-    "seal.passkeyCancelled": "The passkey check was not completed: nothing was sealed.",
+    "nav.seal": "Seal",
+    "sealing.title": "Seal",
+    "sealing.empty": "Nothing is waiting for your department's seal",
+    "sealing.more": "Load more",
+    "sealing.number": "Number: {number}",
+    "sealing.drafter": "Drafter: {name}",
+    "sealing.created": "Drafted: {time}",
+    "sealing.open": "Seal",
+    "sealing.back": "Back to the list",
+    "sealing.preview": "Preview: page {page}",
+    "sealing.previewAlt": "Page {page}; the red frame is where the seal goes",
+    "sealing.noSeal": "Your department has no active seal yet: ask a platform admin for one.",
+    "sealing.apply": "Seal and dispatch",
+    "sealing.applying": "Sealing…",
+    "sealing.applied": "Sealed and dispatched to {n} units",
+    "sealing.digestMismatch": "The downloaded draft does not match the signed-off digest: nothing was sealed.",
+    "sealing.passkeyNote": "Sealing is confirmed with your passkey.",
+    "sealing.passkeyCancelled": "The passkey check was not completed: nothing was sealed.",
   },
 });
+
+/**
+ * One page of *bytes* drawn by pdf.js into a PNG blob: URL (the caller revokes it). It
+ * shares the worker port of core/pdf.js when that one is running, else starts it the same
+ * way (a Trusted Types script URL of the console's own assets, no eval, no WebAssembly).
+ */
+async function renderPageImage(bytes, pageIndex) {
+  const lib = await import("../../vendor/pdfjs/pdf.min.mjs");
+  if (!lib.GlobalWorkerOptions.workerPort) {
+    lib.GlobalWorkerOptions.workerPort = new Worker(scriptURL("vendor/pdfjs/pdf.worker.min.mjs"), { type: "module" });
+  }
+  const task = lib.getDocument({
+    data: new Uint8Array(bytes.slice(0)),
+    isEvalSupported: false,
+    useWasm: false,
+    enableXfa: false,
+  });
+  try {
+    const pdf = await task.promise;
+    const page = await pdf.getPage(Math.min(pageIndex + 1, pdf.numPages));
+    const viewport = page.getViewport({ scale: 2 });
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.floor(viewport.width);
+    canvas.height = Math.floor(viewport.height);
+    await page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return URL.createObjectURL(blob);
+  } finally {
+    await task.destroy();
+  }
+}
 
 async function awaitingSeal(cursor) {
   return api.get("/v1/documents", { box: "awaiting_seal", ...(cursor ? { cursor } : {}) });
@@ -98,30 +130,30 @@ function SealList() {
   useEffect(() => {
     load();
   }, []);
-  return html`<${Page} title=${t("seal.title")}>
+  return html`<${Page} title=${t("sealing.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${items === null
-      ? html`<p class="muted">${t("seal.loading")}</p>`
+      ? html`<${Loading} />`
       : items.length === 0
-        ? html`<p class="empty">${t("seal.empty")}</p>`
+        ? html`<p class="empty">${t("sealing.empty")}</p>`
         : html`<ul class="cards">
             ${items.map((doc) => {
               const headingId = `seal-${doc.id}`;
-              return html`<li class="card" key=${doc.id} data-document=${doc.id}>
+              return html`<li class="panel card" key=${doc.id} data-document=${doc.id}>
                 <article aria-labelledby=${headingId}>
-                  <h3 id=${headingId}>${doc.title}</h3>
-                  <p class="meta">
+                  <h2 id=${headingId}>${doc.title}</h2>
+                  <p class="doc-line">
                     <${Urgency} value=${doc.urgency} />
-                    <span>${t("seal.number", { number: doc.doc_number })}</span>
-                    <span>${t("seal.drafter", { name: doc.drafter.name })}</span>
-                    <span>${t("seal.created", { time: formatTime(doc.created_at) })}</span>
+                    <span>${t("sealing.number", { number: doc.doc_number })}</span>
+                    <span>${t("sealing.drafter", { name: doc.drafter.name })}</span>
+                    <span>${t("sealing.created", { time: formatTime(doc.created_at) })}</span>
                   </p>
-                  <a class="button primary" href=${`#/seal/${doc.id}`} aria-describedby=${headingId}>${t("seal.open")}</a>
+                  <a class="button button-primary" href=${`#/seal/${doc.id}`} aria-describedby=${headingId}>${t("sealing.open")}</a>
                 </article>
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="secondary" onClick=${() => load(true)}>${t("seal.more")}</button>` : null}
+    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("sealing.more")}</button>` : null}
   </${Page}>`;
 }
 
@@ -132,9 +164,9 @@ function SealPreview({ bytes, seal }) {
   useEffect(() => {
     let made = null;
     let live = true;
-    renderPageImage(bytes, seal.page).then((image) => {
-      made = image.url;
-      if (live) setPage(image);
+    renderPageImage(bytes, seal.page).then((url) => {
+      made = url;
+      if (live) setPage(url);
       else URL.revokeObjectURL(made);
     });
     return () => {
@@ -146,13 +178,13 @@ function SealPreview({ bytes, seal }) {
   const [x1, y1, x2, y2] = seal.box;
   const number = seal.page + 1;
   return html`<figure class="seal-preview">
-    <svg viewBox=${`0 0 ${w} ${h}`} width="100%" role="img" aria-label=${t("seal.previewAlt", { page: number })}>
+    <svg viewBox=${`0 0 ${w} ${h}`} width="100%" role="img" aria-label=${t("sealing.previewAlt", { page: number })}>
       <rect x="0" y="0" width=${w} height=${h} fill="#ffffff" />
-      ${page ? html`<image href=${page.url} x="0" y="0" width=${w} height=${h} />` : null}
+      ${page ? html`<image href=${page} x="0" y="0" width=${w} height=${h} />` : null}
       ${sealUrl ? html`<image href=${sealUrl} x=${x1} y=${h - y2} width=${x2 - x1} height=${y2 - y1} opacity="0.85" />` : null}
       <rect x=${x1} y=${h - y2} width=${x2 - x1} height=${y2 - y1} fill="none" stroke="#b00020" stroke-width="1.5" stroke-dasharray="4 3" />
     </svg>
-    <figcaption>${t("seal.preview", { page: number })}</figcaption>
+    <figcaption>${t("sealing.preview", { page: number })}</figcaption>
   </figure>`;
 }
 
@@ -201,10 +233,10 @@ function SealDocument({ id }) {
       const assertion = await stepUp(signature);
       if (assertion) body.passkey = assertion;
       const sent = await api.post(`/v1/documents/${id}/seal`, body, { idempotencyKey: crypto.randomUUID() });
-      notify(t("seal.applied", { n: sent.deliveries }));
+      notify(t("sealing.applied", { n: sent.deliveries }));
       navigate(`#/documents/${id}`);
     } catch (error) {
-      if (error && error.name === "NotAllowedError") setHint(t("seal.passkeyCancelled"));
+      if (error && error.name === "NotAllowedError") setHint(t("sealing.passkeyCancelled"));
       else setFailure(error);
     } finally {
       setBusy(false);
@@ -212,28 +244,28 @@ function SealDocument({ id }) {
   };
 
   const seal = item && item.seal;
-  const back = html`<a class="button secondary" href="#/seal">${t("seal.back")}</a>`;
-  return html`<${Page} title=${doc ? doc.title : t("seal.title")} actions=${back}>
+  const back = html`<a class="button" href="#/seal">${t("sealing.back")}</a>`;
+  return html`<${Page} title=${doc ? doc.title : t("sealing.title")} actions=${back}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${doc ? html`<p class="meta"><${Urgency} value=${doc.urgency} /><span>${t("seal.number", { number: doc.doc_number })}</span></p>` : null}
-    <div class="review">
-      <section class="draft" aria-label=${t("seal.title")}>
+    ${doc ? html`<p class="doc-line"><${Urgency} value=${doc.urgency} /><span>${t("sealing.number", { number: doc.doc_number })}</span></p>` : null}
+    <div class="doc-layout">
+      <section class="draft" aria-label=${t("sealing.title")}>
         ${draft === null
-          ? html`<p class="muted">${t("seal.loading")}</p>`
+          ? html`<${Loading} />`
           : !draft.intact
-            ? html`<p class="error" role="alert">${t("seal.digestMismatch")}</p>`
+            ? html`<p class="note note-error" role="alert">${t("sealing.digestMismatch")}</p>`
             : seal
               ? html`<${SealPreview} bytes=${draft.bytes} seal=${seal} />`
-              : html`<p class="note" role="note">${t("seal.noSeal")}</p>`}
+              : html`<p class="note note-warn" role="note">${t("sealing.noSeal")}</p>`}
       </section>
-      <aside class="review-side">
+      <aside class="doc-side">
         ${seal && draft && draft.intact
           ? html`<section aria-labelledby="seal-apply-heading">
-              <h3 id="seal-apply-heading">${t("seal.apply")}</h3>
-              <p class="hint">${t("seal.passkeyNote")}</p>
+              <h2 id="seal-apply-heading">${t("sealing.apply")}</h2>
+              <p class="hint">${t("sealing.passkeyNote")}</p>
               ${hint ? html`<p class="field-error" role="alert">${hint}</p>` : null}
-              <button type="button" class="primary" disabled=${busy} onClick=${apply}>${t("seal.apply")}</button>
-              ${busy ? html`<p aria-live="polite">${t("seal.applying")}</p>` : null}
+              <button type="button" class="button button-primary" disabled=${busy} onClick=${apply}>${t("sealing.apply")}</button>
+              ${busy ? html`<p aria-live="polite">${t("sealing.applying")}</p>` : null}
             </section>`
           : null}
         ${doc ? html`<${Chain} doc=${doc} nameOf=${nameOf} />` : null}
@@ -242,7 +274,6 @@ function SealDocument({ id }) {
   </${Page}>`;
 }
 
-export function SealScreen() {
-  const { params } = useRoute();
-  return params && params.document ? html`<${SealDocument} id=${params.document} />` : html`<${SealList} />`;
+export function SealScreen({ params }) {
+  return params.document ? html`<${SealDocument} id=${params.document} />` : html`<${SealList} />`;
 }

@@ -6,10 +6,13 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, ErrorNote, notify } from "../core/ui.js";
+import { listAll } from "./dashboard.js";
 import { RecipientPicker } from "./recipients.js";
+import "./style.js";
 
 addMessages({
   zh: {
+    "nav.send": "发文",
     "send.title": "发文",
     "send.meta": "公文信息",
     "send.docTitle": "标题",
@@ -45,7 +48,6 @@ addMessages({
     "send.noCandidates": "本单位没有可选的办理人",
     "send.addStep": "在签发前增加一步",
     "send.removeStep": "删除第{n}步",
-    "send.submit": "提交",
     "send.submitChain": "送审批",
     "send.submitDirect": "用印并发送",
     "send.uploading": "正在上传：{pct}%",
@@ -67,6 +69,7 @@ addMessages({
     "send.loadingOfficials": "正在读取本单位人员…",
   },
   en: {
+    "nav.send": "Send",
     "send.title": "Send",
     "send.meta": "Document",
     "send.docTitle": "Title",
@@ -102,7 +105,6 @@ addMessages({
     "send.noCandidates": "No one in the department can take this step",
     "send.addStep": "Add a step before sign-off",
     "send.removeStep": "Remove step {n}",
-    "send.submit": "Submit",
     "send.submitChain": "Send for approval",
     "send.submitDirect": "Seal and send",
     "send.uploading": "Uploading: {pct}%",
@@ -131,16 +133,9 @@ const MIDDLE_STEPS = ["核稿", "会签"];
 const SIGN_OFF = "签发";
 const APPROVER_ROLES = ["clerk", "leader", "dept_admin", "seal_keeper"];
 
-/** Every official of the department, all pages (GET /v1/officials?department=). */
-export async function departmentOfficials(department) {
-  const found = [];
-  let cursor = null;
-  do {
-    const page = await api.get("/v1/officials", { department, ...(cursor ? { cursor } : {}) });
-    found.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return found;
+/** Every official of the department (GET /v1/officials?department=). */
+export function departmentOfficials(department) {
+  return listAll("/v1/officials", { department });
 }
 
 async function looksLikePdf(file) {
@@ -194,7 +189,7 @@ function StepEditor({ step, index, last, candidates, onChange, onRemove, error }
     <fieldset class="assignees">
       <legend>${t("send.assignees")}</legend>
       ${candidates.length === 0
-        ? html`<p class="muted">${t("send.noCandidates")}</p>`
+        ? html`<p class="hint">${t("send.noCandidates")}</p>`
         : candidates.map(
             (o) => html`<div class="check" key=${o.id}>
               <input
@@ -210,12 +205,12 @@ function StepEditor({ step, index, last, candidates, onChange, onRemove, error }
     ${error ? html`<p id=${`${base}-error`} class="field-error">${error}</p>` : null}
     ${last
       ? null
-      : html`<button type="button" class="secondary" onClick=${onRemove}>${t("send.removeStep", { n: index + 1 })}</button>`}
+      : html`<button type="button" class="button" onClick=${onRemove}>${t("send.removeStep", { n: index + 1 })}</button>`}
   </fieldset>`;
 }
 
 function ChainEditor({ steps, onChange, officials, me, errors }) {
-  if (officials === null) return html`<p class="muted">${t("send.loadingOfficials")}</p>`;
+  if (officials === null) return html`<p class="hint">${t("send.loadingOfficials")}</p>`;
   const approvers = officials.filter((o) => canApprove(o, me));
   const leaders = approvers.filter((o) => o.roles.includes("leader"));
   const update = (i, step) => onChange(steps.map((s, j) => (i === j ? step : s)));
@@ -238,7 +233,7 @@ function ChainEditor({ steps, onChange, officials, me, errors }) {
         </li>`;
       })}
     </ol>
-    ${steps.length < 10 ? html`<button type="button" class="secondary" onClick=${addStep}>${t("send.addStep")}</button>` : null}
+    ${steps.length < 10 ? html`<button type="button" class="button" onClick=${addStep}>${t("send.addStep")}</button>` : null}
   </div>`;
 }
 
@@ -299,7 +294,7 @@ function Done({ result, onAgain }) {
     <p>
       <a href=${`#/documents/${result.id}`}>${t("send.open")}</a>
       ${" "}
-      <button type="button" class="secondary" onClick=${onAgain}>${t("send.another")}</button>
+      <button type="button" class="button" onClick=${onAgain}>${t("send.another")}</button>
     </p>
   </div>`;
 }
@@ -490,8 +485,8 @@ export function SendScreen() {
             <p aria-live="polite">${pct < 100 ? t("send.uploading", { pct }) : t("send.uploaded")}</p>
           </div>`
         : null}
-      <div class="actions">
-        <button type="submit" class="primary" disabled=${busy}>
+      <div class="form-actions">
+        <button type="submit" class="button button-primary" disabled=${busy}>
           ${useChain ? t("send.submitChain") : t("send.submitDirect")}
         </button>
       </div>

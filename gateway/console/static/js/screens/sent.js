@@ -6,16 +6,17 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { signJws } from "../core/jws.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
 import { RecipientPicker, useNames } from "./recipients.js";
+import "./style.js";
 
 addMessages({
   zh: {
+    "nav.sent": "已发",
     "sent.title": "已发",
     "sent.search": "按标题或文号搜索",
     "sent.refresh": "刷新",
     "sent.empty": "本单位还没有发出的公文",
-    "sent.loading": "正在加载…",
     "sent.more": "加载更多",
     "sent.number": "文号",
     "sent.created": "发出时间",
@@ -43,18 +44,13 @@ addMessages({
     "sent.resendSigned": "您是领导：补发时将用您的密钥签批。",
     "sent.resendNone": "请选择要补发的单位",
     "sent.resent": "已补发给 {n} 个单位",
-    "sent.state.pending": "待签收",
-    "sent.state.fetched": "已下载",
-    "sent.state.received": "已签收",
-    "sent.state.rejected": "已退回",
-    "sent.state.withdrawn": "已撤回",
   },
   en: {
+    "nav.sent": "Sent",
     "sent.title": "Sent",
     "sent.search": "Search by title or number",
     "sent.refresh": "Refresh",
     "sent.empty": "Your department has sent nothing yet",
-    "sent.loading": "Loading…",
     "sent.more": "Load more",
     "sent.number": "Number",
     "sent.created": "Sent",
@@ -82,11 +78,6 @@ addMessages({
     "sent.resendSigned": "You are a leader: the resend is signed with your key.",
     "sent.resendNone": "Choose the units to resend to",
     "sent.resent": "Resent to {n} units",
-    "sent.state.pending": "Pending",
-    "sent.state.fetched": "Downloaded",
-    "sent.state.received": "Signed for",
-    "sent.state.rejected": "Returned",
-    "sent.state.withdrawn": "Withdrawn",
   },
 });
 
@@ -97,32 +88,17 @@ function deliveryTime(d) {
 }
 
 function Deliveries({ doc, nameOf }) {
-  return html`<div class="table-wrap">
-    <table class="deliveries">
-      <caption class="visually-hidden">${t("sent.details")}</caption>
-      <thead>
-        <tr>
-          <th scope="col">${t("sent.recipient")}</th>
-          <th scope="col">${t("sent.kind")}</th>
-          <th scope="col">${t("sent.state")}</th>
-          <th scope="col">${t("sent.time")}</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${doc.deliveries.map(
-          (d) => html`<tr key=${d.id} data-recipient=${d.recipient} data-state=${d.state}>
-            <th scope="row">${nameOf(d.recipient)}</th>
-            <td>${d.copy ? t("sent.copy") : t("sent.main")}</td>
-            <td>
-              <${StateBadge} state=${d.state} />
-              ${d.reason ? html`<div class="muted">${t("sent.reason", { reason: d.reason })}</div>` : null}
-            </td>
-            <td><time datetime=${deliveryTime(d)}>${formatTime(deliveryTime(d))}</time></td>
-          </tr>`,
-        )}
-      </tbody>
-    </table>
-  </div>`;
+  const columns = [
+    { label: t("sent.recipient"), render: (d) => html`<span data-recipient=${d.recipient} data-state=${d.state}>${nameOf(d.recipient)}</span>` },
+    { label: t("sent.kind"), render: (d) => (d.copy ? t("sent.copy") : t("sent.main")) },
+    {
+      label: t("sent.state"),
+      render: (d) => html`<${StateBadge} state=${d.state} />
+        ${d.reason ? html`<span class="hint">${t("sent.reason", { reason: d.reason })}</span>` : null}`,
+    },
+    { label: t("sent.time"), render: (d) => html`<time datetime=${deliveryTime(d)}>${formatTime(deliveryTime(d))}</time>` },
+  ];
+  return html`<${Table} columns=${columns} rows=${doc.deliveries} caption=${t("sent.details")} />`;
 }
 
 function Resend({ doc, onDone }) {
@@ -133,7 +109,7 @@ function Resend({ doc, onDone }) {
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(false);
   const already = doc.deliveries.map((d) => d.recipient);
-  if (needsLeader && !leader) return html`<p class="note" role="note">${t("sent.resendNeedsLeader")}</p>`;
+  if (needsLeader && !leader) return html`<p class="note note-warn" role="note">${t("sent.resendNeedsLeader")}</p>`;
 
   const send = async () => {
     // The picker's 抄送 choices are resent like the others: 补发 has one list.
@@ -159,7 +135,7 @@ function Resend({ doc, onDone }) {
     }
   };
   return html`<section class="resend" aria-labelledby=${`resend-${doc.id}`}>
-    <h4 id=${`resend-${doc.id}`}>${t("sent.resendTitle")}</h4>
+    <h3 id=${`resend-${doc.id}`}>${t("sent.resendTitle")}</h3>
     ${needsLeader ? html`<p class="hint">${t("sent.resendSigned")}</p>` : null}
     <${RecipientPicker}
       idBase=${`resend-picker-${doc.id}`}
@@ -169,7 +145,7 @@ function Resend({ doc, onDone }) {
       department=${me.department}
     />
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    <button type="button" class="primary" disabled=${busy} onClick=${send}>${t("sent.resendSend")}</button>
+    <button type="button" class="button button-primary" disabled=${busy} onClick=${send}>${t("sent.resendSend")}</button>
   </section>`;
 }
 
@@ -204,29 +180,29 @@ function SentItem({ item, onChanged }) {
   const counts = item.deliveries;
   const dispatched = item.status === "dispatched";
   const headingId = `sent-${item.id}`;
-  return html`<li class="card" data-document=${item.id}>
+  return html`<li class="panel card" data-document=${item.id}>
     <article aria-labelledby=${headingId}>
-      <h3 id=${headingId}><a href=${`#/documents/${item.id}`}>${item.title}</a></h3>
-      <p class="meta">
+      <h2 id=${headingId}><a href=${`#/documents/${item.id}`}>${item.title}</a></h2>
+      <p class="doc-line">
         <${Urgency} value=${item.urgency} />
         <span>${t("sent.number")}：${item.doc_number}</span>
         <span>${t("sent.created")}：<time datetime=${item.created_at}>${formatTime(item.created_at)}</time></span>
         <${StateBadge} state=${item.status} />
       </p>
-      <p class="counts">${t("sent.progress", counts)}</p>
-      <div class="actions">
-        <button type="button" class="secondary" aria-expanded=${open ? "true" : "false"} onClick=${() => setOpen(!open)}>
+      <p class="delivery-counts">${t("sent.progress", counts)}</p>
+      <div class="form-actions">
+        <button type="button" class="button" aria-expanded=${open ? "true" : "false"} onClick=${() => setOpen(!open)}>
           ${open ? t("sent.hide") : t("sent.details")}
         </button>
         ${dispatched && counts.received === 0
-          ? html`<button type="button" class="secondary" onClick=${() => setMode(mode === "withdraw" ? null : "withdraw")}>
+          ? html`<button type="button" class="button" onClick=${() => setMode(mode === "withdraw" ? null : "withdraw")}>
               ${t("sent.withdraw")}
             </button>`
           : null}
         ${dispatched
           ? html`<button
               type="button"
-              class="secondary"
+              class="button"
               aria-expanded=${mode === "resend" ? "true" : "false"}
               onClick=${() => {
                 setMode(mode === "resend" ? null : "resend");
@@ -240,8 +216,8 @@ function SentItem({ item, onChanged }) {
       ${mode === "withdraw"
         ? html`<div class="confirm" role="group" aria-label=${t("sent.withdraw")}>
             <p>${t("sent.withdrawConfirm")}</p>
-            <button type="button" class="danger" onClick=${withdraw}>${t("sent.withdrawYes")}</button>
-            <button type="button" class="secondary" onClick=${() => setMode(null)}>${t("sent.cancel")}</button>
+            <button type="button" class="button button-danger" onClick=${withdraw}>${t("sent.withdrawYes")}</button>
+            <button type="button" class="button" onClick=${() => setMode(null)}>${t("sent.cancel")}</button>
           </div>`
         : null}
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
@@ -256,7 +232,7 @@ function SentItem({ item, onChanged }) {
           />`
         : null}
       ${open && doc ? html`<${Deliveries} doc=${doc} nameOf=${nameOf} />` : null}
-      ${open && !doc && !failure ? html`<p class="muted">${t("sent.loading")}</p>` : null}
+      ${open && !doc && !failure ? html`<${Loading} />` : null}
     </article>
   </li>`;
 }
@@ -293,20 +269,20 @@ export function SentScreen() {
     return () => clearInterval(timer);
   }, []);
 
-  const actions = html`<button type="button" class="secondary" onClick=${() => load()}>${t("sent.refresh")}</button>`;
+  const actions = html`<button type="button" class="button" onClick=${() => load()}>${t("sent.refresh")}</button>`;
   return html`<${Page} title=${t("sent.title")} actions=${actions}>
-    <div class="field search">
+    <div class="field">
       <label for="sent-search">${t("sent.search")}</label>
       <input id="sent-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
     </div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${items === null
-      ? html`<p class="muted">${t("sent.loading")}</p>`
+      ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("sent.empty")}</p>`
         : html`<ul class="cards">
             ${items.map((item) => html`<${SentItem} key=${item.id} item=${item} onChanged=${() => load()} />`)}
           </ul>`}
-    ${cursor ? html`<button type="button" class="secondary" onClick=${() => load(true)}>${t("sent.more")}</button>` : null}
+    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("sent.more")}</button>` : null}
   </${Page}>`;
 }

@@ -3,16 +3,18 @@
 // the gateway reports before anything is signed); 签发 takes a passkey step-up.
 import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
-import { signJws } from "../core/jws.js";
+import { sha256Hex, signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
-import { useRoute, navigate } from "../core/router.js";
-import { PdfView } from "./document.js";
+import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { navigate } from "../core/router.js";
+import { PdfView } from "../core/pdf.js";
 import { departmentOfficials } from "./send.js";
+import "./style.js";
 
 addMessages({
   zh: {
+    "nav.todo": "待办",
     "todo.title": "待办",
     "todo.empty": "没有等待您审批的公文",
     "todo.loading": "正在加载…",
@@ -49,6 +51,7 @@ addMessages({
     "todo.signOffNote": "签发须用通行密钥确认本人操作。",
   },
   en: {
+    "nav.todo": "To do",
     "todo.title": "To do",
     "todo.empty": "Nothing is waiting for your approval",
     "todo.loading": "Loading…",
@@ -86,11 +89,6 @@ addMessages({
   },
 });
 
-async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The draft's bytes, with their digest checked against the one the gateway reports. */
 export async function checkedDraft(documentId, expectedSha256) {
   const bytes = await api.bytes(`/v1/documents/${documentId}/draft`);
@@ -117,29 +115,29 @@ function TodoList() {
   return html`<${Page} title=${t("todo.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${items === null
-      ? html`<p class="muted">${t("todo.loading")}</p>`
+      ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("todo.empty")}</p>`
         : html`<ul class="cards">
             ${items.map((item) => {
               const doc = item.document;
               const headingId = `todo-${doc.id}`;
-              return html`<li class="card" key=${doc.id} data-document=${doc.id}>
+              return html`<li class="panel card" key=${doc.id} data-document=${doc.id}>
                 <article aria-labelledby=${headingId}>
-                  <h3 id=${headingId}>${doc.title}</h3>
-                  <p class="meta">
+                  <h2 id=${headingId}>${doc.title}</h2>
+                  <p class="doc-line">
                     <${Urgency} value=${doc.urgency} />
                     <span>${t("todo.number", { number: doc.doc_number })}</span>
                     <span>${t("todo.step", { name: item.step.name, n: item.step.index + 1 })}</span>
                     <span>${t("todo.drafter", { name: doc.drafter.name })}</span>
                     ${doc.deadline ? html`<span>${t("todo.deadline", { time: formatTime(doc.deadline) })}</span>` : null}
                   </p>
-                  <a class="button primary" href=${`#/todo/${doc.id}`} aria-describedby=${headingId}>${t("todo.open")}</a>
+                  <a class="button button-primary" href=${`#/todo/${doc.id}`} aria-describedby=${headingId}>${t("todo.open")}</a>
                 </article>
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="secondary" onClick=${() => load(true)}>${t("todo.more")}</button>` : null}
+    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("todo.more")}</button>` : null}
   </${Page}>`;
 }
 
@@ -149,19 +147,19 @@ export function Chain({ doc, nameOf }) {
   if (!flow) return null;
   const trail = doc.approvals.filter((a) => a.version === flow.version);
   return html`<section class="chain-view" aria-labelledby="chain-heading">
-    <h3 id="chain-heading">${t("todo.chain")}</h3>
+    <h2 id="chain-heading">${t("todo.chain")}</h2>
     <ol class="steps">
       ${flow.steps.map(
         (step) => html`<li key=${step.step} class=${`step-state-${step.state}`}>
           <strong>${step.name}</strong>
-          <span class="muted"> (${t(`todo.mode.${step.mode}`)}) · ${t(`todo.stepState.${step.state}`)}</span>
+          <span class="hint"> (${t(`todo.mode.${step.mode}`)}) · ${t(`todo.stepState.${step.state}`)}</span>
           <div>${step.assignees.map(nameOf).join("、")}</div>
         </li>`,
       )}
     </ol>
-    <h3>${t("todo.trail")}</h3>
+    <h2>${t("todo.trail")}</h2>
     ${trail.length === 0
-      ? html`<p class="muted">${t("todo.noTrail")}</p>`
+      ? html`<p class="hint">${t("todo.noTrail")}</p>`
       : html`<ol class="trail">
           ${trail.map(
             (a) => html`<li key=${a.id}>
@@ -227,7 +225,7 @@ function Decide({ doc, step, draftSha256, onDone }) {
   };
 
   return html`<section class="decide" aria-labelledby="decide-heading">
-    <h3 id="decide-heading">${step.name}</h3>
+    <h2 id="decide-heading">${step.name}</h2>
     <div class="field">
       <label for="todo-opinion">${t("todo.opinion")}</label>
       <textarea
@@ -243,11 +241,11 @@ function Decide({ doc, step, draftSha256, onDone }) {
     </div>
     ${last ? html`<p class="hint">${t("todo.signOffNote")}</p>` : null}
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    <div class="actions">
-      <button type="button" class="primary" disabled=${busy} onClick=${() => decide("approve")}>
+    <div class="form-actions">
+      <button type="button" class="button button-primary" disabled=${busy} onClick=${() => decide("approve")}>
         ${last ? t("todo.signOff") : t("todo.approve")}
       </button>
-      <button type="button" class="danger" disabled=${busy} onClick=${() => decide("reject")}>${t("todo.reject")}</button>
+      <button type="button" class="button button-danger" disabled=${busy} onClick=${() => decide("reject")}>${t("todo.reject")}</button>
     </div>
     ${busy ? html`<p aria-live="polite">${t("todo.signing")}</p>` : null}
   </section>`;
@@ -280,25 +278,25 @@ function TodoDocument({ id }) {
 
   const flow = doc && doc.workflow;
   const open = flow && flow.current_step !== null ? flow.steps[flow.current_step] : null;
-  const back = html`<a class="button secondary" href="#/todo">${t("todo.back")}</a>`;
+  const back = html`<a class="button" href="#/todo">${t("todo.back")}</a>`;
   return html`<${Page} title=${doc ? doc.title : t("todo.title")} actions=${back}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
     ${doc
-      ? html`<p class="meta">
+      ? html`<p class="doc-line">
           <${Urgency} value=${doc.urgency} />
           <span>${t("todo.number", { number: doc.doc_number })}</span>
           <${StateBadge} state=${doc.status} />
         </p>`
       : null}
-    <div class="review">
+    <div class="doc-layout">
       <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("todo.loading")}>
         ${draft === null
-          ? html`<p class="muted">${t("todo.loading")}</p>`
+          ? html`<${Loading} />`
           : draft.intact
-            ? html`<${PdfView} data=${draft.bytes} label=${t("todo.draft", { version: draft.version.version })} />`
-            : html`<p class="error" role="alert">${t("todo.digestMismatch")}</p>`}
+            ? html`<${PdfView} bytes=${draft.bytes} label=${t("todo.draft", { version: draft.version.version })} />`
+            : html`<p class="note note-error" role="alert">${t("todo.digestMismatch")}</p>`}
       </section>
-      <aside class="review-side">
+      <aside class="doc-side">
         ${open && draft && draft.intact
           ? html`<${Decide}
               doc=${doc}
@@ -313,7 +311,6 @@ function TodoDocument({ id }) {
   </${Page}>`;
 }
 
-export function TodoScreen() {
-  const { params } = useRoute();
-  return params && params.document ? html`<${TodoDocument} id=${params.document} />` : html`<${TodoList} />`;
+export function TodoScreen({ params }) {
+  return params.document ? html`<${TodoDocument} id=${params.document} />` : html`<${TodoList} />`;
 }
