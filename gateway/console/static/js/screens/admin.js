@@ -373,7 +373,9 @@ function Requests({ onHandover, onDecided }) {
   return html`<section aria-labelledby="requests-heading">
     <h2 id="requests-heading">${t("admin.requests")}</h2>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
+    ${items === null && failure
+      ? null
+      : items === null
       ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="hint">${t("admin.noRequests")}</p>`
@@ -425,7 +427,9 @@ export function AdminOfficialsScreen() {
         <input id="officials-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
       </div>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-      ${shown === null
+      ${shown === null && failure
+        ? null
+        : shown === null
         ? html`<${Loading} />`
         : shown.length === 0
           ? html`<p class="hint">${t("admin.none")}</p>`

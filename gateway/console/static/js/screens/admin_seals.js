@@ -228,7 +228,9 @@ export function AdminSealsScreen() {
     <section aria-labelledby="seals-heading">
       <h2 id="seals-heading">${t("seals.list")}</h2>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-      ${seals === null
+      ${seals === null && failure
+        ? null
+        : seals === null
         ? html`<${Loading} />`
         : seals.length === 0
           ? html`<p class="hint">${t("seals.none")}</p>`

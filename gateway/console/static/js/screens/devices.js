@@ -197,7 +197,9 @@ function Passkeys({ official }) {
 
   return html`<div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
+    ${items === null && failure
+      ? null
+      : items === null
       ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="hint">${t("devices.noPasskeys")}</p>`

@@ -132,7 +132,9 @@ function SealList() {
   }, []);
   return html`<${Page} title=${t("sealing.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
+    ${items === null && failure
+      ? null
+      : items === null
       ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("sealing.empty")}</p>`
@@ -250,7 +252,9 @@ function SealDocument({ id }) {
     ${doc ? html`<p class="doc-line"><${Urgency} value=${doc.urgency} /><span>${t("sealing.number", { number: doc.doc_number })}</span></p>` : null}
     <div class="doc-layout">
       <section class="draft" aria-label=${t("sealing.title")}>
-        ${draft === null
+        ${draft === null && failure
+          ? null
+          : draft === null
           ? html`<${Loading} />`
           : !draft.intact
             ? html`<p class="note note-error" role="alert">${t("sealing.digestMismatch")}</p>`

@@ -114,7 +114,9 @@ function TodoList() {
   }, []);
   return html`<${Page} title=${t("todo.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
+    ${items === null && failure
+      ? null
+      : items === null
       ? html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("todo.empty")}</p>`
@@ -290,7 +292,9 @@ function TodoDocument({ id }) {
       : null}
     <div class="doc-layout">
       <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("todo.loading")}>
-        ${draft === null
+        ${draft === null && failure
+          ? null
+          : draft === null
           ? html`<${Loading} />`
           : draft.intact
             ? html`<${PdfView} bytes=${draft.bytes} label=${t("todo.draft", { version: draft.version.version })} />`
