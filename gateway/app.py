@@ -14,6 +14,8 @@ from gateway.console.handlers import install_console
 from gateway.console.headers import security_headers
 from gateway.directory.handlers import DIRECTORY
 from gateway.directory.service import DirectoryService
+from gateway.exchange.box_handlers import DOCUMENT_BOXES
+from gateway.exchange.boxes import DocumentBoxService
 from gateway.exchange.handlers import EXCHANGE
 from gateway.exchange.inbox import InboxHub, install_inbox
 from gateway.exchange.receipts import Countersigner
@@ -92,6 +94,12 @@ def create_app(runtime: Runtime) -> web.Application:
         max_document_bytes=runtime.settings.max_document_bytes,
         sign_for_within=runtime.settings.supervision.sign_for_within(),
         passkeys=app[PASSKEYS],
+    )
+    app[DOCUMENT_BOXES] = DocumentBoxService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        placer=sealer,
+        spool=functools.partial(spool_files, runtime.settings),
     )
     app[WORKFLOW] = workflow_service.WorkflowService(
         pool=runtime.pool,

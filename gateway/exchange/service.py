@@ -476,10 +476,11 @@ class Resent:
 
 @dataclass(frozen=True)
 class InboxQuery:
-    state: str | None
+    states: tuple[str, ...] | None  # None: every state but withdrawn
     after_seq: int
     limit: int
     wait_seconds: int = 0
+    text: str | None = None  # found literally in the title or 文号
 
 
 @dataclass(frozen=True)
@@ -1065,7 +1066,8 @@ class ExchangeService:
             rows = await documents.inbox_page(
                 connection,
                 department,
-                state=query.state,
+                states=query.states,
+                text=query.text,
                 after_seq=query.after_seq,
                 limit=query.limit + 1,
             )
@@ -1089,7 +1091,8 @@ class ExchangeService:
                         connection,
                         principal.department,
                         principal.kid,
-                        state=query.state,
+                        states=query.states,
+                        text=query.text,
                         after_seq=query.after_seq,
                         limit=query.limit + 1,
                     )
@@ -1123,7 +1126,7 @@ class ExchangeService:
                 event.clear()
                 async with self._pool.acquire() as connection:
                     rows = await documents.inbox_page(
-                        connection, department, state=None, after_seq=after, limit=STREAM_BATCH
+                        connection, department, states=None, after_seq=after, limit=STREAM_BATCH
                     )
                 for row in rows:
                     after = row.seq

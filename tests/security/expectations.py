@@ -158,6 +158,10 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
         "404", resource="signed_delivery", own="2xx", inspector="2xx"
     ),
     ("GET", "/v1/inbox"): authenticated("2xx", query="wait=0"),
+    # --- the console's lists: each caller's own department (other departments: tests/console)
+    ("GET", "/v1/documents"): authenticated("2xx", query="box=sent"),
+    ("GET", "/v1/approvals"): authenticated("2xx"),
+    ("GET", "/v1/officials"): authenticated("2xx"),
     ("GET", "/v1/inbox/events"): authenticated("2xx", stream=True),
     # --- officials of A (an ordinary clerk): its dept_admin or an admin manage it
     ("POST", "/v1/officials"): authenticated(

@@ -38,7 +38,8 @@ function allowed(screen) {
 }
 
 function Header({ me, path }) {
-  const department = useDepartmentName(me?.department);
+  // A session that must first set up a passkey may call nothing but /v1/me and passkeys.
+  const department = useDepartmentName(session.passkey === "setup_required" ? null : me?.department);
   const items = me ? screens.filter((s) => s.nav && allowed(s)) : [];
   return html`<header class="shell-header">
     <div class="shell-bar">
@@ -46,14 +47,13 @@ function Header({ me, path }) {
       <div class="shell-tools">
         ${me
           ? html`<p class="shell-who">
-              <span class="shell-department">${department}</span>
+              <span class="shell-department">${department || me.department}</span>
               <span class="shell-name">${me.name}</span>
             </p>`
           : null}
         <button
           type="button"
           class="button button-quiet"
-          aria-label=${t("lang.label")}
           lang=${lang() === "zh" ? "en" : "zh-CN"}
           onClick=${() => setLang(lang() === "zh" ? "en" : "zh")}
         >

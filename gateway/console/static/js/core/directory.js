@@ -1,5 +1,5 @@
 // Department names for the codes the API answers with, fetched once per code.
-import { useEffect, useState } from "./html.js";
+import { html, useEffect, useState } from "./html.js";
 import { api } from "./api.js";
 
 const names = new Map();
@@ -11,7 +11,10 @@ export function departmentName(code) {
       code,
       api.get(`/v1/departments/${encodeURIComponent(code)}`).then(
         (department) => department.name || code,
-        () => code,
+        () => {
+          names.delete(code); // not now (a passkey set-up session, say): ask again later
+          return code;
+        },
       ),
     );
   }
@@ -34,4 +37,47 @@ export function useDepartmentName(code) {
 
 export function DepartmentName({ code }) {
   return useDepartmentName(code);
+}
+
+// Officials' names: the caller's own department is listed by GET /v1/officials; anyone
+// else is shown by a short form of the id (the full id in the tooltip).
+let ownOfficials = null;
+
+function officialNames() {
+  if (!ownOfficials) {
+    ownOfficials = (async () => {
+      const names = new Map();
+      try {
+        let cursor;
+        for (let page = 0; page < 10; page += 1) {
+          const answer = await api.get("/v1/officials", { limit: 200, cursor });
+          for (const item of answer.items) names.set(item.id, item.name);
+          if (!answer.next_cursor || !answer.items.length) break;
+          cursor = answer.next_cursor;
+        }
+      } catch {
+        // no list for this caller: ids it is
+      }
+      return names;
+    })();
+  }
+  return ownOfficials;
+}
+
+/** Forget what was looked up (another official logged in). */
+export function forgetDirectory() {
+  ownOfficials = null;
+}
+
+export function OfficialName({ id, name }) {
+  const [shown, setShown] = useState(name || "");
+  useEffect(() => {
+    let alive = true;
+    if (!name && id) officialNames().then((names) => alive && setShown(names.get(id) ?? ""));
+    return () => {
+      alive = false;
+    };
+  }, [id, name]);
+  if (!id && !name) return "—";
+  return shown || html`<span title=${id}>${id.slice(0, 8)}</span>`;
 }

@@ -48,7 +48,7 @@ async function stepUpNeeded() {
   if (session.me?.device?.kind !== "browser") return false;
   try {
     const list = await api.get(`/v1/officials/${encodeURIComponent(session.me.id)}/passkeys`);
-    return (list.items ?? []).some((item) => !item.revoked_at);
+    return (list.items ?? []).some((item) => item.status === "active");
   } catch {
     return false;
   }

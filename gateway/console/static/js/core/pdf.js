@@ -77,7 +77,7 @@ export function PdfView({ bytes, label }) {
     ${state.error
       ? html`<p class="note note-error" role="alert">${t("pdf.failed", { reason: state.error.message })}</p>`
       : state.drawn === 0
-        ? html`<p class="loading" role="status">${t("pdf.loading")}</p>`
+        ? html`<p class="loading" role="status" aria-busy="true">${t("pdf.loading")}</p>`
         : null}
     <div class="pdf-pages" ref=${box} aria-label=${label}></div>
     ${state.pages > MAX_PAGES ? html`<p class="hint">${t("pdf.more", { count: state.pages - MAX_PAGES })}</p>` : null}

@@ -2,6 +2,7 @@
 // nonce, an RFC 7523 assertion signed by the enrolled key, the token request with DPoP,
 // and a passkey assertion bound to that assertion when the gateway asks for one.
 import { api, ApiError, clearTokens, hasAccessToken, onSessionLost, origin, refresh, tokenRequest } from "./api.js";
+import { forgetDirectory } from "./directory.js";
 import { currentIdentity, forgetIdentity } from "./keys.js";
 import { newJti, now, signWith } from "./jws.js";
 import { passkeyAssertion } from "./passkey.js";
@@ -15,7 +16,7 @@ export const session = {
   me: null,
   /** "verified" | "setup_required" | "not_required" from the token answer. */
   passkey: null,
-  /** Why the last session ended when the console ended it (shown on the login page). */
+  /** `{reason, revoked}` when the console ended the session itself (for the login page). */
   ended: null,
 
   subscribe(fn) {
@@ -70,7 +71,8 @@ export const session = {
     if (revoked) await forgetIdentity();
     this.me = null;
     this.passkey = null;
-    this.ended = reason;
+    this.ended = reason || revoked ? { reason, revoked } : null;
+    forgetDirectory();
     emit();
   },
 };
@@ -101,6 +103,6 @@ async function loginForm(identity, withPasskey) {
 // at once, wherever the console noticed it.
 onSessionLost(async (error) => {
   if (!session.me && !hasAccessToken()) return;
-  const revoked = /revoked/i.test(error.detail ?? "") || error.code === "session_ended";
+  const revoked = /revoked/i.test(error.detail ?? "") || error.code === "key_revoked";
   await session.logout({ reason: error.detail || error.code, revoked });
 });

@@ -153,5 +153,5 @@ export function useLoad(load, deps) {
 }
 
 export function Loading() {
-  return html`<p class="loading" role="status">${t("common.loading")}</p>`;
+  return html`<p class="loading" role="status" aria-busy="true">${t("common.loading")}</p>`;
 }

@@ -1,5 +1,6 @@
-// 工作台: how much is waiting for me — 待签收, 待审批, 待用印 and 即将超期 — counted from
-// the list endpoints and counted again whenever the live inbox stream brings a delivery.
+// 工作台: how much is waiting for me — 待签收, 待审批, 待用印 (seal keepers) and 即将超期 —
+// counted from the list endpoints and again whenever the live inbox stream brings a
+// delivery. A count this official has no list for is left out.
 import { html, useCallback, useEffect, useState } from "../core/html.js";
 import { addMessages, t } from "../core/i18n.js";
 import { api } from "../core/api.js";
@@ -112,8 +113,8 @@ export function Dashboard() {
     <${ErrorNote} error=${error} />
     <ul class="counts" aria-live="polite">
       <${Count} value=${state?.pending} label=${t("dashboard.pending")} href="#/inbox?state=pending" />
-      <${Count} value=${state?.approvals} label=${t("dashboard.approvals")} href="#/todo" />
-      <${Count} value=${state?.seal} label=${t("dashboard.seal")} href="#/seal" />
+      ${state?.approvals === null ? null : html`<${Count} value=${state?.approvals} label=${t("dashboard.approvals")} href="#/todo" />`}
+      ${state?.seal === null ? null : html`<${Count} value=${state?.seal} label=${t("dashboard.seal")} href="#/seal" />`}
       <${Count} value=${state?.due} label=${t("dashboard.due")} href="#/inbox?state=pending"
         hint=${t("dashboard.due.hint")} />
     </ul>

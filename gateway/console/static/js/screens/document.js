@@ -6,7 +6,7 @@
 import { html, useEffect, useMemo, useState } from "../core/html.js";
 import { addMessages, t } from "../core/i18n.js";
 import { api } from "../core/api.js";
-import { DepartmentName } from "../core/directory.js";
+import { DepartmentName, OfficialName } from "../core/directory.js";
 import { sha256Hex, signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { PdfView } from "../core/pdf.js";
@@ -48,16 +48,15 @@ addMessages({
     "seal.none": "文件中没有印章。",
     "seal.checking": "正在核验印章…",
     "document.trail": "流转记录",
-    "trail.created": "{who} 起草",
-    "trail.approval": "{step}：{who} {decision}",
+    "trail.created": "起草",
     "trail.approve": "同意",
     "trail.reject": "不同意",
     "trail.sealed": "用印并分发",
     "trail.withdrawn": "撤回",
-    "trail.delivered": "送达 {to}",
-    "trail.fetched": "{to} 已查阅",
-    "trail.received": "{to} 签收（{who}）",
-    "trail.rejected": "{to} 退回（{who}）：{reason}",
+    "trail.delivered": "送达",
+    "trail.fetched": "已查阅",
+    "trail.received": "签收",
+    "trail.rejected": "退回",
     "document.decide": "签收办理",
     "document.receive": "签收",
     "document.reject": "退回",
@@ -101,16 +100,15 @@ addMessages({
     "seal.none": "The file carries no seal.",
     "seal.checking": "Verifying the seals…",
     "document.trail": "Trail",
-    "trail.created": "Drafted by {who}",
-    "trail.approval": "{step}: {who} {decision}",
+    "trail.created": "drafted",
     "trail.approve": "approved",
     "trail.reject": "rejected",
-    "trail.sealed": "Sealed and dispatched",
+    "trail.sealed": "sealed and dispatched",
     "trail.withdrawn": "Withdrawn",
-    "trail.delivered": "Delivered to {to}",
-    "trail.fetched": "Opened by {to}",
-    "trail.received": "Signed for by {to} ({who})",
-    "trail.rejected": "Returned by {to} ({who}): {reason}",
+    "trail.delivered": "Delivered to",
+    "trail.fetched": "opened it",
+    "trail.received": "signed for it",
+    "trail.rejected": "returned it",
     "document.decide": "Sign for",
     "document.receive": "Sign for",
     "document.reject": "Return",
@@ -144,13 +142,18 @@ function Meta({ doc }) {
   </dl>`;
 }
 
+/** The certificate subject's common name (the seal's name), else the whole subject. */
+function commonName(subject) {
+  return /Common Name: ([^,]+)/.exec(subject ?? "")?.[1] ?? subject;
+}
+
 function Seal({ seal }) {
   const ok = seal.intact && seal.trusted && !seal.revoked && seal.modifications_allowed !== false;
   return html`<div class=${ok ? "seal" : "seal seal-bad"} data-seal-valid=${ok ? "true" : "false"}>
     <p><span class=${ok ? "badge badge-ok" : "badge badge-bad"}>${ok ? t("seal.valid") : t("seal.invalid")}</span></p>
     <dl class="meta">
       <dt>${t("seal.department")}</dt><dd>${seal.department ? html`<${DepartmentName} code=${seal.department} />` : "—"}</dd>
-      <dt>${t("seal.signer")}</dt><dd>${seal.signer_subject || "—"}</dd>
+      <dt>${t("seal.signer")}</dt><dd title=${seal.signer_subject}>${commonName(seal.signer_subject) || "—"}</dd>
       <dt>${t("seal.time")}</dt><dd>${formatTime(seal.signed_at)}</dd>
       <dt>${t("seal.timestamp")}</dt><dd>${formatTime(seal.timestamp)}</dd>
       <dt>${t("seal.intact")}</dt><dd>${yesNo(seal.intact)}</dd>
@@ -167,32 +170,39 @@ function Seals({ bytes }) {
     <h2 id="seals-title">${t("document.seals")}</h2>
     <${ErrorNote} error=${error} />
     ${report === undefined && !error
-      ? html`<p class="loading" role="status">${t("seal.checking")}</p>`
+      ? html`<p class="loading" role="status" aria-busy="true">${t("seal.checking")}</p>`
       : report && !report.seals.length
         ? html`<p>${t("seal.none")}</p>`
         : (report?.seals ?? []).map((seal) => html`<${Seal} key=${seal.field} seal=${seal} />`)}
   </section>`;
 }
 
-/** Every step of the document, oldest first. */
+/** Every step of the document, oldest first, as [time, what, note] with names resolved. */
 function trailOf(doc) {
-  const events = [{ at: doc.created_at, text: t("trail.created", { who: doc.created_by }) }];
+  const who = (id, name) => html`<${OfficialName} id=${id} name=${name} />`;
+  const to = (code) => html`<${DepartmentName} code=${code} />`;
+  const events = [{ at: doc.created_at, what: html`${who(doc.created_by)} ${t("trail.created")}` }];
   for (const a of doc.approvals) {
     events.push({
       at: a.at,
-      text: t("trail.approval", { step: a.step_name, who: a.official_name || a.official, decision: t(`trail.${a.decision}`) }),
+      what: html`${a.step_name}：${who(a.official, a.official_name)} ${t(`trail.${a.decision}`)}`,
       note: a.opinion,
     });
   }
-  if (doc.dispatched_at) events.push({ at: doc.dispatched_at, text: `${t("trail.sealed")}${doc.sealed_by ? ` (${doc.sealed_by})` : ""}` });
-  for (const d of doc.deliveries) {
-    const to = d.recipient;
-    events.push({ at: d.created_at, text: t("trail.delivered", { to }), code: to });
-    if (d.fetched_at) events.push({ at: d.fetched_at, text: t("trail.fetched", { to }) });
-    if (d.decided_at && d.state === "received") events.push({ at: d.decided_at, text: t("trail.received", { to, who: d.decided_by ?? "" }) });
-    if (d.decided_at && d.state === "rejected") events.push({ at: d.decided_at, text: t("trail.rejected", { to, who: d.decided_by ?? "", reason: d.reason ?? "" }) });
+  if (doc.dispatched_at) {
+    events.push({ at: doc.dispatched_at, what: html`${doc.sealed_by ? who(doc.sealed_by) : null} ${t("trail.sealed")}` });
   }
-  if (doc.withdrawn_at) events.push({ at: doc.withdrawn_at, text: t("trail.withdrawn") });
+  for (const d of doc.deliveries) {
+    events.push({ at: d.created_at, what: html`${t("trail.delivered")} ${to(d.recipient)}${d.copy ? ` (${t("meta.cc")})` : ""}` });
+    if (d.fetched_at) events.push({ at: d.fetched_at, what: html`${to(d.recipient)} ${t("trail.fetched")}` });
+    if (d.decided_at && d.state === "received") {
+      events.push({ at: d.decided_at, what: html`${to(d.recipient)} ${who(d.decided_by)} ${t("trail.received")}` });
+    }
+    if (d.decided_at && d.state === "rejected") {
+      events.push({ at: d.decided_at, what: html`${to(d.recipient)} ${who(d.decided_by)} ${t("trail.rejected")}`, note: d.reason });
+    }
+  }
+  if (doc.withdrawn_at) events.push({ at: doc.withdrawn_at, what: t("trail.withdrawn") });
   return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
@@ -203,7 +213,7 @@ function Trail({ doc }) {
     <ol class="trail">
       ${events.map((e) => html`<li>
         <time datetime=${e.at}>${formatTime(e.at)}</time>
-        <span>${e.text}</span>
+        <span>${e.what}</span>
         ${e.note ? html`<p class="hint">${e.note}</p>` : null}
       </li>`)}
     </ol>
@@ -278,8 +288,11 @@ async function loadDocument(id) {
 }
 
 export function DocumentView({ params, query }) {
-  const [value, error, reload] = useLoad(() => loadDocument(params.id), [params.id]);
-  const doc = value?.doc;
+  const [value, error] = useLoad(() => loadDocument(params.id), [params.id]);
+  // After 签收 or 退回 only the record is read again: the bytes and their seals are the same.
+  const [fresh, setFresh] = useState(null);
+  const doc = fresh?.id === params.id ? fresh : value?.doc;
+  const reload = () => api.get(`/v1/documents/${encodeURIComponent(params.id)}`).then(setFresh, () => {});
   const mine = doc?.deliveries.find((d) =>
     query.delivery ? d.id === query.delivery : d.recipient === session.me?.department && !d.copy,
   ) ?? doc?.deliveries.find((d) => d.recipient === session.me?.department);

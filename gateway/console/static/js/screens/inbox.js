@@ -2,6 +2,7 @@
 // returned — with search, urgency marks and deadlines; new deliveries appear as they come.
 import { html, useState } from "../core/html.js";
 import { addMessages, t } from "../core/i18n.js";
+import { DepartmentName } from "../core/directory.js";
 import { useDeliveries } from "../core/live.js";
 import { navigate } from "../core/router.js";
 import { ErrorNote, Field, Loading, Page, StateBadge, Table, Urgency, formatTime, useLoad } from "../core/ui.js";
@@ -77,7 +78,7 @@ export function Inbox({ query }) {
         ${item.copy ? html` <span class="badge">${t("inbox.copy")}</span>` : null}`,
     },
     { label: t("inbox.col.number"), render: (item) => item.document.doc_number },
-    { label: t("inbox.col.sender"), render: (item) => item.document.sender },
+    { label: t("inbox.col.sender"), render: (item) => html`<${DepartmentName} code=${item.document.sender} />` },
     { label: t("inbox.col.urgency"), render: (item) => html`<${Urgency} value=${item.document.urgency} />` },
     { label: t("inbox.col.state"), render: (item) => html`<${StateBadge} state=${item.state} />` },
     { label: t("inbox.col.due"), render: (item) => html`<${Due} item=${item} />` },

@@ -18,6 +18,7 @@ addMessages({
     "login.none": "本浏览器还没有启用密钥。",
     "login.enroll": "启用本设备",
     "login.ended": "会话已结束：{reason}",
+    "login.revoked": "本设备的密钥已被吊销，会话已结束。如需继续使用，请向部门管理员申请新的启用码。",
     "passkey.setup.title": "设置通行密钥",
     "passkey.setup.intro": "您的角色需要在登录和签收、签发、用印时使用通行密钥（指纹、面容或设备 PIN）确认。请为本设备设置一个通行密钥。",
     "passkey.setup.submit": "设置通行密钥",
@@ -31,6 +32,7 @@ addMessages({
     "login.none": "No key is enrolled in this browser yet.",
     "login.enroll": "Enroll this device",
     "login.ended": "The session ended: {reason}",
+    "login.revoked": "This device's key was revoked and the session ended. Ask your department admin for a new enrollment code to go on.",
     "passkey.setup.title": "Set up a passkey",
     "passkey.setup.intro": "Your role needs a passkey (fingerprint, face or device PIN) at login and before signing for, signing off and sealing. Set one up for this device.",
     "passkey.setup.submit": "Set up a passkey",
@@ -64,7 +66,11 @@ export function Login() {
   const ended = session.ended;
   return html`<${Page} title=${t("login.title")}>
     <div class="panel narrow">
-      ${ended ? html`<p class="note note-warn" role="alert">${t("login.ended", { reason: ended })}</p>` : null}
+      ${ended
+        ? html`<p class="note note-warn" role="alert">
+            ${ended.revoked ? t("login.revoked") : t("login.ended", { reason: ended.reason })}
+          </p>`
+        : null}
       ${identity === undefined
         ? null
         : identity
