@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 from jose import jws as jose_jws
 from jose.exceptions import JWSError
 from playwright.sync_api import Browser, BrowserContext, CDPSession, ConsoleMessage, Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from gateway.console.links import CONSOLE_PATH, enrollment_link
 from tests.conftest import (
     REPO,
     Gateway,
@@ -138,13 +138,13 @@ class PageProblems:
 
     def watch(self, page: Page) -> None:
         page.on("console", lambda message: self._console(page, message))
-        page.on("pageerror", lambda error: self._add(f"{page.url}: uncaught {error}"))
+        page.on("pageerror", lambda error: self._add(f"{page.url[:200]}: uncaught {error}"))
 
     def _console(self, page: Page, message: ConsoleMessage) -> None:
         if message.type == "error":
             source = message.location.get("url") or ""
-            where = f" [{source}]" if source and source != page.url else ""
-            self._add(f"{page.url}: {message.text}{where}")
+            where = f" [{source[:200]}]" if source and source != page.url else ""
+            self._add(f"{page.url[:200]}: {message.text}{where}")
 
     def _add(self, text: str) -> None:
         with self.lock:
@@ -299,6 +299,34 @@ def verify_es256(token: str, jwk: dict[str, Any]) -> dict[str, Any]:
     return claims
 
 
+_READ_IDENTITY = """
+() => new Promise((resolve, reject) => {
+  const opening = indexedDB.open("sealhub");
+  opening.onerror = () => reject(opening.error);
+  opening.onsuccess = () => {
+    const db = opening.result;
+    if (!db.objectStoreNames.contains("identity")) { db.close(); resolve([]); return; }
+    const all = db.transaction("identity").objectStore("identity").getAll();
+    all.onerror = () => reject(all.error);
+    all.onsuccess = () => {
+      db.close();
+      resolve(all.result.map((r) => ({official: r.official, kid: r.kid, label: r.label,
+        publicJwk: r.publicJwk, enrolled_at: r.enrolled_at,
+        extractable: r.privateKey ? r.privateKey.extractable : null})));
+    };
+  };
+})
+"""
+
+
+def stored_identities(page: Page) -> list[dict[str, Any]]:
+    """The console's key records in IndexedDB ``sealhub``/``identity`` (CONSOLE.md), without
+    the private key but with its ``extractable`` flag: the public JWK verifies what the
+    browser signed (:func:`verify_es256`)."""
+    records: list[dict[str, Any]] = page.evaluate(_READ_IDENTITY)
+    return records
+
+
 # --- officials, departments, seals ------------------------------------------------------------
 
 
@@ -322,7 +350,7 @@ class Officials:
 
     def enrollment_link(self, official: str, code: str) -> str:
         """The console link a dept_admin hands over (the code stays in the fragment)."""
-        return f"{self.gateway.base_url}/console/#/enroll/{official}/{code}"
+        return enrollment_link(self.gateway.base_url, official, code)
 
     def login(self, department: str, roles: list[str], name: str = "测试官员") -> Session:
         """A new official of *department* with *roles*, its key enrolled, logged in."""
@@ -389,8 +417,7 @@ class Officials:
 
 # --- the console in a browser ---------------------------------------------------------------
 
-CONSOLE = "/console/"
-_ENROLL_BUTTON = re.compile(r"注册|启用|登记|绑定|确认|enroll|register", re.IGNORECASE)
+_ENROLL_BUTTON = re.compile(r"^(启用并登录|Enroll and log in)$")
 
 
 def settle(page: Page) -> None:
@@ -403,19 +430,16 @@ def settle(page: Page) -> None:
     page.wait_for_timeout(150)  # one more frame for fonts and late layout
 
 
-def enroll_in_console(page: Page, officials: Officials, official: str, code: str) -> None:
+def enroll_in_console(
+    page: Page, officials: Officials, official: str, code: str, *, lands_on: str = "#/"
+) -> None:
     """Enroll *official* in this browser through the console's enrollment link (a
-    non-extractable key in IndexedDB) and wait for the logged-in 工作台."""
+    non-extractable key in IndexedDB), press 启用并登录 and wait for the screen the console
+    lands on (``#/``; ``#/passkey-setup`` for an official that must register a passkey)."""
     page.goto(officials.enrollment_link(official, code))
-    page.wait_for_function("() => !location.hash.startsWith('#/enroll/')")  # fragment dropped
-    confirm = page.get_by_role("button", name=_ENROLL_BUTTON)
-    try:
-        confirm.first.wait_for(state="visible", timeout=3_000)
-    except PlaywrightTimeoutError:
-        pass  # the link alone enrolled
-    else:
-        confirm.first.click()
-    page.wait_for_function("() => location.hash === '#/' || location.hash === ''", timeout=20_000)
+    page.wait_for_function("() => !location.hash.startsWith('#/enroll/')")  # code dropped
+    page.get_by_role("button", name=_ENROLL_BUTTON).click()
+    page.wait_for_function("hash => location.hash === hash", arg=lands_on, timeout=20_000)
     settle(page)
 
 
@@ -435,5 +459,5 @@ def open_screen(page: Page, route: str) -> None:
     found next belongs to this screen (the console logs in again from IndexedDB).
     """
     page.goto("about:blank")
-    page.goto(CONSOLE + route)
+    page.goto(CONSOLE_PATH + route)
     settle(page)

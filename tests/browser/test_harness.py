@@ -23,6 +23,7 @@ from tests.browser.harness import (
     authenticator_credentials,
     axe,
     screenshot,
+    stored_identities,
     verify_es256,
 )
 from tests.conftest import Gateway
@@ -43,6 +44,18 @@ async (payload) => {
   const input = text({alg: "ES256", typ: "sealhub-test+jwt"}) + "." + text(payload);
   const signature = await crypto.subtle.sign(
     {name: "ECDSA", hash: "SHA-256"}, keys.privateKey, new TextEncoder().encode(input));
+  await new Promise((resolve, reject) => {  // kept as the console keeps it (CONSOLE.md)
+    const opening = indexedDB.open("sealhub", 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore("identity", {keyPath: "kid"});
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+      const tx = opening.result.transaction("identity", "readwrite");
+      tx.objectStore("identity").put({official: payload.official, kid: "k1",
+        privateKey: keys.privateKey, publicJwk: jwk, label: "test", enrolled_at: "now"});
+      tx.oncomplete = () => { opening.result.close(); resolve(); };
+      tx.onerror = () => reject(tx.error);
+    };
+  });
   return {jws: input + "." + b64url(signature), jwk: {kty: jwk.kty, crv: jwk.crv, x: jwk.x,
           y: jwk.y}, extractable: keys.privateKey.extractable, exported,
           signatureBytes: signature.byteLength};
@@ -98,6 +111,9 @@ def test_webcrypto_signature_verifies_with_python_jose(page: Page, gateway: Gate
     assert made["exported"] == "InvalidAccessError"
     assert made["signatureBytes"] == 64
     assert verify_es256(made["jws"], made["jwk"]) == payload
+    [stored] = stored_identities(page)
+    assert (stored["official"], stored["extractable"]) == ("o-1", False)
+    assert verify_es256(made["jws"], stored["publicJwk"]) == payload
     # The check can fail: a signature over something else does not verify.
     head, _body, signature = made["jws"].split(".")
     forged = base64.urlsafe_b64encode(json.dumps({"official": "o-2"}).encode()).rstrip(b"=")
@@ -174,6 +190,14 @@ def test_axe_runs_under_the_console_csp_without_violating_it(
     )
     assert axe(page) == []
     assert page_problems.take() == []
+    # The policy is in force there: an HTML string is refused, and the watcher sees it.
+    refused = page.evaluate(
+        "() => { try { document.body.innerHTML = '<b>x</b>'; return 'assigned'; }"
+        " catch (error) { return error.name; } }"
+    )
+    assert refused == "TypeError"
+    page.wait_for_timeout(200)  # the violation event is dispatched after the refusal
+    assert any("require-trusted-types-for" in text for text in page_problems.take())
 
 
 def test_watcher_catches_csp_violations_and_uncaught_errors(

@@ -171,6 +171,7 @@ PLATFORM_SCREENS = [
     ("admin-departments", "#/admin/departments"),
 ]
 
+NOT_FOUND = {"页面不存在", "No such page"}  # the shell's heading for an unknown route
 ANONYMOUS_SCREENS = [("enroll", "#/enroll"), ("login", "#/login")]
 
 
@@ -180,8 +181,11 @@ def check_screens(page: Page, screens: list[tuple[str, str]], width: int) -> Non
     for name, route in screens:
         open_screen(page, route)
         shown = page.evaluate("() => location.hash")
+        heading = page.locator("h1").first.inner_text().strip()
         if shown.split("?")[0] != route.split("?")[0]:
             problems.append(f"{route}: the console showed {shown} instead")
+        elif heading in NOT_FOUND:
+            problems.append(f"{route}: the console has no such screen ({heading})")
         screenshot(page, name)
         violations = axe(page)
         if violations:
