@@ -13,6 +13,7 @@ from pydantic import Field, StrictBool
 
 from gateway.http.bodies import json_response, parse_body
 from gateway.http.models import RequestBody, SingleLine
+from gateway.http.openapi import json_content, schema_ref
 from gateway.http.routing import RouteTable, path_param
 from gateway.identity.auth import caller_of
 from gateway.identity.service import MANAGERS
@@ -37,6 +38,14 @@ class RegistrationBody(RequestBody):
         default=None,
         description="step-up by a current passkey: AuthenticationResponseJSON whose challenge"
         " is b64url(SHA-256(ASCII of publicKey.challenge))",
+    )
+
+
+class RemovalBody(RequestBody):
+    passkey: dict[str, Any] | None = Field(
+        default=None,
+        description="the official's own console: AuthenticationResponseJSON of a current"
+        ' passkey whose challenge is b64url(SHA-256("remove-passkey:" + passkey id))',
     )
 
 
@@ -99,12 +108,15 @@ async def list_passkeys(request: web.Request) -> web.Response:
     access="authenticated",
     tag="passkeys",
     parameters=(OFFICIAL_ID, path_param("passkey", "Passkey id.")),
+    request_body={"required": False, "content": json_content(schema_ref(RemovalBody))},
     responses={"200": views.PasskeyJson},
 )
 async def remove_passkey(request: web.Request) -> web.Response:
-    removed = await request.app[PASSKEYS].remove(
-        caller_of(request), request.match_info["id"], request.match_info["passkey"]
-    )
+    passkeys = request.app[PASSKEYS]
+    caller, official = caller_of(request), request.match_info["id"]
+    await passkeys.reachable(caller, official)  # who may, before the body is read
+    body = await parse_body(request, RemovalBody) if request.can_read_body else RemovalBody()
+    removed = await passkeys.remove(caller, official, request.match_info["passkey"], body.passkey)
     return json_response(views.passkey(removed))
 
 

@@ -131,6 +131,11 @@ def challenge_for(signed: str) -> bytes:
         raise InvalidPasskey("challenge_mismatch", "a confirmed JWS is ASCII") from None
 
 
+def removal_text(passkey_id: uuid.UUID) -> str:
+    """What a step-up confirming the removal of a passkey signs over."""
+    return f"remove-passkey:{passkey_id}"
+
+
 def _user_handle(official_id: str) -> bytes:
     return official_id.encode("utf-8")
 
@@ -415,11 +420,13 @@ class PasskeyService:
         owner = await key_rows.key_owner(connection, principal.kid)
         if owner is not None and owner.key.created_at > newest:
             return "new_key", None
-        raise StepUpRequired(
-            "a passkey is registered: confirm with it (passkey), or enroll this device anew"
-        )
+        raise StepUpRequired("confirm with a current passkey (passkey), or enroll this device anew")
 
     # --- listing and removal ----------------------------------------------------------------
+
+    async def reachable(self, caller: Caller, official_id: str) -> Official:
+        """The official, when the caller is it or one of its managers (404 or 403 else)."""
+        return await self._own_or_managed(caller, official_id)
 
     async def _own_or_managed(self, caller: Caller, official_id: str) -> Official:
         if official_id == caller.official.official_id:
@@ -431,22 +438,33 @@ class PasskeyService:
         async with self._pool.acquire() as connection:
             return await rows.passkeys_of(connection, official.id)
 
-    async def remove(self, caller: Caller, official_id: str, passkey_id: str) -> Passkey:
+    async def remove(
+        self, caller: Caller, official_id: str, passkey_id: str, step_up: object | None = None
+    ) -> Passkey:
+        """Remove a passkey. The official itself, from a console key, confirms with a
+        current passkey (*step_up*, challenge ``SHA-256("remove-passkey:" + id)``) unless its
+        key was enrolled after the newest one: else whoever sits at an unlocked console
+        could drop the passkey and with it every step-up. Its managers need none."""
         official = await self._own_or_managed(caller, official_id)
         try:
             wanted = uuid.UUID(passkey_id)
         except ValueError:
             raise NotFound() from None
+        principal = caller.official
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
-            removed = await rows.revoke_passkey(connection, official.id, wanted, now=now)
-            if removed is None:
+            found = [p for p in await rows.passkeys_of(connection, official.id) if p.id == wanted]
+            if not found:
                 raise NotFound()
+            if official.id == principal.official_id and principal.console and found[0].active:
+                await self._may_register(connection, principal, removal_text(wanted), step_up, now)
+            removed = await rows.revoke_passkey(connection, official.id, wanted, now=now)
+            assert removed is not None
             if removed.revoked_at == now:
                 await self._audit.record(
                     connection,
                     events.passkey_removed(
-                        caller.official,
+                        principal,
                         now,
                         department=official.department,
                         official=official.id,

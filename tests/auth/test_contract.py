@@ -159,6 +159,9 @@ def test_official_created_on_the_server_enrolls_and_logs_in_with_plain_jose(
         "department": "yl-jyj",
         "roles": ["clerk", "leader"],
         "kid": client.thumbprint,
+        # A key file (no device at enrollment): passkeys never apply.
+        "passkey": "not_required",
+        "device": {"kind": "file", "label": None},
     }
     unit = client.http.get(
         "/v1/departments/yl",

@@ -260,6 +260,17 @@ def test_a_console_key_alone_cannot_add_a_second_passkey(gateway: Gateway) -> No
         e for e in events(gateway, "passkey.registered") if e["passkey"] == added.json()["id"]
     ]
     assert event["via"] == "step_up" and event["step_up"]["sign_count"] > 0
+    # Nor may it drop the passkey (and with it every step-up) without one.
+    url = f"/v1/officials/{owner.official_id}/passkeys"
+    first = owner.get(url).json()["items"][0]["id"]
+    dropped = owner.delete(f"{url}/{first}")
+    assert dropped.status_code == 403 and code(dropped) == "passkey_required"
+    confirmed = owner.request(
+        "DELETE",
+        f"{url}/{first}",
+        json={"passkey": mine.confirm(f"remove-passkey:{first}")},
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "removed"
     owner.close()
 
 
@@ -495,3 +506,11 @@ def test_sign_off_and_seal_need_step_ups_from_console_keys(
     assert used["passkey"]["challenge"] == step_up_challenge(request)
     for session in (drafter, reviewer, signer, keeper):
         session.close()
+
+
+def test_what_a_setup_session_may_call_are_declared_routes() -> None:
+    from gateway.identity.auth import SETUP_ROUTES
+    from gateway.routes import routes
+
+    declared = {(route.method, route.path) for route in routes.routes}
+    assert declared >= SETUP_ROUTES, SETUP_ROUTES - declared
