@@ -8,7 +8,7 @@ import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
 import { useRoute } from "../core/router.js";
 import { qrcode } from "../../vendor/qrcode.mjs";
-import { KeyList } from "./devices.js";
+import { KeyList, Passkeys } from "./devices.js";
 import { listAll } from "./dashboard.js";
 import { departmentOfficials } from "./send.js";
 import "./style.js";
@@ -341,7 +341,10 @@ function OfficialRow({ official, onChanged, onHandover }) {
       : null}
     ${note ? html`<p class="note" role="status">${note}</p>` : null}
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${showKeys ? html`<${KeyList} official=${official.id} />` : null}
+    ${showKeys
+      ? html`<${KeyList} official=${official.id} />
+          <${Passkeys} official=${official.id} />`
+      : null}
   </li>`;
 }
 
@@ -373,10 +376,8 @@ function Requests({ onHandover, onDecided }) {
   return html`<section aria-labelledby="requests-heading">
     <h2 id="requests-heading">${t("admin.requests")}</h2>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null && failure
-      ? null
-      : items === null
-      ? html`<${Loading} />`
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
       : items.length === 0
         ? html`<p class="hint">${t("admin.noRequests")}</p>`
         : html`<ul class="cards">
@@ -427,10 +428,8 @@ export function AdminOfficialsScreen() {
         <input id="officials-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
       </div>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-      ${shown === null && failure
-        ? null
-        : shown === null
-        ? html`<${Loading} />`
+      ${shown === null
+        ? failure ? null : html`<${Loading} />`
         : shown.length === 0
           ? html`<p class="hint">${t("admin.none")}</p>`
           : html`<ul class="cards">

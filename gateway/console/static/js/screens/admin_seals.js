@@ -228,10 +228,8 @@ export function AdminSealsScreen() {
     <section aria-labelledby="seals-heading">
       <h2 id="seals-heading">${t("seals.list")}</h2>
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-      ${seals === null && failure
-        ? null
-        : seals === null
-        ? html`<${Loading} />`
+      ${seals === null
+        ? failure ? null : html`<${Loading} />`
         : seals.length === 0
           ? html`<p class="hint">${t("seals.none")}</p>`
           : html`<ul class="cards">${seals.map((s) => html`<${SealCard} key=${s.id} seal=${s} admin=${admin} onChanged=${load} />`)}</ul>`}

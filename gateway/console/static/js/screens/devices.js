@@ -19,6 +19,7 @@ addMessages({
     "devices.kind.browser": "浏览器",
     "devices.kind.file": "密钥文件",
     "devices.created": "登记时间",
+    "devices.lastUsed": "最近使用",
     "devices.status": "状态",
     "devices.status.active": "有效",
     "devices.status.revoked": "已吊销",
@@ -42,6 +43,7 @@ addMessages({
     "devices.remove": "删除",
     "devices.removeLabel": "删除通行密钥 {label}",
     "devices.removed": "已删除通行密钥",
+    "devices.removeNeedsManager": "从本设备删除通行密钥须先用该通行密钥确认；请联系本单位管理员在“管理 · 人员”中删除。",
     "devices.passkeyCancelled": "未完成通行密钥注册。",
     "devices.setupRequired": "您的角色须使用通行密钥：请先添加一个，才能使用其他功能。",
   },
@@ -55,6 +57,7 @@ addMessages({
     "devices.kind.browser": "Browser",
     "devices.kind.file": "Key file",
     "devices.created": "Enrolled",
+    "devices.lastUsed": "Last used",
     "devices.status": "Status",
     "devices.status.active": "Active",
     "devices.status.revoked": "Revoked",
@@ -78,18 +81,18 @@ addMessages({
     "devices.remove": "Remove",
     "devices.removeLabel": "Remove passkey {label}",
     "devices.removed": "Passkey removed",
+    "devices.removeNeedsManager": "Removing a passkey from this device needs that passkey's confirmation: ask your department admin to remove it under Admin · Officials.",
     "devices.passkeyCancelled": "The passkey was not registered.",
     "devices.setupRequired": "Your roles need a passkey: add one before anything else.",
   },
 });
 
 function keyLabel(key) {
-  return (key.device && key.device.label) || `${key.kid.slice(0, 12)}…`;
+  return key.label || `${key.kid.slice(0, 12)}…`;
 }
 
 function keyKind(key) {
-  const kind = (key.device && key.device.kind) || "file";
-  return t(`devices.kind.${kind}`);
+  return t(`devices.kind.${key.device_kind === "browser" ? "browser" : "file"}`);
 }
 
 /** One official's keys with revocation (also used by the admin screen for any official). */
@@ -132,6 +135,8 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
                 <dd>${keyKind(key)}</dd>
                 <dt>${t("devices.created")}</dt>
                 <dd><time datetime=${key.created_at}>${formatTime(key.created_at)}</time></dd>
+                <dt>${t("devices.lastUsed")}</dt>
+                <dd>${formatTime(key.last_used_at)}</dd>
                 <dt>${t("devices.status")}</dt>
                 <dd>${t(`devices.status.${key.status}`)}${key.revoked_at ? ` · ${formatTime(key.revoked_at)}` : ""}</dd>
               </dl>
@@ -154,14 +159,15 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
   </div>`;
 }
 
-function Passkeys({ official }) {
+/** One official's passkeys with removal; `own`: also the form that registers a new one. */
+export function Passkeys({ official, own = false }) {
   const [items, setItems] = useState(null);
   const [label, setLabel] = useState("");
   const [failure, setFailure] = useState(null);
   const [hint, setHint] = useState(null);
   const [busy, setBusy] = useState(false);
   const path = `/v1/officials/${encodeURIComponent(official)}/passkeys`;
-  const load = () => api.get(path).then((page) => setItems(page.items), setFailure);
+  const load = () => api.get(path).then((page) => setItems(page.items.filter((p) => p.status === "active")), setFailure);
   useEffect(() => {
     load();
   }, [official]);
@@ -191,16 +197,17 @@ function Passkeys({ official }) {
       notify(t("devices.removed"));
       load();
     } catch (error) {
-      setFailure(error);
+      // The core's api.del sends no body, so the step-up that removing one's own passkey
+      // from an older console key takes cannot be sent: a manager may remove it instead.
+      if (error.code === "passkey_required") setHint(t("devices.removeNeedsManager"));
+      else setFailure(error);
     }
   };
 
   return html`<div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null && failure
-      ? null
-      : items === null
-      ? html`<${Loading} />`
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
       : items.length === 0
         ? html`<p class="hint">${t("devices.noPasskeys")}</p>`
         : html`<ul class="cards">
@@ -214,22 +221,24 @@ function Passkeys({ official }) {
               </li>`,
             )}
           </ul>`}
-    <form class="inline-form" onSubmit=${add}>
-      <div class="field">
-        <label for="passkey-label">${t("devices.passkeyLabel")}</label>
-        <input
-          id="passkey-label"
-          type="text"
-          maxlength="100"
-          aria-describedby="passkey-label-hint"
-          value=${label}
-          onInput=${(e) => setLabel(e.currentTarget.value)}
-        />
-        <p id="passkey-label-hint" class="hint">${t("devices.passkeyLabelHint")}</p>
-      </div>
-      ${hint ? html`<p class="field-error" role="alert">${hint}</p>` : null}
-      <button type="submit" class="button button-primary" disabled=${busy}>${t("devices.addPasskey")}</button>
-    </form>
+    ${own
+      ? html`<form class="inline-form" onSubmit=${add}>
+          <div class="field">
+            <label for="passkey-label">${t("devices.passkeyLabel")}</label>
+            <input
+              id="passkey-label"
+              type="text"
+              maxlength="100"
+              aria-describedby="passkey-label-hint"
+              value=${label}
+              onInput=${(e) => setLabel(e.currentTarget.value)}
+            />
+            <p id="passkey-label-hint" class="hint">${t("devices.passkeyLabelHint")}</p>
+          </div>
+          ${hint ? html`<p class="field-error" role="alert">${hint}</p>` : null}
+          <button type="submit" class="button button-primary" disabled=${busy}>${t("devices.addPasskey")}</button>
+        </form>`
+      : hint ? html`<p class="field-error" role="alert">${hint}</p>` : null}
   </div>`;
 }
 
@@ -240,7 +249,7 @@ export function DevicesScreen() {
     <section aria-labelledby="devices-passkeys">
       <h2 id="devices-passkeys">${t("devices.passkeys")}</h2>
       <p class="hint">${t("devices.passkeysHint")}</p>
-      <${Passkeys} official=${me.id} />
+      <${Passkeys} official=${me.id} own />
     </section>
     <section aria-labelledby="devices-keys">
       <h2 id="devices-keys">${t("devices.keys")}</h2>

@@ -132,10 +132,8 @@ function SealList() {
   }, []);
   return html`<${Page} title=${t("sealing.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null && failure
-      ? null
-      : items === null
-      ? html`<${Loading} />`
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("sealing.empty")}</p>`
         : html`<ul class="cards">
@@ -252,10 +250,8 @@ function SealDocument({ id }) {
     ${doc ? html`<p class="doc-line"><${Urgency} value=${doc.urgency} /><span>${t("sealing.number", { number: doc.doc_number })}</span></p>` : null}
     <div class="doc-layout">
       <section class="draft" aria-label=${t("sealing.title")}>
-        ${draft === null && failure
-          ? null
-          : draft === null
-          ? html`<${Loading} />`
+        ${draft === null
+          ? failure ? null : html`<${Loading} />`
           : !draft.intact
             ? html`<p class="note note-error" role="alert">${t("sealing.digestMismatch")}</p>`
             : seal

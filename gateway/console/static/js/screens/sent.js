@@ -276,10 +276,8 @@ export function SentScreen() {
       <input id="sent-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
     </div>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null && failure
-      ? null
-      : items === null
-      ? html`<${Loading} />`
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("sent.empty")}</p>`
         : html`<ul class="cards">

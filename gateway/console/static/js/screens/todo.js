@@ -114,10 +114,8 @@ function TodoList() {
   }, []);
   return html`<${Page} title=${t("todo.title")}>
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null && failure
-      ? null
-      : items === null
-      ? html`<${Loading} />`
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
       : items.length === 0
         ? html`<p class="empty">${t("todo.empty")}</p>`
         : html`<ul class="cards">
@@ -292,10 +290,8 @@ function TodoDocument({ id }) {
       : null}
     <div class="doc-layout">
       <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("todo.loading")}>
-        ${draft === null && failure
-          ? null
-          : draft === null
-          ? html`<${Loading} />`
+        ${draft === null
+          ? failure ? null : html`<${Loading} />`
           : draft.intact
             ? html`<${PdfView} bytes=${draft.bytes} label=${t("todo.draft", { version: draft.version.version })} />`
             : html`<p class="note note-error" role="alert">${t("todo.digestMismatch")}</p>`}
