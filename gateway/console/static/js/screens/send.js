@@ -29,7 +29,8 @@ addMessages({
     "send.deadline": "办理期限（可选）",
     "send.deadlineHint": "不填则按紧急程度计算签收时限",
     "send.recipients": "主送与抄送",
-    "send.file": "正文（PDF）",
+    "send.file": "正文",
+    "send.fileInput": "选择 PDF 文件",
     "send.fileHint": "只接受 PDF 文件",
     "send.chain": "审批流程",
     "send.useChain": "送审批（核稿、会签、签发）后再用印",
@@ -86,7 +87,8 @@ addMessages({
     "send.deadline": "Deadline (optional)",
     "send.deadlineHint": "Without one, the time to sign for follows the urgency",
     "send.recipients": "Recipients",
-    "send.file": "Document (PDF)",
+    "send.file": "Document",
+    "send.fileInput": "Choose the PDF file",
     "send.fileHint": "PDF files only",
     "send.chain": "Approval",
     "send.useChain": "Send for approval (review, countersign, sign-off) before sealing",
@@ -449,7 +451,7 @@ export function SendScreen() {
       <fieldset>
         <legend>${t("send.file")}</legend>
         <div class="field">
-          <label for="send-file">${t("send.file")}</label>
+          <label for="send-file">${t("send.fileInput")}</label>
           <input
             id="send-file"
             ref=${fileInput}
