@@ -3,8 +3,10 @@ chain 核稿 (one reviewer) → 会签 (two countersigners, all of them) → 签
 opens it in 待办, sees the draft drawn and the chain so far, and decides with a
 sealhub-approval+jwt made by WebCrypto (the leader's 签发 with a passkey step-up); a seal
 keeper then sees it in 用印 with the seal image over the page where the gateway will put it,
-and seals it with a sealhub-seal+jwt and a passkey step-up. Every signature is verified with
-python-jose against the public key the gateway holds for that browser."""
+and seals it with a sealhub-seal+jwt and a passkey step-up. 补发 then takes the leader's
+sealhub-resend+jwt: the leader (who may not send resends) signs it in 已发, the drafter
+pastes it and sends. Every signature is verified with python-jose against the public key
+the gateway holds for that browser."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from tests.seals.seal_corpus import reportlab_pdf
 DEPARTMENT = "yl-jyj"  # 玉林市教育局
 RECIPIENT = "yl-fgw"
 RECIPIENT_NAME = "玉林市发展和改革委员会"
+MORE = "yl-bgs"  # 补发 reaches it too
+MORE_NAME = "玉林市人民政府办公室"
 TITLE = "关于印发《玉林市中小学校园安全管理办法》的通知"
 
 
@@ -232,3 +236,32 @@ def test_review_countersign_sign_off_and_seal_all_in_browsers(
         (2, "approve"),
     ]
     assert [d["recipient"] for d in document["deliveries"]] == [RECIPIENT]
+
+    # 补发 after sign-off takes the leader's sealhub-resend+jwt; this leader may not send
+    # resends itself, so it signs in 已发 and hands the approval to the drafter (a clerk).
+    nav(leader, "已发")
+    card = leader.locator(f'li[data-document="{sent["id"]}"]')
+    card.get_by_role("button", name="补发").click()
+    card.get_by_label("搜索单位或分发组").fill("人民政府办公室")
+    card.get_by_role("button", name=f"{MORE_NAME}：主送").click()
+    card.get_by_role("button", name="签批补发").click()
+    approval = card.get_by_label("补发签批（请交给本单位文书）").input_value()
+    claims = verify_es256(approval, jwks["leader"])
+    assert (claims["document"], claims["sha256"]) == (sent["id"], document["sha256"])
+    assert claims["recipients"] == [MORE]
+
+    drafter = pages["drafter"]
+    nav(drafter, "已发")
+    card = drafter.locator(f'li[data-document="{sent["id"]}"]')
+    card.get_by_role("button", name="补发").click()
+    expect(card.get_by_role("note")).to_contain_text("须由本单位领导签批")
+    card.get_by_label("领导的补发签批").fill(approval)
+    expect(card.get_by_text(f"签批的补发单位：{MORE}")).to_be_visible()
+    body = posted(
+        drafter,
+        f"/v1/documents/{sent['id']}/resend",
+        lambda: card.get_by_role("button", name="确认补发").click(),
+    )
+    assert body == {"recipients": [MORE], "approval": approval}
+    card.get_by_role("button", name="各单位状态").click()
+    expect(card.locator(f'[data-recipient="{MORE}"]')).to_have_text(MORE_NAME)

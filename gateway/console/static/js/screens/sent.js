@@ -4,7 +4,7 @@
 import { html, useState, useEffect, useRef } from "../core/html.js";
 import { api } from "../core/api.js";
 import { session } from "../core/session.js";
-import { signJws } from "../core/jws.js";
+import { b64urlDecode, signJws } from "../core/jws.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
 import { RecipientPicker, useNames } from "./recipients.js";
@@ -30,17 +30,23 @@ addMessages({
     "sent.state": "状态",
     "sent.time": "时间",
     "sent.reason": "退回理由：{reason}",
-    "sent.open": "查看公文",
     "sent.withdraw": "撤回",
     "sent.withdrawConfirm": "撤回后各单位将不能再签收此件。确定撤回？",
     "sent.withdrawYes": "确定撤回",
     "sent.cancel": "取消",
     "sent.withdrawn": "已撤回",
-    "sent.withdrawNotAllowed": "已有单位签收，不能撤回。",
     "sent.resend": "补发",
     "sent.resendTitle": "补发给更多单位",
-    "sent.resendSend": "补发",
-    "sent.resendNeedsLeader": "此件已经签发，补发须由本单位领导签批。请领导登录控制台，在“已发”中补发。",
+    "sent.resendSend": "确认补发",
+    "sent.resendNeedsLeader": "此件已经签发，补发须由本单位领导签批：请领导在其控制台“已发”中选定补发单位并签批，再把签批粘贴到下面。",
+    "sent.approval": "领导的补发签批",
+    "sent.approvalHint": "粘贴领导交来的签批；补发单位以签批为准。",
+    "sent.approvalFor": "签批的补发单位：{codes}",
+    "sent.approvalInvalid": "这不是本件的补发签批",
+    "sent.resendHandOver": "您是领导但不能直接补发：签批后把签批交给本单位文书提交。",
+    "sent.resendSign": "签批补发",
+    "sent.resendClerks": "补发由本单位文书、用印员或单位管理员办理。",
+    "sent.signedApproval": "补发签批（请交给本单位文书）",
     "sent.resendSigned": "您是领导：补发时将用您的密钥签批。",
     "sent.resendNone": "请选择要补发的单位",
     "sent.resent": "已补发给 {n} 个单位",
@@ -64,17 +70,23 @@ addMessages({
     "sent.state": "State",
     "sent.time": "Time",
     "sent.reason": "Reason: {reason}",
-    "sent.open": "Open",
     "sent.withdraw": "Withdraw",
     "sent.withdrawConfirm": "Recipients will no longer be able to sign for it. Withdraw?",
     "sent.withdrawYes": "Withdraw",
     "sent.cancel": "Cancel",
     "sent.withdrawn": "Withdrawn",
-    "sent.withdrawNotAllowed": "Someone signed for it already: it cannot be withdrawn.",
     "sent.resend": "Resend",
     "sent.resendTitle": "Resend to more units",
-    "sent.resendSend": "Resend",
-    "sent.resendNeedsLeader": "This document was signed off: resending needs a leader's signature. Ask a leader to resend it from their console's Sent list.",
+    "sent.resendSend": "Resend now",
+    "sent.resendNeedsLeader": "This document was signed off: resending needs a leader's approval. The leader chooses the units and signs in their console's Sent list; paste the approval below.",
+    "sent.approval": "The leader's resend approval",
+    "sent.approvalHint": "Paste the approval a leader handed you; it names the units.",
+    "sent.approvalFor": "The approval resends to: {codes}",
+    "sent.approvalInvalid": "This is not a resend approval of this document",
+    "sent.resendHandOver": "You are a leader but may not resend yourself: sign, then hand the approval to a clerk of your department.",
+    "sent.resendSign": "Sign the resend",
+    "sent.resendClerks": "A clerk, seal keeper or department admin resends.",
+    "sent.signedApproval": "Resend approval (hand it to a clerk)",
     "sent.resendSigned": "You are a leader: the resend is signed with your key.",
     "sent.resendNone": "Choose the units to resend to",
     "sent.resent": "Resent to {n} units",
@@ -101,51 +113,110 @@ function Deliveries({ doc, nameOf }) {
   return html`<${Table} columns=${columns} rows=${doc.deliveries} caption=${t("sent.details")} />`;
 }
 
+const FOLLOW_UP_ROLES = ["clerk", "seal_keeper", "dept_admin"];
+
+/** The claims of a compact JWS, unverified (the gateway verifies it): for showing only. */
+function claimsOf(token) {
+  try {
+    return JSON.parse(new TextDecoder().decode(b64urlDecode(token.trim().split(".")[1])));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * 补发. After sign-off the gateway wants a leader's sealhub-resend+jwt over exactly these
+ * recipients, and only a clerk, seal keeper or dept_admin may send the resend: one person
+ * holding both does it alone; else the leader signs here and hands the approval over, and
+ * the clerk pastes it (the recipients are then the approval's own).
+ */
 function Resend({ doc, onDone }) {
   const me = session.me;
   const leader = session.hasRole("leader");
+  const mayFollowUp = session.hasRole(...FOLLOW_UP_ROLES);
   const needsLeader = Boolean(doc.workflow);
   const [chosen, setChosen] = useState({ recipients: [], cc: [] });
+  const [pasted, setPasted] = useState("");
+  const [signed, setSigned] = useState(null);
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(false);
   const already = doc.deliveries.map((d) => d.recipient);
-  if (needsLeader && !leader) return html`<p class="note note-warn" role="note">${t("sent.resendNeedsLeader")}</p>`;
+  const base = `resend-${doc.id}`;
+  const handOver = needsLeader && !mayFollowUp; // a leader who cannot send: signs only
+  const fromLeader = needsLeader && !leader; // a clerk who cannot sign: pastes
+  const approval = fromLeader ? claimsOf(pasted) : null;
+  const approvalFits = approval && approval.document === doc.id && Array.isArray(approval.recipients);
 
-  const send = async () => {
-    // The picker's 抄送 choices are resent like the others: 补发 has one list.
-    const recipients = [...new Set([...chosen.recipients, ...chosen.cc])].sort();
-    if (recipients.length === 0) {
-      setFailure(new Error(t("sent.resendNone")));
-      return;
-    }
+  const picked = () => [...new Set([...chosen.recipients, ...chosen.cc])].sort();
+  const run = async (work) => {
     setBusy(true);
     setFailure(null);
     try {
-      const body = { recipients };
-      if (needsLeader) {
-        body.approval = await signJws("sealhub-resend+jwt", { document: doc.id, sha256: doc.sha256, recipients });
-      }
-      await api.post(`/v1/documents/${doc.id}/resend`, body, { idempotencyKey: crypto.randomUUID() });
-      notify(t("sent.resent", { n: recipients.length }));
-      onDone();
+      await work();
     } catch (error) {
       setFailure(error);
     } finally {
       setBusy(false);
     }
   };
-  return html`<section class="resend" aria-labelledby=${`resend-${doc.id}`}>
-    <h3 id=${`resend-${doc.id}`}>${t("sent.resendTitle")}</h3>
-    ${needsLeader ? html`<p class="hint">${t("sent.resendSigned")}</p>` : null}
-    <${RecipientPicker}
-      idBase=${`resend-picker-${doc.id}`}
-      value=${chosen}
-      onChange=${setChosen}
-      excluded=${[me.department, ...already]}
-      department=${me.department}
-    />
+  const sign = (recipients) => signJws("sealhub-resend+jwt", { document: doc.id, sha256: doc.sha256, recipients });
+  const post = async (body) => {
+    await api.post(`/v1/documents/${doc.id}/resend`, body, { idempotencyKey: crypto.randomUUID() });
+    notify(t("sent.resent", { n: body.recipients.length }));
+    onDone();
+  };
+  if (!needsLeader && !mayFollowUp) return html`<p class="note note-warn" role="note">${t("sent.resendClerks")}</p>`;
+
+  const submit = () =>
+    run(async () => {
+      if (fromLeader) {
+        if (!approvalFits) throw new Error(t("sent.approvalInvalid"));
+        await post({ recipients: approval.recipients, approval: pasted.trim() });
+        return;
+      }
+      // The picker's 抄送 choices are resent like the others: 补发 has one list.
+      const recipients = picked();
+      if (recipients.length === 0) throw new Error(t("sent.resendNone"));
+      if (handOver) setSigned(await sign(recipients));
+      else await post(needsLeader ? { recipients, approval: await sign(recipients) } : { recipients });
+    });
+
+  return html`<section class="resend" aria-labelledby=${base}>
+    <h3 id=${base}>${t("sent.resendTitle")}</h3>
+    ${needsLeader && leader && mayFollowUp ? html`<p class="hint">${t("sent.resendSigned")}</p>` : null}
+    ${handOver ? html`<p class="hint">${t("sent.resendHandOver")}</p>` : null}
+    ${fromLeader
+      ? html`<p class="note note-warn" role="note">${t("sent.resendNeedsLeader")}</p>
+          <div class="field">
+            <label for=${`${base}-approval`}>${t("sent.approval")}</label>
+            <textarea
+              id=${`${base}-approval`}
+              rows="3"
+              spellcheck="false"
+              aria-describedby=${`${base}-approval-hint`}
+              value=${pasted}
+              onInput=${(e) => setPasted(e.currentTarget.value)}
+            ></textarea>
+            <p id=${`${base}-approval-hint`} class="hint" aria-live="polite">
+              ${approvalFits ? t("sent.approvalFor", { codes: approval.recipients.join("、") }) : t("sent.approvalHint")}
+            </p>
+          </div>`
+      : html`<${RecipientPicker}
+          idBase=${`${base}-picker`}
+          value=${chosen}
+          onChange=${setChosen}
+          excluded=${[me.department, ...already]}
+          department=${me.department}
+        />`}
     ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    <button type="button" class="button button-primary" disabled=${busy} onClick=${send}>${t("sent.resendSend")}</button>
+    ${signed
+      ? html`<div class="field">
+          <label for=${`${base}-signed`}>${t("sent.signedApproval")}</label>
+          <textarea id=${`${base}-signed`} rows="3" readonly spellcheck="false" value=${signed} onFocus=${(e) => e.currentTarget.select()}></textarea>
+        </div>`
+      : html`<button type="button" class="button button-primary" disabled=${busy} onClick=${submit}>
+          ${handOver ? t("sent.resendSign") : t("sent.resendSend")}
+        </button>`}
   </section>`;
 }
 
@@ -194,7 +265,7 @@ function SentItem({ item, onChanged }) {
         <button type="button" class="button" aria-expanded=${open ? "true" : "false"} onClick=${() => setOpen(!open)}>
           ${open ? t("sent.hide") : t("sent.details")}
         </button>
-        ${dispatched && counts.received === 0
+        ${dispatched && counts.received === 0 && session.hasRole(...FOLLOW_UP_ROLES)
           ? html`<button type="button" class="button" onClick=${() => setMode(mode === "withdraw" ? null : "withdraw")}>
               ${t("sent.withdraw")}
             </button>`
