@@ -3,32 +3,55 @@ their own browser contexts (one through the link a dept_admin hands over, one by
 and code), each with a non-extractable WebCrypto key kept in IndexedDB; a reload logs in
 again from IndexedDB; logout and key login work; and a device its dept_admin revokes
 through the API is logged out at once, without a reload, and told why.
-Every DPoP proof the console sends is checked on the way: its header, htm, htu, ath."""
+Every DPoP proof the console sends is checked on the way: its header, htm, htu, ath.
+
+This module's gateway hands out access tokens of 12 seconds, so the console refreshes them
+while it is used and its inbox event stream ends with each one (``event: end``) and has to be
+reopened: deliveries still arrive live across those ends."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
+from gateway.console.links import CONSOLE_PATH
 from tests.browser.harness import (
-    CONSOLE,
     NARROW,
     WIDE,
     Officials,
     enroll_in_console,
     screenshot,
     settle,
+    start_browser_gateway,
 )
-from tests.conftest import Gateway
+from tests.conftest import Gateway, Session
+from tests.seals.seal_corpus import reportlab_pdf
 
 EDUCATION = "yl-jyj"  # 玉林市教育局
 OFFICE = "yl-bgs"  # 玉林市人民政府办公室
+TOKEN_SECONDS = 12
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    module_db_url: str, tmp_path_factory: pytest.TempPathFactory, browser_home: Path
+) -> Iterator[Gateway]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEALHUB_ACCESS_TOKEN_SECONDS", str(TOKEN_SECONDS))  # read at start
+        running = start_browser_gateway(module_db_url, tmp_path_factory.mktemp("gw"), browser_home)
+    try:
+        yield running
+    finally:
+        running.stop()
+
 
 STORED_KEY = """
 async () => {
@@ -87,7 +110,7 @@ def stored_key(page: Page) -> dict[str, Any]:
 
 
 def enroll_by_typing(page: Page, official: str, code: str) -> None:
-    page.goto(CONSOLE + "#/enroll")
+    page.goto(CONSOLE_PATH + "#/enroll")
     settle(page)
     page.get_by_label("人员编号").fill(official)
     page.get_by_label("启用码").fill(code)
@@ -190,3 +213,47 @@ def test_two_officials_enroll_log_in_and_a_revoked_device_is_logged_out_at_once(
     second.reload()
     settle(second)
     expect(second.get_by_role("heading", level=1)).to_have_text("工作台")
+
+
+def send_to(sender: Session, department: str, title: str) -> None:
+    meta = {
+        "title": title,
+        "doc_number": "玉政办发〔2026〕88号",
+        "urgency": "normal",
+        "classification": "internal",
+        "recipients": [department],
+    }
+    files = {
+        "meta": (None, json.dumps(meta, ensure_ascii=False), "application/json"),
+        "file": ("document.pdf", reportlab_pdf(title=title), "application/pdf"),
+    }
+    answer = sender.post("/v1/documents", files=files)
+    assert answer.status_code == 201, answer.text
+
+
+def test_the_live_inbox_outlives_its_access_tokens(
+    new_context: Callable[..., BrowserContext], officials: Officials
+) -> None:
+    page = new_context(WIDE).new_page()
+    grants: list[str] = []
+    page.on(
+        "request",
+        lambda r: grants.append(r.post_data or "") if r.url.endswith("/v1/auth/token") else None,
+    )
+    reader, code = officials.create(EDUCATION, ["clerk"], "教育局值班员")
+    enroll_in_console(page, officials, reader, code)
+    page.evaluate("() => { window.sealhubSameDocument = true; }")
+    pending = page.locator('[data-count="待签收"]')
+    expect(pending).to_have_text("0")
+
+    # Two token lifetimes pass: the stream opened with the first token has ended and was
+    # opened again with a refreshed one.
+    page.wait_for_timeout(2 * TOKEN_SECONDS * 1000 + 1000)
+    assert any("grant_type=refresh_token" in grant for grant in grants), grants
+    officials.seal(OFFICE)
+    sender = officials.login(OFFICE, ["seal_keeper", "clerk"], "办公室用印员")
+    send_to(sender, EDUCATION, "关于做好寒假安全工作的通知")
+    expect(pending).to_have_text("1", timeout=10_000)
+    expect(page.locator(".notices")).to_contain_text("关于做好寒假安全工作的通知")
+    assert page.evaluate("() => window.sealhubSameDocument") is True
+    expect(page.get_by_role("heading", level=1)).to_have_text("工作台")

@@ -23,6 +23,7 @@ from tests.browser.harness import (
     Officials,
     add_virtual_authenticator,
     authenticator_credentials,
+    enroll_in_console,
     screenshot,
     settle,
     verify_es256,
@@ -74,10 +75,8 @@ def send(sender: Session, title: str, doc_number: str) -> dict[str, Any]:
 def enroll_with_passkey_setup(page: Page, officials: Officials, official: str, code: str) -> None:
     """The link enrolls the key; a leader's first login must set up a passkey, then logs in
     with it."""
-    page.goto(officials.enrollment_link(official, code))
-    page.get_by_role("button", name="启用并登录").click()
-    page.wait_for_function("() => location.hash === '#/passkey-setup'", timeout=20_000)
-    settle(page)
+    enroll_in_console(page, officials, official, code, lands_on="#/passkey-setup")
+    expect(page.get_by_role("navigation", name="主导航")).to_have_count(0)
     screenshot(page, "passkey-setup")
     page.get_by_role("button", name="设置通行密钥").click()
     page.wait_for_function("() => location.hash === '#/'", timeout=20_000)

@@ -39,8 +39,9 @@ function allowed(screen) {
 
 function Header({ me, path }) {
   // A session that must first set up a passkey may call nothing but /v1/me and passkeys.
-  const department = useDepartmentName(session.passkey === "setup_required" ? null : me?.department);
-  const items = me ? screens.filter((s) => s.nav && allowed(s)) : [];
+  const settingUp = session.passkey === "setup_required";
+  const department = useDepartmentName(settingUp ? null : me?.department);
+  const items = me && !settingUp ? screens.filter((s) => s.nav && allowed(s)) : [];
   return html`<header class="shell-header">
     <div class="shell-bar">
       <p class="shell-brand">${t("app.name")}</p>

@@ -29,7 +29,7 @@ function publicOrigin() {
 
 export const origin = publicOrigin();
 
-const state = { access: null, expiresAt: 0, nonce: null, refreshing: null, lost: null };
+const state = { access: null, expiresAt: 0, margin: 0, nonce: null, refreshing: null, lost: null };
 
 /** *fn(error)* is called once a session cannot be renewed any more. */
 export function onSessionLost(fn) {
@@ -120,8 +120,10 @@ async function send(method, path, options = {}) {
 }
 
 async function storeTokens(answer) {
+  const lifetime = (answer.expires_in ?? 900) * 1000;
   state.access = answer.access_token;
-  state.expiresAt = Date.now() + (answer.expires_in ?? 900) * 1000;
+  state.expiresAt = Date.now() + lifetime;
+  state.margin = Math.min(REFRESH_MARGIN_MS, lifetime / 3); // short-lived tokens too
   if (answer.refresh_token) await idb.put("tokens", "refresh", answer.refresh_token);
 }
 
@@ -161,7 +163,7 @@ export function refresh() {
 
 async function freshToken() {
   if (state.refreshing) await state.refreshing;
-  if (state.access && Date.now() > state.expiresAt - REFRESH_MARGIN_MS) await refresh();
+  if (state.access && Date.now() > state.expiresAt - state.margin) await refresh();
 }
 
 async function json(response) {
@@ -277,20 +279,26 @@ export const api = {
   /**
    * Read a text/event-stream with DPoP (EventSource cannot send it) until *signal* aborts.
    * On `event: end` the token is refreshed and the stream reopened after the last id; an
-   * end saying the key was revoked, or a refused refresh, ends the session at once.
+   * end saying the key was revoked, or a refused refresh, ends the session at once. A
+   * reopened stream that had no id yet may have missed something: `{event: "reconnect"}`
+   * tells the caller to read its lists again.
    */
   async events(path, { cursor, onEvent, signal } = {}) {
     let last = cursor ?? null;
     let failures = 0;
+    let opened = false;
     while (!signal?.aborted) {
       let ended = null;
       try {
+        const resumed = last;
         const response = await send("GET", path, {
-          query: last ? { cursor: last } : undefined,
+          query: resumed ? { cursor: resumed } : undefined,
           headers: { Accept: "text/event-stream" },
           signal,
         });
         failures = 0;
+        if (opened && !resumed) onEvent?.({ id: null, event: "reconnect", data: null });
+        opened = true;
         await readEvents(response.body, (message) => {
           if (message.id) last = message.id;
           if (message.event === "end") {
@@ -321,7 +329,9 @@ export const api = {
       }
       if (ended) {
         try {
-          await refresh(); // a refused refresh has ended the session: nothing to reopen
+          // The stream ends with the token it was opened with; the console may have renewed
+          // it meanwhile. A refused refresh has ended the session: nothing to reopen.
+          if (Date.now() > state.expiresAt - state.margin) await refresh();
         } catch (error) {
           if (error.status !== 0) throw error;
           await sleep(2000, signal);

@@ -69,7 +69,8 @@ export function forgetDirectory() {
   ownOfficials = null;
 }
 
-export function OfficialName({ id, name }) {
+/** An official's name; one of another department shows as that department and a short id. */
+export function OfficialName({ id, name, department }) {
   const [shown, setShown] = useState(name || "");
   useEffect(() => {
     let alive = true;
@@ -79,5 +80,6 @@ export function OfficialName({ id, name }) {
     };
   }, [id, name]);
   if (!id && !name) return "—";
-  return shown || html`<span title=${id}>${id.slice(0, 8)}</span>`;
+  if (shown) return shown;
+  return html`${department ? html`<${DepartmentName} code=${department} /> ` : null}<span title=${id}>${id.slice(0, 8)}</span>`;
 }

@@ -16,6 +16,7 @@ function start() {
       signal: controller.signal,
       onEvent: (message) => {
         if (message.event === "delivery") for (const fn of listeners) fn(message.data);
+        if (message.event === "reconnect") for (const fn of listeners) fn(null);
       },
     })
     .catch(() => {})
@@ -37,7 +38,8 @@ session.subscribe(() => {
   }
 });
 
-/** Call *fn(inboxItem)* for every delivery that arrives while the screen is shown. */
+/** Call *fn(inboxItem)* for every delivery that arrives while the screen is shown, and
+ * *fn(null)* when the stream was reopened without a position (read the lists again). */
 export function useDeliveries(fn, deps = []) {
   useEffect(() => {
     listeners.add(fn);

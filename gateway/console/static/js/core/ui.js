@@ -111,9 +111,11 @@ const noticeListeners = new Set();
 let notices = [];
 let noticeId = 0;
 
-export function notify(message, { kind = "info", timeout = 6000 } = {}) {
+const MAX_NOTICES = 2; // on a phone more would cover the page
+
+export function notify(message, { kind = "info", timeout = 5000 } = {}) {
   const id = (noticeId += 1);
-  notices = [...notices, { id, message, kind }];
+  notices = [...notices, { id, message, kind }].slice(-MAX_NOTICES);
   noticeListeners.forEach((fn) => fn(notices));
   if (timeout) setTimeout(() => dismiss(id), timeout);
 }

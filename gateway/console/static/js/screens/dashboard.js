@@ -103,7 +103,7 @@ export function Dashboard() {
   }, []);
   useEffect(reload, []);
   useDeliveries((item) => {
-    notify(t("dashboard.arrived", { title: item.document?.title ?? "" }));
+    if (item) notify(t("dashboard.arrived", { title: item.document?.title ?? "" }));
     reload();
   });
 

@@ -179,9 +179,9 @@ function Seals({ bytes }) {
 
 /** Every step of the document, oldest first, as [time, what, note] with names resolved. */
 function trailOf(doc) {
-  const who = (id, name) => html`<${OfficialName} id=${id} name=${name} />`;
+  const who = (id, name, department) => html`<${OfficialName} id=${id} name=${name} department=${department} />`;
   const to = (code) => html`<${DepartmentName} code=${code} />`;
-  const events = [{ at: doc.created_at, what: html`${who(doc.created_by)} ${t("trail.created")}` }];
+  const events = [{ at: doc.created_at, what: html`${who(doc.created_by, null, doc.sender)} ${t("trail.created")}` }];
   for (const a of doc.approvals) {
     events.push({
       at: a.at,
@@ -190,16 +190,16 @@ function trailOf(doc) {
     });
   }
   if (doc.dispatched_at) {
-    events.push({ at: doc.dispatched_at, what: html`${doc.sealed_by ? who(doc.sealed_by) : null} ${t("trail.sealed")}` });
+    events.push({ at: doc.dispatched_at, what: html`${doc.sealed_by ? who(doc.sealed_by, null, doc.sender) : null} ${t("trail.sealed")}` });
   }
   for (const d of doc.deliveries) {
     events.push({ at: d.created_at, what: html`${t("trail.delivered")} ${to(d.recipient)}${d.copy ? ` (${t("meta.cc")})` : ""}` });
     if (d.fetched_at) events.push({ at: d.fetched_at, what: html`${to(d.recipient)} ${t("trail.fetched")}` });
     if (d.decided_at && d.state === "received") {
-      events.push({ at: d.decided_at, what: html`${to(d.recipient)} ${who(d.decided_by)} ${t("trail.received")}` });
+      events.push({ at: d.decided_at, what: html`${who(d.decided_by, null, d.recipient)} ${t("trail.received")}` });
     }
     if (d.decided_at && d.state === "rejected") {
-      events.push({ at: d.decided_at, what: html`${to(d.recipient)} ${who(d.decided_by)} ${t("trail.rejected")}`, note: d.reason });
+      events.push({ at: d.decided_at, what: html`${who(d.decided_by, null, d.recipient)} ${t("trail.rejected")}`, note: d.reason });
     }
   }
   if (doc.withdrawn_at) events.push({ at: doc.withdrawn_at, what: t("trail.withdrawn") });
