@@ -178,7 +178,7 @@ export function Passkeys({ official, own = false }) {
     setHint(null);
     setBusy(true);
     try {
-      await registerPasskey(label.trim() || navigator.platform || "passkey");
+      await registerPasskey(label.trim() || session.me?.device?.label || t("devices.passkeys"));
       notify(t("devices.added"));
       setLabel("");
       load();

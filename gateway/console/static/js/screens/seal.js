@@ -27,6 +27,7 @@ addMessages({
     "sealing.preview": "用印预览：第{page}页",
     "sealing.previewAlt": "第{page}页，红框处为印章位置",
     "sealing.noSeal": "本单位还没有有效印章，不能用印。请联系平台管理员申请。",
+    "sealing.previewFailed": "无法显示文稿页面；印章位置仍按红框所示。",
     "sealing.apply": "用印并分发",
     "sealing.applying": "正在用印…",
     "sealing.applied": "已用印，分发给 {n} 个单位",
@@ -47,6 +48,7 @@ addMessages({
     "sealing.preview": "Preview: page {page}",
     "sealing.previewAlt": "Page {page}; the red frame is where the seal goes",
     "sealing.noSeal": "Your department has no active seal yet: ask a platform admin for one.",
+    "sealing.previewFailed": "The draft page cannot be drawn; the red frame still shows where the seal goes.",
     "sealing.apply": "Seal and dispatch",
     "sealing.applying": "Sealing…",
     "sealing.applied": "Sealed and dispatched to {n} units",
@@ -164,11 +166,14 @@ function SealPreview({ bytes, seal }) {
   useEffect(() => {
     let made = null;
     let live = true;
-    renderPageImage(bytes, seal.page).then((url) => {
-      made = url;
-      if (live) setPage(url);
-      else URL.revokeObjectURL(made);
-    });
+    renderPageImage(bytes, seal.page).then(
+      (url) => {
+        made = url;
+        if (live) setPage(url);
+        else URL.revokeObjectURL(made);
+      },
+      () => live && setPage(false),
+    );
     return () => {
       live = false;
       if (made) URL.revokeObjectURL(made);
@@ -185,6 +190,7 @@ function SealPreview({ bytes, seal }) {
       <rect x=${x1} y=${h - y2} width=${x2 - x1} height=${y2 - y1} fill="none" stroke="#b00020" stroke-width="1.5" stroke-dasharray="4 3" />
     </svg>
     <figcaption>${t("sealing.preview", { page: number })}</figcaption>
+    ${page === false ? html`<p class="note note-error" role="alert">${t("sealing.previewFailed")}</p>` : null}
   </figure>`;
 }
 
