@@ -61,7 +61,8 @@ def posted(page: Page, suffix: str, click: Callable[[], None]) -> dict[str, Any]
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(suffix)) as a:
         click()
     assert a.value.status in (200, 201), a.value.text()
-    body: dict[str, Any] = a.value.request.post_data_json
+    body = a.value.request.post_data_json
+    assert isinstance(body, dict), body
     return body
 
 

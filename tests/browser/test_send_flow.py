@@ -162,6 +162,7 @@ def test_sent_with_progress_signed_for_live_and_the_receipt_seen_in_sent(
         reader_page.get_by_role("button", name="签收").click()
     assert answer.value.status in (200, 201), answer.value.text()
     body = answer.value.request.post_data_json
+    assert isinstance(body, dict), body
     assert body["passkey"]["type"] == "public-key"
     claims = verify_es256(body["signature"], reader_jwk)
     assert (claims["sha256"], claims["action"]) == (sent["sha256"], "receive")
