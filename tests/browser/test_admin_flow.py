@@ -1,6 +1,7 @@
 """管理 in real browsers: a dept_admin creates a clerk in the console and is shown its
 enrollment link (and a QR code of it); the link opened in a fresh browser context enrolls
-the official, which lands logged in on 工作台; the admin then sees its key. A new leader
+the official, which lands logged in on 工作台; the admin then sees its key (and reads the
+page in English). A new leader
 takes two managers: the first one's creation waits as a four-eyes request, which the
 second dept_admin approves in its own console, receiving the link the leader enrolls with
 (setting up its passkey, as its role requires)."""
@@ -87,6 +88,12 @@ def test_dept_admin_creates_an_official_who_enrolls_from_the_link(
     expect(card).to_contain_text("已登记密钥")
     card.get_by_role("button", name="设备").click()
     expect(card.locator('[data-status="active"]')).to_contain_text("浏览器")
+
+    # The same page in English (the admin screens carry both languages).
+    admin.get_by_role("button", name="English").click()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("Officials")
+    expect(admin.get_by_role("button", name="Create")).to_be_visible()
+    expect(card.locator('[data-status="active"]')).to_contain_text("Browser")
 
 
 def test_a_new_leader_takes_a_second_manager_in_the_console(
