@@ -330,7 +330,9 @@ function OfficialRow({ official, onChanged, onHandover }) {
         ${t("admin.devices")}
       </button>
       ${active ? html`<button type="button" class="button" onClick=${newCode}>${t("admin.newCode")}</button>` : null}
-      ${active && !asking ? html`<button type="button" class="button button-danger" onClick=${() => setAsking(true)}>${t("admin.disable")}</button>` : null}
+      ${active && !asking && official.id !== session.me.id
+        ? html`<button type="button" class="button button-danger" onClick=${() => setAsking(true)}>${t("admin.disable")}</button>`
+        : null}
     </div>
     ${asking
       ? html`<div class="confirm" role="group" aria-label=${t("admin.disable")}>
@@ -348,7 +350,7 @@ function OfficialRow({ official, onChanged, onHandover }) {
   </li>`;
 }
 
-function Requests({ onHandover, onDecided }) {
+function Requests({ onHandover, onDecided, nameOf }) {
   const [items, setItems] = useState(null);
   const [failure, setFailure] = useState(null);
   const load = () => api.get("/v1/official-requests", { status: "pending" }).then((page) => setItems(page.items), setFailure);
@@ -363,7 +365,7 @@ function Requests({ onHandover, onDecided }) {
       notify(verb === "approve" ? t("admin.approved") : t("admin.declined"));
       if (verb === "approve" && answer && answer.enrollment_code) {
         const official = answer.id && answer.name ? answer.id : request.official;
-        const name = answer.name || (request.payload && request.payload.name) || official;
+        const name = answer.name || (request.payload && request.payload.name) || nameOf(official);
         onHandover({ official, name, code: answer.enrollment_code });
       }
       load();
@@ -383,7 +385,7 @@ function Requests({ onHandover, onDecided }) {
         : html`<ul class="cards">
             ${items.map(
               (r) => html`<li class="panel card" key=${r.id} data-request=${r.id}>
-                <h3>${t(`admin.kind.${r.kind}`)}${r.payload && r.payload.name ? `：${r.payload.name}` : ""}</h3>
+                <h3>${t(`admin.kind.${r.kind}`)}：${(r.payload && r.payload.name) || nameOf(r.official)}</h3>
                 <p class="doc-line">
                   <span>${r.department}${r.target_department ? ` → ${r.target_department}` : ""}</span>
                   ${r.payload && r.payload.roles ? html`<span>${r.payload.roles.map(roleName).join("、")}</span>` : null}
@@ -414,13 +416,14 @@ export function AdminOfficialsScreen() {
     if (handover) requestAnimationFrame(() => document.getElementById("handover-heading")?.focus());
   }, [handover]);
 
+  const nameOf = (id) => (officials || []).find((o) => o.id === id)?.name || id || "";
   const shown = officials && officials.filter((o) => !query.trim() || o.name.includes(query.trim()));
   return html`<${Page} title=${t("admin.officials")}>
     <${AdminNav} />
     ${chooser}
     ${handover ? html`<${Handover} ...${handover} onClose=${() => setHandover(null)} />` : null}
     <${CreateOfficial} department=${department} onCreated=${load} onHandover=${setHandover} />
-    <${Requests} onHandover=${setHandover} onDecided=${load} />
+    <${Requests} onHandover=${setHandover} onDecided=${load} nameOf=${nameOf} />
     <section aria-labelledby="officials-heading">
       <h2 id="officials-heading">${t("admin.list")}</h2>
       <div class="field">
