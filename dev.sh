@@ -43,6 +43,7 @@ system_packages() {
         command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
         command -v openssl >/dev/null 2>&1 || missing+=(openssl)
         command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-writer-nogui)
+        command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
         # The browser tests drive Debian's build through pip playwright (no browser download).
         [ -x /usr/bin/chromium ] || missing+=(chromium)
     fi

@@ -54,6 +54,7 @@ from gateway.webhooks.worker import install_webhooks
 from gateway.workflow import service as workflow_service
 from gateway.workflow.handlers import WORKFLOW
 from storage.audit_outbox import OutboxSink
+from storage.cosigned import cosigned_dir
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -113,7 +114,11 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(
-        runtime.pool, log_verifier(runtime), access=app[ACCESS], clock=clock
+        runtime.pool,
+        log_verifier(runtime),
+        access=app[ACCESS],
+        clock=clock,
+        cosigned_dir=cosigned_dir(runtime.settings.data_dir),
     )
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     app[OVERSIGHT] = OversightService(runtime.pool, access=app[ACCESS], clock=clock)

@@ -16,6 +16,8 @@ from aiohttp import web
 from tqdm import tqdm
 
 from gateway.audit.cli import add_audit_commands, run_audit_command
+from gateway.backup import BackupError, RollbackDetected
+from gateway.backup_cli import add_backup_commands, run_backup_command
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.console.links import console_url, remember_origin
 from gateway.directory.orgs import OrgFileError, parse_orgs_csv
@@ -25,6 +27,7 @@ from gateway.identity.cli import (
     run_official_command,
 )
 from gateway.logs import configure_logging
+from keys.keystore import KeyStoreError
 from keys.master import MasterKeyError, load_or_create_master_key
 from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
@@ -60,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_official_commands(commands)
     add_audit_commands(commands)
+    add_backup_commands(commands)
 
     pki = commands.add_parser("pki", help="platform PKI administration")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True, metavar="PKI_COMMAND")
@@ -100,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
         elif args.command == "audit":
             return run_audit_command(args, settings)
+        elif args.command in ("backup", "restore"):
+            return run_backup_command(args, settings)
         elif args.command == "official":
             asyncio.run(run_official_command(args, settings))
         elif args.command == "pki" and args.pki_command == "export-root":
@@ -109,11 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         OrgFileError,
         OfficialCommandError,
         PlatformPkiError,
+        KeyStoreError,
         MasterKeyError,
         CannotDrawSeals,
+        BackupError,
     ) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
+    except RollbackDetected as exc:
+        print(f"sealhub: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     return 0
@@ -130,7 +141,7 @@ def _passphrase(path: Path | None) -> bytes:
 
 def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
     """After this the root key lives only in *out*: keep it offline. Issuing CAs keep working."""
-    from gateway.runtime import prepare_data_dir
+    from gateway.runtime import open_keystore, prepare_data_dir
 
     prepare_data_dir(settings)
     master_key = load_or_create_master_key(
@@ -140,7 +151,7 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
         settings.data_dir,
         public_url=settings.public_origin,
         hostnames=settings.public_hostnames,
-        master_key=master_key,
+        keystore=open_keystore(settings, master_key),
     )
     platform.export_root_key(out, passphrase)
     print(f"root CA key written to {out} (encrypted) and removed from {settings.data_dir}")
@@ -148,6 +159,7 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
+    from gateway.backup import refuse_rolled_back
     from gateway.http.middleware import ProblemRequestHandler, ProxiedRequestHandler
     from gateway.http.proxy_protocol import ProxyAwareListener
     from gateway.runtime import open_runtime
@@ -171,6 +183,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         "access_log": None,
     }
     async with open_runtime(settings, demo=demo) as runtime:
+        await refuse_rolled_back(runtime)  # a restore that lost cosigned entries stops here
         reset_spool(settings)  # spool files a crashed run left behind
         runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()

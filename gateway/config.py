@@ -40,6 +40,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class Pkcs11Settings:
+    """Where the token of ``SEALHUB_KEYSTORE=pkcs11`` is and how to log in to it."""
+
+    module: Path
+    token_label: str
+    pin: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class SupervisionSettings:
     """E-supervision: how often the rules run and their thresholds."""
 
@@ -95,6 +104,7 @@ class Settings:
         ipaddress.ip_network("::1/128"),
     )
     metrics_token: str | None = field(default=None, repr=False)
+    pkcs11: Pkcs11Settings | None = None
 
     @property
     def public_origin(self) -> str:
@@ -294,6 +304,38 @@ SETTINGS: tuple[Setting, ...] = (
         "Base64 of 32 bytes that encrypt every key and object at rest; unset: "
         "`<data dir>/secrets/master.key` (0600), created on first start.",
         secret=True,
+    ),
+    Setting(
+        "SEALHUB_KEYSTORE",
+        "keystore",
+        _choice("file", "pkcs11"),
+        "file",
+        "`file`: every private key in `<data dir>/keystore`, encrypted under the master key. "
+        "`pkcs11`: seal, TSA, checkpoint, token and receipt keys made and used in a PKCS#11 "
+        "token (never extractable); the CA and TLS keys stay on file.",
+    ),
+    Setting(
+        "SEALHUB_PKCS11_MODULE",
+        "pkcs11_module",
+        _existing_file,
+        None,
+        "The token's PKCS#11 library (e.g. `/usr/lib/softhsm/libsofthsm2.so`).",
+    ),
+    Setting("SEALHUB_PKCS11_TOKEN", "pkcs11_token", _text, None, "Label of the token."),
+    Setting(
+        "SEALHUB_PKCS11_PIN",
+        "pkcs11_pin",
+        _text,
+        None,
+        "User PIN of the token (or `SEALHUB_PKCS11_PIN_FILE`); never logged.",
+        secret=True,
+    ),
+    Setting(
+        "SEALHUB_PKCS11_PIN_FILE",
+        "pkcs11_pin_file",
+        _existing_file,
+        None,
+        "File holding the user PIN (one line), instead of `SEALHUB_PKCS11_PIN`.",
     ),
     Setting(
         "SEALHUB_MAX_DOCUMENT_BYTES",
@@ -570,6 +612,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         raise ConfigError(
             "DATABASE_OWNER_URL: needs DATABASE_URL (the embedded PostgreSQL makes both logins)"
         )
+    pkcs11 = _pkcs11(values)
     public_url = values["public_url"]
     if public_url is None:
         host = values["host"]
@@ -607,6 +650,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         if isinstance(values["metrics_addresses"], str)
         else values["metrics_addresses"],
         metrics_token=values["metrics_token"],
+        pkcs11=pkcs11,
         supervision=SupervisionSettings(
             interval_seconds=values["supervision_interval"],
             approval_overdue_hours=values["approval_overdue_hours"],
@@ -618,6 +662,44 @@ def _assemble(values: dict[str, Any]) -> Settings:
             sign_for_urgent_hours=values["sign_for_urgent_hours"],
             sign_for_normal_hours=values["sign_for_normal_hours"],
         ),
+    )
+
+
+_PKCS11_ENVS = (
+    ("pkcs11_module", "SEALHUB_PKCS11_MODULE"),
+    ("pkcs11_token", "SEALHUB_PKCS11_TOKEN"),
+    ("pkcs11_pin", "SEALHUB_PKCS11_PIN"),
+    ("pkcs11_pin_file", "SEALHUB_PKCS11_PIN_FILE"),
+)
+
+
+def _pkcs11(values: dict[str, Any]) -> Pkcs11Settings | None:
+    """The token settings, all required with ``SEALHUB_KEYSTORE=pkcs11`` and refused without
+    it (an operator who set them believes the keys are in hardware)."""
+    if values["keystore"] != "pkcs11":
+        for attr, env in _PKCS11_ENVS:
+            if values[attr] is not None:
+                raise ConfigError(f"{env}: only used with SEALHUB_KEYSTORE=pkcs11")
+        return None
+    for attr, env in _PKCS11_ENVS[:2]:
+        if not values[attr]:
+            raise ConfigError(f"{env}: required with SEALHUB_KEYSTORE=pkcs11")
+    if (values["pkcs11_pin"] is None) == (values["pkcs11_pin_file"] is None):
+        raise ConfigError(
+            "SEALHUB_PKCS11_PIN: set it or SEALHUB_PKCS11_PIN_FILE (one of them) "
+            "with SEALHUB_KEYSTORE=pkcs11"
+        )
+    pin = values["pkcs11_pin"]
+    if pin is None:
+        path: Path = values["pkcs11_pin_file"]
+        try:
+            pin = path.read_text("utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"SEALHUB_PKCS11_PIN_FILE: cannot read {path}") from None
+    if not pin:
+        raise ConfigError("SEALHUB_PKCS11_PIN: the PIN is empty")
+    return Pkcs11Settings(
+        module=values["pkcs11_module"], token_label=values["pkcs11_token"], pin=pin
     )
 
 

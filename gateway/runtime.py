@@ -20,6 +20,7 @@ from gateway.directory.orgs import (
     parse_orgs_csv,
 )
 from keys.clock import SYSTEM_CLOCK, Clock
+from keys.keystore import FileKeyStore, KeyStore
 from keys.master import MasterKey, load_or_create_master_key
 from keys.platform import PlatformPki, ensure_platform_pki
 from storage import directory
@@ -126,6 +127,29 @@ async def load_demo_data(pool: asyncpg.Pool) -> None:
     log.info("demo data loaded", extra={"departments": len(departments), "new": inserted})
 
 
+def open_keystore(settings: Settings, master_key: MasterKey) -> KeyStore:
+    """The key store ``SEALHUB_KEYSTORE`` chooses: the file store, or the PKCS#11 token for
+    the purposes :func:`keys.hsm.held_in_token` names and the file store for the others."""
+    files = FileKeyStore(settings.data_dir / "keystore", master_key)
+    if settings.pkcs11 is None:
+        return files
+    from keys.hsm import open_token_store  # python-pkcs11 is loaded only when a token is used
+
+    store, on_file = open_token_store(
+        files,
+        module=str(settings.pkcs11.module),
+        token_label=settings.pkcs11.token_label,
+        pin=settings.pkcs11.pin,
+    )
+    log.info("PKCS#11 key store", extra={"token": settings.pkcs11.token_label})
+    for purpose in on_file:
+        log.warning(
+            "the token cannot make these keys; they stay in the file store",
+            extra={"purpose": purpose},
+        )
+    return store
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterator[Runtime]:
     prepare_data_dir(settings)
@@ -136,7 +160,7 @@ async def open_runtime(settings: Settings, *, demo: bool = False) -> AsyncIterat
         settings.data_dir,
         public_url=settings.public_origin,
         hostnames=settings.public_hostnames,
-        master_key=master_key,
+        keystore=open_keystore(settings, master_key),
         now=SYSTEM_CLOCK(),
     )
     async with database_urls(settings) as urls:

@@ -9,10 +9,11 @@ the PKCS#8 key wrapped under the master key with ``purpose`` and ``kid`` bound a
 data, so a copied file cannot be passed off as another purpose's key. A copy of the directory
 without the master key reveals public metadata only.
 
-An HSM backend (PKCS#11) implements the abstract methods and returns from
+The PKCS#11 backend (:mod:`keys.hsm`) implements the abstract methods and returns from
 :meth:`KeyStore.get_private` an object implementing ``cryptography``'s private-key interface
 whose ``sign`` calls the token and whose ``private_bytes`` refuses; callers that only sign, or
-use :meth:`KeyStore.sign`, do not change.
+use :meth:`KeyStore.sign`, do not change. Its keys are made by :meth:`KeyStore.generate` (in
+the token); :meth:`KeyStore.import_key` of a key made elsewhere is refused there.
 """
 
 from __future__ import annotations

@@ -338,8 +338,15 @@ def _create(
     root_crl = pki.crl_url(public_url, pki.ROOT_CA_NAME)
     seal_key, seal_ca = pki.issue_ca(root_key, root, "sealhub Seal CA", crl_url=root_crl, now=now)
     tls_ca_key, tls_ca = pki.issue_ca(root_key, root, "sealhub TLS CA", crl_url=root_crl, now=now)
-    tsa_key = pki.new_private_key()
-    tsa = pki.issue_tsa_certificate(root_key, root, tsa_key.public_key(), crl_url=root_crl, now=now)
+    # Made by the key store itself: with an HSM the TSA key exists only in the token.
+    try:
+        tsa_kid = keystore.generate(TSA_PURPOSE, "ES256", now=now)
+        tsa_public = keystore.get_public(TSA_PURPOSE, tsa_kid)
+    except KeyStoreError:
+        raise PlatformPkiError("cannot make the tsa key") from None
+    if not isinstance(tsa_public, ec.EllipticCurvePublicKey):
+        raise PlatformPkiError("the TSA key is not an EC key")
+    tsa = pki.issue_tsa_certificate(root_key, root, tsa_public, crl_url=root_crl, now=now)
     server_key, server = pki.issue_tls_server(
         tls_ca_key,
         tls_ca,
@@ -351,7 +358,6 @@ def _create(
         (_ROOT, root_key),
         (_SEAL_CA, seal_key),
         (_TLS_CA, tls_ca_key),
-        (_TSA, tsa_key),
         (_TLS_SERVER, server_key),
     ):
         _store(keystore, name, key, now)

@@ -55,7 +55,8 @@ class SealKey(Protocol):
 
 
 class InMemorySealKey:
-    """A SealKey held in process memory; the repr never shows the key."""
+    """A SealKey over a ``cryptography`` P-256 private key: one held in process memory, or a
+    token key of :mod:`keys.hsm` whose ``sign`` runs in the token. The repr never shows it."""
 
     __slots__ = ("_key",)
 

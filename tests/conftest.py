@@ -31,7 +31,7 @@ import pytest
 
 from storage.migrate import migrate
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.softhsm"]
 
 REPO = Path(__file__).resolve().parent.parent
 # One template per xdist worker (gw0, gw1, ...): workers may share a configured server.

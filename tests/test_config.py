@@ -88,3 +88,38 @@ def test_readme_table_lists_every_setting() -> None:
     readme = (REPO / "README.md").read_text("utf-8")
     assert settings_table_markdown() in readme
     assert len(SETTINGS) >= 10
+
+
+def test_the_pkcs11_key_store_needs_module_token_and_one_pin(tmp_path: Path) -> None:
+    module = tmp_path / "libtoken.so"
+    module.write_bytes(b"\x7fELF")
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("4711-secret\n")
+    base = {
+        "SEALHUB_KEYSTORE": "pkcs11",
+        "SEALHUB_PKCS11_MODULE": str(module),
+        "SEALHUB_PKCS11_TOKEN": "sealhub",
+    }
+    from_file = load_settings({**base, "SEALHUB_PKCS11_PIN_FILE": str(pin_file)})
+    assert from_file.pkcs11 is not None
+    assert (from_file.pkcs11.module, from_file.pkcs11.token_label) == (module, "sealhub")
+    assert from_file.pkcs11.pin == "4711-secret"
+    assert "4711" not in repr(from_file)
+    assert load_settings({**base, "SEALHUB_PKCS11_PIN": "4711-secret"}).pkcs11 == from_file.pkcs11
+    assert load_settings({}).pkcs11 is None
+    for environ, named in (
+        ({**base}, "SEALHUB_PKCS11_PIN"),
+        (
+            {**base, "SEALHUB_PKCS11_PIN": "1", "SEALHUB_PKCS11_PIN_FILE": str(pin_file)},
+            "SEALHUB_PKCS11_PIN",
+        ),
+        ({**base, "SEALHUB_PKCS11_TOKEN": "", "SEALHUB_PKCS11_PIN": "1"}, "SEALHUB_PKCS11_TOKEN"),
+        ({"SEALHUB_KEYSTORE": "pkcs11", "SEALHUB_PKCS11_PIN": "1"}, "SEALHUB_PKCS11_MODULE"),
+        ({**base, "SEALHUB_PKCS11_MODULE": str(tmp_path / "none.so")}, "SEALHUB_PKCS11_MODULE"),
+        # Set without the backend: the operator believes the keys are in hardware.
+        ({"SEALHUB_PKCS11_TOKEN": "sealhub"}, "SEALHUB_PKCS11_TOKEN"),
+        ({"SEALHUB_KEYSTORE": "hsm"}, "SEALHUB_KEYSTORE"),
+    ):
+        with pytest.raises(ConfigError, match=named) as refused:
+            load_settings(environ)
+        assert "4711" not in str(refused.value)

@@ -412,6 +412,9 @@ class InboxWakeups(Protocol):
 
     def waiting(self, department: str) -> AbstractAsyncContextManager[asyncio.Event]: ...
 
+    @property
+    def closing(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class DocumentView:
@@ -1139,6 +1142,9 @@ class ExchangeService:
                         await event.wait()
                 except TimeoutError:
                     yield KeepAlive()
+                if self._inbox.closing:
+                    yield StreamEnded("the gateway is restarting: reconnect")
+                    return
                 try:
                     if self._seconds_left(principal) <= 0:
                         # The stream was authorized by a token that is no longer valid: a

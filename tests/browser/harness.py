@@ -28,7 +28,14 @@ from typing import Any, TypeVar
 
 from jose import jws as jose_jws
 from jose.exceptions import JWSError
-from playwright.sync_api import Browser, BrowserContext, CDPSession, ConsoleMessage, Page
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    ConsoleMessage,
+    Page,
+    Request,
+)
 
 from gateway.console.links import CONSOLE_PATH, enrollment_link
 from tests.conftest import (
@@ -179,7 +186,51 @@ def open_context(
     context.set_default_timeout(15_000)
     context.add_init_script(_CSP_LISTENER)
     context.on("page", problems.watch)
+    _TRAFFIC[id(context)] = (context, Traffic(context))
     return context
+
+
+# The console's live inbox stream stays open as long as the page: never "in flight".
+LONG_LIVED = re.compile(r"/v1/inbox/events(\?|$)")
+
+
+class Traffic:
+    """The requests of a context still waiting for their answer, the live stream aside: the
+    console has drawn a screen once nothing is loading (images, PDFs, lists, the pdf.js
+    worker), which Playwright's ``networkidle`` cannot tell while the stream is open."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.pending: set[Request] = set()
+        context.on("request", self._started)
+        context.on("requestfinished", self._ended)
+        context.on("requestfailed", self._ended)
+
+    def _started(self, request: Request) -> None:
+        if not LONG_LIVED.search(request.url):
+            self.pending.add(request)
+
+    def _ended(self, request: Request) -> None:
+        self.pending.discard(request)
+
+
+_TRAFFIC: dict[int, tuple[BrowserContext, Traffic]] = {}
+
+
+def wait_for_quiet(page: Page, *, quiet_ms: int = 200, timeout_ms: int = 15_000) -> None:
+    """Wait until no request of *page*'s context (but the live stream) has been in flight
+    for *quiet_ms*."""
+    known = _TRAFFIC.get(id(page.context))
+    if known is None or known[0] is not page.context:
+        raise RuntimeError("the context was not made by new_context")
+    traffic = known[1]
+    quiet = waited = 0
+    step = 50
+    while quiet < quiet_ms:
+        if waited >= timeout_ms:
+            raise TimeoutError(f"requests still in flight after {timeout_ms} ms")
+        page.wait_for_timeout(step)  # lets Playwright deliver the request events
+        waited += step
+        quiet = quiet + step if not traffic.pending else 0
 
 
 # --- WebAuthn: the CDP virtual authenticator --------------------------------------------------
@@ -421,13 +472,12 @@ _ENROLL_BUTTON = re.compile(r"^(启用并登录|Enroll and log in)$")
 
 
 def settle(page: Page) -> None:
-    """Wait until a console screen is drawn: its heading shown and nothing ``aria-busy``.
-
-    (``networkidle`` never comes: the dashboard keeps its event stream open.)
-    """
+    """Wait until a console screen is drawn: its heading shown, nothing ``aria-busy`` and no
+    request in flight (``networkidle`` never comes: the dashboard's event stream stays open)."""
     page.locator("main h1, h1").first.wait_for(state="visible")
     page.wait_for_function("() => document.querySelectorAll('[aria-busy=\"true\"]').length === 0")
-    page.wait_for_timeout(150)  # one more frame for fonts and late layout
+    wait_for_quiet(page)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done(null)))")
 
 
 def enroll_in_console(

@@ -266,3 +266,60 @@ def test_api_answers_are_not_sniffed_referred_or_stored(gateway: Gateway, keeper
     with gateway.client() as client:
         health = client.get("/healthz")
     assert health.headers["referrer-policy"] == "no-referrer"
+
+
+# --- the console's lists over the wire ------------------------------------------------------
+
+BOX_ITEM_KEYS = {
+    "id",
+    "title",
+    "doc_number",
+    "urgency",
+    "classification",
+    "status",
+    "created_at",
+    "deadline",
+    "drafter",
+    "recipients",
+    "cc",
+    "sha256",
+    "draft_sha256",
+    "deliveries",
+}
+
+
+def test_lists_answer_as_the_contract_says(gateway: Gateway, keeper: Session) -> None:
+    number = f"玉政办发〔2026〕{uuid.uuid4().int % 10**8}号"
+    sent = send(keeper, meta_for(["yl-fgw"], number), reportlab_pdf(pages=1))
+    assert sent.status_code == 201, sent.text
+    box = keeper.get("/v1/documents?box=sent&limit=1")
+    assert box.status_code == 200, box.text
+    (item,) = box.json()["items"]
+    assert set(item) == BOX_ITEM_KEYS
+    assert item["id"] == sent.json()["id"] and item["recipients"] == ["yl-fgw"]
+    assert item["deliveries"] == {"total": 1, "pending": 1, "received": 0, "rejected": 0}
+    assert item["drafter"] == {"id": keeper.official_id, "name": "用印员"}
+    assert keeper.get("/v1/documents?box=everything").status_code == 400
+    assert keeper.get("/v1/documents").status_code == 400
+
+    officials = keeper.get("/v1/officials", params={"q": "用印"}).json()["items"]
+    assert {
+        "id": keeper.official_id,
+        "name": "用印员",
+        "department": "yl-bgs",
+        "roles": ["clerk", "seal_keeper"],
+        "status": "active",
+        "has_key": True,
+    } in officials
+    hidden = keeper.get("/v1/officials?department=yl-fgw")
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "not_found"
+
+    with login_as(gateway, "yl-fgw", ["clerk"], name="乙收文员") as reader:
+        both = reader.get("/v1/inbox?state=pending&state=fetched&q=安全生产").json()["items"]
+        mine = [entry for entry in both if entry["document"]["id"] == sent.json()["id"]]
+        assert mine and mine[0]["document"]["classification"] == "internal"
+        assert "deadline" in mine[0]["document"]
+        assert reader.get("/v1/inbox?state=pending&state=nonsense").status_code == 400
+        assert reader.get("/v1/approvals").json() == {"items": [], "next_cursor": None}
+        assert reader.get("/v1/documents?box=sent").json()["items"] == []
