@@ -39,10 +39,12 @@ def browser_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return new_browser_home(tmp_path_factory.mktemp("browser-home"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(browser_home: Path, template_database: str) -> Iterator[Browser]:
     """Headless Chromium, started after the template database exists: that fixture calls
-    ``asyncio.run``, which Playwright's running loop would forbid afterwards."""
+    ``asyncio.run``, which Playwright's running loop would forbid afterwards. One a module
+    (a launch takes about 1.6 s): Playwright's loop must be gone again before the worker
+    runs a module outside tests/browser, whose fixtures call ``asyncio.run`` too."""
     assert CHROMIUM.exists(), "Debian chromium is missing: ./dev.sh test installs it"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
