@@ -136,6 +136,18 @@ def removal_text(passkey_id: uuid.UUID) -> str:
     return f"remove-passkey:{passkey_id}"
 
 
+def _same_origin_only(client_data_json: bytes) -> None:
+    """The console is never framed (``frame-ancestors 'none'``): a response made in a
+    cross-origin frame (``crossOrigin: true``) is someone else's page asking (py_webauthn
+    does not check it)."""
+    try:
+        cross_origin = parse_client_data_json(client_data_json).cross_origin
+    except _REFUSED:
+        raise InvalidPasskey("malformed", "clientDataJSON is not valid") from None
+    if cross_origin:
+        raise InvalidPasskey("cross_origin", "the response was made in a cross-origin frame")
+
+
 def _user_handle(official_id: str) -> bytes:
     return official_id.encode("utf-8")
 
@@ -191,6 +203,7 @@ class PasskeyService:
             raise InvalidPasskey(
                 "malformed", "passkey is not an AuthenticationResponseJSON"
             ) from None
+        _same_origin_only(bytes(credential.response.client_data_json))
         found = await rows.by_credential(connection, credential.raw_id)
         if found is None or found.official_id != official_id or not found.active:
             raise InvalidPasskey("unknown_credential", "not an active passkey of this official")
@@ -345,6 +358,7 @@ class PasskeyService:
             raise InvalidPasskey(
                 "malformed", "credential is not a RegistrationResponseJSON"
             ) from None
+        _same_origin_only(bytes(parsed.response.client_data_json))
         nonce = b64url_encode(challenge)
         try:
             expires = (await self._nonces.passkey(now)).check_nonce(
