@@ -105,14 +105,6 @@ async def passkeys_of(
     return [_passkey(row) for row in rows]
 
 
-async def has_active_passkey(connection: DbConnection, official_id: str) -> bool:
-    found = await connection.fetchval(
-        "SELECT 1 FROM passkeys WHERE official_id = $1 AND revoked_at IS NULL LIMIT 1",
-        official_id,
-    )
-    return found is not None
-
-
 async def by_credential(connection: DbConnection, credential_id: bytes) -> Passkey | None:
     """The passkey with this credential id, locked until the caller's transaction ends (two
     assertions of one credential are checked against its sign count one after the other)."""
