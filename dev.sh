@@ -44,6 +44,8 @@ system_packages() {
         command -v openssl >/dev/null 2>&1 || missing+=(openssl)
         command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-writer-nogui)
         command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+        # The browser tests drive Debian's build through pip playwright (no browser download).
+        [ -x /usr/bin/chromium ] || missing+=(chromium)
     fi
     apt_install "${missing[@]}"
 }

@@ -10,8 +10,12 @@ from gateway import __version__
 from gateway.audit.handlers import AUDIT_LOG
 from gateway.audit.sequencer import install_audit_service, log_verifier
 from gateway.audit.service import AuditLogService
+from gateway.console.handlers import install_console
+from gateway.console.headers import security_headers
 from gateway.directory.handlers import DIRECTORY
 from gateway.directory.service import DirectoryService
+from gateway.exchange.box_handlers import DOCUMENT_BOXES
+from gateway.exchange.boxes import DocumentBoxService
 from gateway.exchange.handlers import EXCHANGE
 from gateway.exchange.inbox import InboxHub, install_inbox
 from gateway.exchange.receipts import Countersigner
@@ -50,6 +54,7 @@ from gateway.webhooks.worker import install_webhooks
 from gateway.workflow import service as workflow_service
 from gateway.workflow.handlers import WORKFLOW
 from storage.audit_outbox import OutboxSink
+from storage.cosigned import cosigned_dir
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -58,6 +63,8 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME] = runtime
     app.on_response_prepare.append(send_dpop_nonce)
+    app.on_response_prepare.append(security_headers)
+    install_console(app, runtime.settings.public_origin)
     app[RATE_LIMITS] = configured_limits(runtime.settings.login_rate_per_source)
     app[METRICS] = Metrics()
     app[BODY_IDLE_SECONDS] = runtime.settings.idle_timeout_seconds
@@ -89,6 +96,12 @@ def create_app(runtime: Runtime) -> web.Application:
         sign_for_within=runtime.settings.supervision.sign_for_within(),
         passkeys=app[PASSKEYS],
     )
+    app[DOCUMENT_BOXES] = DocumentBoxService(
+        pool=runtime.pool,
+        objects=runtime.objects,
+        placer=sealer,
+        spool=functools.partial(spool_files, runtime.settings),
+    )
     app[WORKFLOW] = workflow_service.WorkflowService(
         pool=runtime.pool,
         objects=runtime.objects,
@@ -101,7 +114,11 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     app[service.HEALTH] = HealthService(runtime.pool, runtime.objects)
     app[AUDIT_LOG] = AuditLogService(
-        runtime.pool, log_verifier(runtime), access=app[ACCESS], clock=clock
+        runtime.pool,
+        log_verifier(runtime),
+        access=app[ACCESS],
+        clock=clock,
+        cosigned_dir=cosigned_dir(runtime.settings.data_dir),
     )
     app[DIRECTORY] = DirectoryService(runtime.pool, clock=clock)
     app[OVERSIGHT] = OversightService(runtime.pool, access=app[ACCESS], clock=clock)

@@ -16,7 +16,10 @@ from aiohttp import web
 from tqdm import tqdm
 
 from gateway.audit.cli import add_audit_commands, run_audit_command
+from gateway.backup import BackupError, RollbackDetected
+from gateway.backup_cli import add_backup_commands, run_backup_command
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.console.links import console_url, remember_origin
 from gateway.directory.orgs import OrgFileError, parse_orgs_csv
 from gateway.identity.cli import (
     OfficialCommandError,
@@ -30,6 +33,8 @@ from keys.platform import PlatformPkiError, ensure_platform_pki
 from storage.directory import Department
 
 IMPORT_BATCH = 50
+# The platform's own unit in the demo organisations: where the first admins work.
+PLATFORM_DEPARTMENT = "yl"
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 128
 
@@ -58,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_official_commands(commands)
     add_audit_commands(commands)
+    add_backup_commands(commands)
 
     pki = commands.add_parser("pki", help="platform PKI administration")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True, metavar="PKI_COMMAND")
@@ -98,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_import_orgs(settings, _read_orgs(args.file)))
         elif args.command == "audit":
             return run_audit_command(args, settings)
+        elif args.command in ("backup", "restore"):
+            return run_backup_command(args, settings)
         elif args.command == "official":
             asyncio.run(run_official_command(args, settings))
         elif args.command == "pki" and args.pki_command == "export-root":
@@ -110,9 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         KeyStoreError,
         MasterKeyError,
         CannotDrawSeals,
+        BackupError,
     ) as exc:
         print(f"sealhub: {exc}", file=sys.stderr)
         return 2
+    except RollbackDetected as exc:
+        print(f"sealhub: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     return 0
@@ -147,6 +159,7 @@ def _export_root(settings: Settings, out: Path, passphrase: bytes) -> None:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     from gateway.app import create_app
+    from gateway.backup import refuse_rolled_back
     from gateway.http.middleware import ProblemRequestHandler, ProxiedRequestHandler
     from gateway.http.proxy_protocol import ProxyAwareListener
     from gateway.runtime import open_runtime
@@ -170,6 +183,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         "access_log": None,
     }
     async with open_runtime(settings, demo=demo) as runtime:
+        await refuse_rolled_back(runtime)  # a restore that lost cosigned entries stops here
         reset_spool(settings)  # spool files a crashed run left behind
         runner = web.AppRunner(create_app(runtime), shutdown_timeout=5, **handler_args)
         await runner.setup()
@@ -203,6 +217,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
                 backlog=LISTEN_BACKLOG,
             )
         print(f"sealhub is ready at {settings.public_origin}", flush=True)
+        print(f"console: {console_url(settings.public_origin)}", flush=True)
+        remember_origin(settings.data_dir, settings.public_origin)
         print(f"CA certificate: {runtime.pki.ca_pem_path}", flush=True)
         if demo:
             print(next_steps(settings, runtime.pki.ca_pem_path), flush=True)
@@ -235,12 +251,17 @@ def next_steps(settings: Settings, ca_path: Path) -> str:
             "",
             "Next steps",
             f"  1. Clients trust the platform CA: curl --cacert {ca} {origin}/readyz",
-            "  2. Create the first officials here (local access to the data directory is the",
-            "     bootstrap trust); each gets an id and a one-time enrollment code:",
+            f"     The console, for a browser that trusts it too: {console_url(origin)}",
+            "  2. Make the first admin here (local access to the data directory is the bootstrap",
+            "     trust); it prints the official's id, a one-time enrollment code and the",
+            "     console link that enrolls this browser's key with them:",
+            f"       {server} official create --data-dir {data_dir} \\",
+            f"           --department {PLATFORM_DEPARTMENT} --name 管理员 --roles admin",
+            "     Make a second admin the same way: two admins approve each department's seal,",
+            "     and officials are then created in the console (管理) or like this:",
             f"       {server} official create --data-dir {data_dir} \\",
             "           --department yl-bgs --name 用印员 --roles seal_keeper,clerk --json",
-            "     Two officials with the admin role approve each department's seal.",
-            "  3. Enroll the official's key on its own machine, then log in:",
+            "  3. Or enroll an official's key with the SDK's command line, then log in:",
             f"       {sealctl} enroll --server {origin} --ca-file {ca} --official ID --code CODE",
             f"       {sealctl} login",
             "  4. Quick starts (first steps, the SDK, sealctl):",

@@ -5,7 +5,9 @@ read :data:`routes`; a domain's handlers module declares its own table and is li
 """
 
 from gateway.audit import handlers as audit
+from gateway.console import handlers as console
 from gateway.directory import handlers as directory
+from gateway.exchange import box_handlers as boxes
 from gateway.exchange import delivery_handlers as deliveries
 from gateway.exchange import handlers as documents
 from gateway.exchange import inbox_handlers as inbox
@@ -25,7 +27,9 @@ from gateway.workflow import handlers as approvals
 # /v1/documents/inbox ahead of the /v1/documents/{id} family that would swallow them.
 routes = RouteTable.joined(
     service.routes,
+    console.routes,
     documents.routes,
+    boxes.routes,
     approvals.routes,
     audit.routes,
     login.routes,

@@ -178,6 +178,60 @@ def _field_box(
     return (right - size, bottom, right, bottom + size)
 
 
+def _placed(info: PdfInfo, placement: FieldPlacement) -> tuple[int, tuple[int, int, int, int]]:
+    """The page (0-based) and the field box, in the page's user space, where the next seal
+    goes: what sealing uses and what :func:`seal_position` reports."""
+    page_index = placement.page % len(info.page_refs)
+    box = _field_box(info, page_index, placement)
+    return page_index, (round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+
+
+def _media_box(info: PdfInfo, page_index: int) -> tuple[float, float, float, float]:
+    """The page's MediaBox as a viewer sees it (inherited from its page tree if need be)."""
+    node: Any = get_object(info.reader, info.page_refs[page_index])
+    for _ in range(64):  # a page tree deeper than this is not one a viewer draws
+        if not isinstance(node, generic.DictionaryObject):
+            break
+        if "/MediaBox" in node:
+            media = node["/MediaBox"]
+            if isinstance(media, generic.ArrayObject) and len(media) == 4:
+                x0, y0, x1, y1 = (float(value) for value in media)
+                return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+            break
+        try:
+            node = node["/Parent"]  # indexing resolves references (dict.get would not)
+        except KeyError:
+            break
+    return 0.0, 0.0, 595.0, 842.0
+
+
+@dataclass(frozen=True)
+class SealPosition:
+    """Where the next seal of a document goes: its page (0-based), the box relative to the
+    page's lower left corner in points, and the page's size in points."""
+
+    page: int
+    box: tuple[float, float, float, float]
+    page_size: tuple[float, float]
+
+
+def seal_position(
+    pdf: bytes | BinaryIO | PdfInfo,
+    placement: FieldPlacement | None = None,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> SealPosition:
+    """Where :func:`prepare_seal` would put the seal on *pdf* (parses it: run in a worker)."""
+    info = pdf if isinstance(pdf, PdfInfo) else open_pdf(pdf, max_bytes=max_bytes)
+    page_index, box = _placed(info, placement or FieldPlacement())
+    x0, y0, x1, y1 = _media_box(info, page_index)
+    return SealPosition(
+        page=page_index,
+        box=(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0),
+        page_size=(x1 - x0, y1 - y0),
+    )
+
+
 def _field_name(info: PdfInfo) -> str:
     taken = {name for name, _, _ in fields.enumerate_sig_fields(info.reader)}
     n = info.signature_count + 1
@@ -303,8 +357,7 @@ async def _prepare(
     level = options.level
     if level is Level.B_LT and not options.trust_roots:
         raise SealingError("level B-LT needs the trust roots to collect validation data")
-    placement = options.placement
-    page_index = placement.page % len(info.page_refs)
+    page_index, box = _placed(info, options.placement)
     name = options.field_name or _field_name(info)
     certify = info.signature_count == 0
     signer = _certificate_only_signer(job.certificate_der, tuple(job.chain_der))
@@ -333,12 +386,7 @@ async def _prepare(
         reason=options.reason,
         **lt,
     )
-    box = _field_box(info, page_index, placement)
-    field_spec = fields.SigFieldSpec(
-        sig_field_name=name,
-        on_page=page_index,
-        box=(round(box[0]), round(box[1]), round(box[2]), round(box[3])),
-    )
+    field_spec = fields.SigFieldSpec(sig_field_name=name, on_page=page_index, box=box)
     pdf_signer = signers.PdfSigner(
         meta,
         signer,

@@ -47,9 +47,11 @@ from seals.pades import (
     SealAppearance,
     SealJob,
     SealOptions,
+    SealPosition,
     async_finish_seal,
     async_finish_seal_into,
     prepare_seal,
+    seal_position,
 )
 from seals.pdfcheck import DEFAULT_MAX_BYTES, PdfSummary, check_pdf
 from seals.signer import SealSigner
@@ -276,6 +278,12 @@ class SealWorkerPool:
                 self._release_when_done(task)
         raise AssertionError("unreachable")
 
+    async def aposition(
+        self, path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES
+    ) -> SealPosition:
+        """Where the next seal would go on the PDF in *path* (parsed in a worker)."""
+        return await self.run_async(_position, path, max_bytes)
+
     def check(self, data: bytes | Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> PdfSummary:
         return self.run(_check, data, max_bytes)
 
@@ -400,6 +408,11 @@ def _verify(
         known_seals=known_seals,
         max_bytes=max_bytes,
     )
+
+
+def _position(path: Path, max_bytes: int | None) -> SealPosition:
+    with path.open("rb") as stream:
+        return seal_position(stream, max_bytes=max_bytes)
 
 
 def _check(data: bytes | Path, max_bytes: int | None) -> PdfSummary:

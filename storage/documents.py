@@ -111,6 +111,8 @@ class InboxItem:
     doc_number: str
     urgency: str
     sender: str
+    deadline: datetime | None
+    classification: str
 
 
 RowType = TypeVar("RowType", bound="DataclassInstance")
@@ -236,25 +238,36 @@ async def get_delivery(connection: DbConnection, delivery_id: uuid.UUID) -> Addr
     return _row(AddressedDelivery, row)
 
 
+# A search text found literally (strpos: no LIKE wildcards) in a document's title or 文号.
+_TEXT_MATCH = (
+    "({text}::text IS NULL OR strpos(lower(doc.title), lower({text})) > 0"
+    " OR strpos(lower(doc.doc_number), lower({text})) > 0)"
+)
+
+
 async def inbox_page(
     connection: DbConnection,
     department: str,
     *,
-    state: str | None,
+    states: Sequence[str] | None,
+    text: str | None = None,
     after_seq: int,
     limit: int,
 ) -> list[InboxItem]:
+    """Deliveries to *department* after *after_seq*, in seq order: in *states* (None: any
+    but withdrawn), *text* found literally in the title or 文号."""
     rows = await connection.fetch(
-        "SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"
-        " doc.doc_number, doc.urgency, doc.sender"
+        "SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"  # noqa: S608 (constant fragments)
+        " doc.doc_number, doc.urgency, doc.sender, doc.deadline, doc.classification"
         " FROM deliveries d JOIN documents doc ON doc.id = d.document"
-        " WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text IS NULL OR d.state = $3)"
-        " AND d.state <> 'withdrawn'"
+        " WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text[] IS NULL OR d.state = ANY($3))"
+        f" AND d.state <> 'withdrawn' AND {_TEXT_MATCH.format(text='$5')}"
         " ORDER BY d.seq LIMIT $4",
         department,
         after_seq,
-        state,
+        None if states is None else list(states),
         limit,
+        text,
     )
     return [_row(InboxItem, row) for row in rows]
 
@@ -264,28 +277,31 @@ async def inbox_page_if_valid(
     department: str,
     kid: str,
     *,
-    state: str | None,
+    states: Sequence[str] | None,
+    text: str | None = None,
     after_seq: int,
     limit: int,
 ) -> tuple[bool, list[InboxItem]]:
     """After a long-poll wakes: is the caller's key still good, and what is new — in one
     round trip, since hundreds of waiters wake together on a fan-out."""
     rows = await connection.fetch(
-        "WITH me AS ("
+        "WITH me AS ("  # noqa: S608 (constant fragments)
         "  SELECT k.revoked_at IS NULL AND o.status = 'active' AND o.department = $1 AS ok"
         "  FROM official_keys k JOIN officials o ON o.id = k.official_id WHERE k.kid = $5)"
         " SELECT coalesce((SELECT ok FROM me), false) AS session_ok, page.* FROM (SELECT 1) one"
         " LEFT JOIN LATERAL ("
         "  SELECT d.id, d.seq, d.state, d.created_at, d.copy, doc.id AS document_id, doc.title,"
-        "  doc.doc_number, doc.urgency, doc.sender"
+        "  doc.doc_number, doc.urgency, doc.sender, doc.deadline, doc.classification"
         "  FROM deliveries d JOIN documents doc ON doc.id = d.document"
-        "  WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text IS NULL OR d.state = $3)"
-        "  AND d.state <> 'withdrawn' ORDER BY d.seq LIMIT $4) page ON true",
+        "  WHERE d.recipient = $1 AND d.seq > $2 AND ($3::text[] IS NULL OR d.state = ANY($3))"
+        f"  AND d.state <> 'withdrawn' AND {_TEXT_MATCH.format(text='$6')}"
+        "  ORDER BY d.seq LIMIT $4) page ON true",
         department,
         after_seq,
-        state,
+        None if states is None else list(states),
         limit,
         kid,
+        text,
     )
     session_ok = bool(rows[0]["session_ok"]) if rows else False
     return session_ok, [_row(InboxItem, row) for row in rows if row["id"] is not None]
@@ -463,3 +479,86 @@ async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> s
         list(keys),
     )
     return {row["key"] for row in rows}
+
+
+@dataclass(frozen=True)
+class BoxDocument:
+    """A document in one of its department's lists (sent, awaiting seal, drafts), with its
+    recipients and how its deliveries stand."""
+
+    id: uuid.UUID
+    title: str
+    doc_number: str
+    urgency: str
+    classification: str
+    status: DocumentStatus
+    created_at: datetime
+    deadline: datetime | None
+    created_by: str
+    drafter_name: str
+    recipients: list[str]
+    cc: list[str]
+    sealed_sha256: str | None
+    draft_sha256: str
+    draft_object: str
+    total: int
+    pending: int
+    received: int
+    rejected: int
+
+
+async def department_documents(
+    connection: DbConnection,
+    department: str,
+    *,
+    statuses: Sequence[str],
+    text: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[BoxDocument]:
+    """*department*'s documents in *statuses*, newest first, before (created_at, id).
+    Recipients are the deliveries' once there are any (resends included), else the ones the
+    workflow will send to; *text* is found literally (no LIKE wildcards) in title or 文号."""
+    rows = await connection.fetch(
+        "SELECT doc.id, doc.title, doc.doc_number, doc.urgency, doc.classification,"
+        " doc.status, doc.created_at, doc.deadline, doc.created_by,"
+        " coalesce(o.name, doc.created_by) AS drafter_name,"
+        " CASE WHEN d.total > 0 THEN coalesce(d.recipients, '{}')"
+        "  ELSE coalesce(w.recipients, '{}') END AS recipients,"
+        " CASE WHEN d.total > 0 THEN coalesce(d.cc, '{}') ELSE coalesce(w.cc, '{}') END AS cc,"
+        " doc.sealed_sha256, doc.draft_sha256, doc.draft_object,"
+        " d.total, d.pending, d.received, d.rejected"
+        " FROM documents doc"
+        " LEFT JOIN officials o ON o.id = doc.created_by"
+        " LEFT JOIN workflows w ON w.document = doc.id"
+        " CROSS JOIN LATERAL (SELECT"
+        "  array_agg(recipient ORDER BY recipient) FILTER (WHERE NOT copy) AS recipients,"
+        "  array_agg(recipient ORDER BY recipient) FILTER (WHERE copy) AS cc,"
+        "  count(*) AS total,"
+        "  count(*) FILTER (WHERE state IN ('pending', 'fetched')) AS pending,"
+        "  count(*) FILTER (WHERE state = 'received') AS received,"
+        "  count(*) FILTER (WHERE state = 'rejected') AS rejected"
+        "  FROM deliveries WHERE document = doc.id) d"
+        " WHERE doc.sender = $1 AND doc.status = ANY($2::text[])"
+        " AND ($3::text IS NULL OR strpos(lower(doc.title), lower($3)) > 0"
+        "  OR strpos(lower(doc.doc_number), lower($3)) > 0)"
+        " AND ($4::timestamptz IS NULL OR (doc.created_at, doc.id) < ($4, $5))"
+        " ORDER BY doc.created_at DESC, doc.id DESC LIMIT $6",
+        department,
+        list(statuses),
+        text,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [
+        BoxDocument(
+            **{
+                **dict(row.items()),
+                "status": DocumentStatus(row["status"]),
+                "recipients": list(row["recipients"]),
+                "cc": list(row["cc"]),
+            }
+        )
+        for row in rows
+    ]

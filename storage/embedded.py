@@ -22,6 +22,18 @@ class EmbeddedPostgresError(CodedError):
     code = Code.DATABASE_UNAVAILABLE
 
 
+def postgres_bin(name: str) -> Path:
+    """A program of the embedded server's own PostgreSQL (pg_basebackup, pg_ctl, ...): the
+    same version as the server, whatever else the machine has installed."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # as embedded_postgres
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError:  # pragma: no cover - only on Pythons without pgserver wheels
+        raise EmbeddedPostgresError("no embedded PostgreSQL for this Python") from None
+    path: Path = POSTGRES_BIN_PATH / name
+    return path
+
+
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the server in ``data_dir/postgres`` and yield its asyncpg URI."""

@@ -311,3 +311,70 @@ async def referenced_objects(connection: DbConnection, keys: Sequence[str]) -> s
         list(keys),
     )
     return {row["draft_object"] for row in rows}
+
+
+@dataclass(frozen=True)
+class WaitingStep:
+    """A document whose open step waits for one official's decision (待办)."""
+
+    document: uuid.UUID
+    title: str
+    doc_number: str
+    urgency: str
+    deadline: datetime | None
+    status: str
+    created_at: datetime
+    drafter: str
+    drafter_name: str
+    step: int
+    step_name: str
+    mode: str
+    version: int
+    draft_sha256: str
+
+
+# The open step of the newest draft version: the first one not complete, where "complete"
+# is what gateway.workflow.rules.step_complete says (any: one assignee approved; all: every
+# assignee approved). A rejection returns the document, so in_approval has none.
+_OPEN_STEP = (
+    "SELECT ws.step, ws.name, ws.mode, ws.assignees FROM workflow_steps ws"
+    " WHERE ws.document = doc.id AND NOT ("
+    "  SELECT CASE ws.mode WHEN 'any' THEN count(*) > 0"
+    "   ELSE count(DISTINCT a.official) = cardinality(ws.assignees) END"
+    "  FROM approvals a WHERE a.document = doc.id AND a.version = v.version"
+    "  AND a.step = ws.step AND a.decision = 'approve' AND a.official = ANY(ws.assignees))"
+    " ORDER BY ws.step LIMIT 1"
+)
+
+
+async def waiting_for(
+    connection: DbConnection,
+    official: str,
+    department: str,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[WaitingStep]:
+    """Documents of *department* in approval whose open step names *official* and that it
+    has not decided yet, oldest first, after (created_at, id)."""
+    rows = await connection.fetch(
+        "SELECT doc.id AS document, doc.title, doc.doc_number, doc.urgency, doc.deadline,"  # noqa: S608 (constant subquery)
+        " doc.status, doc.created_at, doc.created_by AS drafter, o.name AS drafter_name,"
+        " s.step, s.name AS step_name, s.mode, v.version, v.draft_sha256"
+        " FROM documents doc"
+        " JOIN officials o ON o.id = doc.created_by"
+        " JOIN LATERAL (SELECT version, draft_sha256 FROM document_versions"
+        "  WHERE document = doc.id ORDER BY version DESC LIMIT 1) v ON true"
+        f" JOIN LATERAL ({_OPEN_STEP}) s ON true"
+        " WHERE doc.sender = $2 AND doc.status = 'in_approval' AND $1 = ANY(s.assignees)"
+        " AND NOT EXISTS (SELECT 1 FROM approvals mine WHERE mine.document = doc.id"
+        "  AND mine.version = v.version AND mine.step = s.step AND mine.official = $1)"
+        " AND ($3::timestamptz IS NULL OR (doc.created_at, doc.id) > ($3, $4))"
+        " ORDER BY doc.created_at, doc.id LIMIT $5",
+        official,
+        department,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [WaitingStep(**dict(row.items())) for row in rows]

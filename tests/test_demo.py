@@ -10,6 +10,7 @@ import select
 import signal
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -49,6 +50,27 @@ def _healthz(origin: str, ca: Path) -> None:
         assert client.get(origin + "/healthz").status_code == 200
 
 
+def _first_admin_gets_its_console_link(data_dir: Path, origin: str, cwd: Path) -> None:
+    """``official create`` as the hint says (no port given) prints the link to this instance."""
+    hint = f"--data-dir {data_dir} --department yl --name 管理员 --roles admin"
+    made = subprocess.run(
+        [sys.executable, "-m", "gateway", "official", "create", *hint.split()],
+        capture_output=True,
+        text=True,
+        env=_demo_env(),
+        cwd=cwd,
+        timeout=120,
+        check=True,
+    )
+    official = re.search(r"official id: +(\S+)", made.stdout)
+    code = re.search(r"enrollment code: +(\S+)", made.stdout)
+    assert official and code, made.stdout
+    link = f"{origin}/console/#/enroll/{official.group(1)}/{code.group(1)}"
+    assert f"enroll in the console (open it in the official's own browser): {link}\n" in (
+        made.stdout
+    )
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGINT)
     try:
@@ -76,10 +98,15 @@ def test_demo_at_a_terminal_logs_text_and_says_what_to_do_next(tmp_path: Path) -
     try:
         shown = _read_until(controller, seen, b"stop the gateway with Ctrl-C", 180)
         ca = data_dir / "pki" / "ca.pem"
-        assert f"sealhub is ready at {origin}" in shown
+        assert f"sealhub is ready at {origin}\nconsole: {origin}/console/\n" in shown
         steps = shown[shown.index("Next steps") :]
         assert f"curl --cacert {ca} {origin}/readyz" in steps
         assert f"official create --data-dir {data_dir}" in steps
+        # The first admin: the exact command, then its console link enrolls the browser.
+        command = f"official create --data-dir {data_dir} \\\n"
+        command += "           --department yl --name 管理员 --roles admin\n"
+        assert command in steps
+        _first_admin_gets_its_console_link(data_dir, origin, tmp_path)
         assert "sealctl enroll --server" in steps
         # dev.sh runs from the clone, so the guides are named relative to it.
         assert "\n    clients/python_sdk/README.md\n" in steps

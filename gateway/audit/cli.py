@@ -4,7 +4,11 @@
 It runs where the gateway runs, for the operator and for an inspector auditing on site: the
 database is the thing under suspicion, and every check is made against evidence the
 database cannot forge — note signatures by the pinned log key, RFC 3161 tokens chained to
-the platform root, and the checkpoint remembered in ``--state`` from the previous run.
+the platform root, the checkpoint remembered in ``--state`` from the previous run, and the
+checkpoints inspectors cosigned, kept outside the database (``DIR/audit/cosigned/``, and the
+inspector's own copies given with ``--checkpoint``). A log smaller than a cosigned tree, or
+disagreeing with one, has been rolled back (a restore from backup, or worse): that is
+reported as a rollback with its own exit status, never accepted.
 Inspectors off site use the SDK's ``sealctl audit verify`` over HTTPS (same checks, public
 proofs). The tool recomputes every leaf and the whole tree, compares the stored Merkle nodes,
 every kept checkpoint and the remembered one, and reports the first bad index.
@@ -38,7 +42,7 @@ from keys.codes import Code, CodedError
 from keys.files import atomic_write
 from keys.keystore import CHECKPOINT
 from keys.master import load_or_create_master_key
-from storage import audit_leaf, audit_log, merkle
+from storage import audit_leaf, audit_log, cosigned, merkle
 from storage.db import APP_ROLE, OWNER_ROLE, DbConnection, connect
 from storage.signed_note import (
     NoteError,
@@ -162,6 +166,7 @@ class Problem:
     index: int | None
     message: str
     end: int | None = None
+    rollback: bool = False  # the log lost or changed entries an inspector cosigned
 
 
 @dataclass
@@ -174,6 +179,10 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def rolled_back(self) -> bool:
+        return any(p.rollback for p in self.problems)
 
     @property
     def first_bad_index(self) -> int | None:
@@ -189,8 +198,10 @@ class VerifyReport:
                 candidates.append(low)
         return min(candidates) if candidates else None
 
-    def add(self, index: int | None, message: str, *, end: int | None = None) -> None:
-        self.problems.append(Problem(index, message, end))
+    def add(
+        self, index: int | None, message: str, *, end: int | None = None, rollback: bool = False
+    ) -> None:
+        self.problems.append(Problem(index, message, end, rollback))
 
 
 def _b64(data: bytes) -> str:
@@ -266,13 +277,16 @@ async def verify_log(
     root: x509.Certificate,
     intermediates: Sequence[x509.Certificate] = (),
     chunk: int = CHUNK,
+    witnessed: Sequence[cosigned.CosignedCopy] = (),
 ) -> VerifyReport:
-    """Every check of ``sealhub audit verify``; the report says what failed and where."""
+    """Every check of ``sealhub audit verify``; the report says what failed and where.
+    *witnessed*: cosigned checkpoints kept outside the database (rollback detection)."""
     report = VerifyReport()
     verifiers = [parse_verifier_key(state.verifier_key)]
     checkpoints = await audit_log.list_checkpoints(connection)
     report.checkpoints = len(checkpoints)
     claims = _checkpoint_problems(checkpoints, verifiers, root, intermediates, report)
+    witnessed_roots = _witnessed_claims(witnessed, verifiers, report)
     remembered = base64.b64decode(state.root_hash) if state.tree_size else None
     if remembered is not None:
         other = claims.get(state.tree_size)
@@ -280,8 +294,13 @@ async def verify_log(
             report.add(None, f"fork: the log now signs another root for size {state.tree_size}")
     size = await audit_log.log_size(connection)
     report.tree_size = size
-    # Roots to compare, by size: signed checkpoints and the remembered one.
-    wanted = sorted({s for s in claims if 0 < s <= size} | ({state.tree_size} - {0}))
+    for s, (source, _) in sorted(witnessed_roots.items()):
+        if s > size:
+            report.add(size, rollback_message(s, size, source), rollback=True)
+    # Roots to compare, by size: signed checkpoints, cosigned copies and the remembered one.
+    wanted = sorted(
+        {s for s in [*claims, *witnessed_roots] if 0 < s <= size} | ({state.tree_size} - {0})
+    )
     for s in sorted(set(claims) | {state.tree_size}):
         if s > size:
             report.add(size, f"the log has {size} entries but a checkpoint covered {s}")
@@ -315,6 +334,9 @@ async def verify_log(
             if frontier.size != position:  # rows were missing: sizes no longer line up
                 return report
         recomputed[stop] = frontier
+    for s, (source, witnessed_root) in sorted(witnessed_roots.items()):
+        if s <= size and recomputed[s].root() != witnessed_root:
+            report.add(0, rewritten_message(s, source), end=s, rollback=True)
     matched = [s for s in wanted if s in claims and recomputed[s].root() == claims[s]]
     for s in wanted:
         if s in claims and recomputed[s].root() != claims[s]:
@@ -353,6 +375,67 @@ async def verify_log(
     return report
 
 
+def rollback_message(cosigned_size: int, size: int, source: object) -> str:
+    return (
+        f"ROLLBACK: an inspector cosigned the log at tree size {cosigned_size} ({source}),"
+        f" but the log now has only {size} entries: {cosigned_size - size} witnessed entries"
+        " are gone (restored from an older backup?)"
+    )
+
+
+def rewritten_message(cosigned_size: int, source: object) -> str:
+    return (
+        f"ROLLBACK: the log's first {cosigned_size} entries differ from the tree of size"
+        f" {cosigned_size} an inspector cosigned ({source}): witnessed history was rewritten"
+    )
+
+
+def _witnessed_claims(
+    witnessed: Sequence[cosigned.CosignedCopy],
+    verifiers: list[NoteVerifier],
+    report: VerifyReport,
+) -> dict[int, tuple[Path, bytes]]:
+    """Cosigned roots by tree size; a note this log's key did not sign is a problem (it
+    proves nothing about this log), two cosigned roots for one size a fork."""
+    roots: dict[int, tuple[Path, bytes]] = {}
+    for copy in witnessed:
+        try:
+            parsed = parse_checkpoint(open_note(copy.note, verifiers).text)
+        except NoteError as exc:
+            report.add(None, f"cosigned checkpoint {copy.source}: not signed by the log key: {exc}")
+            continue
+        earlier = roots.get(parsed.size)
+        if earlier is not None and earlier[1] != parsed.root_hash:
+            report.add(
+                None,
+                f"fork: cosigned checkpoints {earlier[0]} and {copy.source} of size"
+                f" {parsed.size} differ",
+                rollback=True,
+            )
+        roots.setdefault(parsed.size, (copy.source, parsed.root_hash))
+    return roots
+
+
+async def rollback_problems(
+    connection: DbConnection,
+    witnessed: Sequence[cosigned.CosignedCopy],
+    verifiers: list[NoteVerifier],
+) -> list[str]:
+    """The quick form of the rollback check (stored tree nodes, no recomputation), for the
+    gateway's start and for ``sealhub restore``: one message per cosigned checkpoint the log
+    no longer contains."""
+    report = VerifyReport()
+    roots = _witnessed_claims(witnessed, verifiers, report)
+    messages = [p.message for p in report.problems]
+    size = await audit_log.log_size(connection)
+    for s, (source, root) in sorted(roots.items()):
+        if s > size:
+            messages.append(rollback_message(s, size, source))
+        elif await audit_log.root_at(connection, s) != root:
+            messages.append(rewritten_message(s, source))
+    return messages
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -369,6 +452,14 @@ def add_audit_commands(subparsers: Any) -> None:
         "--log-key", help="verifier key to pin on the first run (default: the key store's)"
     )
     verify.add_argument("--ca-file", type=Path, help="platform root (default DIR/pki/ca.pem)")
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkpoint note an inspector cosigned (their own copy); repeatable. The copies"
+        " the gateway kept in DIR/audit/cosigned/ are checked too",
+    )
     erase = commands.add_parser("erase-details", help="erase details, keeping details_hash")
     erase.add_argument("--data-dir", dest="sub_data_dir", help="data directory")
     erase.add_argument("--index", type=int, action="append", default=[], help="log index")
@@ -376,8 +467,8 @@ def add_audit_commands(subparsers: Any) -> None:
     erase.add_argument("--document", help="every entry about this document")
 
 
-def _pinned_key(settings: Settings) -> str:
-    """The active checkpoint key from the key store (first run only; later runs use --state)."""
+def log_public_key(settings: Settings) -> Ed25519PublicKey:
+    """The active checkpoint key's public half, from the key store."""
     master = load_or_create_master_key(
         settings.data_dir / "secrets" / "master.key", settings.master_key
     )
@@ -388,8 +479,13 @@ def _pinned_key(settings: Settings) -> str:
     public = store.get_public(CHECKPOINT, info.kid)
     if not isinstance(public, Ed25519PublicKey):
         raise audit_log.AuditLogError("the checkpoint key is not Ed25519")
+    return public
+
+
+def pinned_log_key(settings: Settings) -> str:
+    """The active checkpoint key from the key store (first run only; later runs use --state)."""
     origin = audit_log.log_origin(settings.public_origin)
-    return NoteVerifier.from_public_key(origin, public).verifier_key
+    return NoteVerifier.from_public_key(origin, log_public_key(settings)).verifier_key
 
 
 async def _verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -397,24 +493,38 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
 
     state = VerifyState.load(args.state)
     if state is None:
-        state = VerifyState(verifier_key=args.log_key or _pinned_key(settings))
+        state = VerifyState(verifier_key=args.log_key or pinned_log_key(settings))
     ca_file = args.ca_file or settings.data_dir / "pki" / "ca.pem"
     root = x509.load_pem_x509_certificate(ca_file.read_bytes())
     chain_file = ca_file.parent / "chain.pem"
     intermediates = (
         x509.load_pem_x509_certificates(chain_file.read_bytes()) if chain_file.exists() else []
     )
+    witnessed = [
+        *cosigned.read_all(cosigned.cosigned_dir(settings.data_dir)),
+        *(cosigned.read_file(path) for path in args.checkpoint),
+    ]
     async with database_urls(settings) as urls:
         connection = await connect(urls.app, role=APP_ROLE)
         try:
             async with connection.transaction(isolation="repeatable_read", readonly=True):
                 report = await verify_log(
-                    connection, state=state, root=root, intermediates=intermediates
+                    connection,
+                    state=state,
+                    root=root,
+                    intermediates=intermediates,
+                    witnessed=witnessed,
                 )
         finally:
             await connection.close()
     for problem in report.problems:
         print(f"problem: {problem.message}")
+    if report.rolled_back:
+        print(
+            f"ROLLBACK DETECTED: the log ({report.tree_size} entries) has lost or changed"
+            " entries an inspector cosigned; do not accept it: tell the inspectors"
+        )
+        return 3
     if not report.ok:
         first = report.first_bad_index
         print(f"FAILED: first bad index: {first if first is not None else 'unknown'}")
@@ -449,7 +559,8 @@ async def _erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_audit_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit status: 0 verified / done, 1 verification failed, 2 unusable input."""
+    """Exit status: 0 verified / done, 1 verification failed, 2 unusable input, 3 the log was
+    rolled back behind a cosigned checkpoint."""
     try:
         if args.audit_command == "verify":
             return asyncio.run(_verify(settings, args))

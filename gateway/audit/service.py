@@ -9,7 +9,9 @@ they need no caller.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 
@@ -18,7 +20,7 @@ from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
 from keys.clock import SYSTEM_CLOCK, Clock
-from storage import audit_log
+from storage import audit_log, cosigned
 from storage.audit_log import Cosignature, EntryFilter, LogEntry, StoredCheckpoint
 from storage.signed_note import NoteVerifier
 
@@ -41,8 +43,10 @@ class AuditLogService:
         *,
         access: AccessLog,
         clock: Clock = SYSTEM_CLOCK,
+        cosigned_dir: Path | None = None,
     ) -> None:
         self._pool = pool
+        self._cosigned_dir = cosigned_dir
         self._verifier = verifier
         self._access = access
         self._clock = clock
@@ -96,11 +100,16 @@ class AuditLogService:
 
     async def cosign(self, caller: Caller, note: str, verifier_key: str) -> Cosignature:
         """Keep an inspector's cosignature of a checkpoint this log issued (idempotent per
-        key; a witness never goes back to a smaller tree)."""
+        key; a witness never goes back to a smaller tree). A copy of the cosigned note goes to
+        ``cosigned_dir`` too, outside the database, so that a restore from backup that loses
+        the cosignature is still seen as a rollback (:mod:`storage.cosigned`)."""
         official = caller.official
         if not is_inspector(official):
             raise Forbidden("only inspectors witness the audit log")
         async with self._pool.acquire() as connection, connection.transaction():
-            return await audit_log.add_cosignature(
+            kept = await audit_log.add_cosignature(
                 connection, note, verifier_key, official=official.official_id, now=self._clock()
             )
+        if self._cosigned_dir is not None:  # after the commit; a retry (idempotent) rewrites it
+            await asyncio.to_thread(cosigned.keep, self._cosigned_dir, kept.tree_size, note)
+        return kept

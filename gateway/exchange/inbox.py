@@ -32,6 +32,7 @@ class InboxHub:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._listener: Listener | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @contextlib.asynccontextmanager
     async def waiting(self, department: str) -> AsyncIterator[asyncio.Event]:
@@ -53,6 +54,16 @@ class InboxHub:
         for department in departments:
             for event in self._waiters.get(department, ()):
                 event.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """The gateway is stopping: every waiter wakes and open event streams end now,
+        instead of holding the shutdown until aiohttp's timeout cancels them."""
+        self._closing = True
+        self.wake_all()
 
     def wake_all(self) -> None:
         """After a reconnect, notifications may have been missed: everyone looks again."""
@@ -111,4 +122,8 @@ def install_inbox(app: web.Application, hub: InboxHub, dsn: str) -> None:
         finally:
             await hub.stop()
 
+    async def stopping(app: web.Application) -> None:
+        hub.close()
+
     app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(stopping)

@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.exchange import views
 from gateway.exchange.handlers import EXCHANGE, exchange_refusals
 from gateway.exchange.service import INBOX_STATES, InboxQuery
-from gateway.http.bodies import json_response, page_params
+from gateway.http.bodies import json_response, page_params, query_text
 from gateway.http.errors import ApiError
 from gateway.http.routing import PAGE_PARAMS, RouteTable, query_param
 from gateway.identity.auth import principal_of
@@ -37,8 +37,8 @@ def _after_seq(cursor: dict[str, Any] | None) -> int:
 
 def _inbox_query(request: web.Request) -> InboxQuery:
     limit, cursor = page_params(request)
-    state = request.query.get("state")
-    if state is not None and state not in STATES:
+    states = tuple(dict.fromkeys(request.query.getall("state", ())))
+    if any(state not in STATES for state in states):
         raise ApiError("invalid_request", "state must be one of " + ", ".join(STATES))
     after = _after_seq(cursor)
     try:
@@ -47,7 +47,8 @@ def _inbox_query(request: web.Request) -> InboxQuery:
         raise ApiError("invalid_request", "wait must be a number of seconds") from None
     if not 0 <= wait <= MAX_WAIT_SECONDS:
         raise ApiError("invalid_request", f"wait must be between 0 and {MAX_WAIT_SECONDS}")
-    return InboxQuery(state, after, limit, wait)
+    text = query_text(request, "q", max_length=200)
+    return InboxQuery(states or None, after, limit, wait, text)
 
 
 @routes.add(
@@ -57,7 +58,15 @@ def _inbox_query(request: web.Request) -> InboxQuery:
     access="authenticated",
     tag="exchange",
     parameters=(
-        query_param("state", "pending, fetched, received or rejected"),
+        query_param(
+            "state",
+            "pending, fetched, received or rejected; repeat it for several.",
+            schema={
+                "type": "array",
+                "items": {"type": "string", "enum": list(STATES)},
+            },
+        ),
+        query_param("q", "Text found in the title or 文号 (literally, no wildcards)."),
         query_param(
             "wait",
             "Seconds to wait for something new (0-60).",

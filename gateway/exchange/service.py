@@ -412,6 +412,9 @@ class InboxWakeups(Protocol):
 
     def waiting(self, department: str) -> AbstractAsyncContextManager[asyncio.Event]: ...
 
+    @property
+    def closing(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class DocumentView:
@@ -476,10 +479,11 @@ class Resent:
 
 @dataclass(frozen=True)
 class InboxQuery:
-    state: str | None
+    states: tuple[str, ...] | None  # None: every state but withdrawn
     after_seq: int
     limit: int
     wait_seconds: int = 0
+    text: str | None = None  # found literally in the title or 文号
 
 
 @dataclass(frozen=True)
@@ -1065,7 +1069,8 @@ class ExchangeService:
             rows = await documents.inbox_page(
                 connection,
                 department,
-                state=query.state,
+                states=query.states,
+                text=query.text,
                 after_seq=query.after_seq,
                 limit=query.limit + 1,
             )
@@ -1089,7 +1094,8 @@ class ExchangeService:
                         connection,
                         principal.department,
                         principal.kid,
-                        state=query.state,
+                        states=query.states,
+                        text=query.text,
                         after_seq=query.after_seq,
                         limit=query.limit + 1,
                     )
@@ -1123,7 +1129,7 @@ class ExchangeService:
                 event.clear()
                 async with self._pool.acquire() as connection:
                     rows = await documents.inbox_page(
-                        connection, department, state=None, after_seq=after, limit=STREAM_BATCH
+                        connection, department, states=None, after_seq=after, limit=STREAM_BATCH
                     )
                 for row in rows:
                     after = row.seq
@@ -1136,6 +1142,9 @@ class ExchangeService:
                         await event.wait()
                 except TimeoutError:
                     yield KeepAlive()
+                if self._inbox.closing:
+                    yield StreamEnded("the gateway is restarting: reconnect")
+                    return
                 try:
                     if self._seconds_left(principal) <= 0:
                         # The stream was authorized by a token that is no longer valid: a

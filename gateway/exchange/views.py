@@ -124,12 +124,21 @@ class Resent(TypedDict):
     added: list[str]
 
 
+class Drafter(TypedDict):
+    """Who drafted (or sent) a document."""
+
+    id: str
+    name: str
+
+
 class InboxDocument(TypedDict):
     id: str
     title: str
     doc_number: str
     urgency: str
     sender: str
+    deadline: str | None
+    classification: str
 
 
 class InboxItem(TypedDict):
@@ -314,6 +323,8 @@ def inbox_item(row: documents.InboxItem) -> InboxItem:
             "doc_number": row.doc_number,
             "urgency": row.urgency,
             "sender": row.sender,
+            "deadline": iso(row.deadline),
+            "classification": row.classification,
         },
         "state": row.state,
         "copy": row.copy,

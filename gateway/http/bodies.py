@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -131,3 +132,22 @@ def query_time(request: web.Request, name: str) -> datetime | None:
     if value.tzinfo is None:
         raise ApiError("invalid_request", f"{name} must carry a time zone")
     return value.astimezone(UTC)
+
+
+def time_id_cursor(at: datetime, item_id: object) -> str:
+    """The cursor of a list in (time, id) order: where the next page starts after."""
+    return encode_cursor({"at": at.isoformat(), "id": str(item_id)})
+
+
+def after_time_id(cursor: dict[str, Any] | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) a :func:`time_id_cursor` names; ``invalid_cursor`` for anything else."""
+    if cursor is None:
+        return None
+    try:
+        at = datetime.fromisoformat(str(cursor["at"]))
+        item_id = uuid.UUID(str(cursor["id"]))
+    except (KeyError, ValueError):
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued") from None
+    if at.tzinfo is None:
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    return at, item_id

@@ -32,6 +32,9 @@ class Route:
     # TypedDict, a union of them) whose JSON Schema openapi.py shows as its JSON body.
     responses: dict[str, dict[str, Any] | type | UnionType] = field(default_factory=dict)
     request_model: type | None = None
+    # The aiohttp path when it differs from ``path``: a parameter spanning segments
+    # (``{path:.+}``); ``path`` stays the documented template.
+    router_path: str | None = None
 
     @property
     def operation_id(self) -> str:
@@ -55,6 +58,7 @@ class RouteTable:
         request_body: dict[str, Any] | None = None,
         request_model: type | None = None,
         responses: dict[str, dict[str, Any] | type | UnionType] | None = None,
+        router_path: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """*request_model* is the JSON body's model (``parse_body`` validates with it);
         *request_body* a hand-written Request Body Object (multipart, raw bytes)."""
@@ -73,6 +77,7 @@ class RouteTable:
                     request_body=request_body,
                     request_model=request_model,
                     responses=responses or {},
+                    router_path=router_path,
                 )
             )
             return handler
@@ -89,7 +94,8 @@ class RouteTable:
 
     def install(self, app: web.Application) -> None:
         for route in self.routes:
-            resource_route = app.router.add_route(route.method, route.path, route.handler)
+            path = route.router_path or route.path
+            resource_route = app.router.add_route(route.method, path, route.handler)
             _ROUTE_BY_HANDLER[resource_route.handler] = route
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from gateway.config import Settings
+from gateway.console.links import enrollment_link, served_origin
 from keys.clock import SYSTEM_CLOCK, Clock
 from keys.codes import Code, CodedError
 
@@ -64,6 +66,12 @@ async def run_official_command(
         finally:
             await connection.close()
     expires = created.code_expires_at.isoformat().replace("+00:00", "Z")
+    origin = served_origin(
+        settings.data_dir,
+        settings.public_origin,
+        explicit=bool(os.environ.get("SEALHUB_PUBLIC_URL")),
+    )
+    link = enrollment_link(origin, created.official.id, created.enrollment_code)
     if args.json:
         print(
             json.dumps(
@@ -73,6 +81,7 @@ async def run_official_command(
                     "enrollment_code_expires_at": expires,
                     "department": created.official.department,
                     "roles": list(created.official.roles),
+                    "enrollment_link": link,
                 },
                 ensure_ascii=False,
             )
@@ -80,3 +89,4 @@ async def run_official_command(
     else:
         print(f"official id:      {created.official.id}")
         print(f"enrollment code:  {created.enrollment_code}  (one use, expires {expires})")
+        print(f"enroll in the console (open it in the official's own browser): {link}")

@@ -15,14 +15,14 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from gateway.http.bodies import json_response, parse_body, query_text
+from gateway.http.bodies import json_response, page_params, parse_body, query_text
 from gateway.http.errors import ApiError
 from gateway.http.models import RequestBody, SingleLine
 from gateway.http.openapi import json_content, schema_ref
-from gateway.http.routing import RouteTable, path_param, query_param
+from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity import views
 from gateway.identity.auth import caller_of, source_of
-from gateway.identity.service import MANAGERS, DeviceInfo, OfficialsService
+from gateway.identity.service import MANAGERS, DeviceInfo, OfficialQuery, OfficialsService
 from storage.identity.official_requests import REQUEST_STATES
 from storage.identity.officials import normalize_roles
 
@@ -85,6 +85,34 @@ async def create_official(request: web.Request) -> web.Response:
         roles=list(normalize_roles(body.roles)),
     )
     return views.outcome(created)
+
+
+@routes.add(
+    "GET",
+    "/v1/officials",
+    summary=(
+        "A department's officials (the caller's own; admin and inspector may name any),"
+        " with whether each has a working key."
+    ),
+    access="authenticated",
+    tag="officials",
+    parameters=(
+        query_param("department", "Department code (default: the caller's)."),
+        query_param("q", "Text found in the name or id (literally, no wildcards)."),
+        *PAGE_PARAMS,
+    ),
+    responses={"200": views.OfficialListPage},
+)
+async def list_officials(request: web.Request) -> web.Response:
+    limit, cursor = page_params(request)
+    query = OfficialQuery(
+        department=query_text(request, "department", max_length=63),
+        text=query_text(request, "q", max_length=100),
+    )
+    page = await request.app[OFFICIALS].list_officials(
+        caller_of(request), query, after=views.after_official(cursor), limit=limit
+    )
+    return json_response(views.official_list_page(page))
 
 
 @routes.add(

@@ -36,6 +36,7 @@ from gateway.identity.access import AccessLog, Clock, reason_of
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller, Principal
+from gateway.paging import Page
 from gateway.passkeys.errors import InvalidPasskey, StepUpRequired
 from keys import keystore as keystore_module
 from keys.challenge import (
@@ -90,10 +91,17 @@ from storage.identity.errors import (
 )
 from storage.identity.keys import AddedKey, KeyOwner, OfficialKey
 from storage.identity.official_requests import Decision, OfficialRequest, RequestKind
-from storage.identity.officials import ADMIN_GRANTED_ROLES, DEPT_ADMIN_GRANTABLE, Official
+from storage.identity.officials import (
+    ADMIN_GRANTED_ROLES,
+    DEPT_ADMIN_GRANTABLE,
+    ListedOfficial,
+    Official,
+)
 from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, Role
 
 MANAGERS: frozenset[Role] = frozenset({Role.ADMIN, Role.DEPT_ADMIN})
+# Who may list the officials of a department other than its own.
+LIST_ANY_DEPARTMENT: frozenset[Role] = frozenset({Role.ADMIN, Role.INSPECTOR})
 # A manager-issued enrollment code for an official holding one of these always takes two
 # managers, whether or not the official still has a working key.
 FOUR_EYES_ROLES: frozenset[Role] = frozenset(
@@ -128,6 +136,15 @@ def is_official_id(value: object) -> TypeGuard[str]:
 
 
 # --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfficialQuery:
+    """Filters of the officials list: a department (None: the caller's), text in the name
+    or id (found literally)."""
+
+    department: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -794,6 +811,25 @@ class OfficialsService:
             await self._access.failure(source, "enroll", reason_of(exc))
             raise
         return outcome
+
+    async def list_officials(
+        self, caller: Caller, query: OfficialQuery, *, after: tuple[str, str] | None, limit: int
+    ) -> Page[ListedOfficial]:
+        """A department's officials (the caller's own unless named): an admin or inspector
+        may name any department; anyone else naming another, or a department that does not
+        exist, gets the audited 404 that hides it (the same answer for both)."""
+        principal = caller.official
+        department = query.department or principal.department
+        may_look_anywhere = principal.has_any(LIST_ANY_DEPARTMENT)
+        if department != principal.department and not may_look_anywhere:
+            raise await self._access.hide(caller, "other_department")
+        async with self._pool.acquire() as connection:
+            if not await officials.department_exists(connection, department):
+                raise await self._access.hide(caller, "no_such_department")
+            found = await officials.list_officials(
+                connection, department, text=query.text, after=after, limit=limit + 1
+            )
+        return Page.of(found, limit)
 
     async def list_keys(self, caller: Caller, official_id: str) -> list[OfficialKey]:
         official = await self._own_or_managed(caller, official_id)

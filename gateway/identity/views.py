@@ -11,12 +11,14 @@ from typing import Any, Literal, NotRequired
 from aiohttp import web
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
-from gateway.http.bodies import json_response
+from gateway.http.bodies import encode_cursor, json_response
+from gateway.http.errors import ApiError
 from gateway.identity.principal import Principal
 from gateway.identity.service import IssuedCode, NewOfficial, TokenGrant
+from gateway.paging import Page
 from storage.identity.keys import AddedKey, OfficialKey
 from storage.identity.official_requests import OfficialRequest
-from storage.identity.officials import Official
+from storage.identity.officials import ListedOfficial, Official
 from storage.vocabulary import OfficialRequestKind, OfficialRequestStatus, OfficialStatus, Role
 
 
@@ -27,6 +29,22 @@ class OfficialJson(TypedDict):
     roles: list[Role]
     status: OfficialStatus
     created_at: str
+
+
+class ListedOfficialJson(TypedDict):
+    """An official in its department's list: ``has_key`` when it holds a key not revoked."""
+
+    id: str
+    name: str
+    department: str
+    roles: list[Role]
+    status: OfficialStatus
+    has_key: bool
+
+
+class OfficialListPage(TypedDict):
+    items: list[ListedOfficialJson]
+    next_cursor: str | None
 
 
 class NewOfficialJson(OfficialJson):
@@ -145,6 +163,38 @@ def official(item: Official) -> OfficialJson:
         "status": item.status,
         "created_at": _stamp(item.created_at),
     }
+
+
+def listed_official(item: ListedOfficial) -> ListedOfficialJson:
+    found = item.official
+    return {
+        "id": found.id,
+        "name": found.name,
+        "department": found.department,
+        "roles": list(found.roles),
+        "status": found.status,
+        "has_key": item.has_key,
+    }
+
+
+def official_list_page(page: Page[ListedOfficial]) -> OfficialListPage:
+    last = page.last
+    cursor = (
+        None
+        if last is None
+        else encode_cursor({"name": last.official.name, "id": last.official.id})
+    )
+    return {"items": [listed_official(item) for item in page.items], "next_cursor": cursor}
+
+
+def after_official(cursor: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The (name, id) an officials page starts after."""
+    if cursor is None:
+        return None
+    name, official_id = cursor.get("name"), cursor.get("id")
+    if not isinstance(name, str) or not isinstance(official_id, str):
+        raise ApiError("invalid_cursor", "the cursor is not one this server issued")
+    return name, official_id
 
 
 def key(item: OfficialKey) -> KeyJson:

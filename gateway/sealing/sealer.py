@@ -29,7 +29,7 @@ from keys.clock import SYSTEM_CLOCK, Clock
 from keys.codes import Code, CodedError
 from keys.platform import PlatformPki
 from seals.image import render_seal
-from seals.pades import Level, SealAppearance, SealOptions
+from seals.pades import Level, SealAppearance, SealOptions, SealPosition
 from seals.pool import WorkerLimits
 from seals.signer import InMemorySealKey, SealSigner
 from seals.verify import SealIssuer, VerificationReport
@@ -246,6 +246,11 @@ class DepartmentSealer:
             timestamper=self._timestamper.for_pades(serials),
         )
         return SealOutcome(sealed, named.seal.id)
+
+    async def seal_position(self, draft: Path) -> SealPosition:
+        """Where :meth:`seal` would put the seal on *draft* (parsed in a worker), for the
+        seal keeper's preview before 用印."""
+        return await self._workers.pool.aposition(draft, self._max_bytes)
 
     async def _check_existing_seals(self, pdf: Path, crls: tuple[bytes, ...]) -> None:
         """Verify the upload as /v1/verify would before our seal goes on it."""

@@ -14,11 +14,11 @@ from pydantic import Field
 
 from gateway.exchange import views as exchange_views
 from gateway.exchange.handlers import exchange_refusals, idempotency_key, path_id
-from gateway.http.bodies import json_response, parse_body
+from gateway.http.bodies import after_time_id, json_response, page_params, parse_body
 from gateway.http.errors import ApiError
 from gateway.http.models import RequestBody
 from gateway.http.openapi import json_content, schema_ref
-from gateway.http.routing import Handler, RouteTable, path_param, query_param
+from gateway.http.routing import PAGE_PARAMS, Handler, RouteTable, path_param, query_param
 from gateway.identity.auth import deny_access, principal_of
 from gateway.passkeys.stepup import Signed
 from gateway.workflow import views
@@ -120,6 +120,23 @@ async def _file_part(request: web.Request) -> AsyncIterator[bytes]:
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(READ_CHUNK):
         yield bytes(chunk)
+
+
+@routes.add(
+    "GET",
+    "/v1/approvals",
+    summary="待办: approval steps waiting for my decision, oldest first.",
+    access="authenticated",
+    tag="workflow",
+    parameters=PAGE_PARAMS,
+    responses={"200": views.WaitingPage},
+)
+async def waiting_approvals(request: web.Request) -> web.Response:
+    limit, cursor = page_params(request)
+    page = await request.app[WORKFLOW].waiting(
+        principal_of(request), after=after_time_id(cursor), limit=limit
+    )
+    return json_response(views.waiting_page(page))
 
 
 @routes.add(

@@ -50,6 +50,7 @@ from gateway.exchange.service import (
 )
 from gateway.http.text import unsafe_character
 from gateway.identity.auth import Principal
+from gateway.paging import Page
 from gateway.passkeys.stepup import Signed, StepUps, as_signed, details_of
 from gateway.spool import HEADER_WINDOW, file_chunks, save_chunks
 from gateway.workflow import rules as workflow
@@ -594,6 +595,25 @@ class WorkflowService:
     async def _own(self, principal: Principal, document_id: uuid.UUID) -> documents.Document:
         async with self._pool.acquire() as connection:
             return await _own_document(connection, principal, document_id)
+
+    async def waiting(
+        self,
+        principal: Principal,
+        *,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Page[workflow_rows.WaitingStep]:
+        """待办: documents of the caller's department whose open step names the caller and
+        that it has not decided yet for the newest draft version, oldest first."""
+        async with self._pool.acquire() as connection:
+            found = await workflow_rows.waiting_for(
+                connection,
+                principal.official_id,
+                principal.department,
+                after=after,
+                limit=limit + 1,
+            )
+        return Page.of(found, limit)
 
     async def approve(
         self,

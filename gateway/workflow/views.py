@@ -7,8 +7,12 @@ from __future__ import annotations
 from aiohttp import web
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
+from gateway.exchange.views import Drafter, iso, stamp
+from gateway.http.bodies import time_id_cursor
+from gateway.paging import Page
 from gateway.workflow.rules import Outcome
 from gateway.workflow.service import ApprovalResult, DraftDownload, Revision
+from storage import workflow as workflow_rows
 from storage.vocabulary import ApprovalDecision
 
 
@@ -29,6 +33,63 @@ class Submitted(TypedDict):
     status: str
     version: int
     draft_sha256: str
+
+
+class WaitingDocument(TypedDict):
+    id: str
+    title: str
+    doc_number: str
+    urgency: str
+    deadline: str | None
+    status: str
+    created_at: str
+    drafter: Drafter
+
+
+class WaitingStep(TypedDict):
+    index: int
+    name: str
+    mode: str
+
+
+class WaitingApproval(TypedDict):
+    """A step waiting for the caller's decision (待办), on the newest draft version."""
+
+    document: WaitingDocument
+    step: WaitingStep
+    draft_version: int
+    draft_sha256: str
+
+
+class WaitingPage(TypedDict):
+    items: list[WaitingApproval]
+    next_cursor: str | None
+
+
+def waiting_approval(row: workflow_rows.WaitingStep) -> WaitingApproval:
+    return {
+        "document": {
+            "id": str(row.document),
+            "title": row.title,
+            "doc_number": row.doc_number,
+            "urgency": row.urgency,
+            "deadline": iso(row.deadline),
+            "status": row.status,
+            "created_at": stamp(row.created_at),
+            "drafter": {"id": row.drafter, "name": row.drafter_name},
+        },
+        "step": {"index": row.step, "name": row.step_name, "mode": row.mode},
+        "draft_version": row.version,
+        "draft_sha256": row.draft_sha256,
+    }
+
+
+def waiting_page(page: Page[workflow_rows.WaitingStep]) -> WaitingPage:
+    last = page.last
+    return {
+        "items": [waiting_approval(row) for row in page.items],
+        "next_cursor": None if last is None else time_id_cursor(last.created_at, last.document),
+    }
 
 
 def approved(result: ApprovalResult) -> Approved:

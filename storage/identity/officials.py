@@ -141,3 +141,39 @@ async def move(
     if row is None:
         raise OfficialNotFound("no such official")
     return official_from_row(row)
+
+
+@dataclass(frozen=True)
+class ListedOfficial:
+    """An official as a department's list shows it: whether it has a key that works."""
+
+    official: Official
+    has_key: bool
+
+
+async def list_officials(
+    connection: DbConnection,
+    department: str,
+    *,
+    text: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[ListedOfficial]:
+    """One page of *department*'s officials in (name, id) order (keyset: stable under
+    inserts). *text* is found literally (no LIKE wildcards) in the name or the id."""
+    rows = await connection.fetch(
+        f"SELECT {OFFICIAL_COLUMNS},"  # noqa: S608 (constant column lists)
+        " EXISTS (SELECT 1 FROM official_keys k"
+        "  WHERE k.official_id = o.id AND k.revoked_at IS NULL) AS has_key"
+        " FROM officials o WHERE o.department = $1"
+        " AND ($2::text IS NULL OR strpos(lower(o.name), lower($2)) > 0"
+        "  OR strpos(o.id, lower($2)) > 0)"
+        " AND ($3::text IS NULL OR (o.name, o.id) > ($3, $4))"
+        " ORDER BY o.name, o.id LIMIT $5",
+        department,
+        text,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [ListedOfficial(official_from_row(row), bool(row["has_key"])) for row in rows]

@@ -55,3 +55,36 @@ def test_the_event_stream_ends_when_its_access_token_expires(gateway: Gateway) -
         assert clerk.get("/v1/me").status_code == 401
         assert clerk.refresh().status_code == 200
         assert clerk.get("/v1/me").status_code == 200
+
+
+def test_a_stopping_gateway_ends_open_event_streams_with_an_end_event(
+    module_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM: each open stream is told to reconnect (``event: end``) rather than being cut
+    off, or holding the shutdown until aiohttp cancels it."""
+    stopping = start_gateway(module_db_url, tmp_path_factory.mktemp("stopping"))
+    try:
+        with login_as(stopping, "yl-lyj", ["clerk"]) as clerk:
+            lines: list[str] = []
+            opened = threading.Event()
+
+            def stream() -> None:
+                headers = clerk.headers("GET", "/v1/inbox/events")
+                with clerk.client.stream("GET", "/v1/inbox/events", headers=headers) as response:
+                    assert response.status_code == 200
+                    opened.set()
+                    for line in response.iter_lines():
+                        lines.append(line)
+
+            streamer = threading.Thread(target=stream, daemon=True)
+            streamer.start()
+            assert opened.wait(30)
+            stopping.stop()
+            streamer.join(30)
+            assert not streamer.is_alive()
+            assert "event: end" in lines, lines
+            data = lines[lines.index("event: end") + 1].removeprefix("data: ")
+            assert "restarting" in json.loads(data)["reason"]
+            assert stopping.process.returncode == 0
+    finally:
+        stopping.stop()

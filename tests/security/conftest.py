@@ -4,6 +4,7 @@ B is its correspondent, C is a stranger; every caller kind is logged in once per
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -148,6 +149,9 @@ def build_world(gateway: Gateway) -> World:
     wait_for_checkpoint(gateway, at_least=2)
     groups = clerk.get("/v1/groups").json()["items"]
     entries = clerk.get(f"/v1/audit/entries?department={DEPT_A}&limit=1").json()["items"]
+    with gateway.client() as client:
+        asset_base = re.search(r"/console/assets/([0-9a-f]{16})/", client.get("/console/").text)
+    assert asset_base is not None
     world.params.update(
         {
             "none": {},
@@ -161,6 +165,7 @@ def build_world(gateway: Gateway) -> World:
             "official_passkey": {**world.official_of_a(), "passkey": str(uuid.uuid4())},
             "audit_entry": {"index": str(entries[0]["index"])},
             "crl": {"ca": "seal-ca"},
+            "console_asset": {"version": asset_base.group(1), "path": "index.html"},
             # Ids of nothing: enough to test who reaches the lookup (then 404).
             "unknown_id": {"id": str(uuid.uuid4())},
             "unknown_in_department": {"code": DEPT_A, "id": str(uuid.uuid4())},

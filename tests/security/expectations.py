@@ -4,10 +4,11 @@ Callers: ``anonymous`` (no token); ``dept_admin``, ``clerk``, ``leader``, ``seal
 ``system`` (each alone, in department A, which owns the objects in the path); ``foreign``
 (department C, holding all five department roles); ``admin`` and ``inspector`` (platform).
 
-Outcome classes: ``2xx``; ``401``; ``403``; ``404``; ``409`` = authorized, but the object's
-state forbids it (e.g. a dispatched document cannot change); ``4xx`` = a validation refusal (400,
-413, 415 or 422) for a caller who got past every authorization check and then met the body
-the matrix deliberately leaves empty or incomplete (so nothing changes state).
+Outcome classes: ``2xx``; ``3xx`` (a redirect, not followed); ``401``; ``403``; ``404``;
+``409`` = authorized, but the object's state forbids it (e.g. a dispatched document cannot
+change); ``4xx`` = a validation refusal (400, 413, 415 or 422) for a caller who got past every
+authorization check and then met the body the matrix deliberately leaves empty or incomplete
+(so nothing changes state).
 
 Every route of the table must appear here; ``test_authz_matrix`` fails otherwise.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Outcome = Literal["2xx", "401", "403", "404", "409", "4xx"]
+Outcome = Literal["2xx", "3xx", "401", "403", "404", "409", "4xx"]
 Body = Literal["none", "empty", "meta_only"]
 
 DEPARTMENT_ROLES = ("dept_admin", "clerk", "leader", "seal_keeper", "system")
@@ -81,6 +82,10 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     # other addresses and the bearer secret.
     ("GET", "/metrics"): public(),
     ("GET", "/openapi.json"): public(),
+    # --- the web console: the same page and files for everyone, token or not
+    ("GET", "/"): public("3xx"),
+    ("GET", "/console/"): public(),
+    ("GET", "/console/assets/{version}/{path}"): public(resource="console_asset"),
     ("GET", "/.well-known/jwks.json"): public(),
     ("GET", "/v1/pki/ca.pem"): public(),
     ("GET", "/v1/pki/chain.pem"): public(),
@@ -153,6 +158,10 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
         "404", resource="signed_delivery", own="2xx", inspector="2xx"
     ),
     ("GET", "/v1/inbox"): authenticated("2xx", query="wait=0"),
+    # --- the console's lists: each caller's own department (other departments: tests/console)
+    ("GET", "/v1/documents"): authenticated("2xx", query="box=sent"),
+    ("GET", "/v1/approvals"): authenticated("2xx"),
+    ("GET", "/v1/officials"): authenticated("2xx"),
     ("GET", "/v1/inbox/events"): authenticated("2xx", stream=True),
     # --- officials of A (an ordinary clerk): its dept_admin or an admin manage it
     ("POST", "/v1/officials"): authenticated(
