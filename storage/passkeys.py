@@ -105,14 +105,6 @@ async def passkeys_of(
     return [_passkey(row) for row in rows]
 
 
-async def has_active_passkey(connection: DbConnection, official_id: str) -> bool:
-    found = await connection.fetchval(
-        "SELECT 1 FROM passkeys WHERE official_id = $1 AND revoked_at IS NULL LIMIT 1",
-        official_id,
-    )
-    return found is not None
-
-
 async def by_credential(connection: DbConnection, credential_id: bytes) -> Passkey | None:
     """The passkey with this credential id, locked until the caller's transaction ends (two
     assertions of one credential are checked against its sign count one after the other)."""
@@ -202,3 +194,16 @@ async def lock_department_settings(connection: DbConnection, department: str) ->
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtext('department_settings'), hashtext($1))", department
     )
+
+
+async def binds(connection: DbConnection, official_id: str, kid: str) -> bool:
+    """Whether the official's key *kid* answers to passkeys: the official has an active
+    passkey, or a removed one registered after the key was enrolled (removing it must not
+    free the keys it guarded)."""
+    found = await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM passkeys p JOIN official_keys k ON k.kid = $2"
+        " WHERE p.official_id = $1 AND (p.revoked_at IS NULL OR p.created_at > k.created_at))",
+        official_id,
+        kid,
+    )
+    return bool(found)

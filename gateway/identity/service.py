@@ -37,7 +37,7 @@ from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.nonces import NonceIssuers
 from gateway.identity.principal import Caller, Principal
 from gateway.paging import Page
-from gateway.passkeys.errors import InvalidPasskey
+from gateway.passkeys.errors import InvalidPasskey, StepUpRequired
 from keys import keystore as keystore_module
 from keys.challenge import (
     NONCE_MAX_AGE,
@@ -59,6 +59,7 @@ from keys.jws import (
 )
 from keys.keystore import KeyStore, KeyStoreError
 from storage import audit_events as events
+from storage import passkeys as passkey_rows
 from storage import supervision
 from storage.audit_outbox import AuditEvent, AuditSink
 from storage.db import DbConnection
@@ -731,8 +732,9 @@ class OfficialsService:
     async def enrollment_code(
         self, caller: Caller, official_id: str
     ) -> IssuedCode | OfficialRequest:
-        """A new code: the official's own (asked with its key), a manager's for an official
-        without a key or privileged role, else a four-eyes request."""
+        """A new code: the official's own (asked with its key; not from a console key under
+        passkeys), a manager's for an official without a key or privileged role, else a
+        four-eyes request."""
         official = await self.official(caller, official_id)
         principal = caller.official
         own = official.id == principal.official_id
@@ -740,6 +742,14 @@ class OfficialsService:
             await self._require_manager(caller, official)
         now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
+            if (
+                own
+                and principal.console
+                and await passkey_rows.binds(connection, official.id, principal.kid)
+            ):
+                # A key of one's own would shed the passkey (a new key registers its own,
+                # a key file needs none): from a console under passkeys, ask the managers.
+                raise StepUpRequired("a console key under passkeys asks its managers for a code")
             if not own and (
                 set(official.roles) & FOUR_EYES_ROLES
                 or await keys.has_active_key(connection, official.id)

@@ -6,10 +6,13 @@ Who must use one: console (``browser``) logins of officials holding ``admin``, `
 default), and every console login of an official that has an active passkey. Key file
 logins (SDK, CLI) never do.
 
-Registering needs a console key's session and is allowed when the official has no active
-passkey, when the session's key was enrolled after the newest active passkey (a lost
-passkey is recovered through a new enrollment code, so the four-eyes rules of keys apply),
-or with a step-up by a current passkey. Removal: the official itself or its managers.
+Registering needs a console key's session and is allowed when the official never had a
+passkey, when the session's key was enrolled after its newest passkey, removed ones included
+(a lost passkey is recovered through a new enrollment code, so the four-eyes rules of keys
+apply; one manager's removal frees no older key), or with a step-up by a current passkey.
+Removal: the official itself or its managers. A key under passkeys (an active one, or a
+removed one newer than the key) stays under them: its step-ups are demanded even when none
+is left.
 
 Every assertion is user-verified, for this relying party and origin, and bound to what it
 confirms: its challenge is ``SHA-256(ASCII of the JWS)`` (the login assertion, the approval,
@@ -136,6 +139,18 @@ def removal_text(passkey_id: uuid.UUID) -> str:
     return f"remove-passkey:{passkey_id}"
 
 
+def _same_origin_only(client_data_json: bytes) -> None:
+    """The console is never framed (``frame-ancestors 'none'``): a response made in a
+    cross-origin frame (``crossOrigin: true``) is someone else's page asking (py_webauthn
+    does not check it)."""
+    try:
+        cross_origin = parse_client_data_json(client_data_json).cross_origin
+    except _REFUSED:
+        raise InvalidPasskey("malformed", "clientDataJSON is not valid") from None
+    if cross_origin:
+        raise InvalidPasskey("cross_origin", "the response was made in a cross-origin frame")
+
+
 def _user_handle(official_id: str) -> bytes:
     return official_id.encode("utf-8")
 
@@ -191,6 +206,7 @@ class PasskeyService:
             raise InvalidPasskey(
                 "malformed", "passkey is not an AuthenticationResponseJSON"
             ) from None
+        _same_origin_only(bytes(credential.response.client_data_json))
         found = await rows.by_credential(connection, credential.raw_id)
         if found is None or found.official_id != official_id or not found.active:
             raise InvalidPasskey("unknown_credential", "not an active passkey of this official")
@@ -231,13 +247,13 @@ class PasskeyService:
     ) -> StepUp | None:
         """The step-up confirming *signed*: verified when presented; when absent, refused
         (403 ``passkey_required``) if the act *needed* one and the caller is a console key
-        of an official with an active passkey."""
+        under passkeys (``storage.passkeys.binds``)."""
         if presented is not None:
             return await self.verify(connection, principal.official_id, presented, signed, now)
         if (
             needed
             and principal.console
-            and await rows.has_active_passkey(connection, principal.official_id)
+            and await rows.binds(connection, principal.official_id, principal.kid)
         ):
             raise StepUpRequired()
         return None
@@ -268,12 +284,16 @@ class PasskeyService:
             return "verified", await self.verify(
                 connection, owner.official.id, presented, assertion, now
             )
-        active = await rows.passkeys_of(connection, owner.official.id, active_only=True)
-        newest = _newest(active)
+        every = await rows.passkeys_of(connection, owner.official.id)
+        newest = _newest([item for item in every if item.active])
         if newest is not None:
             if owner.key.created_at > newest:
                 return "setup_required", None  # a key enrolled anew after a lost passkey
             raise PasskeyRequired()
+        removed = _newest(every)
+        if removed is not None and owner.key.created_at < removed:
+            # Its passkeys were removed: it may not register another (a new key may).
+            return "setup_required", None
         if await self._required(connection, owner.official):
             return "setup_required", None
         return "not_required", None
@@ -288,7 +308,7 @@ class PasskeyService:
             return "verified" if family_state == "verified" else "not_required"
         if family_state == "setup_required":
             return "setup_required"
-        if await rows.has_active_passkey(connection, owner.official.id):
+        if await rows.binds(connection, owner.official.id, owner.key.kid):
             raise PasskeyRequired("a passkey was registered since this login: log in with it")
         if await self._required(connection, owner.official):
             return "setup_required"
@@ -345,6 +365,7 @@ class PasskeyService:
             raise InvalidPasskey(
                 "malformed", "credential is not a RegistrationResponseJSON"
             ) from None
+        _same_origin_only(bytes(parsed.response.client_data_json))
         nonce = b64url_encode(challenge)
         try:
             expires = (await self._nonces.passkey(now)).check_nonce(
@@ -409,8 +430,9 @@ class PasskeyService:
         step_up: object | None,
         now: datetime,
     ) -> tuple[str, StepUp | None]:
-        active = await rows.passkeys_of(connection, principal.official_id, active_only=True)
-        newest = _newest(active)
+        # Removed passkeys count: a manager's removal must not let a key that was under
+        # them (perhaps stolen) register one as if it were the first.
+        newest = _newest(await rows.passkeys_of(connection, principal.official_id))
         if newest is None:
             return "first", None
         if step_up is not None:
