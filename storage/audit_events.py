@@ -50,6 +50,8 @@ class EventType(StrEnum):
     SEAL_REVOCATION_REQUESTED = "seal.revocation_requested"
     SEAL_ISSUED = "seal.issued"
     SEAL_REVOKED = "seal.revoked"
+    SEAL_REQUEST_DECLINED = "seal.request_declined"
+    SEAL_REQUEST_CANCELLED = "seal.request_cancelled"
     SEAL_USED = "seal.used"
     SEAL_USE_REFUSED = "seal.use_refused"
     # identity
@@ -565,6 +567,29 @@ def seal_decided(
         details["invalid_since"] = _iso(invalid_since)
     kind = EventType.SEAL_ISSUED if issued else EventType.SEAL_REVOKED
     return by(actor, kind, at, department=department, details=details)
+
+
+def seal_request_closed(
+    actor: Actor,
+    at: datetime,
+    *,
+    withdrawn: bool,
+    department: str,
+    request: uuid.UUID,
+    kind: str,
+    seal_id: uuid.UUID | None,
+    requested_by: str,
+) -> AuditEvent:
+    """A request that ends without a seal: ``seal.request_cancelled`` when its requester
+    withdraws it, ``seal.request_declined`` when another admin declines it."""
+    details = {
+        "request": str(request),
+        "kind": kind,
+        "seal_id": None if seal_id is None else str(seal_id),
+        "requested_by": requested_by,
+    }
+    event = EventType.SEAL_REQUEST_CANCELLED if withdrawn else EventType.SEAL_REQUEST_DECLINED
+    return by(actor, event, at, department=department, details=details)
 
 
 def seal_use_refused(at: datetime, *, department: str, seal_id: uuid.UUID) -> AuditEvent:

@@ -27,6 +27,7 @@ _REQUEST_COLUMNS = (
     "id, department, purpose, kind, seal_id, reason, reason_code, status, requested_by,"
     " requested_with_kid, requested_at, decided_by, decided_at, invalid_since"
 )
+_LISTED_REQUEST_COLUMNS = ", ".join("r." + name.strip() for name in _REQUEST_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ class SealRequest:
     decided_by: str | None
     decided_at: datetime | None
     invalid_since: datetime | None
+
+
+@dataclass(frozen=True)
+class ListedSealRequest:
+    """A request as the admins' list shows it: who asked and decided by name, and the seal
+    it concerns (a revocation's, or the one an approved issuance made), if there is one."""
+
+    request: SealRequest
+    department_name: str
+    requester_name: str | None
+    decider_name: str | None
+    seal_id: uuid.UUID | None
+    seal_status: SealStatus | None
 
 
 @dataclass(frozen=True)
@@ -308,6 +322,66 @@ async def lock_request(connection: DbConnection, request_id: uuid.UUID) -> SealR
         request_id,
     )
     return None if row is None else _request(row)
+
+
+async def list_requests(
+    connection: DbConnection,
+    *,
+    status: SealRequestStatus | None,
+    department: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[ListedSealRequest]:
+    """Newest first, before (requested_at, id); *status* and *department* narrow it."""
+    rows = await connection.fetch(
+        f"SELECT {_LISTED_REQUEST_COLUMNS}, d.name AS department_name,"  # noqa: S608 (constant columns)
+        " asker.name AS requester_name, decider.name AS decider_name,"
+        " s.id AS shown_seal, s.status AS shown_seal_status"
+        " FROM seal_requests r JOIN departments d ON d.code = r.department"
+        " LEFT JOIN officials asker ON asker.id = r.requested_by"
+        " LEFT JOIN officials decider ON decider.id = r.decided_by"
+        " LEFT JOIN seals s ON s.id = r.seal_id OR (r.kind = 'issue' AND s.request_id = r.id)"
+        " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.department = $2)"
+        " AND ($3::timestamptz IS NULL OR (r.requested_at, r.id) < ($3, $4))"
+        " ORDER BY r.requested_at DESC, r.id DESC LIMIT $5",
+        status,
+        department,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [
+        ListedSealRequest(
+            _request(row),
+            row["department_name"],
+            row["requester_name"],
+            row["decider_name"],
+            row["shown_seal"],
+            None if row["shown_seal_status"] is None else SealStatus(row["shown_seal_status"]),
+        )
+        for row in rows
+    ]
+
+
+async def mark_request_closed(
+    connection: DbConnection,
+    request_id: uuid.UUID,
+    *,
+    status: SealRequestStatus,
+    decided_by: str | None,
+    now: datetime,
+) -> SealRequest:
+    """A pending request ended without a seal: declined (by *decided_by*) or cancelled."""
+    row = await connection.fetchrow(
+        "UPDATE seal_requests SET status = $2, decided_by = $3, decided_at = $4"  # noqa: S608 (constant columns)
+        f" WHERE id = $1 RETURNING {_REQUEST_COLUMNS}",
+        request_id,
+        status,
+        decided_by,
+        now,
+    )
+    assert row is not None  # the caller holds the row's lock
+    return _request(row)
 
 
 async def mark_request_approved(

@@ -86,11 +86,13 @@ class SealRequestKind(StrEnum):
 
 
 class SealRequestStatus(StrEnum):
-    """``seal_requests.status`` (migration 0005)."""
+    """``seal_requests.status`` (migrations 0005, 0018): ``cancelled`` is withdrawn by its
+    requester, ``declined`` refused by another admin."""
 
     PENDING = "pending"
     APPROVED = "approved"
-    REFUSED = "refused"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
 
 
 class OfficialRequestKind(StrEnum):

@@ -8,19 +8,21 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from gateway.http.bodies import json_response, parse_body
+from gateway.http.bodies import after_time_id, json_response, page_params, parse_body, query_text
+from gateway.http.errors import ApiError
 from gateway.http.models import Lines, RequestBody, Text, Time, rfc3339
-from gateway.http.routing import RouteTable, path_param
+from gateway.http.routing import PAGE_PARAMS, RouteTable, path_param, query_param
 from gateway.identity.auth import NotFound, now_of, principal_of
 from gateway.sealing import views
 from gateway.sealing.sealer import DEFAULT_PURPOSE
-from gateway.sealing.service import RevocationAsk, SealService
+from gateway.sealing.service import RevocationAsk, SealRequestQuery, SealService
 from keys import crl
-from storage.vocabulary import ADMIN_ONLY, SealRequestKind
+from storage.vocabulary import ADMIN_ONLY, SealRequestKind, SealRequestStatus
 
 routes = RouteTable()
 
 SEALS: web.AppKey[SealService] = web.AppKey("seals", SealService)
+REQUEST_STATES = tuple(SealRequestStatus)
 
 
 def _uuid(request: web.Request, name: str) -> uuid.UUID:
@@ -28,6 +30,15 @@ def _uuid(request: web.Request, name: str) -> uuid.UUID:
         return uuid.UUID(request.match_info[name])
     except ValueError:
         raise NotFound() from None
+
+
+def _request_status(request: web.Request) -> SealRequestStatus | None:
+    status = query_text(request, "status", max_length=20)
+    if status is None:
+        return None
+    if status not in REQUEST_STATES:
+        raise ApiError("invalid_request", "status must be one of " + ", ".join(REQUEST_STATES))
+    return SealRequestStatus(status)
 
 
 class SealAsk(RequestBody):
@@ -112,6 +123,54 @@ async def approve_seal_request(request: web.Request) -> web.Response:
     )
     status = 201 if decided.kind == SealRequestKind.ISSUE else 200
     return json_response(views.seal_json(decided.seal), status=status)
+
+
+@routes.add(
+    "GET",
+    "/v1/seal-requests",
+    summary="Seal issuance and revocation requests, newest first (what waits for a second admin).",
+    access="authenticated",
+    roles=ADMIN_ONLY,
+    tag="seals",
+    parameters=(
+        query_param(
+            "status",
+            "pending, approved, declined or cancelled (default: all).",
+            schema={"type": "string", "enum": list(REQUEST_STATES)},
+        ),
+        query_param("department", "Department code: only its requests."),
+        *PAGE_PARAMS,
+    ),
+    responses={"200": views.SealRequestPage},
+)
+async def list_seal_requests(request: web.Request) -> web.Response:
+    limit, cursor = page_params(request)
+    query = SealRequestQuery(
+        status=_request_status(request),
+        department=query_text(request, "department", max_length=63),
+        before=after_time_id(cursor),
+        limit=limit,
+    )
+    page = await request.app[SEALS].requests(query)
+    return json_response(views.request_page(page))
+
+
+@routes.add(
+    "POST",
+    "/v1/seal-requests/{id}/decline",
+    summary="End a pending seal request without a seal: its requester withdraws it, or another"
+    " admin declines it.",
+    access="authenticated",
+    roles=ADMIN_ONLY,
+    tag="seals",
+    parameters=(path_param("id", "Seal request id."),),
+    responses={"200": views.SealRequestJson},
+)
+async def decline_seal_request(request: web.Request) -> web.Response:
+    closed = await request.app[SEALS].decline(
+        principal_of(request), _uuid(request, "id"), now_of(request)
+    )
+    return json_response(views.request_json(closed))
 
 
 @routes.add(

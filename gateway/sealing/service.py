@@ -17,6 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from gateway.identity.principal import Principal
+from gateway.paging import Page
 from gateway.pki.crls import CrlCache
 from gateway.sealing.sealer import SealSigners, issue_seal
 from keys import pki
@@ -41,7 +42,7 @@ class SealNotFound(SealingRefused):
 
 
 class SameAdmin(SealingRefused):
-    code = Code.FORBIDDEN
+    code = Code.SAME_PERSON
     default_detail = "a second, different admin must approve what one admin requested"
 
 
@@ -58,6 +59,17 @@ class RevocationAsk:
     reason: str
     reason_code: str = "unspecified"
     invalid_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SealRequestQuery:
+    """Which requests the admins' list shows: ``before`` is the (requested_at, id) the
+    previous page ended at."""
+
+    status: SealRequestStatus | None = None
+    department: str | None = None
+    before: tuple[datetime, uuid.UUID] | None = None
+    limit: int = 50
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,54 @@ class SealService:
         if pending.kind == SealRequestKind.REVOKE:
             self._revoked(seal.id)
         return Decision(seal, pending.kind)
+
+    async def decline(
+        self, principal: Principal, request_id: uuid.UUID, now: datetime
+    ) -> seal_rows.SealRequest:
+        """A pending request ends without a seal: its requester withdraws it (cancelled), or
+        another admin declines it. Saying no needs no second person, so any admin may."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            pending = await seal_rows.lock_request(connection, request_id)
+            if pending is None:
+                raise SealNotFound()
+            if pending.status != SealRequestStatus.PENDING:
+                raise RequestDecided()
+            withdrawn = pending.requested_by == principal.official_id
+            closed = await seal_rows.mark_request_closed(
+                connection,
+                request_id,
+                status=SealRequestStatus.CANCELLED if withdrawn else SealRequestStatus.DECLINED,
+                decided_by=None if withdrawn else principal.official_id,
+                now=now,
+            )
+            await record_event(
+                connection,
+                events.seal_request_closed(
+                    principal,
+                    now,
+                    withdrawn=withdrawn,
+                    department=pending.department,
+                    request=pending.id,
+                    kind=pending.kind,
+                    seal_id=pending.seal_id,
+                    requested_by=pending.requested_by,
+                ),
+            )
+        return closed
+
+    async def requests(self, query: SealRequestQuery) -> Page[seal_rows.ListedSealRequest]:
+        """The seal requests, newest first (the second admin finds what waits for it here)."""
+        async with self._pool.acquire() as connection:
+            if query.department is not None:
+                await directory.get_department(connection, query.department)
+            found = await seal_rows.list_requests(
+                connection,
+                status=query.status,
+                department=query.department,
+                before=query.before,
+                limit=query.limit + 1,
+            )
+        return Page.of(found, query.limit)
 
     def _revoked(self, seal_id: uuid.UUID) -> None:
         """After the commit: this process's next CRL is re-read at once, and the seal's

@@ -7,7 +7,9 @@ from datetime import datetime
 
 from typing_extensions import TypedDict  # pydantic needs its TypedDict below Python 3.12
 
-from storage.seals import Seal, SealRequest
+from gateway.http.bodies import time_id_cursor
+from gateway.paging import Page
+from storage.seals import ListedSealRequest, Seal, SealRequest
 from storage.vocabulary import SealRequestKind, SealRequestStatus, SealStatus
 
 
@@ -44,6 +46,46 @@ class SealRequestJson(TypedDict):
     requested_at: str
     decided_by: str | None
     decided_at: str | None
+
+
+class Person(TypedDict):
+    """An official by id and name (``name`` null for an id no official has any more)."""
+
+    id: str
+    name: str | None
+
+
+class RequestedSeal(TypedDict):
+    """The seal a request concerns: a revocation's, or the one an approved issuance made."""
+
+    id: str
+    status: SealStatus
+    image_url: str
+
+
+class ListedSealRequestJson(TypedDict):
+    """A seal request in the admins' list: ``seal`` is null for an issuance not approved
+    (yet); ``reason`` and ``reason_code`` are a revocation's."""
+
+    id: str
+    kind: SealRequestKind
+    department: str
+    department_name: str
+    purpose: str
+    seal: RequestedSeal | None
+    reason: str | None
+    reason_code: str | None
+    invalid_since: str | None
+    status: SealRequestStatus
+    requested_by: Person
+    requested_at: str
+    decided_by: Person | None
+    decided_at: str | None
+
+
+class SealRequestPage(TypedDict):
+    items: list[ListedSealRequestJson]
+    next_cursor: str | None
 
 
 def _stamp(value: datetime) -> str:
@@ -86,3 +128,36 @@ def request_json(made: SealRequest) -> SealRequestJson:
         "decided_by": made.decided_by,
         "decided_at": _iso(made.decided_at),
     }
+
+
+def _listed(entry: ListedSealRequest) -> ListedSealRequestJson:
+    made = entry.request
+    seal: RequestedSeal | None = None
+    if entry.seal_id is not None and entry.seal_status is not None:
+        image_url = f"/v1/seals/{entry.seal_id}/image.png"
+        seal = {"id": str(entry.seal_id), "status": entry.seal_status, "image_url": image_url}
+    decider: Person | None = None
+    if made.decided_by is not None:
+        decider = {"id": made.decided_by, "name": entry.decider_name}
+    return {
+        "id": str(made.id),
+        "kind": made.kind,
+        "department": made.department,
+        "department_name": entry.department_name,
+        "purpose": made.purpose,
+        "seal": seal,
+        "reason": made.reason,
+        "reason_code": made.reason_code,
+        "invalid_since": _iso(made.invalid_since),
+        "status": made.status,
+        "requested_by": {"id": made.requested_by, "name": entry.requester_name},
+        "requested_at": _stamp(made.requested_at),
+        "decided_by": decider,
+        "decided_at": _iso(made.decided_at),
+    }
+
+
+def request_page(page: Page[ListedSealRequest]) -> SealRequestPage:
+    last = page.last
+    cursor = None if last is None else time_id_cursor(last.request.requested_at, last.request.id)
+    return {"items": [_listed(entry) for entry in page.items], "next_cursor": cursor}

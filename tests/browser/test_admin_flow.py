@@ -4,19 +4,23 @@ the official, which lands logged in on 工作台; the admin then sees its key (a
 page in English). A new leader
 takes two managers: the first one's creation waits as a four-eyes request, which the
 second dept_admin approves in its own console, receiving the link the leader enrolls with
-(setting up its passkey, as its role requires)."""
+(setting up its passkey, as its role requires). Seals take two platform admins too: one asks
+in its console, the other finds the request in its own console's pending list and approves
+it there; a revocation the second one asks for, the first declines from the list."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.browser.harness import (
+    PLATFORM,
     Officials,
     add_virtual_authenticator,
     enroll_in_console,
+    open_screen,
     screenshot,
     settle,
 )
@@ -120,3 +124,82 @@ def test_a_new_leader_takes_a_second_manager_in_the_console(
     add_virtual_authenticator(leader)
     enroll_with_passkey_setup(leader, officials, official, code)
     expect(leader.locator(".shell-name")).to_have_text("办公室副主任")
+
+
+def platform_admin(
+    new_context: Callable[..., BrowserContext], officials: Officials, name: str
+) -> tuple[Page, str]:
+    """A platform admin in a browser of its own (with the passkey its role requires)."""
+    page = new_context().new_page()
+    add_virtual_authenticator(page)
+    official, code = officials.create(PLATFORM, ["admin"], name)
+    enroll_with_passkey_setup(page, officials, official, code)
+    return page, official
+
+
+def pending_request(page: Page, text: str) -> Locator:
+    return page.locator("li[data-seal-request]").filter(has_text=text)
+
+
+def test_a_second_admin_approves_a_seal_request_from_the_pending_list(
+    new_context: Callable[..., BrowserContext], officials: Officials
+) -> None:
+    first, first_id = platform_admin(new_context, officials, "平台管理员甲")
+    second, second_id = platform_admin(new_context, officials, "平台管理员乙")
+
+    open_screen(first, "#/admin/seals")
+    first.get_by_label("单位", exact=True).select_option(DEPARTMENT)
+    form = first.locator("form").filter(has=first.get_by_role("heading", name="申请新印章"))
+    form.get_by_label("用途").fill("合同专用章")
+    form.get_by_role("button", name="提交申请").click()
+    expect(form.get_by_role("status")).to_contain_text("等待另一位平台管理员批准")
+    mine = pending_request(first, "合同专用章")
+    expect(mine).to_contain_text("您提交的申请，等待另一位平台管理员批准")
+    expect(mine.get_by_role("button", name="批准")).to_have_count(0)  # not its own
+
+    open_screen(second, "#/admin/seals")
+    request = pending_request(second, "合同专用章")
+    expect(request.get_by_role("heading")).to_have_text("新印章：玉林市人民政府办公室 · 合同专用章")
+    expect(request).to_contain_text("申请人：平台管理员甲")
+    settle(second)
+    screenshot(second, "admin-seal-requests")
+    request.get_by_role("button", name="批准").click()
+    expect(second.get_by_text("印章已生效")).to_be_visible()
+    expect(request).to_have_count(0)
+    second.get_by_label("单位", exact=True).select_option(DEPARTMENT)
+    card = second.locator("li[data-seal]").filter(has_text="合同专用章")
+    expect(card).to_contain_text("有效")
+
+    # The second admin asks to revoke it; the first sees the seal's image and declines.
+    card.get_by_role("button", name="申请吊销").click()
+    card.get_by_label("吊销理由").fill("用途调整，暂不吊销")
+    card.get_by_role("button", name="提交吊销申请").click()
+    expect(card.get_by_role("status")).to_contain_text("已提交吊销申请")
+    expect(pending_request(second, "用途调整")).to_contain_text("等待另一位平台管理员批准")
+
+    open_screen(first, "#/admin/seals")
+    revocation = pending_request(first, "用途调整")
+    expect(revocation.get_by_role("heading")).to_have_text(
+        "吊销印章：玉林市人民政府办公室 · 合同专用章"
+    )
+    expect(revocation).to_contain_text("申请人：平台管理员乙")
+    expect(revocation.get_by_role("img", name="合同专用章印章图样")).to_be_visible()
+    settle(first)
+    screenshot(first, "admin-seal-revocation-request")
+    revocation.get_by_role("button", name="拒绝").click()
+    expect(first.get_by_text("已拒绝申请")).to_be_visible()
+    expect(revocation).to_have_count(0)
+
+    # What the server recorded: the approver and the decliner by name, the seal still active.
+    api = officials.admins()[0]
+    decided = {
+        item["kind"]: item
+        for status in ("approved", "declined")
+        for item in api.get(f"/v1/seal-requests?status={status}&department={DEPARTMENT}").json()[
+            "items"
+        ]
+    }
+    assert decided["issue"]["requested_by"] == {"id": first_id, "name": "平台管理员甲"}
+    assert decided["issue"]["decided_by"] == {"id": second_id, "name": "平台管理员乙"}
+    assert decided["revoke"]["decided_by"] == {"id": first_id, "name": "平台管理员甲"}
+    assert decided["revoke"]["seal"]["status"] == "active"

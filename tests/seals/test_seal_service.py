@@ -24,6 +24,7 @@ from gateway.sealing.service import (
     SameAdmin,
     SealingRefused,
     SealNotFound,
+    SealRequestQuery,
     SealService,
 )
 from keys import pki
@@ -170,8 +171,9 @@ async def test_the_requester_cannot_approve_its_own_request(
 ) -> None:
     first = await _admin(pool, "甲")
     asked = await sealing.service.request_seal(first, DEPARTMENT, PURPOSE, datetime.now(UTC))
-    with pytest.raises(SameAdmin):
+    with pytest.raises(SameAdmin) as caught:
         await sealing.service.approve(first, asked.id, datetime.now(UTC))
+    assert caught.value.code == "same_person"  # the four-eyes refusal, as for officials
     # With another key of its own it is still the same admin.
     other_key = await _key_from(pool, first, first)
     with pytest.raises(SameAdmin):
@@ -289,3 +291,104 @@ async def test_what_a_revocation_request_refuses(sealing: Sealing, pool: asyncpg
         await sealing.service.seal(uuid.uuid4())
     with pytest.raises(directory.UnknownOrg):
         await sealing.service.request_seal(first, "yl-nowhere", PURPOSE, now)
+
+
+async def _department(pool: asyncpg.Pool, code: str, name: str) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        await directory.upsert_departments(
+            connection, [directory.Department(code, name, "Listed Bureau", None, "bureau")]
+        )
+
+
+async def test_the_admins_list_shows_what_waits_and_who_asked(
+    sealing: Sealing, pool: asyncpg.Pool
+) -> None:
+    """One department of its own, so the other tests' requests stay out of its list."""
+    await _department(pool, "yl-lst", "列表局")
+    first, second = await _admin(pool, "甲"), await _admin(pool, "乙")
+    start = datetime.now(UTC)
+    service = sealing.service
+    issued_request = await service.request_seal(first, "yl-lst", PURPOSE, start)
+    seal = (await service.approve(second, issued_request.id, start)).seal
+    ask = RevocationAsk("印章遗失", "key_compromise", invalid_since=start)
+    revocation = await service.request_revocation(
+        second, seal.id, ask, start + timedelta(seconds=1)
+    )
+    waiting = await service.request_seal(
+        first, "yl-lst", "财务专用章", start + timedelta(seconds=2)
+    )
+
+    pending = await service.requests(SealRequestQuery("pending", "yl-lst"))
+    assert [entry.request.id for entry in pending.items] == [waiting.id, revocation.id]
+    assert not pending.more
+    newest, revoking = pending.items
+    assert (newest.department_name, newest.requester_name) == ("列表局", "甲")
+    assert (newest.seal_id, newest.seal_status, newest.decider_name) == (None, None, None)
+    assert (revoking.request.kind, revoking.request.reason) == ("revoke", "印章遗失")
+    assert (revoking.requester_name, revoking.seal_id, revoking.seal_status) == (
+        "乙",
+        seal.id,
+        "active",
+    )
+
+    approved = await service.requests(SealRequestQuery("approved", "yl-lst"))
+    (done,) = approved.items
+    assert (done.request.id, done.seal_id, done.seal_status) == (
+        issued_request.id,
+        seal.id,
+        "active",
+    )
+    assert (done.request.decided_by, done.decider_name) == (second.official_id, "乙")
+
+    # Every status, one page at a time: the cursor's (requested_at, id) starts the next.
+    first_page = await service.requests(SealRequestQuery(department="yl-lst", limit=2))
+    assert first_page.more and first_page.last is not None
+    last = first_page.last.request
+    rest = await service.requests(
+        SealRequestQuery(department="yl-lst", before=(last.requested_at, last.id), limit=2)
+    )
+    seen = [entry.request.id for entry in [*first_page.items, *rest.items]]
+    assert seen == [waiting.id, revocation.id, issued_request.id] and not rest.more
+
+    everywhere = await service.requests(SealRequestQuery("pending", limit=500))
+    assert {waiting.id, revocation.id} <= {entry.request.id for entry in everywhere.items}
+    assert all(entry.request.status == "pending" for entry in everywhere.items)
+    with pytest.raises(directory.UnknownOrg):
+        await service.requests(SealRequestQuery(department="yl-nowhere"))
+
+
+async def test_a_request_is_withdrawn_by_its_requester_or_declined_by_another_admin(
+    sealing: Sealing, pool: asyncpg.Pool
+) -> None:
+    first, second = await _admin(pool, "甲"), await _admin(pool, "乙")
+    now = datetime.now(UTC)
+    withdrawn = await sealing.service.request_seal(first, DEPARTMENT, PURPOSE, now)
+    closed = await sealing.service.decline(first, withdrawn.id, now)
+    assert (closed.status, closed.decided_by, closed.decided_at) == ("cancelled", None, now)
+    with pytest.raises(RequestDecided):  # nothing is issued from a withdrawn request
+        await sealing.service.approve(second, withdrawn.id, now)
+
+    seal = await _issued(sealing, first, second)
+    ask = RevocationAsk("误操作", "superseded")
+    declined = await sealing.service.request_revocation(first, seal.id, ask, now)
+    closed = await sealing.service.decline(second, declined.id, now)
+    assert (closed.status, closed.decided_by) == ("declined", second.official_id)
+    with pytest.raises(RequestDecided):
+        await sealing.service.decline(first, declined.id, now)
+    assert (await sealing.service.seal(seal.id)).status == "active"  # the seal still counts
+    assert not await sealing.revoked_in_crl(seal.serial_number)
+
+    assert [kind for kind, _ in await _events(pool, withdrawn.id)] == [
+        "seal.requested",
+        "seal.request_cancelled",
+    ]
+    events = await _events(pool, declined.id)
+    assert [kind for kind, _ in events] == ["seal.revocation_requested", "seal.request_declined"]
+    assert events[1][1] == {
+        "request": str(declined.id),
+        "kind": "revoke",
+        "seal_id": str(seal.id),
+        "requested_by": first.official_id,
+    }
+    with pytest.raises(SealNotFound):
+        await sealing.service.decline(second, uuid.uuid4(), now)

@@ -121,6 +121,11 @@ EXPECTATIONS: dict[tuple[str, str], Expectation] = {
     ("POST", "/v1/seal-requests/{id}/approve"): admin_only(
         "2xx", resource="seal_request", fresh=True
     ),
+    # The list the second admin approves from; declining another admin's fresh request.
+    ("GET", "/v1/seal-requests"): admin_only("2xx", query="status=pending"),
+    ("POST", "/v1/seal-requests/{id}/decline"): admin_only(
+        "2xx", resource="seal_request", fresh=True
+    ),
     # --- documents of A (sent by A to B): A's officials see them, nobody else
     ("POST", "/v1/documents"): authenticated(
         "403", body="meta_only", seal_keeper="4xx", foreign="4xx"
