@@ -75,6 +75,7 @@ from storage.audit_outbox import AuditSink
 from storage.db import DbConnection
 from storage.identity import keys as key_rows
 from storage.identity import officials as official_rows
+from storage.identity import refresh as refresh_rows
 from storage.identity.keys import KeyOwner
 from storage.identity.officials import Official
 from storage.passkeys import DepartmentSettings, Passkey
@@ -466,7 +467,8 @@ class PasskeyService:
         """Remove a passkey. The official itself, from a console key, confirms with a
         current passkey (*step_up*, challenge ``SHA-256("remove-passkey:" + id)``) unless its
         key was enrolled after the newest one: else whoever sits at an unlocked console
-        could drop the passkey and with it every step-up. Its managers need none."""
+        could drop the passkey and with it every step-up. Its managers need none; their
+        removal ends the official's passkey-verified refresh families."""
         official = await self._own_or_managed(caller, official_id)
         try:
             wanted = uuid.UUID(passkey_id)
@@ -482,6 +484,12 @@ class PasskeyService:
                 await self._may_register(connection, principal, removal_text(wanted), step_up, now)
             removed = await rows.revoke_passkey(connection, official.id, wanted, now=now)
             assert removed is not None
+            if removed.revoked_at == now and official.id != principal.official_id:
+                # A manager takes a (lost or stolen) passkey away: the sessions it verified
+                # end with it, so a thief's verified session cannot refresh on for hours.
+                await refresh_rows.revoke_passkey_families(
+                    connection, official.id, now=now, reason="passkey_removed"
+                )
             if removed.revoked_at == now:
                 await self._audit.record(
                     connection,

@@ -102,6 +102,21 @@ async def revoke_family(
     )
 
 
+async def revoke_passkey_families(
+    connection: DbConnection, official_id: str, *, now: datetime, reason: str
+) -> int:
+    """Revoke the official's live families that a passkey verified; how many were."""
+    result = await connection.execute(
+        "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2"
+        " WHERE revoked_at IS NULL AND official_id = $3 AND passkey = 'verified'",
+        now,
+        reason,
+        official_id,
+    )
+    await connection.execute("SELECT pg_notify($1, $2)", SESSIONS_CHANNEL, reason)
+    return int(result.split()[-1])
+
+
 async def revoke_families(
     connection: DbConnection,
     *,

@@ -455,6 +455,9 @@ def test_a_verified_session_needs_step_ups_after_its_passkey_is_removed(
     signed = receipt(clerk, item["id"], sent.json()["sha256"])
     answer = clerk.post(f"/v1/deliveries/{item['id']}/receipt", json={"signature": signed})
     assert answer.status_code == 403 and code(answer) == "passkey_required", answer.text
+    # Nor refresh itself on: the families the removed passkey verified ended with it.
+    refreshed = clerk.refresh()
+    assert refreshed.status_code == 401, refreshed.text
     keeper.close()
     clerk.close()
 
