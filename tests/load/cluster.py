@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +50,24 @@ def start_cluster(
     ports = [free_port() for _ in range(PROCESSES)]
     public_url = f"https://127.0.0.1:{ports[0]}"
     env = {"SEALHUB_PUBLIC_URL": public_url, **(store_env or {})}
-    gateways: list[Gateway] = []
-    try:
-        for n, port in enumerate(ports):
-            gateways.append(start_gateway(database_url, data_dir, demo=n == 0, env=env, port=port))
-    except BaseException:
+    first = start_gateway(database_url, data_dir, demo=True, env=env, port=ports[0])
+    gateways = [first]
+    # The data directory exists now: the others start side by side.
+    with ThreadPoolExecutor(PROCESSES - 1) as pool:
+        joining = [
+            pool.submit(start_gateway, database_url, data_dir, demo=False, env=env, port=port)
+            for port in ports[1:]
+        ]
+        failure: BaseException | None = None
+        for future in joining:
+            try:
+                gateways.append(future.result())
+            except BaseException as exc:
+                failure = exc
+    if failure is not None:
         for started in gateways:
             started.stop()
-        raise
+        raise failure
     return Cluster(gateways, public_url, data_dir, database_url)
 
 

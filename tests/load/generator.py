@@ -333,6 +333,10 @@ class Load:
         self.stopping = asyncio.Event()
         self.random = random.Random(20)
         self.missed_polls: list[tuple[str, str]] = []
+        # The mix over all departments: every 4th send withdrawn, every 3rd other one
+        # resent to one more department, every 3rd answer a rejection.
+        self.sent_count = itertools.count(1)
+        self.answer_count = itertools.count(1)
 
     async def setup(self, admins: tuple[Client, Client]) -> None:
         codes = await department_codes(self.cluster.database_url, self.count)
@@ -442,7 +446,8 @@ class Load:
         document = sent.json()["id"]
         self.ledger.sends += 1
         self.ledger.expected.update((document, r) for r in recipients)
-        if turn % 5 == 0:  # 撤回, unless a recipient signed for it already
+        nth = next(self.sent_count)
+        if nth % 4 == 0:  # 撤回, unless a recipient signed for it already
             withdrawn = await self.call(
                 client,
                 "POST /v1/documents/{id}/withdraw",
@@ -452,7 +457,7 @@ class Load:
             if withdrawn.status_code == 200:
                 self.ledger.withdrawn.add(document)
                 self.ledger.expected -= {(document, r) for r in recipients}
-        elif turn % 3 == 0:  # 补发 to one more department
+        elif nth % 3 == 0:  # 补发 to one more department
             more = self.random.choice(
                 [d.code for d in self.departments if d.code not in {department.code, *recipients}]
             )
@@ -479,7 +484,7 @@ class Load:
             return  # withdrawn meanwhile
         sha256 = hashlib.sha256(content.content).hexdigest()
         delivery = item["id"]
-        if len(department.decided) % 4 == 3:
+        if next(self.answer_count) % 3 == 0:
             action, verb, reason = "reject", "reject", "文号有误，请核实"
         else:
             action, verb, reason = "receive", "receipt", ""
@@ -545,6 +550,7 @@ class Load:
                 found[(item["document"]["id"], department.code)] += 1
             for delivery in ids:
                 if department.streamed[delivery] != 1:
+                    self.missed_polls.append((department.code, delivery))
                     problems.append(
                         f"{department.code}: delivery {delivery} streamed"
                         f" {department.streamed[delivery]} times"
@@ -568,8 +574,8 @@ class Load:
 
 
 async def seq_diagnosis(database_url: str, load: Load) -> list[str]:
-    """For a delivery a long-poll never returned: its seq against those the poll did return
-    (a lower seq committed after a higher one was read falls behind the cursor)."""
+    """For a delivery a long-poll or stream never returned: its seq against the others (a
+    lower seq committed after a higher one was read falls behind the cursor)."""
     lines = []
     connection = await connect(database_url)
     try:

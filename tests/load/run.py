@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.load.cluster import Cluster, audit_verify, outbox_drained
-from tests.load.generator import Client, Load, Stats, http_clients, logged_in, seq_diagnosis
+from tests.load.generator import (
+    Client,
+    Department,
+    Load,
+    Stats,
+    http_clients,
+    logged_in,
+    seq_diagnosis,
+)
 
 WAKE_LIMIT_S = 3.0
 
@@ -70,48 +78,58 @@ async def _end_cursor(client: Client, process: int) -> str:
 
 
 async def wake_checks(load: Load, outcome: Outcome) -> None:
-    """A send through process i wakes a long-poll and an event stream on every j != i."""
-    sender, receiver = load.departments[0], load.departments[1]
+    """A send through process i wakes a long-poll and an event stream on every j != i
+    (the pairs side by side, each with a receiver of its own)."""
     processes = range(len(load.http))
-    for i in processes:
-        for j in processes:
-            if i == j:
-                continue
-            label = f"{i + 1}-{j + 1}"
-            cursor = await _end_cursor(receiver.client, j)
-            stream_seen: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    pairs = [(i, j) for i in processes for j in processes if i != j]
+    assert len(load.departments) > len(pairs), "too few departments for the wake checks"
+    sender = load.departments[0]
+    await asyncio.gather(
+        *(
+            _wake_pair(load, outcome, sender, load.departments[1 + n], i, j)
+            for n, (i, j) in enumerate(pairs)
+        )
+    )
 
-            async def listen(process: int = j, seen: asyncio.Future[float] = stream_seen) -> None:
-                async for event, _ in receiver.client.events(process, "GET /v1/inbox/events"):
-                    if event == "delivery" and not seen.done():
-                        seen.set_result(time.monotonic())
-                        return
 
-            listener = asyncio.create_task(listen())
-            poll = asyncio.create_task(
-                receiver.client.request(
-                    "GET /v1/inbox?wait",
-                    "GET",
-                    f"/v1/inbox?wait=20&cursor={cursor}",
-                    process=j,
-                )
-            )
-            await asyncio.sleep(0.5)  # both are waiting now
-            sent_at = time.monotonic()
-            document = await _send(sender.client, i, receiver.code, load.pdf, label)
-            answer = await asyncio.wait_for(poll, 20)
-            polled_at = time.monotonic()
-            streamed_at = await asyncio.wait_for(stream_seen, 20)
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
-            woke = [item["document"]["id"] for item in answer.json()["items"]]
-            if woke != [document]:
-                outcome.problems.append(f"long-poll {label}: woke with {woke}, not {document}")
-            outcome.wakes[f"poll {label}"] = polled_at - sent_at
-            outcome.wakes[f"stream {label}"] = streamed_at - sent_at
-            for kind, at in (("poll", polled_at), ("stream", streamed_at)):
-                if at - sent_at > WAKE_LIMIT_S:
-                    outcome.problems.append(f"{kind} {label} woke after {at - sent_at:.2f} s")
+async def _wake_pair(
+    load: Load, outcome: Outcome, sender: Department, receiver: Department, i: int, j: int
+) -> None:
+    label = f"{i + 1}-{j + 1}"
+    cursor = await _end_cursor(receiver.client, j)
+    stream_seen: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def listen() -> None:
+        async for event, _ in receiver.client.events(j, "GET /v1/inbox/events"):
+            if event == "delivery" and not stream_seen.done():
+                stream_seen.set_result(time.monotonic())
+                return
+
+    listener = asyncio.create_task(listen())
+    poll = asyncio.create_task(
+        receiver.client.request(
+            "GET /v1/inbox?wait", "GET", f"/v1/inbox?wait=20&cursor={cursor}", process=j
+        )
+    )
+    await asyncio.sleep(0.5)  # both are waiting now
+    document = await _send(sender.client, i, receiver.code, load.pdf, label)
+    # From the send's 201 (committed): a waiter may wake before the response arrives.
+    sent_at = time.monotonic()
+    answer = await asyncio.wait_for(poll, 20)
+    polled_at = time.monotonic()
+    try:
+        streamed_at = await asyncio.wait_for(stream_seen, 20)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    woke = [item["document"]["id"] for item in answer.json()["items"]]
+    if woke != [document]:
+        outcome.problems.append(f"long-poll {label}: woke with {woke}, not {document}")
+    outcome.wakes[f"poll {label}"] = polled_at - sent_at
+    outcome.wakes[f"stream {label}"] = streamed_at - sent_at
+    for kind, at in (("poll", polled_at), ("stream", streamed_at)):
+        if at - sent_at > WAKE_LIMIT_S:
+            outcome.problems.append(f"{kind} {label} woke {at - sent_at:.2f} s after the send")
 
 
 async def revocation_checks(load: Load, outcome: Outcome) -> None:
@@ -138,6 +156,7 @@ async def revocation_checks(load: Load, outcome: Outcome) -> None:
         "DELETE /v1/officials/{id}/keys/{kid}", "DELETE", path, process=0
     )
     assert revoked.status_code in (200, 204), revoked.text
+    revoked_at = time.monotonic()
     for process in range(1, len(load.http)):
         me = await victim.request("GET /v1/me", "GET", "/v1/me", process=process)
         if me.status_code != 401:
@@ -146,7 +165,9 @@ async def revocation_checks(load: Load, outcome: Outcome) -> None:
             )
     try:
         reason = await asyncio.wait_for(ended, WAKE_LIMIT_S)
-        outcome.wakes["stream end after revocation"] = 0.0
+        outcome.wakes[f"stream end on {last + 1} after revocation on 1"] = (
+            time.monotonic() - revoked_at
+        )
         if reason == "closed":
             outcome.problems.append("the stream closed without event: end after revocation")
     except TimeoutError:
@@ -180,6 +201,11 @@ async def run_load(
             admin.stats = load.stats
         await load.run(seconds)
         outcome.stats = load.stats
+        # The checks after the timed phase have their own statistics (5xx still count).
+        load.stats = Stats()
+        for department in load.departments:
+            department.client.stats = load.stats
+        outcome.problems.extend(outcome.stats.server_errors)
         outcome.sends = load.ledger.sends
         outcome.deliveries = len(load.ledger.expected)
         outcome.problems.extend(await load.exactly_once_problems())
