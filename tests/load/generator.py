@@ -587,11 +587,11 @@ async def seq_diagnosis(database_url: str, load: Load) -> list[str]:
                 code,
             )
             for row in rows:
-                mark = (
-                    "MISSED"
-                    if row["id"] == delivery
-                    else ("polled" if department.polled[row["id"]] else "-")
+                seen = (
+                    f"polled {department.polled[row['id']]}"
+                    f" streamed {department.streamed[row['id']]}"
                 )
+                mark = ("MISSED " if row["id"] == delivery else "") + seen
                 lines.append(f"{code} seq {row['seq']} {row['created_at']} {mark} {row['id']}")
     finally:
         await connection.close()
