@@ -579,7 +579,7 @@ async def seq_diagnosis(database_url: str, load: Load) -> list[str]:
     lines = []
     connection = await connect(database_url)
     try:
-        for code, delivery in load.missed_polls:
+        for code, delivery in dict.fromkeys(load.missed_polls):
             department = next(d for d in load.departments if d.code == code)
             rows = await connection.fetch(
                 "SELECT id::text, seq, created_at FROM deliveries WHERE recipient = $1"
