@@ -1,0 +1,1 @@
+"""Three gateway processes under a bounded load (issue 20, "Load and scale-out")."""
