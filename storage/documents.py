@@ -176,6 +176,10 @@ async def insert_document(connection: DbConnection, document: Document) -> None:
         ) from None
 
 
+# The first key of the advisory locks that order each recipient's deliveries ("inbx").
+INBOX_LOCK_CLASS = 0x696E6278
+
+
 async def insert_deliveries(
     connection: DbConnection,
     document_id: uuid.UUID,
@@ -186,7 +190,21 @@ async def insert_deliveries(
 
     The insert fires trigger ``deliveries_enqueue_webhooks`` (migration 0008): one webhook
     job per live webhook of each recipient, in the caller's transaction, and a NOTIFY on
-    ``sealhub_webhooks`` that wakes the workers at commit."""
+    ``sealhub_webhooks`` that wakes the workers at commit.
+
+    Inbox readers follow ``seq`` as a cursor, and a ``bigserial`` is drawn at insert, not at
+    commit: a later send to the same recipient that commits first would let a reader move its
+    cursor past a lower ``seq`` still to become visible, skipping that delivery for good (the
+    three-process load test caught it). So each recipient's inbox takes its deliveries one
+    transaction at a time: a lock per recipient, held to commit and taken before any ``seq``
+    is drawn, in one sorted order so that fan-outs never deadlock."""
+    await connection.execute(
+        "SELECT count(pg_advisory_xact_lock($1, key))"
+        " FROM (SELECT DISTINCT hashtext(code) AS key FROM unnest($2::text[]) AS code"
+        " ORDER BY key) AS recipients",
+        INBOX_LOCK_CLASS,
+        [d.recipient for d in deliveries],
+    )
     await connection.copy_records_to_table(
         "deliveries",
         columns=("id", "document", "recipient", "copy", "state", "created_at", "due_at"),
