@@ -2,7 +2,10 @@
 
 Plain and our rounds alternate so both see the same machine load; during plain rounds the
 parser speed-ups of ``seals._speedups`` are uninstalled, so the baseline is plain pyhanko.
-Usage:
+Pairs: B-B against ``sign_pdf`` B-B; B-LT against ``sign_pdf`` B-LT with the same TSA and
+CRLs, once with pyhanko's test TSA and once as the gateway seals (a seal of a fresh platform
+PKI, its TSA through ``InProcessTimeStamper``); ``verify`` against ``validate_pdf_signature``;
+one token of the platform TSA against one of pyhanko's test TSA. Usage:
 
     .venv/bin/python bench/bench_seal.py [--seconds 6]
 
@@ -20,12 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from keys.tsa import InProcessTimeStamper
+    from seals.signer import SealSigner
+    from seals.verify import SealIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "seal.json"
@@ -140,13 +148,31 @@ def plain_pyhanko(
     return sign, validate, sign_blt
 
 
-def platform_timestamper() -> InProcessTimeStamper:
-    """The gateway's own TSA (a fresh platform PKI) through ``InProcessTimeStamper``, as
-    sealing uses it; pyhanko's test time-stamper in the same run is its baseline."""
+@dataclass
+class PlatformSealing:
+    """A seal issued by the gateway's own platform PKI, and its TSA through
+    ``InProcessTimeStamper``: what the gateway seals B-LT with."""
+
+    signer: SealSigner
+    material: dict[str, bytes]
+    crls: list[bytes]
+    timestamper: InProcessTimeStamper
+    issuer: SealIssuer
+
+
+def platform_sealing() -> PlatformSealing:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keys import pki
     from keys.master import load_or_create_master_key
     from keys.platform import ensure_platform_pki
     from keys.tsa import InProcessTimeStamper, MonotonicSerials
+    from seals.signer import InMemorySealKey, SealSigner
+    from seals.verify import SealIssuer
 
+    der = serialization.Encoding.DER
+    now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="bench-seal-pki-") as tmp:
         data_dir = Path(tmp)
         platform_pki = ensure_platform_pki(
@@ -155,8 +181,34 @@ def platform_timestamper() -> InProcessTimeStamper:
             hostnames=["localhost"],
             master_key=load_or_create_master_key(data_dir / "master.key"),
         )
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = platform_pki.issue_seal_certificate(
+            key.public_key(),
+            department_name_zh="市财政局",
+            department_code="yl-czj",
+            seal_id=str(uuid.uuid4()),
+            now=now,
+        )
+        crls = [platform_pki.root_crl(), platform_pki.build_crl(pki.SEAL_CA_NAME, [], now=now)]
         authority = platform_pki.timestamper.authority
-    return InProcessTimeStamper(authority, MonotonicSerials())
+        chain = platform_pki.seal_ca.cert.public_bytes(der)
+        root = platform_pki.root_cert.public_bytes(der)
+    material = {
+        "cert": cert.public_bytes(der),
+        "chain": chain,
+        "root": root,
+        "key": key.private_bytes(
+            der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    }
+    signer = SealSigner(InMemorySealKey(key), material["cert"], [chain])
+    return PlatformSealing(
+        signer,
+        material,
+        crls,
+        InProcessTimeStamper(authority, MonotonicSerials()),
+        SealIssuer(ca_certs=(chain,), policy_oid=pki.SEAL_POLICY_OID),
+    )
 
 
 def pdfsig_ok(nss: Path, data: bytes) -> bool:
@@ -248,7 +300,31 @@ def main() -> None:
     def tsa_only() -> object:
         return run_sync(tsa.async_timestamp(digest, "sha256"))
 
-    platform_stamper = platform_timestamper()
+    # B-LT as the gateway seals: a seal of the platform PKI, the platform TSA through
+    # InProcessTimeStamper; plain sign_pdf gets the same key, file, CRLs and time-stamper.
+    own = platform_sealing()
+    own_root = own.material["root"]
+    _, _, plain_blt_own = plain_pyhanko(
+        {**own.material, "pdf": pdf, "sealed": sealed}, own.crls, own.timestamper
+    )
+
+    def ours_blt_own() -> bytes:
+        return seal_pdf(
+            pdf,
+            own.signer,
+            appearance,
+            SealOptions(level=Level.B_LT, trust_roots=(own_root,), crls=tuple(own.crls)),
+            timestamper=own.timestamper,
+        )
+
+    plain_mode()
+    plain_blt_own_sample = plain_blt_own()
+    our_mode()
+    ours_blt_own_sample = ours_blt_own()
+    own_rates = measure(
+        [Meter(plain_blt_own, plain_mode), Meter(ours_blt_own, our_mode)], args.seconds
+    )
+    platform_stamper = own.timestamper
 
     def platform_tsa_only() -> object:
         return run_sync(platform_stamper.async_timestamp(digest, "sha256"))
@@ -286,11 +362,18 @@ def main() -> None:
         verify(d, [root], crls, seal_issuer=pki.seal_issuer).valid
         for d in (ours_sign(), ours_bt(), ours_blt())
     )
+    # Both sides of the platform-TSA pair must produce a valid B-LT seal.
+    own_valid = {
+        name: verify(d, [own_root], own.crls, seal_issuer=own.issuer).valid
+        for name, d in (("ours", ours_blt_own_sample), ("plain", plain_blt_own_sample))
+    }
 
     ratios = {
         "seal_b_b_vs_sign_pdf": sign_rates[1]["per_second"] / sign_rates[0]["per_second"],
         "seal_b_lt_vs_sign_pdf_b_lt_same_test_tsa": blt_rates[1]["per_second"]
         / blt_rates[0]["per_second"],
+        "seal_b_lt_vs_sign_pdf_b_lt_platform_tsa": own_rates[1]["per_second"]
+        / own_rates[0]["per_second"],
         "verify_vs_validate_pdf_signature": verify_rates[1]["per_second"]
         / verify_rates[0]["per_second"],
     }
@@ -300,6 +383,7 @@ def main() -> None:
         "plain_pyhanko": {
             "sign_pdf_b_b": sign_rates[0],
             "sign_pdf_b_lt_test_tsa": blt_rates[0],
+            "sign_pdf_b_lt_platform_tsa": own_rates[0],
             "validate_pdf_signature": verify_rates[0],
         },
         "ours": {
@@ -308,12 +392,14 @@ def main() -> None:
             "seal_b_t_in_process_tsa": level_rates[0],
             "seal_b_lt_in_process_tsa": level_rates[1],
             "seal_b_lt_test_tsa_paired": blt_rates[1],
+            "seal_b_lt_platform_tsa": own_rates[1],
             "test_tsa_timestamp_alone": level_rates[2],
             "platform_tsa_in_process_timestamp_alone": level_rates[3],
         },
         "ratios": ratios,
         "outputs_valid_in_pdfsig": in_pdfsig,
         "outputs_valid_in_verify": in_verify,
+        "platform_tsa_b_lt_valid_in_verify": own_valid,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -325,6 +411,8 @@ def main() -> None:
         ("verify()", verify_rates[1]),
         ("plain sign_pdf B-LT (test TSA)", blt_rates[0]),
         ("seal_pdf B-LT (test TSA), paired", blt_rates[1]),
+        ("plain sign_pdf B-LT (platform TSA)", own_rates[0]),
+        ("seal_pdf B-LT (platform PKI and TSA)", own_rates[1]),
         ("seal_pdf B-T (in-process TSA)", level_rates[0]),
         ("seal_pdf B-LT (in-process TSA)", level_rates[1]),
         ("  of which: test TSA, one token", level_rates[2]),
@@ -334,11 +422,16 @@ def main() -> None:
         print(f"{label:36} {rate['per_second']:8.1f}/s {rate['ms']:7.2f} ms")
     print(f"{'B-B sealing ratio':36} {ratios['seal_b_b_vs_sign_pdf']:8.2f}x")
     print(
-        f"{'B-LT sealing ratio (target >= 5)':36}"
+        f"{'B-LT, test TSA, sealing ratio':36}"
         f" {ratios['seal_b_lt_vs_sign_pdf_b_lt_same_test_tsa']:8.2f}x"
+    )
+    print(
+        f"{'B-LT, platform TSA (target >= 5)':36}"
+        f" {ratios['seal_b_lt_vs_sign_pdf_b_lt_platform_tsa']:8.2f}x"
     )
     print(f"{'verify ratio (target >= 3)':36} {ratios['verify_vs_validate_pdf_signature']:8.2f}x")
     print(f"outputs valid in pdfsig: {in_pdfsig}; in verify(): {in_verify}")
+    print(f"platform-TSA B-LT outputs valid in verify(): {own_valid}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
