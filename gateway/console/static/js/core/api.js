@@ -222,8 +222,10 @@ export const api = {
   async put(path, body) {
     return json(await send("PUT", path, { body: JSON.stringify(body ?? {}), headers: jsonHeaders() }));
   },
-  async del(path) {
-    return json(await send("DELETE", path));
+  /** DELETE, with a JSON body when given (a passkey step-up confirming the removal). */
+  async del(path, body) {
+    if (body === undefined) return json(await send("DELETE", path));
+    return json(await send("DELETE", path, { body: JSON.stringify(body), headers: jsonHeaders() }));
   },
   /** POST raw bytes (a PDF to /v1/verify) and read the JSON answer. */
   async postBytes(path, bytes, contentType = "application/pdf") {

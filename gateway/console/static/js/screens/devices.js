@@ -3,10 +3,9 @@
 import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
 import { session } from "../core/session.js";
-import { registerPasskey } from "../core/passkey.js";
+import { registerPasskey, removePasskey } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -43,7 +42,7 @@ addMessages({
     "devices.remove": "删除",
     "devices.removeLabel": "删除通行密钥 {label}",
     "devices.removed": "已删除通行密钥",
-    "devices.removeNeedsManager": "从本设备删除通行密钥须先用该通行密钥确认；请联系本单位管理员在“管理 · 人员”中删除。",
+    "devices.removeCancelled": "未完成通行密钥确认，未删除。",
     "devices.passkeyCancelled": "未完成通行密钥注册。",
     "devices.setupRequired": "您的角色须使用通行密钥：请先添加一个，才能使用其他功能。",
   },
@@ -81,7 +80,7 @@ addMessages({
     "devices.remove": "Remove",
     "devices.removeLabel": "Remove passkey {label}",
     "devices.removed": "Passkey removed",
-    "devices.removeNeedsManager": "Removing a passkey from this device needs that passkey's confirmation: ask your department admin to remove it under Admin · Officials.",
+    "devices.removeCancelled": "The passkey check was not completed: nothing was removed.",
     "devices.passkeyCancelled": "The passkey was not registered.",
     "devices.setupRequired": "Your roles need a passkey: add one before anything else.",
   },
@@ -192,14 +191,15 @@ export function Passkeys({ official, own = false }) {
 
   const remove = async (passkey) => {
     setFailure(null);
+    setHint(null);
     try {
-      await api.del(`${path}/${encodeURIComponent(passkey.id)}`);
+      // One's own passkey, from a console key older than it, is confirmed by a current
+      // passkey (the core asks for it when the server wants it); managers need none.
+      await removePasskey(official, passkey.id);
       notify(t("devices.removed"));
       load();
     } catch (error) {
-      // The core's api.del sends no body, so the step-up that removing one's own passkey
-      // from an older console key takes cannot be sent: a manager may remove it instead.
-      if (error.code === "passkey_required") setHint(t("devices.removeNeedsManager"));
+      if (error && error.name === "NotAllowedError") setHint(t("devices.removeCancelled"));
       else setFailure(error);
     }
   };
