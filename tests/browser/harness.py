@@ -104,12 +104,16 @@ def launch_args() -> list[str]:
     return ["--no-sandbox"] if os.geteuid() == 0 else []
 
 
-def start_browser_gateway(database_url: str, data_dir: Path, home: Path) -> Gateway:
+def start_browser_gateway(
+    database_url: str, data_dir: Path, home: Path, env: dict[str, str] | None = None
+) -> Gateway:
     """A demo gateway whose public URL is ``https://localhost:<port>``, its CA trusted by the
-    browser living in *home*. ``base_url`` is that public URL (DPoP ``htu``, token ``aud``)."""
+    browser living in *home*. ``base_url`` is that public URL (DPoP ``htu``, token ``aud``).
+    *env* adds settings (``SEALHUB_DPOP_NONCE=required``, say)."""
     port = free_port()
     public = f"https://localhost:{port}"
-    gateway = start_gateway(database_url, data_dir, env={"SEALHUB_PUBLIC_URL": public}, port=port)
+    settings = {**(env or {}), "SEALHUB_PUBLIC_URL": public}
+    gateway = start_gateway(database_url, data_dir, env=settings, port=port)
     gateway.base_url = public
     trust_ca(home, gateway.ca_path, f"sealhub-{port}")
     return gateway
