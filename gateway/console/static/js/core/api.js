@@ -211,6 +211,22 @@ const sleep = (ms, signal) =>
     });
   });
 
+const LIST_PAGE = 200;
+const LIST_MAX_PAGES = 10;
+
+/** Every item of a list endpoint (a few pages at most: these are working lists). */
+export async function listAll(path, query = {}) {
+  const items = [];
+  let cursor;
+  for (let page = 0; page < LIST_MAX_PAGES; page += 1) {
+    const answer = await api.get(path, { ...query, limit: LIST_PAGE, cursor });
+    items.push(...answer.items);
+    if (!answer.next_cursor || answer.items.length < LIST_PAGE) break;
+    cursor = answer.next_cursor;
+  }
+  return items;
+}
+
 export const api = {
   async get(path, query) {
     return json(await send("GET", path, { query }));

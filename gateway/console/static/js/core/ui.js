@@ -19,7 +19,7 @@ export function Page({ title, actions, children }) {
 }
 
 /** The error of a failed call, in words (its machine code kept for support). */
-export function errorText(error) {
+function errorText(error) {
   if (!error) return "";
   const known = error.code && t(`error.${error.code}`);
   if (known && known !== `error.${error.code}`) return known;

@@ -1,13 +1,11 @@
 // 管理 · 单位与分发组: the organisation units (search; an admin adds one), the distribution
 // groups (an admin adds one), and a unit's passkey setting (its dept_admin, or an admin).
 import { html, useState, useEffect } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, Table, notify, useLoad } from "../core/ui.js";
 import { AdminNav, useDepartmentChoice } from "./admin.js";
-import { listAll } from "./dashboard.js";
-import "./style.js";
 
 addMessages({
   zh: {

@@ -13,7 +13,6 @@ addMessages({
     "devices.title": "我的设备",
     "devices.keys": "密钥",
     "devices.keysHint": "每个浏览器、手机或密钥文件都是单独登记的密钥。丢失设备时请立即吊销。",
-    "devices.label": "名称",
     "devices.kind": "类型",
     "devices.kind.browser": "浏览器",
     "devices.kind.file": "密钥文件",
@@ -29,7 +28,6 @@ addMessages({
     "devices.revokeConfirm": "吊销后该设备立即不能再登录。确定吊销 {label}？",
     "devices.revokeThis": "这是本设备的密钥：吊销后您将立即退出。确定吊销？",
     "devices.yes": "确定吊销",
-    "devices.cancel": "取消",
     "devices.revoked": "已吊销",
     "devices.none": "没有密钥",
     "devices.passkeys": "通行密钥",
@@ -51,7 +49,6 @@ addMessages({
     "devices.title": "My devices",
     "devices.keys": "Keys",
     "devices.keysHint": "Each browser, phone or key file is its own enrolled key. Revoke a lost device at once.",
-    "devices.label": "Name",
     "devices.kind": "Kind",
     "devices.kind.browser": "Browser",
     "devices.kind.file": "Key file",
@@ -67,7 +64,6 @@ addMessages({
     "devices.revokeConfirm": "The device can no longer log in. Revoke {label}?",
     "devices.revokeThis": "This is this browser's key: you are logged out at once. Revoke it?",
     "devices.yes": "Revoke",
-    "devices.cancel": "Cancel",
     "devices.revoked": "Revoked",
     "devices.none": "No keys",
     "devices.passkeys": "Passkeys",
@@ -149,7 +145,7 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
                 ? html`<div class="confirm" role="group" aria-label=${t("devices.revokeLabel", { label })}>
                     <p>${current ? t("devices.revokeThis") : t("devices.revokeConfirm", { label })}</p>
                     <button type="button" class="button button-danger" onClick=${() => revoke(key)}>${t("devices.yes")}</button>
-                    <button type="button" class="button" onClick=${() => setAsking(null)}>${t("devices.cancel")}</button>
+                    <button type="button" class="button" onClick=${() => setAsking(null)}>${t("common.cancel")}</button>
                   </div>`
                 : null}
             </li>`;

@@ -2,13 +2,11 @@
 // optional approval chain (核稿 / 会签 / 签发). With a chain the document goes to in_approval;
 // without one only a seal keeper may send, and the gateway seals and dispatches it at once.
 import { html, useState, useEffect, useRef } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, ErrorNote, notify } from "../core/ui.js";
-import { listAll } from "./dashboard.js";
 import { RecipientPicker } from "./recipients.js";
-import "./style.js";
 
 addMessages({
   zh: {

@@ -10,15 +10,12 @@ import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify } fro
 import { navigate } from "../core/router.js";
 import { PdfView } from "../core/pdf.js";
 import { departmentOfficials } from "./send.js";
-import "./style.js";
 
 addMessages({
   zh: {
     "nav.todo": "待办",
     "todo.title": "待办",
     "todo.empty": "没有等待您审批的公文",
-    "todo.loading": "正在加载…",
-    "todo.more": "加载更多",
     "todo.step": "{name}（第{n}步）",
     "todo.drafter": "拟稿人：{name}",
     "todo.deadline": "期限：{time}",
@@ -54,8 +51,6 @@ addMessages({
     "nav.todo": "To do",
     "todo.title": "To do",
     "todo.empty": "Nothing is waiting for your approval",
-    "todo.loading": "Loading…",
-    "todo.more": "Load more",
     "todo.step": "{name} (step {n})",
     "todo.drafter": "Drafter: {name}",
     "todo.deadline": "Deadline: {time}",
@@ -137,7 +132,7 @@ function TodoList() {
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("todo.more")}</button>` : null}
+    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }
 
@@ -289,7 +284,7 @@ function TodoDocument({ id }) {
         </p>`
       : null}
     <div class="doc-layout">
-      <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("todo.loading")}>
+      <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("common.loading")}>
         ${draft === null
           ? failure ? null : html`<${Loading} />`
           : draft.intact
