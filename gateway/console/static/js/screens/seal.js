@@ -7,7 +7,7 @@ import { api } from "../core/api.js";
 import { signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, Urgency, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
 import { renderPage } from "../core/pdf.js";
 import { checkedDraft, Chain, useOfficialNames } from "./todo.js";
@@ -83,18 +83,7 @@ export function useImageUrl(path) {
 }
 
 function SealList() {
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
-  const load = async (more = false) => {
-    try {
-      const page = await awaitingSeal(more ? cursor : null);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages(awaitingSeal);
   useEffect(() => {
     load();
   }, []);
@@ -121,7 +110,7 @@ function SealList() {
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }
 

@@ -6,7 +6,7 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { b64urlDecode, signJws } from "../core/jws.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { RecipientPicker, useNames } from "./recipients.js";
 
 addMessages({
@@ -305,25 +305,14 @@ function SentItem({ item, onChanged }) {
 
 export function SentScreen() {
   const [query, setQuery] = useState("");
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
   const queryRef = useRef(query);
   queryRef.current = query;
-
-  const load = async (more = false) => {
-    try {
-      const params = { box: "sent" };
-      if (queryRef.current.trim()) params.q = queryRef.current.trim();
-      if (more && cursor) params.cursor = cursor;
-      const page = await api.get("/v1/documents", params);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-      setFailure(null);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages((cursor) => {
+    const params = { box: "sent" };
+    if (queryRef.current.trim()) params.q = queryRef.current.trim();
+    if (cursor) params.cursor = cursor;
+    return api.get("/v1/documents", params);
+  });
 
   useEffect(() => {
     const timer = setTimeout(() => load(), 250);
@@ -349,6 +338,6 @@ export function SentScreen() {
         : html`<ul class="cards">
             ${items.map((item) => html`<${SentItem} key=${item.id} item=${item} onChanged=${() => load()} />`)}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }

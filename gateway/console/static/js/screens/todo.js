@@ -6,7 +6,7 @@ import { api } from "../core/api.js";
 import { sha256Hex, signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
 import { PdfView } from "../core/pdf.js";
 import { departmentOfficials } from "./send.js";
@@ -92,18 +92,7 @@ export async function checkedDraft(documentId, expectedSha256) {
 }
 
 function TodoList() {
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
-  const load = async (more = false) => {
-    try {
-      const page = await api.get("/v1/approvals", more && cursor ? { cursor } : undefined);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages((cursor) => api.get("/v1/approvals", cursor ? { cursor } : undefined));
   useEffect(() => {
     load();
   }, []);
@@ -132,7 +121,7 @@ function TodoList() {
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }
 
