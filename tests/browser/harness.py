@@ -104,12 +104,16 @@ def launch_args() -> list[str]:
     return ["--no-sandbox"] if os.geteuid() == 0 else []
 
 
-def start_browser_gateway(database_url: str, data_dir: Path, home: Path) -> Gateway:
+def start_browser_gateway(
+    database_url: str, data_dir: Path, home: Path, env: dict[str, str] | None = None
+) -> Gateway:
     """A demo gateway whose public URL is ``https://localhost:<port>``, its CA trusted by the
-    browser living in *home*. ``base_url`` is that public URL (DPoP ``htu``, token ``aud``)."""
+    browser living in *home*. ``base_url`` is that public URL (DPoP ``htu``, token ``aud``).
+    *env* adds settings (``SEALHUB_DPOP_NONCE=required``, say)."""
     port = free_port()
     public = f"https://localhost:{port}"
-    gateway = start_gateway(database_url, data_dir, env={"SEALHUB_PUBLIC_URL": public}, port=port)
+    settings = {**(env or {}), "SEALHUB_PUBLIC_URL": public}
+    gateway = start_gateway(database_url, data_dir, env=settings, port=port)
     gateway.base_url = public
     trust_ca(home, gateway.ca_path, f"sealhub-{port}")
     return gateway
@@ -248,24 +252,36 @@ def _cdp(page: Page) -> CDPSession:
     return session
 
 
-def add_virtual_authenticator(page: Page) -> str:
+def add_virtual_authenticator(page: Page, **options: Any) -> str:
     """A platform passkey authenticator (CTAP2, internal, resident keys, user verification
-    that always succeeds) for *page*'s tab; returns its authenticator id."""
-    answer = _cdp(page).send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
+    that always succeeds) for *page*'s tab, some of those *options* changed if given
+    (``transport="usb"``, ``hasResidentKey=False``...); returns its authenticator id."""
+    settings = {
+        "protocol": "ctap2",
+        "transport": "internal",
+        "hasResidentKey": True,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+        "automaticPresenceSimulation": True,
+        **options,
+    }
+    answer = _cdp(page).send("WebAuthn.addVirtualAuthenticator", {"options": settings})
     authenticator: str = answer["authenticatorId"]
     return authenticator
+
+
+def set_presence(page: Page, authenticator: str, present: bool) -> None:
+    """Whether *authenticator* finds a user present at once (else it waits for one)."""
+    _cdp(page).send(
+        "WebAuthn.setAutomaticPresenceSimulation",
+        {"authenticatorId": authenticator, "enabled": present},
+    )
+
+
+def on_credential_added(page: Page, callback: Callable[[dict[str, Any]], None]) -> None:
+    """Call *callback* with each ``WebAuthn.credentialAdded`` event of *page*'s tab (a
+    virtual authenticator stored a new credential: the page's create() is about to end)."""
+    _cdp(page).on("WebAuthn.credentialAdded", callback)
 
 
 def authenticator_credentials(page: Page, authenticator: str) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Worker, expect
 
 from tests.browser.harness import (
     Officials,
@@ -198,6 +198,8 @@ def test_review_countersign_sign_off_and_seal_all_in_browsers(
 
     # 用印: the seal image over the page at the box the gateway reports, then the seal.
     keeper = pages["keeper"]
+    workers: list[Worker] = []
+    keeper.on("worker", lambda worker: workers.append(worker))
     nav(keeper, "用印")
     keeper.locator(f'li[data-document="{sent["id"]}"]').get_by_role("link", name="用印").click()
     preview = keeper.locator("figure.seal-preview svg")
@@ -227,6 +229,9 @@ def test_review_countersign_sign_off_and_seal_all_in_browsers(
     claims = verify_es256(body["signature"], jwks["keeper"])
     assert (claims["document"], claims["draft_sha256"]) == (sent["id"], sent["draft_sha256"])
     keeper.wait_for_function(f"() => location.hash === '#/documents/{sent['id']}'")
+    # The preview's page and the document view's pages come from one pdf.js worker.
+    expect(keeper.locator('canvas[data-rendered="true"]').first).to_be_visible(timeout=15_000)
+    assert [w.url.rsplit("/", 1)[-1] for w in workers] == ["pdf.worker.min.mjs"]
 
     document = manager.get(f"/v1/documents/{sent['id']}").json()
     assert document["status"] == "dispatched"

@@ -15,13 +15,11 @@ addMessages({
     "nav.dashboard": "工作台",
     "nav.inbox": "收文",
     "shell.notfound": "页面不存在",
-    "shell.ended": "您已退出登录：{reason}",
   },
   en: {
     "nav.dashboard": "Dashboard",
     "nav.inbox": "Inbox",
     "shell.notfound": "No such page",
-    "shell.ended": "You were logged out: {reason}",
   },
 });
 

@@ -211,6 +211,22 @@ const sleep = (ms, signal) =>
     });
   });
 
+const LIST_PAGE = 200;
+const LIST_MAX_PAGES = 10;
+
+/** Every item of a list endpoint (a few pages at most: these are working lists). */
+export async function listAll(path, query = {}) {
+  const items = [];
+  let cursor;
+  for (let page = 0; page < LIST_MAX_PAGES; page += 1) {
+    const answer = await api.get(path, { ...query, limit: LIST_PAGE, cursor });
+    items.push(...answer.items);
+    if (!answer.next_cursor || answer.items.length < LIST_PAGE) break;
+    cursor = answer.next_cursor;
+  }
+  return items;
+}
+
 export const api = {
   async get(path, query) {
     return json(await send("GET", path, { query }));
@@ -222,8 +238,10 @@ export const api = {
   async put(path, body) {
     return json(await send("PUT", path, { body: JSON.stringify(body ?? {}), headers: jsonHeaders() }));
   },
-  async del(path) {
-    return json(await send("DELETE", path));
+  /** DELETE, with a JSON body when given (a passkey step-up confirming the removal). */
+  async del(path, body) {
+    if (body === undefined) return json(await send("DELETE", path));
+    return json(await send("DELETE", path, { body: JSON.stringify(body), headers: jsonHeaders() }));
   },
   /** POST raw bytes (a PDF to /v1/verify) and read the JSON answer. */
   async postBytes(path, bytes, contentType = "application/pdf") {

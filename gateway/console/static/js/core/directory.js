@@ -1,10 +1,10 @@
 // Department names for the codes the API answers with, fetched once per code.
 import { html, useEffect, useState } from "./html.js";
-import { api } from "./api.js";
+import { api, listAll } from "./api.js";
 
 const names = new Map();
 
-export function departmentName(code) {
+function departmentName(code) {
   if (!code) return Promise.resolve("");
   if (!names.has(code)) {
     names.set(
@@ -46,19 +46,11 @@ let ownOfficials = null;
 function officialNames() {
   if (!ownOfficials) {
     ownOfficials = (async () => {
-      const names = new Map();
       try {
-        let cursor;
-        for (let page = 0; page < 10; page += 1) {
-          const answer = await api.get("/v1/officials", { limit: 200, cursor });
-          for (const item of answer.items) names.set(item.id, item.name);
-          if (!answer.next_cursor || !answer.items.length) break;
-          cursor = answer.next_cursor;
-        }
+        return new Map((await listAll("/v1/officials")).map((item) => [item.id, item.name]));
       } catch {
-        // no list for this caller: ids it is
+        return new Map(); // no list for this caller: ids it is
       }
-      return names;
     })();
   }
   return ownOfficials;

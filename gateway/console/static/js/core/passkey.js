@@ -27,14 +27,18 @@ function credentialJson(credential) {
   };
 }
 
-/** A user-verified passkey assertion whose challenge is b64url(SHA-256(jws)). */
-export async function passkeyAssertion(jws) {
+/**
+ * A user-verified passkey assertion whose challenge is b64url(SHA-256(jws)). *allow* lists
+ * the passkeys that may answer (`{id, transports}`, ids base64url) when the official's own
+ * are known, so the browser asks for one of them and not for any passkey of this site.
+ */
+export async function passkeyAssertion(jws, allow = []) {
   const credential = await navigator.credentials.get({
     publicKey: {
       challenge: await sha256(jws),
       rpId: location.hostname,
       userVerification: "required",
-      allowCredentials: [],
+      allowCredentials: allow.map((c) => ({ type: "public-key", id: b64urlDecode(c.id), transports: c.transports })),
       timeout: 120_000,
     },
   });
@@ -72,10 +76,44 @@ function creationOptions(json) {
   };
 }
 
-/** Register a passkey for the logged-in official (WebAuthn create + POST /v1/passkeys). */
+/**
+ * Register a passkey for the logged-in official (WebAuthn create + POST /v1/passkeys). When
+ * the official already has passkeys older than this browser's key the server wants one of
+ * them to confirm (403 `passkey_required`): the same registration is sent again with an
+ * assertion whose challenge is b64url(SHA-256(ASCII of the registration challenge)). Only
+ * then, since a key enrolled after the newest passkey (a recovery) needs none and may have
+ * none at hand.
+ */
 export async function registerPasskey(label) {
   const { publicKey } = await api.post("/v1/passkeys/registration-options", {});
-  const credential = await navigator.credentials.create({ publicKey: creationOptions(publicKey) });
-  if (!credential) throw new Error("no passkey was made");
-  return api.post("/v1/passkeys", { credential: credentialJson(credential), label });
+  const made = await navigator.credentials.create({ publicKey: creationOptions(publicKey) });
+  if (!made) throw new Error("no passkey was made");
+  const body = { credential: credentialJson(made), label };
+  try {
+    return await api.post("/v1/passkeys", body);
+  } catch (error) {
+    if (error?.code !== "passkey_required") throw error;
+  }
+  // The official's active passkeys are the options' excludeCredentials.
+  const current = publicKey.excludeCredentials ?? [];
+  return api.post("/v1/passkeys", { ...body, passkey: await passkeyAssertion(publicKey.challenge, current) });
+}
+
+/**
+ * Remove one of *official*'s passkeys. The official itself, from a console key older than
+ * its newest passkey, must confirm with a current passkey (403 `passkey_required`): then the
+ * removal is sent again with an assertion over "remove-passkey:" + the passkey's id.
+ */
+export async function removePasskey(official, passkeyId) {
+  const list = `/v1/officials/${encodeURIComponent(official)}/passkeys`;
+  const path = `${list}/${encodeURIComponent(passkeyId)}`;
+  try {
+    return await api.del(path);
+  } catch (error) {
+    if (error?.code !== "passkey_required") throw error;
+  }
+  const current = ((await api.get(list)).items ?? [])
+    .filter((item) => item.status === "active")
+    .map((item) => ({ id: item.credential, transports: item.transports }));
+  return api.del(path, { passkey: await passkeyAssertion(`remove-passkey:${passkeyId}`, current) });
 }

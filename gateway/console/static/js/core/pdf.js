@@ -13,6 +13,7 @@ addMessages({
 const MAX_PAGES = 30;
 let library = null;
 
+/** pdf.js with the console's one worker (started on first use, shared by every caller). */
 async function pdfjs() {
   if (!library) {
     library = import("../../vendor/pdfjs/pdf.min.mjs").then((lib) => {
@@ -24,6 +25,46 @@ async function pdfjs() {
   return library;
 }
 
+/** Open *bytes* (an ArrayBuffer, not consumed) under the console's rules: no eval, no
+ * WebAssembly, no XFA. */
+async function openPdf(bytes) {
+  const lib = await pdfjs();
+  return lib.getDocument({
+    data: new Uint8Array(bytes.slice(0)), // pdf.js transfers its copy to the worker
+    isEvalSupported: false,
+    useWasm: false,
+    enableXfa: false,
+    disableAutoFetch: true,
+  });
+}
+
+/** Draw *page* (a pdf.js page) into a new canvas at *scale* CSS pixels per PDF point. */
+async function drawPage(page, scale, ratio = 1) {
+  const viewport = page.getViewport({ scale: scale * ratio });
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.floor(viewport.width);
+  canvas.height = Math.floor(viewport.height);
+  await page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
+  return canvas;
+}
+
+/**
+ * One page (0-based *pageIndex*, the last one when beyond) of *bytes* as a PNG blob: URL at
+ * *scale* (the caller revokes it): for previews drawn under something else (the seal's box).
+ */
+export async function renderPage(bytes, pageIndex, { scale = 2 } = {}) {
+  const task = await openPdf(bytes);
+  try {
+    const pdf = await task.promise;
+    const page = await pdf.getPage(Math.min(pageIndex + 1, pdf.numPages));
+    const canvas = await drawPage(page, scale);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return URL.createObjectURL(blob);
+  } finally {
+    await task.destroy();
+  }
+}
+
 /** Draw every page (up to MAX_PAGES) of *bytes* (an ArrayBuffer, not consumed). */
 export function PdfView({ bytes, label }) {
   const box = useRef(null);
@@ -33,14 +74,12 @@ export function PdfView({ bytes, label }) {
     let cancelled = false;
     let task = null;
     (async () => {
-      const lib = await pdfjs();
-      task = lib.getDocument({
-        data: new Uint8Array(bytes.slice(0)), // pdf.js transfers its copy to the worker
-        isEvalSupported: false,
-        useWasm: false,
-        enableXfa: false,
-        disableAutoFetch: true,
-      });
+      const opened = await openPdf(bytes);
+      if (cancelled) {
+        opened.destroy();
+        return;
+      }
+      task = opened;
       const pdf = await task.promise;
       const total = pdf.numPages;
       setState({ pages: total, drawn: 0, error: null });
@@ -50,16 +89,12 @@ export function PdfView({ bytes, label }) {
         const base = page.getViewport({ scale: 1 });
         const scale = Math.min(width / base.width, 2);
         const ratio = window.devicePixelRatio || 1;
-        const viewport = page.getViewport({ scale: scale * ratio });
-        const canvas = document.createElement("canvas");
-        canvas.width = Math.floor(viewport.width);
-        canvas.height = Math.floor(viewport.height);
-        canvas.style.width = `${Math.floor(viewport.width / ratio)}px`;
+        const canvas = await drawPage(page, scale, ratio);
+        if (cancelled) break;
+        canvas.style.width = `${Math.floor(canvas.width / ratio)}px`;
         canvas.setAttribute("role", "img");
         canvas.setAttribute("aria-label", t("pdf.page", { n, total }));
         canvas.dataset.page = String(n);
-        await page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
-        if (cancelled) break;
         canvas.dataset.rendered = "true";
         box.current?.append(canvas);
         setState((s) => ({ ...s, drawn: n }));

@@ -3,7 +3,7 @@
 // worker is the one script the console starts by URL. No HTML policy exists on purpose.
 
 /** The versioned asset base, e.g. https://host/console/assets/3f2a…/ (ends with "/"). */
-export const assetBase = new URL("../../", import.meta.url).href;
+const assetBase = new URL("../../", import.meta.url).href;
 
 const policy = globalThis.trustedTypes
   ? globalThis.trustedTypes.createPolicy("sealhub-console", {

@@ -19,7 +19,7 @@ export function Page({ title, actions, children }) {
 }
 
 /** The error of a failed call, in words (its machine code kept for support). */
-export function errorText(error) {
+function errorText(error) {
   if (!error) return "";
   const known = error.code && t(`error.${error.code}`);
   if (known && known !== `error.${error.code}`) return known;
@@ -34,6 +34,26 @@ export function ErrorNote({ error }) {
 }
 
 let fieldCount = 0;
+
+/** A one-line text input with its label, hint and error (tied by aria-describedby). */
+export function TextField({ id, label, hint, error, value, onInput, required, maxLength }) {
+  const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(" ");
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <input
+      id=${id}
+      type="text"
+      value=${value}
+      required=${required}
+      maxlength=${maxLength}
+      aria-invalid=${error ? "true" : "false"}
+      aria-describedby=${described || undefined}
+      onInput=${(e) => onInput(e.currentTarget.value)}
+    />
+    ${hint ? html`<p id=${`${id}-hint`} class="hint">${hint}</p>` : null}
+    ${error ? html`<p id=${`${id}-error`} class="field-error">${error}</p>` : null}
+  </div>`;
+}
 
 /** A labelled form control: the child gets the id the <label> points at. */
 export function Field({ label, children, hint, id }) {
@@ -152,6 +172,27 @@ export function useLoad(load, deps) {
     };
   }, [...deps, round]);
   return [state.value, state.error, () => setRound((r) => r + 1)];
+}
+
+/**
+ * A list endpoint read page by page, for a screen with a "load more" button: answers
+ * `[items, failure, hasMore, load]`; `load()` reads the first page afresh, `load(true)`
+ * appends the next one. *fetchPage(cursor)* answers one page (`cursor` null: the first).
+ */
+export function usePages(fetchPage) {
+  const [state, setState] = useState({ items: null, cursor: null, failure: null });
+  const current = useRef(state);
+  current.current = state;
+  const load = async (more = false) => {
+    const { items, cursor } = current.current;
+    try {
+      const page = await fetchPage(more ? cursor : null);
+      setState({ items: more && items ? [...items, ...page.items] : page.items, cursor: page.next_cursor, failure: null });
+    } catch (error) {
+      setState((s) => ({ ...s, failure: error }));
+    }
+  };
+  return [state.items, state.failure, Boolean(state.cursor), load];
 }
 
 export function Loading() {

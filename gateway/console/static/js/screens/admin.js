@@ -2,16 +2,14 @@
 // and the four-eyes requests on them. The other admin pages (seals, webhooks, directory) are
 // in admin_seals.js, admin_webhooks.js and admin_directory.js; they share AdminNav from here.
 import { html, useState, useEffect } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll, origin } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
 import { useRoute } from "../core/router.js";
 import { qrcode } from "../../vendor/qrcode.mjs";
 import { KeyList, Passkeys } from "./devices.js";
-import { listAll } from "./dashboard.js";
 import { departmentOfficials } from "./send.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -55,7 +53,6 @@ addMessages({
     "admin.disable": "停用",
     "admin.disableConfirm": "停用后 {name} 立即不能登录。确定停用？",
     "admin.disableYes": "确定停用",
-    "admin.cancel": "取消",
     "admin.disabled": "已停用 {name}",
     "admin.none": "没有人员",
     "admin.requests": "待审批申请（双人审批）",
@@ -110,7 +107,6 @@ addMessages({
     "admin.disable": "Disable",
     "admin.disableConfirm": "{name} can no longer log in. Disable?",
     "admin.disableYes": "Disable",
-    "admin.cancel": "Cancel",
     "admin.disabled": "{name} disabled",
     "admin.none": "No officials",
     "admin.requests": "Requests waiting for a second manager",
@@ -135,7 +131,7 @@ const PAGES = [
   ["#/admin/departments", "admin.departments", ["dept_admin", "admin"]],
 ];
 
-export function roleName(role) {
+function roleName(role) {
   return t(`admin.role.${role}`);
 }
 
@@ -170,14 +166,9 @@ export function useDepartmentChoice() {
   return [department, chooser];
 }
 
-/** The origin officials open the console at (the gateway's SEALHUB_PUBLIC_URL). */
-function publicOrigin() {
-  const meta = document.querySelector('meta[name="sealhub-origin"]');
-  return (meta && meta.content) || location.origin;
-}
-
-export function enrollmentLink(official, code) {
-  return `${publicOrigin()}/console/#/enroll/${encodeURIComponent(official)}/${encodeURIComponent(code)}`;
+/** The link handed over: the console at the public origin (SEALHUB_PUBLIC_URL). */
+function enrollmentLink(official, code) {
+  return `${origin}/console/#/enroll/${encodeURIComponent(official)}/${encodeURIComponent(code)}`;
 }
 
 /** The link as a QR code: one SVG path of the dark modules, drawn from qrcode-generator. */
@@ -200,7 +191,7 @@ function QrCode({ text, label }) {
 }
 
 /** The enrollment link and its QR code, shown once after a code is issued. */
-export function Handover({ official, name, code, onClose }) {
+function Handover({ official, name, code, onClose }) {
   const link = enrollmentLink(official, code);
   const [copied, setCopied] = useState(false);
   const copy = async () => {
@@ -338,7 +329,7 @@ function OfficialRow({ official, onChanged, onHandover }) {
       ? html`<div class="confirm" role="group" aria-label=${t("admin.disable")}>
           <p>${t("admin.disableConfirm", { name: official.name })}</p>
           <button type="button" class="button button-danger" onClick=${disable}>${t("admin.disableYes")}</button>
-          <button type="button" class="button" onClick=${() => setAsking(false)}>${t("admin.cancel")}</button>
+          <button type="button" class="button" onClick=${() => setAsking(false)}>${t("common.cancel")}</button>
         </div>`
       : null}
     ${note ? html`<p class="note" role="status">${note}</p>` : null}

@@ -1,13 +1,11 @@
 // 管理 · 单位与分发组: the organisation units (search; an admin adds one), the distribution
 // groups (an admin adds one), and a unit's passkey setting (its dept_admin, or an admin).
 import { html, useState, useEffect } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Table, notify, useLoad } from "../core/ui.js";
+import { Page, Loading, ErrorNote, Table, TextField, notify, useLoad } from "../core/ui.js";
 import { AdminNav, useDepartmentChoice } from "./admin.js";
-import { listAll } from "./dashboard.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -73,24 +71,6 @@ addMessages({
 const CODE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const KIND = /^[a-z_]{1,32}$/;
 const key = () => ({ idempotencyKey: crypto.randomUUID() });
-
-function TextInput({ id, label, value, onInput, error, hint, maxLength }) {
-  const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(" ") || undefined;
-  return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <input
-      id=${id}
-      type="text"
-      maxlength=${maxLength}
-      value=${value}
-      aria-invalid=${error ? "true" : "false"}
-      aria-describedby=${described}
-      onInput=${(e) => onInput(e.currentTarget.value)}
-    />
-    ${hint ? html`<p id=${`${id}-hint`} class="hint">${hint}</p>` : null}
-    ${error ? html`<p id=${`${id}-error`} class="field-error">${error}</p>` : null}
-  </div>`;
-}
 
 function PasskeySetting({ department }) {
   const path = `/v1/departments/${encodeURIComponent(department)}/settings`;
@@ -181,12 +161,12 @@ function Units({ admin }) {
       ? html`<form class="panel" novalidate onSubmit=${add} aria-labelledby="unit-add-heading">
           <h3 id="unit-add-heading">${t("dir.addUnit")}</h3>
           <div class="row">
-            <${TextInput} id="unit-code" label=${t("dir.code")} value=${form.code} onInput=${set("code")} error=${errors.code} maxLength="63" />
-            <${TextInput} id="unit-kind" label=${t("dir.kind")} value=${form.kind} onInput=${set("kind")} error=${errors.kind} maxLength="32" />
+            <${TextField} id="unit-code" label=${t("dir.code")} value=${form.code} onInput=${set("code")} error=${errors.code} maxLength="63" />
+            <${TextField} id="unit-kind" label=${t("dir.kind")} value=${form.kind} onInput=${set("kind")} error=${errors.kind} maxLength="32" />
           </div>
-          <${TextInput} id="unit-name" label=${t("dir.name")} value=${form.name} onInput=${set("name")} error=${errors.name} maxLength="200" />
-          <${TextInput} id="unit-name-en" label=${t("dir.nameEn")} value=${form.name_en} onInput=${set("name_en")} maxLength="300" />
-          <${TextInput} id="unit-parent" label=${t("dir.parent")} value=${form.parent} onInput=${set("parent")} error=${errors.parent} maxLength="63" />
+          <${TextField} id="unit-name" label=${t("dir.name")} value=${form.name} onInput=${set("name")} error=${errors.name} maxLength="200" />
+          <${TextField} id="unit-name-en" label=${t("dir.nameEn")} value=${form.name_en} onInput=${set("name_en")} maxLength="300" />
+          <${TextField} id="unit-parent" label=${t("dir.parent")} value=${form.parent} onInput=${set("parent")} error=${errors.parent} maxLength="63" />
           <${ErrorNote} error=${failure} />
           <button type="submit" class="button button-primary">${t("dir.add")}</button>
         </form>`
@@ -234,9 +214,9 @@ function Groups({ admin }) {
     ${admin
       ? html`<form class="panel" novalidate onSubmit=${add} aria-labelledby="group-add-heading">
           <h3 id="group-add-heading">${t("dir.addGroup")}</h3>
-          <${TextInput} id="group-code" label=${t("dir.code")} value=${form.code} onInput=${set("code")} error=${errors.code} maxLength="63" />
-          <${TextInput} id="group-name" label=${t("dir.name")} value=${form.name} onInput=${set("name")} error=${errors.name} maxLength="200" />
-          <${TextInput}
+          <${TextField} id="group-code" label=${t("dir.code")} value=${form.code} onInput=${set("code")} error=${errors.code} maxLength="63" />
+          <${TextField} id="group-name" label=${t("dir.name")} value=${form.name} onInput=${set("name")} error=${errors.name} maxLength="200" />
+          <${TextField}
             id="group-members"
             label=${t("dir.members")}
             hint=${t("dir.membersHint")}

@@ -6,7 +6,6 @@ import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, Table, formatTime, notify, useLoad } from "../core/ui.js";
 import { AdminNav } from "./admin.js";
-import "./style.js";
 
 addMessages({
   zh: {

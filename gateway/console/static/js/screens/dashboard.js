@@ -3,7 +3,7 @@
 // delivery. A count this official has no list for is left out.
 import { html, useCallback, useEffect, useState } from "../core/html.js";
 import { addMessages, t } from "../core/i18n.js";
-import { api } from "../core/api.js";
+import { listAll } from "../core/api.js";
 import { useDeliveries } from "../core/live.js";
 import { session } from "../core/session.js";
 import { ErrorNote, Page, formatTime, notify } from "../core/ui.js";
@@ -31,22 +31,7 @@ addMessages({
   },
 });
 
-const PAGE = 200;
-const MAX_PAGES = 10;
 const DUE_SOON_MS = 24 * 3600 * 1000;
-
-/** Every item of a list endpoint (a few pages at most: these are working lists). */
-export async function listAll(path, query = {}) {
-  const items = [];
-  let cursor;
-  for (let page = 0; page < MAX_PAGES; page += 1) {
-    const answer = await api.get(path, { ...query, limit: PAGE, cursor });
-    items.push(...answer.items);
-    if (!answer.next_cursor || answer.items.length < PAGE) break;
-    cursor = answer.next_cursor;
-  }
-  return items;
-}
 
 /** When a delivery is due: the document's deadline, else the delivery's own due time. */
 export function dueAt(item) {

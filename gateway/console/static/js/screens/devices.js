@@ -3,10 +3,9 @@
 import { html, useState, useEffect } from "../core/html.js";
 import { api } from "../core/api.js";
 import { session } from "../core/session.js";
-import { registerPasskey } from "../core/passkey.js";
+import { registerPasskey, removePasskey } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Page, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -14,7 +13,6 @@ addMessages({
     "devices.title": "我的设备",
     "devices.keys": "密钥",
     "devices.keysHint": "每个浏览器、手机或密钥文件都是单独登记的密钥。丢失设备时请立即吊销。",
-    "devices.label": "名称",
     "devices.kind": "类型",
     "devices.kind.browser": "浏览器",
     "devices.kind.file": "密钥文件",
@@ -30,7 +28,6 @@ addMessages({
     "devices.revokeConfirm": "吊销后该设备立即不能再登录。确定吊销 {label}？",
     "devices.revokeThis": "这是本设备的密钥：吊销后您将立即退出。确定吊销？",
     "devices.yes": "确定吊销",
-    "devices.cancel": "取消",
     "devices.revoked": "已吊销",
     "devices.none": "没有密钥",
     "devices.passkeys": "通行密钥",
@@ -43,7 +40,7 @@ addMessages({
     "devices.remove": "删除",
     "devices.removeLabel": "删除通行密钥 {label}",
     "devices.removed": "已删除通行密钥",
-    "devices.removeNeedsManager": "从本设备删除通行密钥须先用该通行密钥确认；请联系本单位管理员在“管理 · 人员”中删除。",
+    "devices.removeCancelled": "未完成通行密钥确认，未删除。",
     "devices.passkeyCancelled": "未完成通行密钥注册。",
     "devices.setupRequired": "您的角色须使用通行密钥：请先添加一个，才能使用其他功能。",
   },
@@ -52,7 +49,6 @@ addMessages({
     "devices.title": "My devices",
     "devices.keys": "Keys",
     "devices.keysHint": "Each browser, phone or key file is its own enrolled key. Revoke a lost device at once.",
-    "devices.label": "Name",
     "devices.kind": "Kind",
     "devices.kind.browser": "Browser",
     "devices.kind.file": "Key file",
@@ -68,7 +64,6 @@ addMessages({
     "devices.revokeConfirm": "The device can no longer log in. Revoke {label}?",
     "devices.revokeThis": "This is this browser's key: you are logged out at once. Revoke it?",
     "devices.yes": "Revoke",
-    "devices.cancel": "Cancel",
     "devices.revoked": "Revoked",
     "devices.none": "No keys",
     "devices.passkeys": "Passkeys",
@@ -81,7 +76,7 @@ addMessages({
     "devices.remove": "Remove",
     "devices.removeLabel": "Remove passkey {label}",
     "devices.removed": "Passkey removed",
-    "devices.removeNeedsManager": "Removing a passkey from this device needs that passkey's confirmation: ask your department admin to remove it under Admin · Officials.",
+    "devices.removeCancelled": "The passkey check was not completed: nothing was removed.",
     "devices.passkeyCancelled": "The passkey was not registered.",
     "devices.setupRequired": "Your roles need a passkey: add one before anything else.",
   },
@@ -150,7 +145,7 @@ export function KeyList({ official, currentKid, onRevokedCurrent }) {
                 ? html`<div class="confirm" role="group" aria-label=${t("devices.revokeLabel", { label })}>
                     <p>${current ? t("devices.revokeThis") : t("devices.revokeConfirm", { label })}</p>
                     <button type="button" class="button button-danger" onClick=${() => revoke(key)}>${t("devices.yes")}</button>
-                    <button type="button" class="button" onClick=${() => setAsking(null)}>${t("devices.cancel")}</button>
+                    <button type="button" class="button" onClick=${() => setAsking(null)}>${t("common.cancel")}</button>
                   </div>`
                 : null}
             </li>`;
@@ -192,14 +187,15 @@ export function Passkeys({ official, own = false }) {
 
   const remove = async (passkey) => {
     setFailure(null);
+    setHint(null);
     try {
-      await api.del(`${path}/${encodeURIComponent(passkey.id)}`);
+      // One's own passkey, from a console key older than it, is confirmed by a current
+      // passkey (the core asks for it when the server wants it); managers need none.
+      await removePasskey(official, passkey.id);
       notify(t("devices.removed"));
       load();
     } catch (error) {
-      // The core's api.del sends no body, so the step-up that removing one's own passkey
-      // from an older console key takes cannot be sent: a manager may remove it instead.
-      if (error.code === "passkey_required") setHint(t("devices.removeNeedsManager"));
+      if (error && error.name === "NotAllowedError") setHint(t("devices.removeCancelled"));
       else setFailure(error);
     }
   };

@@ -1,12 +1,13 @@
 // 收文: deliveries to my department — to sign for (pending and opened), signed for and
 // returned — with search, urgency marks and deadlines; new deliveries appear as they come.
 import { html, useState } from "../core/html.js";
+import { listAll } from "../core/api.js";
 import { addMessages, t } from "../core/i18n.js";
 import { DepartmentName } from "../core/directory.js";
 import { useDeliveries } from "../core/live.js";
 import { navigate } from "../core/router.js";
 import { ErrorNote, Field, Loading, Page, StateBadge, Table, Urgency, formatTime, useLoad } from "../core/ui.js";
-import { dueAt, listAll } from "./dashboard.js";
+import { dueAt } from "./dashboard.js";
 
 addMessages({
   zh: {

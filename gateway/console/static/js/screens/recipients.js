@@ -2,11 +2,9 @@
 // GET /v1/departments?parent=), the distribution groups, and a search over both. Every
 // choice is a button with aria-pressed, so the picker works with Tab, Enter and Space alone.
 import { html, useState, useEffect } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll } from "../core/api.js";
 import { t, addMessages } from "../core/i18n.js";
 import { Loading } from "../core/ui.js";
-import { listAll } from "./dashboard.js";
-import "./style.js";
 
 addMessages({
   zh: {

@@ -7,18 +7,16 @@ import { api } from "../core/api.js";
 import { signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, Urgency, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
-import { scriptURL } from "../core/trusted.js";
+import { renderPage } from "../core/pdf.js";
 import { checkedDraft, Chain, useOfficialNames } from "./todo.js";
-import "./style.js";
 
 addMessages({
   zh: {
     "nav.seal": "用印",
     "sealing.title": "用印",
     "sealing.empty": "没有等待本单位用印的公文",
-    "sealing.more": "加载更多",
     "sealing.number": "文号：{number}",
     "sealing.drafter": "拟稿人：{name}",
     "sealing.created": "拟稿时间：{time}",
@@ -39,7 +37,6 @@ addMessages({
     "nav.seal": "Seal",
     "sealing.title": "Seal",
     "sealing.empty": "Nothing is waiting for your department's seal",
-    "sealing.more": "Load more",
     "sealing.number": "Number: {number}",
     "sealing.drafter": "Drafter: {name}",
     "sealing.created": "Drafted: {time}",
@@ -57,37 +54,6 @@ addMessages({
     "sealing.passkeyCancelled": "The passkey check was not completed: nothing was sealed.",
   },
 });
-
-/**
- * One page of *bytes* drawn by pdf.js into a PNG blob: URL (the caller revokes it). It
- * shares the worker port of core/pdf.js when that one is running, else starts it the same
- * way (a Trusted Types script URL of the console's own assets, no eval, no WebAssembly).
- */
-async function renderPageImage(bytes, pageIndex) {
-  const lib = await import("../../vendor/pdfjs/pdf.min.mjs");
-  if (!lib.GlobalWorkerOptions.workerPort) {
-    lib.GlobalWorkerOptions.workerPort = new Worker(scriptURL("vendor/pdfjs/pdf.worker.min.mjs"), { type: "module" });
-  }
-  const task = lib.getDocument({
-    data: new Uint8Array(bytes.slice(0)),
-    isEvalSupported: false,
-    useWasm: false,
-    enableXfa: false,
-  });
-  try {
-    const pdf = await task.promise;
-    const page = await pdf.getPage(Math.min(pageIndex + 1, pdf.numPages));
-    const viewport = page.getViewport({ scale: 2 });
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.floor(viewport.width);
-    canvas.height = Math.floor(viewport.height);
-    await page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
-    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
-    return URL.createObjectURL(blob);
-  } finally {
-    await task.destroy();
-  }
-}
 
 async function awaitingSeal(cursor) {
   return api.get("/v1/documents", { box: "awaiting_seal", ...(cursor ? { cursor } : {}) });
@@ -117,18 +83,7 @@ export function useImageUrl(path) {
 }
 
 function SealList() {
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
-  const load = async (more = false) => {
-    try {
-      const page = await awaitingSeal(more ? cursor : null);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages(awaitingSeal);
   useEffect(() => {
     load();
   }, []);
@@ -155,7 +110,7 @@ function SealList() {
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("sealing.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }
 
@@ -166,7 +121,7 @@ function SealPreview({ bytes, seal }) {
   useEffect(() => {
     let made = null;
     let live = true;
-    renderPageImage(bytes, seal.page).then(
+    renderPage(bytes, seal.page).then(
       (url) => {
         made = url;
         if (live) setPage(url);

@@ -2,13 +2,11 @@
 // optional approval chain (核稿 / 会签 / 签发). With a chain the document goes to in_approval;
 // without one only a seal keeper may send, and the gateway seals and dispatches it at once.
 import { html, useState, useEffect, useRef } from "../core/html.js";
-import { api } from "../core/api.js";
+import { api, listAll } from "../core/api.js";
 import { session } from "../core/session.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, notify } from "../core/ui.js";
-import { listAll } from "./dashboard.js";
+import { Page, ErrorNote, TextField, notify } from "../core/ui.js";
 import { RecipientPicker } from "./recipients.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -267,25 +265,6 @@ function metaOf(form, useChain, steps) {
   if (form.deadline) meta.deadline = new Date(form.deadline).toISOString();
   if (useChain) meta.workflow = { steps: steps.map(({ name, mode, assignees }) => ({ name, mode, assignees })) };
   return meta;
-}
-
-function TextField({ id, label, hint, error, value, onInput, required, maxLength }) {
-  const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(" ");
-  return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <input
-      id=${id}
-      type="text"
-      value=${value}
-      required=${required}
-      maxlength=${maxLength}
-      aria-invalid=${error ? "true" : "false"}
-      aria-describedby=${described || undefined}
-      onInput=${(e) => onInput(e.currentTarget.value)}
-    />
-    ${hint ? html`<p id=${`${id}-hint`} class="hint">${hint}</p>` : null}
-    ${error ? html`<p id=${`${id}-error`} class="field-error">${error}</p>` : null}
-  </div>`;
 }
 
 function Done({ result, onAgain }) {

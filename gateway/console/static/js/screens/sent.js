@@ -6,9 +6,8 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { b64urlDecode, signJws } from "../core/jws.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { RecipientPicker, useNames } from "./recipients.js";
-import "./style.js";
 
 addMessages({
   zh: {
@@ -17,7 +16,6 @@ addMessages({
     "sent.search": "按标题或文号搜索",
     "sent.refresh": "刷新",
     "sent.empty": "本单位还没有发出的公文",
-    "sent.more": "加载更多",
     "sent.number": "文号",
     "sent.created": "发出时间",
     "sent.progress": "签收情况：{received}/{total} 已签收，{pending} 待签收，{rejected} 退回",
@@ -33,7 +31,6 @@ addMessages({
     "sent.withdraw": "撤回",
     "sent.withdrawConfirm": "撤回后各单位将不能再签收此件。确定撤回？",
     "sent.withdrawYes": "确定撤回",
-    "sent.cancel": "取消",
     "sent.withdrawn": "已撤回",
     "sent.resend": "补发",
     "sent.resendTitle": "补发给更多单位",
@@ -57,7 +54,6 @@ addMessages({
     "sent.search": "Search by title or number",
     "sent.refresh": "Refresh",
     "sent.empty": "Your department has sent nothing yet",
-    "sent.more": "Load more",
     "sent.number": "Number",
     "sent.created": "Sent",
     "sent.progress": "Receipts: {received}/{total} signed for, {pending} pending, {rejected} returned",
@@ -73,7 +69,6 @@ addMessages({
     "sent.withdraw": "Withdraw",
     "sent.withdrawConfirm": "Recipients will no longer be able to sign for it. Withdraw?",
     "sent.withdrawYes": "Withdraw",
-    "sent.cancel": "Cancel",
     "sent.withdrawn": "Withdrawn",
     "sent.resend": "Resend",
     "sent.resendTitle": "Resend to more units",
@@ -288,7 +283,7 @@ function SentItem({ item, onChanged }) {
         ? html`<div class="confirm" role="group" aria-label=${t("sent.withdraw")}>
             <p>${t("sent.withdrawConfirm")}</p>
             <button type="button" class="button button-danger" onClick=${withdraw}>${t("sent.withdrawYes")}</button>
-            <button type="button" class="button" onClick=${() => setMode(null)}>${t("sent.cancel")}</button>
+            <button type="button" class="button" onClick=${() => setMode(null)}>${t("common.cancel")}</button>
           </div>`
         : null}
       ${failure ? html`<${ErrorNote} error=${failure} />` : null}
@@ -310,25 +305,14 @@ function SentItem({ item, onChanged }) {
 
 export function SentScreen() {
   const [query, setQuery] = useState("");
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
   const queryRef = useRef(query);
   queryRef.current = query;
-
-  const load = async (more = false) => {
-    try {
-      const params = { box: "sent" };
-      if (queryRef.current.trim()) params.q = queryRef.current.trim();
-      if (more && cursor) params.cursor = cursor;
-      const page = await api.get("/v1/documents", params);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-      setFailure(null);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages((cursor) => {
+    const params = { box: "sent" };
+    if (queryRef.current.trim()) params.q = queryRef.current.trim();
+    if (cursor) params.cursor = cursor;
+    return api.get("/v1/documents", params);
+  });
 
   useEffect(() => {
     const timer = setTimeout(() => load(), 250);
@@ -354,6 +338,6 @@ export function SentScreen() {
         : html`<ul class="cards">
             ${items.map((item) => html`<${SentItem} key=${item.id} item=${item} onChanged=${() => load()} />`)}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("sent.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }

@@ -6,19 +6,16 @@ import { api } from "../core/api.js";
 import { sha256Hex, signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify } from "../core/ui.js";
+import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
 import { PdfView } from "../core/pdf.js";
 import { departmentOfficials } from "./send.js";
-import "./style.js";
 
 addMessages({
   zh: {
     "nav.todo": "待办",
     "todo.title": "待办",
     "todo.empty": "没有等待您审批的公文",
-    "todo.loading": "正在加载…",
-    "todo.more": "加载更多",
     "todo.step": "{name}（第{n}步）",
     "todo.drafter": "拟稿人：{name}",
     "todo.deadline": "期限：{time}",
@@ -54,8 +51,6 @@ addMessages({
     "nav.todo": "To do",
     "todo.title": "To do",
     "todo.empty": "Nothing is waiting for your approval",
-    "todo.loading": "Loading…",
-    "todo.more": "Load more",
     "todo.step": "{name} (step {n})",
     "todo.drafter": "Drafter: {name}",
     "todo.deadline": "Deadline: {time}",
@@ -97,18 +92,7 @@ export async function checkedDraft(documentId, expectedSha256) {
 }
 
 function TodoList() {
-  const [items, setItems] = useState(null);
-  const [cursor, setCursor] = useState(null);
-  const [failure, setFailure] = useState(null);
-  const load = async (more = false) => {
-    try {
-      const page = await api.get("/v1/approvals", more && cursor ? { cursor } : undefined);
-      setItems(more && items ? [...items, ...page.items] : page.items);
-      setCursor(page.next_cursor);
-    } catch (error) {
-      setFailure(error);
-    }
-  };
+  const [items, failure, more, load] = usePages((cursor) => api.get("/v1/approvals", cursor ? { cursor } : undefined));
   useEffect(() => {
     load();
   }, []);
@@ -137,7 +121,7 @@ function TodoList() {
               </li>`;
             })}
           </ul>`}
-    ${cursor ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("todo.more")}</button>` : null}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
   </${Page}>`;
 }
 
@@ -289,7 +273,7 @@ function TodoDocument({ id }) {
         </p>`
       : null}
     <div class="doc-layout">
-      <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("todo.loading")}>
+      <section class="draft" aria-label=${draft ? t("todo.draft", { version: draft.version.version }) : t("common.loading")}>
         ${draft === null
           ? failure ? null : html`<${Loading} />`
           : draft.intact
