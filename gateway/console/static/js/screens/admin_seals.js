@@ -8,7 +8,6 @@ import { t, addMessages } from "../core/i18n.js";
 import { Page, Button, Loading, ErrorNote, formatTime, notify } from "../core/ui.js";
 import { AdminNav, useDepartmentChoice } from "./admin.js";
 import { useImageUrl } from "./seal.js";
-import "./style.js";
 
 addMessages({
   zh: {
