@@ -13,7 +13,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from gateway.http.ratelimit import LIMITS
 from gateway.identity.access import AccessLog
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.nonces import NonceIssuers
-from gateway.identity.principal import Caller, Principal
+from gateway.identity.principal import Principal
 from gateway.identity.service import (
     TOKEN_PATH,
     IssuedCode,
@@ -60,6 +59,7 @@ from storage.identity.keys import OfficialKey
 from storage.identity.official_requests import OfficialRequest
 from storage.identity.officials import Official
 from tests.passkeys.support import passkey_service
+from tests.people import Person
 
 JYJ, GAJ, PLATFORM = "yl-jyj", "yl-gaj", "yl"
 ORIGIN = "https://gateway.test:8443"
@@ -84,22 +84,6 @@ def database(module_db_url: str) -> str:
 
     asyncio.run(load())
     return module_db_url
-
-
-@dataclass
-class Person:
-    """An official with its enrolled key, as the gateway would authenticate it."""
-
-    principal: Principal
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def id(self) -> str:
-        return self.principal.official_id
-
-    @property
-    def caller(self) -> Caller:
-        return Caller(self.principal, "POST", "/v1/test", SOURCE)
 
 
 class World:
@@ -150,7 +134,7 @@ class World:
             roles=frozenset(created.official.roles),
             kid=enrolled.kid,
         )
-        return Person(principal, key)
+        return Person(principal, key, method="POST", source=SOURCE)
 
     async def keyless(self, department: str, roles: list[str]) -> NewOfficial:
         async with self.pool.acquire() as connection:
