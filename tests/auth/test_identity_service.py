@@ -10,7 +10,6 @@ leaves behind (rows, audit events, alerts).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -39,7 +38,6 @@ from gateway.identity.service import (
 )
 from keys.challenge import generate_enrollment_code
 from keys.dpop import DpopProof, verify_dpop_proof
-from keys.jws import TYP_DPOP, TYP_ENROLL, TYP_LOGIN, public_jwk, sign_jws
 from keys.keystore import FileKeyStore
 from keys.master import MasterKey
 from storage import directory
@@ -60,6 +58,7 @@ from storage.identity.official_requests import OfficialRequest
 from storage.identity.officials import Official
 from tests.passkeys.support import passkey_service
 from tests.people import Person
+from tests.proofs import dpop_proof, enrollment_proof, login_assertion
 
 JYJ, GAJ, PLATFORM = "yl-jyj", "yl-gaj", "yl"
 ORIGIN = "https://gateway.test:8443"
@@ -153,35 +152,13 @@ class World:
         self, official_id: str, code: str, key: ec.EllipticCurvePrivateKey | None = None
     ) -> OfficialKey:
         key = key or ec.generate_private_key(ec.SECP256R1())
-        proof = sign_jws(
-            {
-                "official": official_id,
-                "enrollment_code": code,
-                "iat": int(time.time()),
-                "jti": uuid.uuid4().hex,
-            },
-            key,
-            typ=TYP_ENROLL,
-            jwk=public_jwk(key.public_key()),
-        )
+        proof = enrollment_proof(key, official_id, code)
         return await self.officials.enroll_key(official_id, proof, source=SOURCE)
 
     async def log_in(self, person: Person) -> TokenGrant:
         nonce = (await self.login.challenge(person.id, SOURCE)).nonce
-        issued_at = int(time.time())
-        assertion = sign_jws(
-            {
-                "iss": person.id,
-                "sub": person.id,
-                "aud": ORIGIN + TOKEN_PATH,
-                "iat": issued_at,
-                "exp": issued_at + 120,
-                "jti": uuid.uuid4().hex,
-                "nonce": nonce,
-            },
-            person.key,
-            typ=TYP_LOGIN,
-            kid=person.principal.kid,
+        assertion = login_assertion(
+            person.key, person.principal.kid, person.id, ORIGIN + TOKEN_PATH, nonce
         )
         return await self.login.log_in(assertion, _prover(person.key), source=SOURCE)
 
@@ -209,17 +186,7 @@ class World:
 
 def _prover(key: ec.EllipticCurvePrivateKey) -> ProofCheck:
     async def prove() -> DpopProof:
-        proof = sign_jws(
-            {
-                "jti": uuid.uuid4().hex,
-                "htm": "POST",
-                "htu": ORIGIN + TOKEN_PATH,
-                "iat": int(time.time()),
-            },
-            key,
-            typ=TYP_DPOP,
-            jwk=public_jwk(key.public_key()),
-        )
+        proof = dpop_proof(key, "POST", ORIGIN + TOKEN_PATH)
         return verify_dpop_proof(proof, method="POST", url=ORIGIN + TOKEN_PATH, now=_now())
 
     return prove
