@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import pkcs11
 from asn1crypto import core
@@ -186,7 +186,34 @@ class _Session:
                     _clear_openssl_errors()
 
 
-class TokenEcKey(ec.EllipticCurvePrivateKey):
+class _InToken:
+    """What both token key types share: the private key never leaves the token (no export,
+    no pickling), and a copy is the same handle."""
+
+    _session: _Session
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _refuse()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        _refuse()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(token={self._session.label!r})"
+
+
+class TokenEcKey(_InToken, ec.EllipticCurvePrivateKey):
     """A P-256 key in the token: ``sign`` (ECDSA, SHA-256 or prehashed) goes to the token."""
 
     def __init__(self, session: _Session, key: Any, public: ec.EllipticCurvePublicKey) -> None:
@@ -232,31 +259,11 @@ class TokenEcKey(ec.EllipticCurvePrivateKey):
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         _refuse()
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse()
-
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         _refuse()
 
-    def __copy__(self) -> TokenEcKey:
-        return self
 
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenEcKey:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        _refuse()
-
-    def __repr__(self) -> str:
-        return f"TokenEcKey(token={self._session.label!r})"
-
-
-class TokenEd25519Key(ed25519.Ed25519PrivateKey):
+class TokenEd25519Key(_InToken, ed25519.Ed25519PrivateKey):
     """An Ed25519 key in the token: ``sign`` is pure EdDSA (``CKM_EDDSA``) in the token."""
 
     def __init__(self, session: _Session, key: Any, public: ed25519.Ed25519PublicKey) -> None:
@@ -274,28 +281,8 @@ class TokenEd25519Key(ed25519.Ed25519PrivateKey):
         )
         return signature
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse()
-
     def private_bytes_raw(self) -> bytes:
         _refuse()
-
-    def __copy__(self) -> TokenEd25519Key:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenEd25519Key:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        _refuse()
-
-    def __repr__(self) -> str:
-        return f"TokenEd25519Key(token={self._session.label!r})"
 
 
 def _point(ec_point: bytes) -> bytes:

@@ -314,22 +314,11 @@ class Session:
         self, method: str, path: str, *, access_token: str | None = None, **claims: object
     ) -> str:
         """A DPoP proof for ``method path`` (``htu`` = the public URL + path)."""
-        import time
-        import uuid
+        from tests.proofs import dpop_proof
 
-        from keys.dpop import access_token_hash
-        from keys.jws import TYP_DPOP, public_jwk, sign_jws
-
-        payload: dict[str, object] = {
-            "jti": uuid.uuid4().hex,
-            "htm": method,
-            "htu": self.gateway.base_url + path.split("?", 1)[0],
-            "iat": int(time.time()),
-        }
-        if access_token is not None:
-            payload["ath"] = access_token_hash(access_token)
-        payload.update(claims)
-        return sign_jws(payload, self.key, typ=TYP_DPOP, jwk=public_jwk(self.key.public_key()))
+        return dpop_proof(
+            self.key, method, self.gateway.base_url + path, access_token=access_token, **claims
+        )
 
     def headers(self, method: str, path: str) -> dict[str, str]:
         return {
@@ -353,22 +342,9 @@ class Session:
     # --- the login steps, usable one by one by tests of the login itself ---
 
     def enroll(self, enrollment_code: str) -> httpx.Response:
-        import time
-        import uuid
+        from tests.proofs import enrollment_proof
 
-        from keys.jws import TYP_ENROLL, public_jwk, sign_jws
-
-        proof = sign_jws(
-            {
-                "official": self.official_id,
-                "enrollment_code": enrollment_code,
-                "iat": int(time.time()),
-                "jti": uuid.uuid4().hex,
-            },
-            self.key,
-            typ=TYP_ENROLL,
-            jwk=public_jwk(self.key.public_key()),
-        )
+        proof = enrollment_proof(self.key, self.official_id, enrollment_code)
         return self.client.post(f"/v1/officials/{self.official_id}/keys", json={"proof": proof})
 
     def challenge(self) -> str:
@@ -378,23 +354,10 @@ class Session:
         return nonce
 
     def assertion(self, nonce: str, **claims: object) -> str:
-        import time
-        import uuid
+        from tests.proofs import login_assertion
 
-        from keys.jws import TYP_LOGIN, sign_jws
-
-        now = int(time.time())
-        payload: dict[str, object] = {
-            "iss": self.official_id,
-            "sub": self.official_id,
-            "aud": self.gateway.base_url + "/v1/auth/token",
-            "iat": now,
-            "exp": now + 120,
-            "jti": uuid.uuid4().hex,
-            "nonce": nonce,
-        }
-        payload.update(claims)
-        return sign_jws(payload, self.key, typ=TYP_LOGIN, kid=self.kid)
+        audience = self.gateway.base_url + "/v1/auth/token"
+        return login_assertion(self.key, self.kid, self.official_id, audience, nonce, **claims)
 
     def token_request(self, form: dict[str, str], *, dpop: str | None = None) -> httpx.Response:
         proof = dpop or self.proof("POST", "/v1/auth/token")

@@ -10,10 +10,8 @@ leaves behind (rows, audit events, alerts).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from gateway.http.ratelimit import LIMITS
 from gateway.identity.access import AccessLog
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.nonces import NonceIssuers
-from gateway.identity.principal import Caller, Principal
+from gateway.identity.principal import Principal
 from gateway.identity.service import (
     TOKEN_PATH,
     IssuedCode,
@@ -40,7 +38,6 @@ from gateway.identity.service import (
 )
 from keys.challenge import generate_enrollment_code
 from keys.dpop import DpopProof, verify_dpop_proof
-from keys.jws import TYP_DPOP, TYP_ENROLL, TYP_LOGIN, public_jwk, sign_jws
 from keys.keystore import FileKeyStore
 from keys.master import MasterKey
 from storage import directory
@@ -60,6 +57,8 @@ from storage.identity.keys import OfficialKey
 from storage.identity.official_requests import OfficialRequest
 from storage.identity.officials import Official
 from tests.passkeys.support import passkey_service
+from tests.people import Person
+from tests.proofs import dpop_proof, enrollment_proof, login_assertion
 
 JYJ, GAJ, PLATFORM = "yl-jyj", "yl-gaj", "yl"
 ORIGIN = "https://gateway.test:8443"
@@ -84,22 +83,6 @@ def database(module_db_url: str) -> str:
 
     asyncio.run(load())
     return module_db_url
-
-
-@dataclass
-class Person:
-    """An official with its enrolled key, as the gateway would authenticate it."""
-
-    principal: Principal
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def id(self) -> str:
-        return self.principal.official_id
-
-    @property
-    def caller(self) -> Caller:
-        return Caller(self.principal, "POST", "/v1/test", SOURCE)
 
 
 class World:
@@ -150,7 +133,7 @@ class World:
             roles=frozenset(created.official.roles),
             kid=enrolled.kid,
         )
-        return Person(principal, key)
+        return Person(principal, key, method="POST", source=SOURCE)
 
     async def keyless(self, department: str, roles: list[str]) -> NewOfficial:
         async with self.pool.acquire() as connection:
@@ -169,35 +152,13 @@ class World:
         self, official_id: str, code: str, key: ec.EllipticCurvePrivateKey | None = None
     ) -> OfficialKey:
         key = key or ec.generate_private_key(ec.SECP256R1())
-        proof = sign_jws(
-            {
-                "official": official_id,
-                "enrollment_code": code,
-                "iat": int(time.time()),
-                "jti": uuid.uuid4().hex,
-            },
-            key,
-            typ=TYP_ENROLL,
-            jwk=public_jwk(key.public_key()),
-        )
+        proof = enrollment_proof(key, official_id, code)
         return await self.officials.enroll_key(official_id, proof, source=SOURCE)
 
     async def log_in(self, person: Person) -> TokenGrant:
         nonce = (await self.login.challenge(person.id, SOURCE)).nonce
-        issued_at = int(time.time())
-        assertion = sign_jws(
-            {
-                "iss": person.id,
-                "sub": person.id,
-                "aud": ORIGIN + TOKEN_PATH,
-                "iat": issued_at,
-                "exp": issued_at + 120,
-                "jti": uuid.uuid4().hex,
-                "nonce": nonce,
-            },
-            person.key,
-            typ=TYP_LOGIN,
-            kid=person.principal.kid,
+        assertion = login_assertion(
+            person.key, person.principal.kid, person.id, ORIGIN + TOKEN_PATH, nonce
         )
         return await self.login.log_in(assertion, _prover(person.key), source=SOURCE)
 
@@ -225,17 +186,7 @@ class World:
 
 def _prover(key: ec.EllipticCurvePrivateKey) -> ProofCheck:
     async def prove() -> DpopProof:
-        proof = sign_jws(
-            {
-                "jti": uuid.uuid4().hex,
-                "htm": "POST",
-                "htu": ORIGIN + TOKEN_PATH,
-                "iat": int(time.time()),
-            },
-            key,
-            typ=TYP_DPOP,
-            jwk=public_jwk(key.public_key()),
-        )
+        proof = dpop_proof(key, "POST", ORIGIN + TOKEN_PATH)
         return verify_dpop_proof(proof, method="POST", url=ORIGIN + TOKEN_PATH, now=_now())
 
     return prove

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from gateway.app import create_app
@@ -27,43 +26,25 @@ from gateway.exchange.boxes import BoxEntry, BoxQuery, DocumentBoxService
 from gateway.exchange.handlers import EXCHANGE
 from gateway.exchange.meta import parse_meta
 from gateway.exchange.service import ExchangeService, InboxQuery
-from gateway.identity import service as identity
 from gateway.identity.errors import NotFound
 from gateway.identity.official_handlers import OFFICIALS
-from gateway.identity.principal import Caller, Principal
 from gateway.identity.service import OfficialQuery, OfficialsService
 from gateway.paging import Page
 from gateway.runtime import Runtime, open_runtime
 from gateway.sealing.handlers import SEALS
 from gateway.workflow.handlers import WORKFLOW
 from gateway.workflow.service import WorkflowService
-from keys.jws import TYP_APPROVAL, jwk_thumbprint, public_jwk, sign_jws
+from keys.jws import TYP_APPROVAL, sign_jws
 from storage import documents
-from storage.audit_outbox import OutboxSink
-from storage.identity import keys
 from storage.identity.officials import ListedOfficial
 from storage.workflow import WaitingStep
 from tests.conftest import gateway_database_env
+from tests.people import Person, new_person
 from tests.seals.seal_corpus import reportlab_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 A, B = "yl-bgs", "yl-fgw"
-SOURCE = "192.0.2.9"
-
-
-@dataclass(frozen=True)
-class Person:
-    principal: Principal
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def id(self) -> str:
-        return self.principal.official_id
-
-    @property
-    def caller(self) -> Caller:
-        return Caller(self.principal, "GET", "/v1/test", SOURCE)
 
 
 @dataclass
@@ -78,40 +59,15 @@ class World:
     async def person(
         self, department: str, roles: list[str], *, name: str = "官员", key: bool = True
     ) -> Person:
-        now = datetime.now(UTC)
-        private = ec.generate_private_key(ec.SECP256R1())
-        kid = jwk_thumbprint(private.public_key())
         async with self.runtime.pool.acquire() as connection:
-            created = await identity.create_official(
+            return await new_person(
                 connection,
+                department,
+                roles,
                 name=name,
-                department=department,
-                roles=roles,
-                now=now,
-                audit=OutboxSink(),
-                actor=None,
+                with_key=key,
+                token_lifetime=timedelta(minutes=15),
             )
-            if key:
-                await keys.insert_key(
-                    connection,
-                    kid=kid,
-                    official_id=created.official.id,
-                    public_jwk=public_jwk(private.public_key()),
-                    now=now,
-                    code_issued_by=None,
-                    code_cosigned_by=None,
-                    added_by_other=False,
-                    code_inherited_handlers=(),
-                )
-        principal = Principal(
-            created.official.id,
-            name,
-            department,
-            frozenset(roles),
-            kid,
-            token_expires_at=now + timedelta(minutes=15),
-        )
-        return Person(principal, private)
 
     async def send(
         self,

@@ -27,18 +27,10 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keys.dpop import access_token_hash
-from keys.jws import (
-    TYP_DPOP,
-    TYP_ENROLL,
-    TYP_LOGIN,
-    TYP_RECEIPT,
-    jwk_thumbprint,
-    public_jwk,
-    sign_jws,
-)
+from keys.jws import TYP_RECEIPT, jwk_thumbprint, sign_jws
 from storage.db import connect
 from tests.load.cluster import Cluster
+from tests.proofs import JWT_BEARER, dpop_proof, enrollment_proof, login_assertion
 
 WAIT_SECONDS = 5  # long-poll wait: short, so a worker sees the deadline soon
 
@@ -94,15 +86,12 @@ class Client:
         return next(self._turn) % len(self.http)
 
     def proof(self, method: str, path: str) -> str:
-        payload: dict[str, object] = {
-            "jti": uuid.uuid4().hex,
-            "htm": method,
-            "htu": self.cluster.public_url + path.split("?", 1)[0],
-            "iat": int(time.time()),
-        }
-        if self.access_token:
-            payload["ath"] = access_token_hash(self.access_token)
-        return sign_jws(payload, self.key, typ=TYP_DPOP, jwk=public_jwk(self.key.public_key()))
+        return dpop_proof(
+            self.key,
+            method,
+            self.cluster.public_url + path,
+            access_token=self.access_token or None,
+        )
 
     def headers(self, method: str, path: str) -> dict[str, str]:
         return {"Authorization": f"DPoP {self.access_token}", "DPoP": self.proof(method, path)}
@@ -132,17 +121,7 @@ class Client:
         return response
 
     async def login(self, enrollment_code: str) -> None:
-        enroll = sign_jws(
-            {
-                "official": self.official_id,
-                "enrollment_code": enrollment_code,
-                "iat": int(time.time()),
-                "jti": uuid.uuid4().hex,
-            },
-            self.key,
-            typ=TYP_ENROLL,
-            jwk=public_jwk(self.key.public_key()),
-        )
+        enroll = enrollment_proof(self.key, self.official_id, enrollment_code)
         enrolled = await self.request(
             "POST /v1/officials/{id}/keys",
             "POST",
@@ -159,20 +138,12 @@ class Client:
             json={"subject": self.official_id},
         )
         assert challenged.status_code == 200, challenged.text
-        now = int(time.time())
-        assertion = sign_jws(
-            {
-                "iss": self.official_id,
-                "sub": self.official_id,
-                "aud": self.cluster.public_url + "/v1/auth/token",
-                "iat": now,
-                "exp": now + 120,
-                "jti": uuid.uuid4().hex,
-                "nonce": challenged.json()["nonce"],
-            },
+        assertion = login_assertion(
             self.key,
-            typ=TYP_LOGIN,
-            kid=self.kid,
+            self.kid,
+            self.official_id,
+            self.cluster.public_url + "/v1/auth/token",
+            challenged.json()["nonce"],
         )
         token = await self.request(
             "POST /v1/auth/token",
@@ -180,7 +151,7 @@ class Client:
             "/v1/auth/token",
             auth=False,
             data={
-                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "grant_type": JWT_BEARER,
                 "assertion": assertion,
             },
             headers={"DPoP": self.proof("POST", "/v1/auth/token")},

@@ -16,17 +16,17 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keys.jws import TYP_ENROLL, TYP_RECEIPT, TYP_SEAL, public_jwk, sign_jws
+from keys.jws import TYP_RECEIPT, TYP_SEAL, sign_jws
 from storage.db import connect
 from tests.conftest import Gateway, Session, create_official_in_db, login_as
 from tests.exchange.conftest import SENDER, issue_seal, meta_for, send
+from tests.proofs import JWT_BEARER, enrollment_proof
 from tests.seals.seal_corpus import reportlab_pdf
 from tests.softauthn import SoftAuthenticator, challenge_for, unb64url
 from tests.workflow.conftest import approval_jws
 
 RECIPIENT = "yl-jyj"
 OTHER = "yl-gaj"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 class Console(Session):
@@ -37,17 +37,7 @@ class Console(Session):
         self.authenticator = SoftAuthenticator(gateway.base_url)
 
     def enroll(self, enrollment_code: str) -> httpx.Response:
-        proof = sign_jws(
-            {
-                "official": self.official_id,
-                "enrollment_code": enrollment_code,
-                "iat": int(time.time()),
-                "jti": uuid.uuid4().hex,
-            },
-            self.key,
-            typ=TYP_ENROLL,
-            jwk=public_jwk(self.key.public_key()),
-        )
+        proof = enrollment_proof(self.key, self.official_id, enrollment_code)
         body = {"proof": proof, "device": {"kind": "browser", "label": "Chromium, Linux"}}
         return self.client.post(f"/v1/officials/{self.official_id}/keys", json=body)
 

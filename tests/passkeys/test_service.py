@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import load_settings
-from gateway.identity import service as identity
 from gateway.identity.principal import Caller, Principal
 from gateway.passkeys.errors import InvalidPasskey, StepUpRequired
 from gateway.passkeys.service import PasskeyService, removal_text
 from gateway.runtime import Runtime, open_runtime
-from keys.jws import jwk_thumbprint, public_jwk
-from storage.audit_outbox import OutboxSink
-from storage.identity import keys
 from tests.conftest import gateway_database_env
 from tests.passkeys.support import passkey_service
+from tests.people import new_person
 from tests.softauthn import SoftAuthenticator
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -41,34 +37,9 @@ class World:
 
     async def official(self, roles: list[str], *, device: str = "browser") -> Principal:
         """An official with one enrolled key of kind *device*."""
-        now = datetime.now(UTC)
-        key = ec.generate_private_key(ec.SECP256R1())
-        kid = jwk_thumbprint(key.public_key())
         async with self.runtime.pool.acquire() as connection:
-            created = await identity.create_official(
-                connection,
-                name="官员" + uuid.uuid4().hex[:6],
-                department=DEPARTMENT,
-                roles=roles,
-                now=now,
-                audit=OutboxSink(),
-                actor=None,
-            )
-            await keys.insert_key(
-                connection,
-                kid=kid,
-                official_id=created.official.id,
-                public_jwk=public_jwk(key.public_key()),
-                now=now,
-                code_issued_by=None,
-                code_cosigned_by=None,
-                added_by_other=False,
-                code_inherited_handlers=(),
-                device_kind=device,
-            )
-        return Principal(
-            created.official.id, "官员", DEPARTMENT, frozenset(roles), kid, device_kind=device
-        )
+            person = await new_person(connection, DEPARTMENT, roles, device_kind=device)
+        return person.principal
 
     async def register(self, principal: Principal, authenticator: SoftAuthenticator) -> uuid.UUID:
         caller = Caller(principal, "POST", "/v1/passkeys", "127.0.0.1")

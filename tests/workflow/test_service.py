@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import load_settings
 from gateway.exchange.errors import (
@@ -29,8 +28,6 @@ from gateway.exchange.errors import (
 )
 from gateway.exchange.meta import parse_meta
 from gateway.exchange.service import Later, SentDocument
-from gateway.identity import service as officials
-from gateway.identity.auth import Principal
 from gateway.pki.crls import CrlCache
 from gateway.runtime import Runtime, open_runtime
 from gateway.sealing.sealer import DepartmentSealer, SealSigners, issue_seal
@@ -44,31 +41,21 @@ from gateway.workflow.service import (
     check_workflow,
     record_submission,
 )
-from keys.jws import TYP_APPROVAL, InvalidSignatureError, jwk_thumbprint, public_jwk, sign_jws
+from keys.jws import TYP_APPROVAL, InvalidSignatureError, sign_jws
 from seals.pdfcheck import NotAPdf
 from storage import idempotency
-from storage.audit_outbox import OutboxSink
 from storage.db import DbConnection, connect
-from storage.identity import keys
 from storage.objects import PutResult
 from tests.conftest import gateway_database_env
 from tests.passkeys.support import passkey_service
+from tests.people import Person as Official
+from tests.people import new_person
 from tests.seals.seal_corpus import reportlab_pdf
 
 SENDER, RECIPIENT, OTHER = "yl-bgs", "yl-jyj", "yl-gaj"
 NUMBERS = itertools.count(700)
 T = TypeVar("T")
 PDF = reportlab_pdf(pages=1)
-
-
-@dataclass(frozen=True)
-class Official:
-    principal: Principal
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def id(self) -> str:
-        return self.principal.official_id
 
 
 @dataclass
@@ -79,34 +66,8 @@ class World:
 
     async def official(self, roles: list[str], department: str = SENDER) -> Official:
         """An active official with an enrolled key, as the storage layer makes one."""
-        now = datetime.now(UTC)
-        key = ec.generate_private_key(ec.SECP256R1())
-        kid = jwk_thumbprint(key.public_key())
         async with self.runtime.pool.acquire() as connection:
-            created = await officials.create_official(
-                connection,
-                name="官员" + uuid.uuid4().hex[:6],
-                department=department,
-                roles=roles,
-                now=now,
-                audit=OutboxSink(),
-                actor=None,
-            )
-            await keys.insert_key(
-                connection,
-                kid=kid,
-                official_id=created.official.id,
-                public_jwk=public_jwk(key.public_key()),
-                now=now,
-                code_issued_by=None,
-                code_cosigned_by=None,
-                added_by_other=False,
-                code_inherited_handlers=(),
-            )
-        principal = Principal(
-            created.official.id, created.official.name, department, frozenset(roles), kid
-        )
-        return Official(principal, key)
+            return await new_person(connection, department, roles)
 
     async def stored(self, data: bytes) -> PutResult:
         return await self.runtime.objects.put(chunks_of(data), max_bytes=len(data) + 1)

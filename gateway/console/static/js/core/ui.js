@@ -195,6 +195,40 @@ export function usePages(fetchPage) {
   return [state.items, state.failure, Boolean(state.cursor), load];
 }
 
+/**
+ * One document of a list as a card: its title, a line of facts (the urgency, then
+ * *children*) and the button *open* that leads to *href*; *idPrefix* keeps heading ids apart.
+ */
+export function DocumentCard({ doc, idPrefix, href, open, children }) {
+  const headingId = `${idPrefix}-${doc.id}`;
+  return html`<li class="panel card" data-document=${doc.id}>
+    <article aria-labelledby=${headingId}>
+      <h2 id=${headingId}>${doc.title}</h2>
+      <p class="doc-line">
+        <${Urgency} value=${doc.urgency} />
+        ${children}
+      </p>
+      <a class="button button-primary" href=${href} aria-describedby=${headingId}>${open}</a>
+    </article>
+  </li>`;
+}
+
+/**
+ * A list from usePages as cards: its failure, then loading, the *empty* text or one card per
+ * item (*card(item)* answers its <li>), then "load more" while there is more.
+ */
+export function CardList({ items, failure, more, load, empty, card }) {
+  return html`${failure ? html`<${ErrorNote} error=${failure} />` : null}
+    ${items === null
+      ? failure ? null : html`<${Loading} />`
+      : items.length === 0
+        ? html`<p class="empty">${empty}</p>`
+        : html`<ul class="cards">
+            ${items.map(card)}
+          </ul>`}
+    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}`;
+}
+
 export function Loading() {
   return html`<p class="loading" role="status" aria-busy="true">${t("common.loading")}</p>`;
 }

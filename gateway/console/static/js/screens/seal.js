@@ -7,7 +7,7 @@ import { api } from "../core/api.js";
 import { signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, formatTime, notify, usePages } from "../core/ui.js";
+import { Page, Loading, ErrorNote, CardList, DocumentCard, Urgency, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
 import { renderPage } from "../core/pdf.js";
 import { checkedDraft, Chain, useOfficialNames } from "./todo.js";
@@ -88,29 +88,18 @@ function SealList() {
     load();
   }, []);
   return html`<${Page} title=${t("sealing.title")}>
-    ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
-      ? failure ? null : html`<${Loading} />`
-      : items.length === 0
-        ? html`<p class="empty">${t("sealing.empty")}</p>`
-        : html`<ul class="cards">
-            ${items.map((doc) => {
-              const headingId = `seal-${doc.id}`;
-              return html`<li class="panel card" key=${doc.id} data-document=${doc.id}>
-                <article aria-labelledby=${headingId}>
-                  <h2 id=${headingId}>${doc.title}</h2>
-                  <p class="doc-line">
-                    <${Urgency} value=${doc.urgency} />
-                    <span>${t("sealing.number", { number: doc.doc_number })}</span>
-                    <span>${t("sealing.drafter", { name: doc.drafter.name })}</span>
-                    <span>${t("sealing.created", { time: formatTime(doc.created_at) })}</span>
-                  </p>
-                  <a class="button button-primary" href=${`#/seal/${doc.id}`} aria-describedby=${headingId}>${t("sealing.open")}</a>
-                </article>
-              </li>`;
-            })}
-          </ul>`}
-    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    <${CardList}
+      items=${items}
+      failure=${failure}
+      more=${more}
+      load=${load}
+      empty=${t("sealing.empty")}
+      card=${(doc) => html`<${DocumentCard} key=${doc.id} doc=${doc} idPrefix="seal" href=${`#/seal/${doc.id}`} open=${t("sealing.open")}>
+        <span>${t("sealing.number", { number: doc.doc_number })}</span>
+        <span>${t("sealing.drafter", { name: doc.drafter.name })}</span>
+        <span>${t("sealing.created", { time: formatTime(doc.created_at) })}</span>
+      </${DocumentCard}>`}
+    />
   </${Page}>`;
 }
 

@@ -6,7 +6,7 @@ import { api } from "../core/api.js";
 import { session } from "../core/session.js";
 import { b64urlDecode, signJws } from "../core/jws.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, ErrorNote, Loading, Table, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
+import { Page, ErrorNote, Loading, CardList, Table, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { RecipientPicker, useNames } from "./recipients.js";
 
 addMessages({
@@ -330,14 +330,13 @@ export function SentScreen() {
       <label for="sent-search">${t("sent.search")}</label>
       <input id="sent-search" type="search" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
     </div>
-    ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
-      ? failure ? null : html`<${Loading} />`
-      : items.length === 0
-        ? html`<p class="empty">${t("sent.empty")}</p>`
-        : html`<ul class="cards">
-            ${items.map((item) => html`<${SentItem} key=${item.id} item=${item} onChanged=${() => load()} />`)}
-          </ul>`}
-    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    <${CardList}
+      items=${items}
+      failure=${failure}
+      more=${more}
+      load=${load}
+      empty=${t("sent.empty")}
+      card=${(item) => html`<${SentItem} key=${item.id} item=${item} onChanged=${() => load()} />`}
+    />
   </${Page}>`;
 }

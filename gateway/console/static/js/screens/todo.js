@@ -6,7 +6,7 @@ import { api } from "../core/api.js";
 import { sha256Hex, signJws } from "../core/jws.js";
 import { stepUp } from "../core/passkey.js";
 import { t, addMessages } from "../core/i18n.js";
-import { Page, Loading, ErrorNote, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
+import { Page, Loading, ErrorNote, CardList, DocumentCard, Urgency, StateBadge, formatTime, notify, usePages } from "../core/ui.js";
 import { navigate } from "../core/router.js";
 import { PdfView } from "../core/pdf.js";
 import { departmentOfficials } from "./send.js";
@@ -97,31 +97,19 @@ function TodoList() {
     load();
   }, []);
   return html`<${Page} title=${t("todo.title")}>
-    ${failure ? html`<${ErrorNote} error=${failure} />` : null}
-    ${items === null
-      ? failure ? null : html`<${Loading} />`
-      : items.length === 0
-        ? html`<p class="empty">${t("todo.empty")}</p>`
-        : html`<ul class="cards">
-            ${items.map((item) => {
-              const doc = item.document;
-              const headingId = `todo-${doc.id}`;
-              return html`<li class="panel card" key=${doc.id} data-document=${doc.id}>
-                <article aria-labelledby=${headingId}>
-                  <h2 id=${headingId}>${doc.title}</h2>
-                  <p class="doc-line">
-                    <${Urgency} value=${doc.urgency} />
-                    <span>${t("todo.number", { number: doc.doc_number })}</span>
-                    <span>${t("todo.step", { name: item.step.name, n: item.step.index + 1 })}</span>
-                    <span>${t("todo.drafter", { name: doc.drafter.name })}</span>
-                    ${doc.deadline ? html`<span>${t("todo.deadline", { time: formatTime(doc.deadline) })}</span>` : null}
-                  </p>
-                  <a class="button button-primary" href=${`#/todo/${doc.id}`} aria-describedby=${headingId}>${t("todo.open")}</a>
-                </article>
-              </li>`;
-            })}
-          </ul>`}
-    ${more ? html`<button type="button" class="button" onClick=${() => load(true)}>${t("common.more")}</button>` : null}
+    <${CardList}
+      items=${items}
+      failure=${failure}
+      more=${more}
+      load=${load}
+      empty=${t("todo.empty")}
+      card=${({ document: doc, step }) => html`<${DocumentCard} key=${doc.id} doc=${doc} idPrefix="todo" href=${`#/todo/${doc.id}`} open=${t("todo.open")}>
+        <span>${t("todo.number", { number: doc.doc_number })}</span>
+        <span>${t("todo.step", { name: step.name, n: step.index + 1 })}</span>
+        <span>${t("todo.drafter", { name: doc.drafter.name })}</span>
+        ${doc.deadline ? html`<span>${t("todo.deadline", { time: formatTime(doc.deadline) })}</span>` : null}
+      </${DocumentCard}>`}
+    />
   </${Page}>`;
 }
 
