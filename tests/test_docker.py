@@ -33,6 +33,9 @@ OPERATOR_SECRETS = {
 }
 
 
+GATEWAYS = ("gateway-1", "gateway-2", "gateway-3")
+
+
 def _resolved(environment: dict[str, object]) -> dict[str, str]:
     """The variables an operator must supply, substituted as compose would."""
     resolved = {}
@@ -51,20 +54,39 @@ def _compose() -> dict[str, object]:
     return document
 
 
-def test_compose_has_two_gateways_postgres_minio_and_a_proxy() -> None:
+def test_compose_has_three_gateways_postgres_minio_and_a_proxy() -> None:
     services = _compose()["services"]
     assert isinstance(services, dict)
-    gateways = [name for name in services if name.startswith("gateway")]
-    assert len(gateways) == 2
+    gateways = sorted(name for name in services if name.startswith("gateway"))
+    assert gateways == list(GATEWAYS)
     assert {"postgres", "minio", "proxy"} <= services.keys()
+    assert services["proxy"]["depends_on"] == list(GATEWAYS)
+    proxied = (REPO / "docker" / "haproxy.cfg").read_text()
+    for name in GATEWAYS:
+        assert f"server {name} {name}:8443 send-proxy-v2" in proxied, name
     assert (REPO / "docker" / "haproxy.cfg").is_file()
     assert (REPO / "docker" / "Dockerfile").is_file()
+
+
+def test_postgres_archives_every_wal_segment_once_for_point_in_time_recovery() -> None:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    postgres = services["postgres"]
+    flags, values = postgres["command"][1::2], postgres["command"][2::2]
+    assert set(flags) == {"-c"}
+    settings = dict(value.split("=", 1) for value in values)
+    assert postgres["command"][0] == "postgres"
+    assert settings["archive_mode"] == "on" and settings["wal_level"] == "replica"
+    archive = settings["archive_command"]
+    # Never overwrite a segment already archived; a half-copied file is never taken for one.
+    assert archive.startswith("test ! -f ") and "%f.tmp" in archive and " mv " in archive
+    assert any(v.endswith(":/var/lib/postgresql/wal-archive") for v in postgres["volumes"])
 
 
 def test_every_gateway_gets_a_valid_production_configuration() -> None:
     services = _compose()["services"]
     assert isinstance(services, dict)
-    for name in ("gateway-1", "gateway-2"):
+    for name in GATEWAYS:
         environment = services[name]["environment"]
         assert environment.keys() >= REQUIRED_IN_PRODUCTION, name
         settings = load_settings(_resolved(environment))
@@ -76,7 +98,7 @@ def test_gateways_log_in_as_the_application_login_and_only_migrate_sees_the_owne
     """Issue 16 item 5: the gateways' login is not the owner and never learns its password."""
     services = _compose()["services"]
     assert isinstance(services, dict)
-    for name in ("gateway-1", "gateway-2"):
+    for name in GATEWAYS:
         settings = load_settings(_resolved(services[name]["environment"]))
         assert settings.database_url is not None
         assert urlsplit(settings.database_url).username == APP_ROLE, name
@@ -117,13 +139,13 @@ def test_haproxy_sends_proxy_v2_from_the_address_the_gateways_trust() -> None:
         for line in (REPO / "docker" / "haproxy.cfg").read_text("utf-8").splitlines()
         if line.strip().startswith("server ")
     ]
-    assert len(servers) == 2
+    assert len(servers) == len(GATEWAYS)
     for words in servers:
         assert "send-proxy-v2" in words and "check-send-proxy" in words, words
     services = _compose()["services"]
     assert isinstance(services, dict)
     proxy_address = ipaddress.ip_address(services["proxy"]["networks"]["default"]["ipv4_address"])
-    for name in ("gateway-1", "gateway-2"):
+    for name in GATEWAYS:
         trusted = load_settings(
             {"SEALHUB_TRUSTED_PROXIES": services[name]["environment"]["SEALHUB_TRUSTED_PROXIES"]}
         ).trusted_proxies
